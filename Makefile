@@ -1,0 +1,52 @@
+# Patuh: two commands do all set-up on a fresh Debian machine with Python 3.11.
+#   make demo   demo data -> data/patuh.duckdb, compliance run, report, dashboard on :8050
+#   make test   ruff, mypy --strict pipeline/, import contract, pytest
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+UV := $(VENV)/bin/uv
+RUN := $(UV) run --frozen --no-sync
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PM4PY_SHOW_PROGRESS_BAR := False
+
+.PHONY: demo test lint typecheck contracts pytest bench clean browser-deps
+
+$(VENV)/bin/python:
+	$(PY) -m venv $(VENV)
+
+$(UV): | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+
+$(VENV)/.synced-main: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev -q
+	touch $@
+
+$(VENV)/.synced-dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev -q
+	touch $@ $(VENV)/.synced-main
+
+demo: $(VENV)/.synced-main
+	$(RUN) patuh demo $(ARGS)
+
+lint: $(VENV)/.synced-dev
+	$(RUN) ruff check pipeline dashboards tests bench
+
+typecheck: $(VENV)/.synced-dev
+	$(RUN) mypy --strict pipeline
+
+contracts: $(VENV)/.synced-dev
+	$(RUN) lint-imports
+
+pytest: $(VENV)/.synced-dev browser-deps
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test: lint typecheck contracts pytest
+
+browser-deps:
+	@bash tests/install_browser.sh
+
+bench: $(VENV)/.synced-dev
+	$(RUN) python -m bench.run $(if $(QUICK),--quick,) $(if $(SIZES),--sizes $(SIZES),)
+
+clean:
+	rm -rf $(VENV) data/patuh.duckdb data/published data/demo

@@ -1,0 +1,167 @@
+-- Patuh database contract (DESIGN section 5). Every table and view lives here, in one place.
+-- Applied idempotently by pipeline.db.connect(); a new column is added with ALTER TABLE below the
+-- CREATE, never by editing a CREATE that older files already have.
+
+-- ------------------------------------------------------------------------------------------- inputs
+CREATE SEQUENCE IF NOT EXISTS batch_seq START 1;
+
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id          BIGINT PRIMARY KEY,
+    source_file       VARCHAR NOT NULL,      -- file name only, never a user's home path
+    sha256            VARCHAR NOT NULL UNIQUE,
+    institution_id    VARCHAR NOT NULL,
+    sop_id            VARCHAR,
+    format            VARCHAR NOT NULL,      -- csv | xlsx | xes | parquet
+    loaded_at         TIMESTAMPTZ NOT NULL,
+    rows_in           BIGINT NOT NULL,
+    rows_loaded       BIGINT NOT NULL,
+    rows_quarantined  BIGINT NOT NULL,
+    rows_duplicate    BIGINT NOT NULL DEFAULT 0,   -- exact duplicates folded into one loaded row
+    rows_unknown_activity BIGINT NOT NULL DEFAULT 0,
+    mapping           JSON
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR,                  -- NULL for a log that belongs to no catalogue SOP
+    case_id        VARCHAR NOT NULL,         -- pseudonym (HMAC-SHA256), never the raw id
+    activity       VARCHAR NOT NULL,         -- the label as exported
+    step_id        VARCHAR,                  -- NULL when the activity is not a step of the SOP
+    role           VARCHAR,                  -- the SOP role key when mapped, else the exported role
+    resource       VARCHAR,                  -- pseudonym
+    documents      VARCHAR[],                -- NULL: the log does not record documents
+    ts_start       TIMESTAMPTZ,              -- NULL for logs with one timestamp per event
+    ts_end         TIMESTAMPTZ NOT NULL,     -- completion (the only timestamp of a one-timestamp log)
+    batch_id       BIGINT NOT NULL,
+    source_row     BIGINT NOT NULL           -- 1-based data row (XES: event number) in the source
+);
+
+CREATE TABLE IF NOT EXISTS cases (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR,
+    case_id        VARCHAR NOT NULL,
+    opened_at      TIMESTAMPTZ NOT NULL,
+    closed_at      TIMESTAMPTZ,              -- NULL while open
+    status         VARCHAR NOT NULL,         -- open | closed
+    n_events       BIGINT NOT NULL,
+    PRIMARY KEY (institution_id, sop_id, case_id)
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    batch_id   BIGINT NOT NULL,
+    source_row BIGINT NOT NULL,
+    reason     VARCHAR NOT NULL,             -- missing_case_id | missing_activity | missing_timestamp |
+                                             -- bad_timestamp | end_before_start | out_of_range | ...
+    message    VARCHAR NOT NULL,             -- file, row, column, what was expected, how to fix it
+    raw        JSON                          -- the row as read (name and note columns removed)
+);
+
+-- Daily attendance, the input of the SMK N 1 Petasia attendance rules (rules.py).
+CREATE TABLE IF NOT EXISTS attendance (
+    institution_id VARCHAR NOT NULL,
+    student_id     VARCHAR NOT NULL,         -- pseudonym
+    day            DATE NOT NULL,
+    status         VARCHAR NOT NULL,         -- hadir | sakit | izin | alpa
+    semester       VARCHAR NOT NULL,         -- e.g. 2026-1
+    batch_id       BIGINT NOT NULL,
+    source_row     BIGINT NOT NULL
+);
+
+-- ------------------------------------------------------------------------------------------ results
+CREATE TABLE IF NOT EXISTS runs (
+    run_id          VARCHAR PRIMARY KEY,     -- e.g. 20261123T101500Z-3f2a
+    started_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ,
+    status          VARCHAR NOT NULL,        -- running | ok | failed
+    catalogue_hash  VARCHAR NOT NULL,
+    params          JSON,
+    patuh_version   VARCHAR NOT NULL,
+    summary         JSON
+);
+
+CREATE TABLE IF NOT EXISTS case_results (
+    run_id             VARCHAR NOT NULL,
+    institution_id     VARCHAR NOT NULL,
+    sop_id             VARCHAR NOT NULL,
+    case_id            VARCHAR NOT NULL,
+    opened_at          TIMESTAMPTZ,
+    closed_at          TIMESTAMPTZ,
+    fitness            DOUBLE,
+    alignment_cost     BIGINT,
+    compliant          BOOLEAN NOT NULL,
+    n_deviations       BIGINT NOT NULL,
+    lead_time_working  DOUBLE,               -- working minutes, first to last event
+    lead_time_elapsed  DOUBLE,               -- elapsed minutes
+    status             VARCHAR NOT NULL,      -- open | closed
+    variant_hash       VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS deviations (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    case_id        VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,         -- DESIGN section 6
+    step_id        VARCHAR,
+    activity       VARCHAR,
+    expected       VARCHAR,
+    observed       VARCHAR,
+    severity       VARCHAR NOT NULL,         -- low | medium | high
+    occurred_at    TIMESTAMPTZ,              -- DESIGN says `at`: a reserved word in DuckDB 2
+    detail         JSON
+);
+
+CREATE TABLE IF NOT EXISTS step_metrics (
+    run_id               VARCHAR NOT NULL,
+    institution_id       VARCHAR NOT NULL,
+    sop_id               VARCHAR NOT NULL,
+    step_id              VARCHAR NOT NULL,
+    period               VARCHAR NOT NULL,   -- YYYY-MM
+    n                    BIGINT NOT NULL,
+    wait_p50             DOUBLE,             -- working minutes
+    wait_p90             DOUBLE,
+    proc_p50             DOUBLE,
+    proc_p90             DOUBLE,
+    standard             VARCHAR,            -- the raw time text of the step
+    share_over_standard  DOUBLE
+);
+
+-- Per event timing of the last run: the bottleneck and dashboard aggregates start here.
+CREATE TABLE IF NOT EXISTS event_timing (
+    run_id          VARCHAR NOT NULL,
+    institution_id  VARCHAR NOT NULL,
+    sop_id          VARCHAR NOT NULL,
+    case_id         VARCHAR NOT NULL,
+    step_id         VARCHAR NOT NULL,
+    role            VARCHAR,
+    prev_role       VARCHAR,
+    ts_start        TIMESTAMPTZ,
+    ts_end          TIMESTAMPTZ NOT NULL,
+    wait_working    DOUBLE,                  -- previous event's end to this start (working minutes)
+    proc_working    DOUBLE,                  -- start to end (working minutes)
+    duration_std    DOUBLE,                  -- duration in the unit of the standard
+    standard_max    DOUBLE,
+    standard_measure VARCHAR,
+    over_standard   BOOLEAN
+);
+
+CREATE TABLE IF NOT EXISTS alignment_cache (
+    model_hash   VARCHAR NOT NULL,
+    variant_hash VARCHAR NOT NULL,
+    cost         BIGINT NOT NULL,
+    fitness      DOUBLE NOT NULL,
+    moves        JSON NOT NULL,
+    PRIMARY KEY (model_hash, variant_hash)
+);
+
+-- The last successful run's results.
+CREATE OR REPLACE VIEW latest_run AS
+    SELECT * FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1;
+CREATE OR REPLACE VIEW latest_case_results AS
+    SELECT r.* FROM case_results r JOIN latest_run USING (run_id);
+CREATE OR REPLACE VIEW latest_deviations AS
+    SELECT d.* FROM deviations d JOIN latest_run USING (run_id);
+CREATE OR REPLACE VIEW latest_step_metrics AS
+    SELECT m.* FROM step_metrics m JOIN latest_run USING (run_id);
+CREATE OR REPLACE VIEW latest_event_timing AS
+    SELECT t.* FROM event_timing t JOIN latest_run USING (run_id);
