@@ -165,3 +165,49 @@ CREATE OR REPLACE VIEW latest_step_metrics AS
     SELECT m.* FROM step_metrics m JOIN latest_run USING (run_id);
 CREATE OR REPLACE VIEW latest_event_timing AS
     SELECT t.* FROM event_timing t JOIN latest_run USING (run_id);
+
+-- ---------------------------------------------------------------------------------------- catalogue
+-- A snapshot of the SOP catalogue and institutions, refreshed by every run (run.py) and published with
+-- the results, so the dashboard and reports never read YAML files.
+CREATE TABLE IF NOT EXISTS institutions (
+    institution_id VARCHAR PRIMARY KEY,
+    name           VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,
+    region         VARCHAR,
+    timezone       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sops (
+    sop_id          VARCHAR PRIMARY KEY,
+    institution_id  VARCHAR NOT NULL,
+    number          VARCHAR,
+    title           VARCHAR NOT NULL,
+    kind            VARCHAR NOT NULL,        -- procedure | rules
+    n_steps         INTEGER NOT NULL,
+    case_time       VARCHAR,
+    model_hash      VARCHAR NOT NULL,
+    model           JSON NOT NULL            -- the whole validated model (header, steps, flow, rules)
+);
+
+CREATE TABLE IF NOT EXISTS sop_steps (
+    sop_id           VARCHAR NOT NULL,
+    step_id          VARCHAR NOT NULL,
+    ord              INTEGER NOT NULL,       -- 0-based position in the table
+    no               VARCHAR,
+    activity         VARCHAR NOT NULL,
+    role             VARCHAR,
+    role_label       VARCHAR,
+    documents        VARCHAR[],
+    time_raw         VARCHAR,
+    standard_measure VARCHAR,                -- working_minutes | working_days | elapsed_minutes
+    standard_min     DOUBLE,
+    standard_max     DOUBLE,
+    optional         BOOLEAN NOT NULL,
+    repeat           BOOLEAN NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sop_edges (
+    sop_id VARCHAR NOT NULL,
+    src    VARCHAR NOT NULL,                 -- step id or 'start'
+    dst    VARCHAR NOT NULL                  -- step id or 'end'
+);

@@ -1,0 +1,83 @@
+"""Publishing: what the dashboard and the reports read (DESIGN section 5).
+
+DuckDB allows one writer process *or* many readers on a file. The working database is only opened by the
+CLI; a successful run copies its results, the catalogue snapshot and the case table into a new file
+``published/<run_id>.duckdb`` and points ``published/CURRENT`` at it with an atomic ``os.replace``.
+Readers open the current file read-only and never wait for a writer.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipeline.db import schema_sql
+
+CURRENT = "CURRENT"
+GRACE_SECONDS = 3600  # old published files stay this long for readers that still hold them
+KEEP = 3
+# tables copied whole (no run_id); inputs stay out except the case list (pseudonymised)
+WHOLE_TABLES = ("institutions", "sops", "sop_steps", "sop_edges", "cases")
+
+
+def _result_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = conn.execute(
+        "SELECT DISTINCT table_name FROM information_schema.columns "
+        "WHERE column_name = 'run_id' AND table_schema = 'main' AND table_catalog = current_database() "
+        "AND table_name NOT LIKE 'latest_%' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path) -> Path:
+    """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically."""
+    published_dir.mkdir(parents=True, exist_ok=True)
+    final = published_dir / f"{run_id}.duckdb"
+    tmp = published_dir / f".{run_id}.duckdb.tmp"
+    tmp.unlink(missing_ok=True)
+    result_tables = _result_tables(conn)
+    conn.execute(f"ATTACH '{tmp}' AS pub")
+    try:
+        conn.execute("USE pub")
+        conn.execute(schema_sql())
+        for table in result_tables:
+            conn.execute(f"INSERT INTO pub.{table} SELECT * FROM main.{table} WHERE run_id = ?", [run_id])
+        for table in WHOLE_TABLES:
+            conn.execute(f"INSERT INTO pub.{table} SELECT * FROM main.{table}")
+        conn.execute("CHECKPOINT pub")
+    finally:
+        conn.execute("USE main")
+        conn.execute("DETACH pub")
+    os.replace(tmp, final)
+    pointer_tmp = published_dir / f".{CURRENT}.tmp"
+    pointer_tmp.write_text(final.name, encoding="utf-8")
+    os.replace(pointer_tmp, published_dir / CURRENT)
+    prune(published_dir)
+    return final
+
+
+def current_published(published_dir: Path) -> Path | None:
+    """The published file the dashboard and reports should read now, or None before the first run."""
+    pointer = published_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    path = published_dir / name
+    return path if path.exists() else None
+
+
+def prune(published_dir: Path, *, keep: int = KEEP, grace_seconds: float = GRACE_SECONDS) -> list[Path]:
+    """Remove published files older than the grace period, always keeping the newest ``keep`` and CURRENT."""
+    current = current_published(published_dir)
+    files = sorted(published_dir.glob("*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    now = time.time()
+    removed = []
+    for path in files[keep:]:
+        if path != current and now - path.stat().st_mtime > grace_seconds:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
