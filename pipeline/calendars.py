@@ -70,7 +70,9 @@ class Institution(BaseModel):
                 try:
                     dt.date.fromisoformat(part.strip())
                 except ValueError:
-                    raise ValueError(f"non_working entry '{item}' must be YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD") from None
+                    raise ValueError(
+                        f"non_working entry '{item}' must be YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD"
+                    ) from None
         return value
 
 
@@ -235,7 +237,7 @@ class WorkingCalendar:
     def is_working_day(self, dates: pd.DatetimeIndex) -> npt.NDArray[np.bool_]:
         origin = pd.Timestamp(ORIGIN)
         day = np.asarray((pd.DatetimeIndex(dates).tz_localize(None).normalize() - origin).days)
-        return self.day_is_working[day]
+        return np.asarray(self.day_is_working[day], dtype=np.bool_)
 
 
 def _profile(inst: Institution) -> npt.NDArray[np.float64]:

@@ -186,3 +186,162 @@ def _result(diag: dict[str, Any]) -> AlignmentResult:
     moves = [(str(log_move), None if model_move is None else str(model_move))
              for log_move, model_move in diag["alignment"]]
     return AlignmentResult(int(diag["cost"]), float(diag["fitness"]), moves)
+
+
+# ---------------------------------------------------------------------------------------------------
+# State-machine nets: exact alignments without pm4py's generic search
+# ---------------------------------------------------------------------------------------------------
+
+MOVE_COST = 10000  # pm4py's STD_MODEL_LOG_MOVE_COST; a silent move costs 1, a synchronous move 0
+TAU_COST = 1
+SKIP = ">>"
+
+
+@dataclass
+class StateMachine:
+    """A workflow net in which every transition has one input and one output place (SOP nets are)."""
+
+    source: str
+    sink: str
+    arcs: dict[str, list[tuple[str | None, str]]]  # place -> [(label or None for tau, next place)]
+    best_worst_moves: int  # visible transitions on the cheapest path through the model alone
+
+
+def as_state_machine(model: ProcessModel) -> StateMachine | None:
+    """The net as a state machine, or None when it has concurrency (then pm4py aligns it)."""
+    net = model.net
+    if len(model.initial) != 1 or len(model.final) != 1 or sum(model.initial.values()) != 1:
+        return None
+    arcs: dict[str, list[tuple[str | None, str]]] = {p.name: [] for p in net.places}
+    for t in sorted(net.transitions, key=lambda t: t.name):
+        if len(t.in_arcs) != 1 or len(t.out_arcs) != 1:
+            return None
+        (a_in,) = t.in_arcs
+        (a_out,) = t.out_arcs
+        if a_in.weight != 1 or a_out.weight != 1:
+            return None
+        arcs[a_in.source.name].append((t.label, a_out.target.name))
+    source = next(iter(model.initial)).name
+    sink = next(iter(model.final)).name
+    machine = StateMachine(source, sink, arcs, 0)
+    cost = _model_only_cost(machine)
+    if cost is None:
+        return None
+    machine.best_worst_moves = cost // MOVE_COST
+    return machine
+
+
+def _model_only_cost(machine: StateMachine) -> int | None:
+    import heapq
+
+    dist = {machine.source: 0}
+    heap = [(0, machine.source)]
+    while heap:
+        d, place = heapq.heappop(heap)
+        if place == machine.sink:
+            return d
+        if d > dist.get(place, 1 << 62):
+            continue
+        for label, nxt in machine.arcs[place]:
+            nd = d + (TAU_COST if label is None else MOVE_COST)
+            if nd < dist.get(nxt, 1 << 62):
+                dist[nxt] = nd
+                heapq.heappush(heap, (nd, nxt))
+    return None
+
+
+def align_state_machine(machine: StateMachine, trace: Sequence[str], *, prefix: bool = False) -> AlignmentResult:
+    """Exact optimal alignment (Dijkstra over trace position x place) with pm4py's standard costs.
+
+    The optimal *cost* equals pm4py's; among alignments of equal cost a synchronous move is preferred,
+    then a model move before a log move, so deviations are reported where the trace leaves the model.
+    With ``prefix`` (an open case) the alignment may stop in any place once the trace is consumed: the
+    steps still to come are not missing yet.
+    """
+    import heapq
+
+    n = len(trace)
+    start = (0, machine.source)
+    dist: dict[tuple[int, str], int] = {start: 0}
+    back: dict[tuple[int, str], tuple[tuple[int, str], tuple[str, str | None]]] = {}
+    counter = 0
+    heap: list[tuple[int, int, int, int, str]] = [(0, 0, counter, 0, machine.source)]
+    goal = (n, machine.sink)
+    while heap:
+        d, _, _, i, place = heapq.heappop(heap)
+        state = (i, place)
+        if d > dist.get(state, 1 << 62):
+            continue
+        if state == goal or (prefix and i == n):
+            goal = state
+            break
+        candidates: list[tuple[int, int, tuple[int, str], tuple[str, str | None]]] = []
+        for label, nxt in machine.arcs[place]:
+            if label is None:
+                candidates.append((TAU_COST, 1, (i, nxt), (SKIP, None)))
+            else:
+                if i < n and trace[i] == label:
+                    candidates.append((0, 0, (i + 1, nxt), (label, label)))
+                candidates.append((MOVE_COST, 2, (i, nxt), (SKIP, label)))
+        if i < n:
+            candidates.append((MOVE_COST, 3, (i + 1, place), (trace[i], SKIP)))
+        for cost, pref, nstate, move in candidates:
+            nd = d + cost
+            if nd < dist.get(nstate, 1 << 62):
+                dist[nstate] = nd
+                back[nstate] = (state, move)
+                counter += 1
+                heapq.heappush(heap, (nd, pref, counter, nstate[0], nstate[1]))
+    if goal not in dist:
+        raise ValueError("the model has no path to its final marking")
+    moves: list[tuple[str, str | None]] = []
+    state = goal
+    while state != start:
+        prev, move = back[state]
+        moves.append(move)
+        state = prev
+    moves.reverse()
+    cost = dist[goal]
+    denominator = n + machine.best_worst_moves
+    fitness = 1 - (cost // MOVE_COST) / denominator if denominator > 0 else 0.0
+    return AlignmentResult(cost, fitness, moves)
+
+
+def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Read an XES/.xes.gz or pm4py-style CSV log with pm4py: (case ids, traces of activity labels).
+
+    Used by ``patuh conform`` so that the comparison with pm4py starts from the very same traces.
+    """
+    import pandas as pd
+
+    name = path.name.lower()
+    if not path.exists():
+        raise UserError(f"{path}: no such log file")
+    try:
+        if name.endswith((".xes", ".xes.gz")):
+            frame = pm4py.read_xes(str(path))
+            if not isinstance(frame, pd.DataFrame):
+                frame = pm4py.convert_to_dataframe(frame)
+        elif name.endswith(".csv"):
+            raw = pd.read_csv(path, sep=None, engine="python")
+            missing = {CASE, ACTIVITY, TIMESTAMP} - set(raw.columns)
+            if missing:
+                raise UserError(f"{path}: a CSV log for 'patuh conform' needs the columns {CASE}, {ACTIVITY}, "
+                                f"{TIMESTAMP} (missing: {', '.join(sorted(missing))}); load other exports "
+                                "with 'patuh ingest --mapping'")
+            frame = pm4py.format_dataframe(raw, case_id=CASE, activity_key=ACTIVITY, timestamp_key=TIMESTAMP)
+        else:
+            raise UserError(f"{path}: a log must be .xes, .xes.gz or .csv")
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{path}: cannot read the log ({exc.__class__.__name__}: {exc})") from None
+    # pm4py's own trace order: stable sort by timestamp within each case, cases in order of appearance
+    frame = frame.reset_index(drop=True)
+    frame["_order"] = range(len(frame))
+    keys = [CASE, TIMESTAMP, "_order"] if TIMESTAMP in frame.columns else [CASE, "_order"]
+    frame = frame.sort_values(keys, kind="stable")
+    grouped = frame.groupby(CASE, sort=False)[ACTIVITY].agg(tuple)
+    first_seen = frame.sort_values("_order").drop_duplicates(CASE)[CASE].tolist()
+    traces = [tuple(str(a) for a in grouped[c]) for c in first_seen]
+    return [str(c) for c in first_seen], traces

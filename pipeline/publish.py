@@ -39,17 +39,18 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path) -
     tmp = published_dir / f".{run_id}.duckdb.tmp"
     tmp.unlink(missing_ok=True)
     result_tables = _result_tables(conn)
+    home = conn.execute("SELECT current_database()").fetchall()[0][0]
     conn.execute(f"ATTACH '{tmp}' AS pub")
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
         for table in result_tables:
-            conn.execute(f"INSERT INTO pub.{table} SELECT * FROM main.{table} WHERE run_id = ?", [run_id])
+            conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
         for table in WHOLE_TABLES:
-            conn.execute(f"INSERT INTO pub.{table} SELECT * FROM main.{table}")
+            conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
         conn.execute("CHECKPOINT pub")
     finally:
-        conn.execute("USE main")
+        conn.execute(f'USE "{home}"')
         conn.execute("DETACH pub")
     os.replace(tmp, final)
     pointer_tmp = published_dir / f".{CURRENT}.tmp"

@@ -56,6 +56,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     raw        JSON                          -- the row as read (name and note columns removed)
 );
 
+-- ingest (issue 5): the case status an export records (open | closed, NULL when it records none), so a
+-- later batch can recompute its cases from all their events; lifecycle rows (XES start, schedule, ...)
+-- folded into their complete event or skipped: rows_in = loaded + quarantined + duplicate + lifecycle.
+ALTER TABLE events ADD COLUMN IF NOT EXISTS status VARCHAR;
+ALTER TABLE batches ADD COLUMN IF NOT EXISTS rows_lifecycle BIGINT DEFAULT 0;
+
 -- Daily attendance, the input of the SMK N 1 Petasia attendance rules (rules.py).
 CREATE TABLE IF NOT EXISTS attendance (
     institution_id VARCHAR NOT NULL,
@@ -124,6 +130,17 @@ CREATE TABLE IF NOT EXISTS step_metrics (
     proc_p90             DOUBLE,
     standard             VARCHAR,            -- the raw time text of the step
     share_over_standard  DOUBLE
+);
+
+-- Distinct paths (variants of step ids) per SOP, for the process map's "actual paths".
+CREATE TABLE IF NOT EXISTS variants (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    variant_hash   VARCHAR NOT NULL,
+    steps          VARCHAR[] NOT NULL,       -- step ids; '?<activity>' for an activity that is no step
+    n_cases        BIGINT NOT NULL,
+    fitness        DOUBLE NOT NULL
 );
 
 -- Per event timing of the last run: the bottleneck and dashboard aggregates start here.
@@ -210,4 +227,102 @@ CREATE TABLE IF NOT EXISTS sop_edges (
     sop_id VARCHAR NOT NULL,
     src    VARCHAR NOT NULL,                 -- step id or 'start'
     dst    VARCHAR NOT NULL                  -- step id or 'end'
+);
+
+-- bottlenecks (pipeline/bottlenecks.py)
+-- Written by run.py after event_timing, case_results and deviations. Times are working minutes.
+CREATE TABLE IF NOT EXISTS bottleneck_calendars (
+    run_id            VARCHAR NOT NULL,
+    institution_id    VARCHAR NOT NULL,
+    workday_minutes   DOUBLE NOT NULL,        -- a typical full working day (median over working weekdays)
+    workdays_per_week DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_step_month (
+    run_id               VARCHAR NOT NULL,
+    institution_id       VARCHAR NOT NULL,
+    sop_id               VARCHAR NOT NULL,
+    step_id              VARCHAR NOT NULL,
+    period               VARCHAR NOT NULL,    -- YYYY-MM of the event's end, institution's local time
+    n                    BIGINT NOT NULL,     -- executions of the step
+    n_cases              BIGINT NOT NULL,
+    wait_p50             DOUBLE,
+    wait_p90             DOUBLE,
+    proc_p50             DOUBLE,
+    proc_p90             DOUBLE,
+    wait_share           DOUBLE,              -- waiting / (waiting + processing)
+    n_with_standard      BIGINT NOT NULL,
+    n_over               BIGINT NOT NULL,
+    share_over_standard  DOUBLE,              -- n_over / n_with_standard
+    excess_working       DOUBLE               -- working minutes over the standard, summed
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_handovers (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    prev_role      VARCHAR NOT NULL,
+    role           VARCHAR NOT NULL,
+    n              BIGINT NOT NULL,
+    wait_p50       DOUBLE,
+    wait_p90       DOUBLE,
+    wait_total     DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_wip (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    week           DATE NOT NULL,             -- Monday of the week, local time
+    cases_waiting  BIGINT NOT NULL,           -- cases waiting for the step at some time in the week
+    cases_at_step  BIGINT NOT NULL            -- waiting for it or being processed by it
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_rework (
+    run_id               VARCHAR NOT NULL,
+    institution_id       VARCHAR NOT NULL,
+    sop_id               VARCHAR NOT NULL,
+    step_id              VARCHAR NOT NULL,
+    n_cases              BIGINT NOT NULL,     -- cases with the step
+    n_cases_repeated     BIGINT NOT NULL,     -- cases with the step more than once
+    share_cases_repeated DOUBLE NOT NULL,
+    extra_executions     BIGINT NOT NULL,     -- executions beyond the first, summed over cases
+    repeat_allowed       BOOLEAN              -- the SOP has a loop here (repeat: true)
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_role_load (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    period         VARCHAR NOT NULL,          -- YYYY-MM, local time
+    role           VARCHAR NOT NULL,
+    n_events       BIGINT NOT NULL,
+    n_cases        BIGINT NOT NULL,
+    proc_minutes   DOUBLE,                    -- working minutes spent processing
+    wait_minutes   DOUBLE,                    -- working minutes cases waited for this role
+    n_resources    BIGINT                     -- distinct (pseudonymised) resources; NULL when not logged
+);
+
+CREATE TABLE IF NOT EXISTS bottlenecks (
+    run_id           VARCHAR NOT NULL,
+    institution_id   VARCHAR NOT NULL,
+    sop_id           VARCHAR NOT NULL,
+    rank             INTEGER NOT NULL,        -- 1 = worst, per institution x SOP
+    step_id          VARCHAR NOT NULL,
+    step_no          VARCHAR,
+    activity         VARCHAR,
+    role             VARCHAR,
+    n                BIGINT NOT NULL,
+    n_cases          BIGINT NOT NULL,
+    wait_p50         DOUBLE,
+    wait_p90         DOUBLE,
+    proc_p50         DOUBLE,
+    proc_p90         DOUBLE,
+    standard         VARCHAR,
+    share_cases_over DOUBLE,
+    wait_total       DOUBLE,
+    excess_total     DOUBLE,
+    score            DOUBLE NOT NULL,         -- wait_total + excess_total (working minutes)
+    explanation_id   VARCHAR NOT NULL,
+    explanation_en   VARCHAR NOT NULL
 );

@@ -39,7 +39,7 @@ YamlLoader.add_implicit_resolver(
 
 
 def read_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=YamlLoader)
 
 # ---------------------------------------------------------------------------------------------------
 # Time standards
@@ -94,7 +94,9 @@ def _num(text: str) -> float:
     return float(text.replace(",", "."))
 
 
-def parse_time(raw: str | int | float | None, clock: Literal["working", "elapsed"] | None = None) -> TimeStandard | None:
+def parse_time(
+    raw: str | int | float | None, clock: Literal["working", "elapsed"] | None = None
+) -> TimeStandard | None:
     """Parse an Indonesian time standard.
 
     Returns ``None`` for a blank cell or ``0`` (a start/end terminator has no standard) and raises
@@ -253,7 +255,7 @@ class SopModel(_Strict):
     case_time: str | None = None
     slas: list[Sla] = Field(default_factory=list)
     clock: Literal["working", "elapsed"] | None = None
-    severity: Severity = "medium"
+    severity: Severity | None = None  # overrides the per-kind defaults (pipeline.deviations)
     rules: list[Rule] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # transcription judgement calls
 
@@ -355,7 +357,9 @@ def _step_of(data: Any, loc: tuple[int | str, ...]) -> str | None:
 _FIX_BY_TYPE = {
     "extra_forbidden": "remove the field or correct its spelling (see DESIGN section 3 for the allowed fields)",
     "missing": "add the field",
-    "string_pattern_mismatch": "use lower-case letters, digits and '_' (step ids) or '<institution>/<name>' (model ids)",
+    "string_pattern_mismatch": (
+        "use lower-case letters, digits and '_' (step ids) or '<institution>/<name>' (model ids)"
+    ),
     "literal_error": "use one of the allowed values",
 }
 
@@ -438,7 +442,8 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> l
                                     step_line(i, "time"), step.id))
         if step.no:
             if step.no in seen_no:
-                problems.append(Problem(shown, f"number '{step.no}' is used twice (steps {seen_no[step.no]} and {step.id})",
+                twice = f"number '{step.no}' is used twice (steps {seen_no[step.no]} and {step.id})"
+                problems.append(Problem(shown, twice,
                                         "fine when the original repeats it; keep 'no' as printed",
                                         step_line(i, "no"), step.id, "warning"))
             seen_no.setdefault(step.no, step.id)

@@ -1,0 +1,349 @@
+"""Bottleneck analytics: where cases wait, per step, role handover, week and month (SQL in DuckDB).
+
+Everything starts from ``event_timing`` (one row per event mapped to a step, with ``wait_working`` = the
+working minutes from the case's previous event to this one's start and ``proc_working`` = start to end).
+:func:`compute_bottlenecks` writes, for one run, the ``bottleneck_*`` tables of schema.sql and the ranked
+``bottlenecks`` table; :func:`rank_bottlenecks` ranks any :class:`Scope` (the reports use it for the cases
+opened in a period).
+
+Ranking rule: a step's *score* is the working time it costs the cases that pass it, in working minutes:
+the total waiting time before the step (sum of ``wait_working``) plus the total time its executions ran
+over the step's standard (``duration_std - standard_max`` for executions over the standard, converted to
+working minutes: working days times the institution's working-day length, elapsed minutes times the share
+of a calendar week that is working time). Steps are ranked by score (highest first), ties by the share of
+cases over the standard and then by the step's position in the SOP; steps with a score of 0 are no
+bottleneck and are left out. Percentiles are ``quantile_cont`` (linear interpolation, as numpy's default).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.calendars import WorkingCalendar
+
+TOP_N = 10
+DEFAULT_WORKDAY_MINUTES = 420.0  # 7 hours, when an institution's calendar is unknown
+DEFAULT_WORKDAYS_PER_WEEK = 5.0
+TABLES = ("bottleneck_calendars", "bottleneck_step_month", "bottleneck_handovers", "bottleneck_wip",
+          "bottleneck_rework", "bottleneck_role_load", "bottlenecks")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scope: which events are analysed
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One run's events, optionally only one institution's cases opened in ``[start, end)`` (local time)."""
+
+    run_id: str
+    institution_id: str | None = None
+    start: dt.datetime | None = None  # naive local time
+    end: dt.datetime | None = None
+
+    def sql(self) -> str:
+        """A SELECT over ``event_timing`` (plus the institution's time zone as ``tz``)."""
+        sql = ("SELECT t.*, coalesce(i.timezone, 'UTC') AS tz FROM event_timing t "
+               "LEFT JOIN institutions i ON i.institution_id = t.institution_id WHERE t.run_id = $run_id")
+        if self.institution_id is not None:
+            sql += " AND t.institution_id = $institution_id"
+        if self.start is not None and self.end is not None:
+            sql += (" AND EXISTS (SELECT 1 FROM case_results c WHERE c.run_id = t.run_id"
+                    " AND c.institution_id = t.institution_id AND c.sop_id = t.sop_id"
+                    " AND c.case_id = t.case_id"
+                    " AND timezone(coalesce(i.timezone, 'UTC'), c.opened_at) >= $start"
+                    " AND timezone(coalesce(i.timezone, 'UTC'), c.opened_at) < $end)")
+        return sql
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"run_id": self.run_id}
+        if self.institution_id is not None:
+            params["institution_id"] = self.institution_id
+        if self.start is not None and self.end is not None:
+            params["start"] = self.start
+            params["end"] = self.end
+        return params
+
+
+# excess over the standard in working minutes (see the module docstring); needs `cal` joined
+_DAY, _WEEK = DEFAULT_WORKDAY_MINUTES, DEFAULT_WORKDAYS_PER_WEEK
+_EXCESS = f"""CASE WHEN et.over_standard THEN greatest(et.duration_std - et.standard_max, 0) *
+    CASE et.standard_measure
+        WHEN 'working_minutes' THEN 1.0
+        WHEN 'working_days' THEN coalesce(cal.workday_minutes, {_DAY})
+        ELSE coalesce(cal.workday_minutes, {_DAY}) * coalesce(cal.workdays_per_week, {_WEEK}) / 10080.0
+    END ELSE 0.0 END"""
+
+_EVENTS = f"""et AS ({{scope}}),
+cal AS (SELECT institution_id, workday_minutes, workdays_per_week FROM bottleneck_calendars
+        WHERE run_id = $run_id),
+ev AS (SELECT et.*, coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min,
+              {_EXCESS} AS excess,
+              strftime(timezone(et.tz, et.ts_end), '%Y-%m') AS month
+       FROM et LEFT JOIN cal ON cal.institution_id = et.institution_id)"""
+
+_RANK_SQL = f"""
+WITH {_EVENTS},
+per_case AS (
+    SELECT institution_id, sop_id, step_id, case_id, bool_or(over_standard) AS over
+    FROM ev GROUP BY ALL),
+case_share AS (
+    SELECT institution_id, sop_id, step_id,
+           count(*) FILTER (WHERE over IS NOT NULL) AS n_std_cases,
+           count(*) FILTER (WHERE over) AS n_over_cases
+    FROM per_case GROUP BY ALL),
+agg AS (
+    SELECT institution_id, sop_id, step_id, count(*) AS n, count(DISTINCT case_id) AS n_cases,
+           mode(role) AS role,
+           quantile_cont(wait_working, 0.5) AS wait_p50, quantile_cont(wait_working, 0.9) AS wait_p90,
+           quantile_cont(proc_working, 0.5) AS proc_p50, quantile_cont(proc_working, 0.9) AS proc_p90,
+           coalesce(sum(wait_working), 0) AS wait_total, coalesce(sum(excess), 0) AS excess_total,
+           any_value(day_min) AS day_min
+    FROM ev GROUP BY ALL),
+scored AS (
+    SELECT a.*, s.no AS step_no, s.activity, s.time_raw AS standard, s.ord,
+           cs.n_over_cases / nullif(cs.n_std_cases, 0) AS share_cases_over,
+           a.wait_total + a.excess_total AS score
+    FROM agg a
+    JOIN case_share cs USING (institution_id, sop_id, step_id)
+    LEFT JOIN sop_steps s ON s.sop_id = a.sop_id AND s.step_id = a.step_id
+    WHERE a.n_cases >= $min_cases AND a.wait_total + a.excess_total > 0)
+SELECT row_number() OVER (PARTITION BY institution_id, sop_id
+                          ORDER BY score DESC, share_cases_over DESC NULLS LAST, ord NULLS LAST, step_id)
+           AS rank,
+       institution_id, sop_id, step_id, step_no, activity, role, n, n_cases,
+       wait_p50, wait_p90, proc_p50, proc_p90, standard, share_cases_over, wait_total, excess_total, score,
+       day_min
+FROM scored
+QUALIFY rank <= $top
+ORDER BY institution_id, sop_id, rank
+"""
+
+_STEP_MONTH_SQL = f"""
+INSERT INTO bottleneck_step_month
+WITH {_EVENTS}
+SELECT $run_id, institution_id, sop_id, step_id, month, count(*), count(DISTINCT case_id),
+       quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9),
+       quantile_cont(proc_working, 0.5), quantile_cont(proc_working, 0.9),
+       sum(wait_working) / nullif(coalesce(sum(wait_working), 0) + coalesce(sum(proc_working), 0), 0),
+       count(over_standard), count(*) FILTER (WHERE over_standard),
+       (count(*) FILTER (WHERE over_standard)) / nullif(count(over_standard), 0),
+       sum(excess)
+FROM ev GROUP BY institution_id, sop_id, step_id, month
+"""
+
+_HANDOVER_SQL = """
+INSERT INTO bottleneck_handovers
+WITH et AS ({scope})
+SELECT $run_id, institution_id, sop_id, prev_role, role, count(*),
+       quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9), sum(wait_working)
+FROM et
+WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role
+GROUP BY institution_id, sop_id, prev_role, role
+"""
+
+# A case waits for a step from its previous event's end to this event's start and is at the step until
+# this event's end; a week counts every case whose interval touches it.
+_WIP_SQL = """
+INSERT INTO bottleneck_wip
+WITH et AS ({scope}),
+iv AS (
+    SELECT institution_id, sop_id, step_id, case_id, tz, ts_end,
+           coalesce(ts_start, ts_end) AS started,
+           lag(ts_end) OVER (PARTITION BY institution_id, sop_id, case_id
+                             ORDER BY ts_end, coalesce(ts_start, ts_end)) AS arrived
+    FROM et),
+loc AS (
+    SELECT *, date_trunc('week', timezone(tz, coalesce(arrived, started)))::DATE AS w0,
+           date_trunc('week', timezone(tz, started))::DATE AS w_start,
+           date_trunc('week', timezone(tz, ts_end))::DATE AS w1,
+           arrived IS NOT NULL AND arrived < started AS waits
+    FROM iv),
+weeks AS (
+    SELECT *, unnest(generate_series(w0, w1, INTERVAL 7 DAY))::DATE AS week FROM loc)
+SELECT $run_id, institution_id, sop_id, step_id, week,
+       count(DISTINCT case_id) FILTER (WHERE waits AND week <= w_start),
+       count(DISTINCT case_id)
+FROM weeks GROUP BY institution_id, sop_id, step_id, week
+"""
+
+_REWORK_SQL = """
+INSERT INTO bottleneck_rework
+WITH et AS ({scope}),
+pc AS (SELECT institution_id, sop_id, step_id, case_id, count(*) AS k FROM et GROUP BY ALL)
+SELECT $run_id, pc.institution_id, pc.sop_id, pc.step_id, count(*), count(*) FILTER (WHERE k > 1),
+       (count(*) FILTER (WHERE k > 1)) / count(*), sum(k - 1), any_value(s.repeat)
+FROM pc LEFT JOIN sop_steps s ON s.sop_id = pc.sop_id AND s.step_id = pc.step_id
+GROUP BY pc.institution_id, pc.sop_id, pc.step_id
+"""
+
+_ROLE_LOAD_SQL = """
+INSERT INTO bottleneck_role_load
+WITH et AS ({scope}),
+ev AS (SELECT *, strftime(timezone(tz, ts_end), '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
+run_cases AS (SELECT DISTINCT institution_id, sop_id, case_id, tz FROM et),
+res AS (
+    SELECT e.institution_id, strftime(timezone(c.tz, e.ts_end), '%Y-%m') AS month, e.role,
+           count(DISTINCT e.resource) AS n_res, count(e.resource) AS n_with_res
+    FROM events e JOIN run_cases c
+      ON c.institution_id = e.institution_id AND c.sop_id IS NOT DISTINCT FROM e.sop_id
+     AND c.case_id = e.case_id
+    WHERE e.role IS NOT NULL GROUP BY ALL)
+SELECT $run_id, ev.institution_id, ev.month, ev.role, count(*), count(DISTINCT (ev.sop_id, ev.case_id)),
+       sum(ev.proc_working), sum(ev.wait_working),
+       CASE WHEN any_value(res.n_with_res) > 0 THEN any_value(res.n_res) END
+FROM ev LEFT JOIN res
+  ON res.institution_id = ev.institution_id AND res.month = ev.month AND res.role = ev.role
+GROUP BY ev.institution_id, ev.month, ev.role
+"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Numbers and durations in words (Indonesian: decimal comma, thousands dot)
+# ---------------------------------------------------------------------------------------------------
+
+
+def fmt_number(value: float, lang: str = "id", digits: int = 0) -> str:
+    """``1234.5`` -> ``1.234,5`` (id) or ``1,234.5`` (en); a trailing ``,0`` is dropped."""
+    text = f"{value:,.{digits}f}"
+    if digits:
+        text = text.rstrip("0").rstrip(".")
+    if lang == "id":
+        text = text.translate(str.maketrans(",.", ".,"))
+    return text
+
+
+def fmt_percent(share: float, lang: str = "id", digits: int = 0) -> str:
+    return f"{fmt_number(100.0 * share, lang, digits)}%"
+
+
+def fmt_duration(minutes: float | None, lang: str = "id",
+                 workday_minutes: float = DEFAULT_WORKDAY_MINUTES) -> str:
+    """Working minutes in words: minutes below an hour, working hours below a working day, else days."""
+    if minutes is None or (isinstance(minutes, float) and math.isnan(minutes)):
+        return "–"
+    id_ = lang == "id"
+    if minutes < 1:
+        return "< 1 menit" if id_ else "< 1 minute"
+    if minutes < 59.5:
+        n = round(minutes)
+        return f"{n} menit" if id_ else f"{n} minute{'s' if n != 1 else ''}"
+    if minutes < workday_minutes:
+        hours = fmt_number(minutes / 60.0, lang, 1)
+        return f"{hours} jam kerja" if id_ else f"{hours} working hour{'s' if hours != '1' else ''}"
+    days = fmt_number(minutes / workday_minutes, lang, 1)
+    return f"{days} hari kerja" if id_ else f"{days} working day{'s' if days != '1' else ''}"
+
+
+def _short(text: str | None, limit: int = 70) -> str:
+    if not text:
+        return ""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def explain(row: Mapping[str, Any], lang: str = "id") -> str:
+    """One sentence on a ranked step, e.g. ``Langkah 3 (Guru BK memanggil siswa): median waktu tunggu
+    2,5 hari kerja, median waktu proses 20 menit; 64% kasus melebihi standar 15 Menit.``"""
+    day = float(row.get("day_min") or DEFAULT_WORKDAY_MINUTES)
+    no = str(row.get("step_no") or row.get("step_id")).rstrip(".")
+    label = _short(row.get("activity")) or str(row.get("step_id"))
+    wait, proc = row.get("wait_p50"), row.get("proc_p50")
+    share, standard = row.get("share_cases_over"), row.get("standard")
+    id_ = lang == "id"
+    parts = []
+    if wait is not None:
+        parts.append(("median waktu tunggu " if id_ else "median wait ") + fmt_duration(wait, lang, day))
+    if proc is not None:
+        parts.append(("median waktu proses " if id_ else "median processing ")
+                     + fmt_duration(proc, lang, day))
+    head = f"{'Langkah' if id_ else 'Step'} {no} ({label}): " + ", ".join(parts)
+    if standard and share is not None:
+        pct = fmt_percent(share, lang)
+        tail = (f"{pct} kasus melebihi standar {standard}" if id_
+                else f"{pct} of cases exceed the standard of {standard}")
+    elif standard:
+        tail = f"standar {standard}" if id_ else f"standard {standard}"
+    else:
+        tail = "langkah ini tidak memiliki standar waktu" if id_ else "the step has no time standard"
+    return f"{head}; {tail}."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Computing
+# ---------------------------------------------------------------------------------------------------
+
+
+def rank_bottlenecks(conn: duckdb.DuckDBPyConnection, scope: Scope, *, top: int = TOP_N,
+                     min_cases: int = 1) -> list[dict[str, Any]]:
+    """The top steps per institution x SOP by score (module docstring), with sentences in both languages.
+
+    Needs ``bottleneck_calendars`` rows for the run (else a 7-hour working day is assumed).
+    """
+    sql = _RANK_SQL.replace("{scope}", scope.sql())
+    cur = conn.execute(sql, {**scope.params(), "top": top, "min_cases": min_cases})
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    for row in rows:
+        row["explanation_id"] = explain(row, "id")
+        row["explanation_en"] = explain(row, "en")
+    return rows
+
+
+def _workday(cal: WorkingCalendar) -> tuple[float, float]:
+    minutes = [float(m) for m in cal.day_minutes if m > 0]
+    if not minutes:
+        return DEFAULT_WORKDAY_MINUTES, DEFAULT_WORKDAYS_PER_WEEK
+    minutes.sort()
+    mid = len(minutes) // 2
+    median = minutes[mid] if len(minutes) % 2 else (minutes[mid - 1] + minutes[mid]) / 2
+    return median, float(len(minutes))
+
+
+def _load_calendars() -> Mapping[str, WorkingCalendar]:
+    from pipeline.calendars import load_calendars
+    from pipeline.config import get_settings
+
+    path: Path = get_settings().institutions_file
+    if not path.exists():
+        return {}
+    return load_calendars(path)
+
+
+def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
+                        calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N) -> None:
+    """Write the ``bottleneck_*`` tables and the ranked ``bottlenecks`` of ``run_id`` (replacing old rows).
+
+    Called by run.py inside the run's transaction, after ``event_timing``, ``case_results`` and
+    ``deviations`` are written. ``calendars`` default to those of the configured institutions.yaml.
+    """
+    for table in TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    cals = _load_calendars() if calendars is None else calendars
+    present = [r[0] for r in conn.execute(
+        "SELECT DISTINCT institution_id FROM event_timing WHERE run_id = ?", [run_id]).fetchall()]
+    cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
+    if cal_rows:
+        conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)
+    scope = Scope(run_id)
+    params = scope.params()
+    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL, _REWORK_SQL, _ROLE_LOAD_SQL):
+        conn.execute(template.replace("{scope}", scope.sql()), params)
+    ranked = rank_bottlenecks(conn, scope, top=top)
+    if ranked:
+        conn.executemany(
+            "INSERT INTO bottlenecks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, r["institution_id"], r["sop_id"], r["rank"], r["step_id"], r["step_no"], r["activity"],
+              r["role"], r["n"], r["n_cases"], r["wait_p50"], r["wait_p90"], r["proc_p50"], r["proc_p90"],
+              r["standard"], r["share_cases_over"], r["wait_total"], r["excess_total"], r["score"],
+              r["explanation_id"], r["explanation_en"]) for r in ranked])

@@ -1,0 +1,53 @@
+"""``patuh conform``: any log against any model, without a database, one CSV row per case.
+
+The log's own case ids are kept (nothing is stored), so results can be compared with pm4py's
+``conformance_diagnostics_alignments`` or any other tool case by case.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from pipeline import pm4py_adapter
+from pipeline.conformance import PoolExecutor, align_all, deviations_from_moves, variant_hash
+from pipeline.errors import UserError
+from pipeline.sop import load_model_file
+
+
+def _label_map(model_path: Path) -> tuple[dict[str, str], list[str]]:
+    """For an SOP model: activity text, aliases and step ids -> step id (case-insensitive)."""
+    loaded = load_model_file(model_path)
+    if loaded.model is None:
+        raise UserError("\n".join(p.render() for p in loaded.problems))
+    mapping: dict[str, str] = {}
+    for step in loaded.model.steps:
+        for label in [step.id, step.activity, *step.aliases]:
+            mapping[label.strip().lower()] = step.id
+    return mapping, loaded.model.step_ids
+
+
+def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2) -> tuple[int, int]:
+    """Align every case of ``log`` with ``model_path``; returns (cases, fitting cases)."""
+    model = pm4py_adapter.load_model(model_path)
+    case_ids, traces = pm4py_adapter.read_log(log)
+    if model_path.suffix.lower() in {".yaml", ".yml"}:
+        mapping, step_ids = _label_map(model_path)
+        traces = [tuple(mapping.get(a.strip().lower(), "?" + a) for a in t) for t in traces]
+    else:
+        step_ids = sorted(model.labels)
+    distinct = sorted(set(traces))
+    results = dict(zip(distinct, align_all(f"conform:{model_path}", model, distinct, PoolExecutor(workers)),
+                       strict=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fitting = 0
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case_id", "fitness", "cost", "deviation_moves", "deviations", "variant"])
+        for case_id, trace in zip(case_ids, traces, strict=True):
+            res = results[trace]
+            devs = deviations_from_moves(res.moves, step_ids)
+            fitting += res.cost < pm4py_adapter.MOVE_COST
+            writer.writerow([case_id, repr(res.fitness), res.cost, res.cost // pm4py_adapter.MOVE_COST,
+                             ";".join(f"{d.kind}:{d.step_id or d.activity}" for d in devs), variant_hash(trace)])
+    return len(case_ids), fitting

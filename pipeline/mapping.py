@@ -1,0 +1,259 @@
+"""Column mapping files: which export column is the case id, the activity, the time, ...
+
+A mapping is a small YAML file the user reviews (``patuh map suggest`` writes a first draft)::
+
+    columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Tanggal, resource: Petugas}
+    drop: [Nama Siswa, Catatan]          # names and free text: never read into the database
+    date_formats: ["dd/mm/yyyy HH:MM"]   # optional; ISO, dd/mm/yyyy, Indonesian months are understood
+    timezone: Asia/Makassar              # optional; default: the institution's
+    activities: {"Panggil siswa": s3}    # optional; exported label -> SOP step id
+    sheet: Kasus                          # optional (XLSX)
+
+Without a mapping, Patuh's own column names and pm4py/XES names are understood (:data:`CANONICAL`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import UserError
+from pipeline.sop import SopModel, read_yaml
+
+# role -> accepted column names, in order of preference (exact name first, then case-insensitive)
+CANONICAL: dict[str, list[str]] = {
+    "case_id": ["case_id", "case:concept:name"],
+    "activity": ["concept:name", "activity"],
+    "timestamp": ["timestamp", "time:timestamp"],
+    "start": ["ts_start", "start_timestamp"],
+    "end": ["ts_end"],
+    "resource": ["org:resource", "resource"],
+    "role": ["org:role", "role"],
+    "documents": ["documents"],
+    "status": ["status"],
+    "lifecycle": ["lifecycle:transition"],
+}
+
+_HUMAN_FORMAT = [  # human date patterns -> strptime directives (longest first)
+    ("yyyy", "%Y"), ("dd", "%d"), ("mm", "%m"), ("HH", "%H"), ("MM", "%M"), ("SS", "%S"), ("yy", "%y"),
+]
+
+
+def to_strptime(fmt: str) -> str:
+    """``dd/mm/yyyy HH:MM`` -> ``%d/%m/%Y %H:%M``; a format that already has ``%`` is kept."""
+    if "%" in fmt:
+        return fmt
+    out = fmt
+    for human, directive in _HUMAN_FORMAT:
+        out = out.replace(human, directive)
+    return out
+
+
+class Columns(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    case_id: str
+    activity: str
+    timestamp: str | None = None
+    start: str | None = None
+    end: str | None = None
+    resource: str | None = None
+    role: str | None = None
+    documents: str | None = None
+    status: str | None = None
+    lifecycle: str | None = None
+
+    def mapped(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class Mapping(BaseModel):
+    """A reviewed column mapping (strict: an unknown key is an error, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    columns: Columns
+    drop: list[str] = Field(default_factory=list)
+    date_format: str | None = None
+    date_formats: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    activities: dict[str, str] = Field(default_factory=dict)
+    roles: dict[str, str] = Field(default_factory=dict)
+    sheet: str | None = None
+
+    @field_validator("activities", "roles", mode="before")
+    @classmethod
+    def _text_keys(cls, value: Any) -> Any:
+        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    def formats(self) -> list[str]:
+        return [to_strptime(f) for f in ([self.date_format] if self.date_format else []) + self.date_formats]
+
+    def check(self, where: str) -> None:
+        c = self.columns
+        if not c.timestamp and not c.end:
+            raise UserError(f"{where}: columns needs 'timestamp' (one time per event) or 'start' and 'end'")
+        if c.timestamp and (c.start or c.end):
+            raise UserError(f"{where}: columns has both 'timestamp' and 'start'/'end'; keep one of the two forms")
+        overlap = set(c.mapped().values()) & set(self.drop)
+        if overlap:
+            raise UserError(f"{where}: column(s) {sorted(overlap)} are both mapped and in 'drop'; choose one")
+
+
+def load_mapping(path: Path) -> Mapping:
+    """Read and validate a mapping file; a problem is a :class:`UserError` naming the file and field."""
+    try:
+        data = read_yaml(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); check quoting and indentation") from None
+    try:
+        mapping = Mapping.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        hint = "remove it or correct its spelling" if err["type"] == "extra_forbidden" else "correct the value"
+        raise UserError(f"{path}: {loc}: {err['msg']}; {hint} (see README, 'patuh map suggest')") from None
+    mapping.check(str(path))
+    return mapping
+
+
+def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> dict[str, str]:
+    """Role -> source column. With a mapping every named column must exist; without, canonical names."""
+    if mapping is not None:
+        cols = mapping.columns.mapped()
+        missing = [f"{role}: {name!r}" for role, name in cols.items() if name not in headers]
+        if missing:
+            raise UserError(f"{where}: the mapping names column(s) not in the file ({', '.join(missing)}); "
+                            f"the file has {', '.join(map(repr, headers[:12]))}")
+        return cols
+    found: dict[str, str] = {}
+    lower = {h.lower().strip(): h for h in reversed(headers)}
+    for role, names in CANONICAL.items():
+        hit = next((n for n in names if n in headers), None)
+        if hit is None:
+            hit = next((lower[n] for n in names if n in lower), None)
+        if hit is not None and hit not in found.values():
+            found[role] = hit
+    if "timestamp" in found and "end" in found:
+        del found["timestamp"]
+    if "timestamp" not in found and "end" not in found and "start" in found:
+        found["timestamp"] = found.pop("start")
+    need = [r for r in ("case_id", "activity") if r not in found]
+    if need:
+        raise UserError(
+            f"{where}: no {' or '.join(need)} column found (columns: {', '.join(map(repr, headers[:12]))}); "
+            "name them case_id, activity, timestamp (or pm4py's case:concept:name, concept:name, time:timestamp), "
+            "or write a mapping: patuh map suggest FILE --sop ID > map.yaml"
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------
+# Suggesting a mapping from a file's headers
+# ---------------------------------------------------------------------------------------------------
+
+_HEADER_RULES: list[tuple[str, str]] = [  # (regex on the normalised header, role); first match wins
+    (r"^(nama|name)\b|\bnama\b|nisn?\b|\bnik\b|catatan|keterangan|\bnote|\bcomment|uraian|alamat|telepon|hp\b", "drop"),
+    (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas)|^case\s*(id|no)|^case$|"
+     r"^(id|no)\s*case", "case_id"),
+    (r"^(kegiatan|aktivitas|aktifitas|langkah|tahap|tahapan|activity|step|task)", "activity"),
+    (r"(waktu|tanggal|tgl|jam)\s*(mulai|awal)|^mulai$|^start|^begin", "start"),
+    (r"(waktu|tanggal|tgl|jam)\s*(selesai|akhir)|^selesai$|^end\b|^finish|^complete", "end"),
+    (r"^(tanggal|tgl|waktu|time|timestamp|date)", "timestamp"),
+    (r"^(peran|jabatan|role|bagian)", "role"),
+    (r"^(pelaksana|petugas|pegawai|resource|user|operator|oleh)", "resource"),
+    (r"kelengkapan|dokumen|berkas|document|persyaratan", "documents"),
+    (r"^(status|keadaan|state)", "status"),
+]
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[_:]+", " ", text)).strip().lower()
+
+
+def suggest_columns(headers: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """Guess each header's role. Returns (role -> header, headers to drop, headers left unmapped)."""
+    roles: dict[str, str] = {}
+    drop: list[str] = []
+    unmapped: list[str] = []
+    canonical = resolve_canonical_quiet(headers)
+    for header in headers:
+        if header in canonical.values():
+            continue
+        norm = _norm(header)
+        role = next((r for rx, r in _HEADER_RULES if re.search(rx, norm)), None)
+        if role == "drop":
+            drop.append(header)
+        elif role is not None and role not in roles:
+            roles[role] = header
+        else:
+            unmapped.append(header)
+    roles = {**canonical, **{k: v for k, v in roles.items() if k not in canonical}}
+    if "start" in roles and "end" not in roles and "timestamp" not in roles:
+        roles["timestamp"] = roles.pop("start")
+    if "end" in roles and "start" not in roles and "timestamp" not in roles:
+        roles["timestamp"] = roles.pop("end")
+    if "timestamp" in roles and ("start" in roles or "end" in roles):
+        unmapped.append(roles.pop("timestamp"))
+    if "role" not in roles and "resource" in roles and re.search(r"pelaksana", _norm(roles["resource"])):
+        roles["role"] = roles.pop("resource")  # "Pelaksana" is the SOP's performer lane: a role, not a person
+    return roles, drop, unmapped
+
+
+def resolve_canonical_quiet(headers: list[str]) -> dict[str, str]:
+    try:
+        return resolve_columns(headers, None, "")
+    except UserError:
+        return {}
+
+
+def suggest_activities(labels: list[str], sop: SopModel, cutoff: float = 60.0) -> dict[str, str]:
+    """Match exported activity labels to SOP steps with rapidfuzz (token-set ratio on lower-case text)."""
+    from rapidfuzz import fuzz, process, utils
+
+    choices: dict[str, str] = {}
+    for step in sop.steps:
+        for text in [step.id, step.activity, *step.aliases]:
+            choices[text] = step.id
+    out: dict[str, str] = {}
+    for label in labels:
+        best = process.extractOne(label, list(choices), scorer=fuzz.token_set_ratio,
+                                  processor=utils.default_process, score_cutoff=cutoff)
+        if best is not None:
+            out[label] = choices[best[0]]
+    return out
+
+
+def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str], activities: dict[str, str],
+                    unmatched: list[str], sheet: str | None = None) -> str:
+    """The YAML text ``patuh map suggest`` prints, with comments for what needs a human look."""
+    cols = {k: roles[k] for k in Columns.model_fields if k in roles}
+    lines = ["# Patuh column mapping: review before use (patuh ingest FILE --mapping THIS.yaml)", "columns:"]
+    lines += [f"  {k}: {_q(v)}" for k, v in cols.items()]
+    if "case_id" not in cols:
+        lines.append("  case_id: ???   # no case number column found: fill in")
+    if "activity" not in cols:
+        lines.append("  activity: ???  # no activity column found: fill in")
+    lines.append("drop:   # names and free text: never stored" + (" (none found)" if not drop else ""))
+    lines += [f"  - {_q(d)}" for d in drop]
+    if unmapped:
+        lines.append("# not mapped, so not stored: " + ", ".join(_q(u) for u in unmapped))
+    lines.append("# date_formats: ['dd/mm/yyyy HH:MM']   # only if the dates are not understood as they are")
+    lines.append("# timezone: Asia/Jakarta                 # default: the institution's")
+    if sheet:
+        lines.append(f"sheet: {_q(sheet)}")
+    lines.append("activities:   # exported label -> SOP step id (fuzzy matches: check them)" + ("" if activities else " {}"))
+    lines += [f"  {_q(k)}: {v}" for k, v in sorted(activities.items())]
+    lines += [f"  # {_q(u)}: ???   # no step matched" for u in unmatched]
+    return "\n".join(lines) + "\n"
+
+
+def _q(text: str) -> str:
+    dumped: str = yaml.safe_dump(text, default_flow_style=True, allow_unicode=True, width=1000).strip()
+    return dumped.removesuffix("\n...").strip()

@@ -1,0 +1,362 @@
+"""Readers for event-log exports: CSV, XLSX, Parquet, XES (.xes, .xes.gz).
+
+Each reader exposes the file to DuckDB as a relation of text columns plus ``__row`` (1-based data row
+or XES event number) and ``__loc`` (where a user finds the row: "row 5", "sheet 'Kasus' row 7",
+"event 12"). Every reader counts what it could not split into columns (ragged CSV lines), so the
+ingest can quarantine them instead of losing them. A file that cannot be read at all is a
+:class:`UserError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import gzip
+import os
+import tempfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import UserError
+
+Progress = Callable[[str, float], None]
+
+XES_KEYS = ("case:concept:name", "concept:name", "time:timestamp", "org:resource", "org:role",
+            "lifecycle:transition", "start_timestamp")
+
+
+@dataclass
+class Reject:
+    """A line the reader could not split into the header's columns."""
+
+    line: int
+    message: str
+
+
+@dataclass
+class Source:
+    """A readable file, as DuckDB sees it."""
+
+    format: str                       # csv | xlsx | parquet | xes
+    sql: str                          # a FROM item: text columns + __row BIGINT + __loc VARCHAR
+    columns: list[str]
+    types: dict[str, str] = field(default_factory=dict)  # non-text column types (Parquet)
+    ordinal_time: bool = False        # XES without any time:timestamp: order only
+    has_loc: bool = False             # a __loc column (XLSX: sheet and row); else 'row N' from __row
+    rows_read: int | None = None      # known up front (XLSX, XES)
+    rejects_table: str | None = None  # CSV: DuckDB's rejects, read after the scan
+    notes: list[str] = field(default_factory=list)
+    _cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def rejects(self, conn: duckdb.DuckDBPyConnection) -> list[Reject]:
+        if self.rejects_table is None:
+            return []
+        rows = conn.execute(
+            f"SELECT line, any_value(error_type), any_value(error_message) FROM {self.rejects_table} "
+            "GROUP BY line ORDER BY line"
+        ).fetchall()
+        return [Reject(int(line), f"{kind.lower()}: {msg}") for line, kind, msg in rows]
+
+    def close(self, conn: duckdb.DuckDBPyConnection) -> None:
+        for fn in reversed(self._cleanup):
+            try:
+                fn()
+            except duckdb.Error:
+                pass
+        self._cleanup.clear()
+
+
+def sniff_format(path: Path) -> str:
+    """csv | xlsx | parquet | xes | xes.gz from the first bytes (the extension only breaks ties)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open the file ({exc.strerror})") from None
+    name = path.name.lower()
+    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise UserError(f"{path.name}: the file is empty; export the log again (with its header row)")
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    if head.startswith(b"\x1f\x8b"):
+        if name.endswith(".xes.gz"):
+            return "xes.gz"
+        raise UserError(f"{path.name}: a gzip file that is not named .xes.gz; unpack it first")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise UserError(f"{path.name}: an old Excel .xls file; save it as .xlsx or .csv and load that")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"<?xml") or text.startswith(b"<log") or text.startswith(b"<!DOCTYPE"):
+        return "xes"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "csv"  # UTF-16 text, transcoded below
+    if b"\x00" in head or sum(b < 9 or 13 < b < 32 for b in head) > len(head) // 50:
+        raise UserError(f"{path.name}: not a text, XLSX, Parquet or XES file (binary content); "
+                        "export the log as CSV, XLSX or XES")
+    if name.endswith((".xes", ".xml")):
+        raise UserError(f"{path.name}: not an XES file (no XML header); export it again")
+    return "csv"
+
+
+def open_source(conn: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | None = None,
+                wanted: set[str] | None = None, accept: Callable[[list[str]], bool] | None = None,
+                progress: Progress | None = None) -> Source:
+    """Expose ``path`` to ``conn`` (views and registered Arrow tables, removed by ``Source.close``)."""
+    fmt = sniff_format(path)
+    if fmt == "csv":
+        return _csv(conn, path)
+    if fmt == "parquet":
+        return _parquet(conn, path)
+    if fmt == "xlsx":
+        return _xlsx(conn, path, sheet, accept)
+    return _xes(conn, path, wanted or set(), progress)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+
+def detect_encoding(path: Path, sample_size: int = 1 << 20) -> str:
+    """utf-8 | utf-16 | cp1252, from a sample (a multi-byte sequence cut at the end is fine)."""
+    with path.open("rb") as fh:
+        sample = fh.read(sample_size)
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+def _transcode(path: Path, encoding: str) -> Path:
+    """Stream a non-UTF-8 text file to a UTF-8 temp file (cp1252, bytes it leaves undefined as Latin-1)."""
+    fd, tmp = tempfile.mkstemp(prefix="patuh-", suffix=".csv")
+    try:
+        with path.open("rb") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+            if encoding == "utf-16":
+                dst.write(codecs.getreader("utf-16")(src).read())  # rare: exported from Excel's "Unicode text"
+            else:
+                while chunk := src.read(1 << 20):
+                    try:
+                        dst.write(chunk.decode("cp1252"))
+                    except UnicodeDecodeError:
+                        dst.write(chunk.decode("latin-1"))
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
+    encoding = detect_encoding(path)
+    read_path = path if encoding == "utf-8" else _transcode(path, encoding)
+    tag = os.urandom(4).hex()
+    rejects, scans = f"_patuh_rej_{tag}", f"_patuh_scan_{tag}"
+    scan = (f"read_csv({_lit(str(read_path))}, header=true, all_varchar=true, store_rejects=true, "
+            f"rejects_table={_lit(rejects)}, rejects_scan={_lit(scans)}, max_line_size=10000000)")
+    src = Source("csv", "", [], notes=[] if encoding == "utf-8" else [f"encoding: {encoding}"])
+    if read_path != path:
+        src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
+    src._cleanup.append(lambda: conn.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}"))
+    try:
+        described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    except duckdb.Error as exc:
+        src.close(conn)
+        raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
+                        "export the log again as CSV with a header row") from None
+    src.columns = [str(row[0]) for row in described]
+    src.sql = f"(SELECT row_number() OVER () AS __row, * FROM {scan})"
+    src.rejects_table = rejects
+    return src
+
+
+# -------------------------------------------------------------------------------------------- Parquet
+
+
+def _parquet(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
+    scan = f"read_parquet({_lit(str(path))}, file_row_number=true)"
+    try:
+        described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    except duckdb.Error as exc:
+        raise UserError(f"{path.name}: cannot read it as Parquet ({str(exc).splitlines()[0]}); "
+                        "the file may be truncated: export it again") from None
+    cols = [(str(r[0]), str(r[1])) for r in described if r[0] != "file_row_number"]
+    keep = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "VARCHAR", "VARCHAR[]", "TIMESTAMP_NS", "TIMESTAMP_MS",
+            "TIMESTAMP_S", "DATE"}
+    select = ", ".join(_ident(c) if t in keep else f"CAST({_ident(c)} AS VARCHAR) AS {_ident(c)}" for c, t in cols)
+    sql = f"(SELECT file_row_number + 1 AS __row, {select} FROM {scan})"
+    types = {c: t for c, t in cols if t in keep and t != "VARCHAR"}
+    return Source("parquet", sql, [c for c, _ in cols], types=types)
+
+
+# ----------------------------------------------------------------------------------------------- XLSX
+
+
+def _cell(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _register(conn: duckdb.DuckDBPyConnection, src: Source, table: pa.Table, prefix: str) -> str:
+    name = f"_patuh_{prefix}_{os.urandom(4).hex()}"
+    conn.register(name, table)
+    src._cleanup.append(lambda: conn.unregister(name))
+    return name
+
+
+def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
+          accept: Callable[[list[str]], bool] | None) -> Source:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own error types for corrupt zips and XML
+        raise UserError(f"{path.name}: cannot read it as XLSX ({str(exc).splitlines()[0]}); "
+                        "open it in a spreadsheet and save it again as .xlsx") from None
+    names = list(book.sheet_names)
+    if sheet is not None and sheet not in names:
+        raise UserError(f"{path.name}: no sheet {sheet!r}; the sheets are {', '.join(map(repr, names))}")
+    tables: list[pa.Table] = []
+    notes: list[str] = []
+    first_row = 0
+    for name in [sheet] if sheet else names:
+        try:
+            rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        except Exception as exc:
+            raise UserError(f"{path.name}: sheet {name!r} cannot be read ({str(exc).splitlines()[0]})") from None
+        numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c not in (None, "") for c in r)]
+        if not numbered:
+            continue
+        header_no, header = numbered[0]
+        headers: list[str] = []
+        for j, h in enumerate(header):
+            text = _cell(h) or f"kolom_{j + 1}"
+            headers.append(text if text not in headers else f"{text}_{j + 1}")
+        if accept is not None and not sheet and not accept(headers):
+            notes.append(f"sheet {name!r} skipped (no case/activity columns)")
+            continue
+        data = numbered[1:]
+        width = len(headers)
+        cols: dict[str, Any] = {
+            h: pa.array([_cell(r[j]) if j < len(r) else None for _, r in data], pa.string())
+            for j, h in enumerate(headers)
+        }
+        extra = sum(1 for _, r in data if any(c not in (None, "") for c in r[width:]))
+        if extra:
+            notes.append(f"sheet {name!r}: {extra} row(s) have cells right of the last header; they are not read")
+        cols["__row"] = pa.array(range(first_row + 1, first_row + 1 + len(data)), pa.int64())
+        cols["__loc"] = pa.array([f"sheet {name!r} row {no}" for no, _ in data], pa.string())
+        first_row += len(data)
+        tables.append(pa.table(cols))
+    if not tables:
+        raise UserError(f"{path.name}: no sheet with a header and event rows"
+                        + (" (use --sheet NAME or a mapping with the right column names)" if notes else ""))
+    table = pa.concat_tables(tables, promote_options="default")
+    src = Source("xlsx", "", [c for c in table.column_names if not c.startswith("__")], rows_read=table.num_rows,
+                 notes=notes, has_loc=True)
+    src.sql = _register(conn, src, table, "xlsx")
+    return src
+
+
+# ------------------------------------------------------------------------------------------------ XES
+
+_FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
+
+
+def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress: Progress | None) -> Source:
+    """Stream the events with lxml iterparse (no DTD, no entities, no network, no huge trees)."""
+    from lxml import etree
+
+    gz = path.name.lower().endswith(".gz")
+    size = path.stat().st_size
+    keys = set(XES_KEYS) | wanted
+    event_keys = sorted(k for k in keys if not k.startswith("case:"))
+    trace_keys = sorted(k.removeprefix("case:") for k in keys if k.startswith("case:"))
+    cols: dict[str, list[str | None]] = {k: [] for k in event_keys}
+    case_cols: dict[str, list[str | None]] = {k: [] for k in trace_keys}
+    n = 0
+    try:
+        raw = path.open("rb")
+        fh: Any = gzip.GzipFile(fileobj=raw) if gz else raw
+        with raw:
+            head = fh.read(65536)
+            if any(tok in head for tok in _FORBIDDEN):
+                raise UserError(f"{path.name}: the XES file declares a DTD or entities (<!DOCTYPE/<!ENTITY>); "
+                                "refused: such files can expand without bound (billion laughs) or read other "
+                                "files. Export the log again without a DOCTYPE")
+            fh.seek(0)
+            parser = etree.iterparse(fh, events=("end",), tag=("{*}event", "{*}trace"), resolve_entities=False,
+                                     no_network=True, huge_tree=False, load_dtd=False, dtd_validation=False,
+                                     remove_comments=True, remove_pis=True)
+            trace_start = 0
+            for _, elem in parser:
+                local = elem.tag.rsplit("}", 1)[-1] if isinstance(elem.tag, str) else ""
+                if local == "event":
+                    attrs = {c.get("key"): c.get("value") for c in elem}
+                    for k in event_keys:
+                        cols[k].append(attrs.get(k))
+                    n += 1
+                    elem.clear(keep_tail=False)
+                    if progress is not None and n % 50000 == 0:
+                        progress("XES", min(raw.tell() / size, 1.0))
+                elif local == "trace":
+                    tattrs = {c.get("key"): c.get("value") for c in elem if c.get("key") is not None}
+                    for k in trace_keys:
+                        case_cols[k].extend([tattrs.get(k)] * (n - trace_start))
+                    trace_start = n
+                    elem.clear(keep_tail=False)
+                    while elem.getprevious() is not None:
+                        del elem.getparent()[0]
+            root = parser.root
+    except etree.XMLSyntaxError as exc:
+        raise UserError(f"{path.name}: not a complete XES file ({exc.msg}, line {exc.lineno}); "
+                        "the file may be truncated: export it again") from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{path.name}: cannot read the file ({exc}); it may be truncated: copy or export it again") from None
+    if root is None or etree.QName(root).localname != "log":
+        raise UserError(f"{path.name}: not an XES file (the root element is not <log>)")
+    if n == 0:
+        raise UserError(f"{path.name}: the XES file has no events")
+    if trace_start < n:  # events outside any trace have no case
+        for k in trace_keys:
+            case_cols[k].extend([None] * (n - trace_start))
+    if progress is not None:
+        progress("XES", 1.0)
+    arrays: dict[str, Any] = {}
+    for k in trace_keys:
+        if any(v is not None for v in case_cols[k]):
+            arrays["case:" + k] = pa.array(case_cols[k], pa.string())
+    for k in event_keys:
+        if any(v is not None for v in cols[k]):
+            arrays[k] = pa.array(cols[k], pa.string())
+    arrays["__row"] = pa.array(range(1, n + 1), pa.int64())
+    table = pa.table(arrays)
+    src = Source("xes", "", [c for c in table.column_names if not c.startswith("__")], rows_read=n,
+                 ordinal_time="time:timestamp" not in arrays and "start_timestamp" not in arrays)
+    src.sql = _register(conn, src, table, "xes")
+    return src

@@ -1,0 +1,625 @@
+"""Periodic compliance reports per institution and period (Jinja2 HTML, WeasyPrint PDF, plotly charts).
+
+Reports read only the current published result file (DESIGN section 5), opened read-only. A case belongs
+to the period in which it was opened (the institution's local time). Counts of 1 to 4 cases are shown as
+"< 5", and no rate, percentile or time is shown when it comes from fewer than 5 cases (DESIGN section 9).
+File names are stable (``<institution>_<period>.<ext>``) so a rerun replaces the earlier files.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import jinja2
+
+from pipeline.bottlenecks import (
+    DEFAULT_WORKDAY_MINUTES,
+    Scope,
+    fmt_duration,
+    fmt_number,
+    fmt_percent,
+    rank_bottlenecks,
+)
+from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SUPPRESS_BELOW = 5
+FORMATS = frozenset({"html", "pdf"})
+LANGS = ("id", "en")
+TOP_BOTTLENECKS = 5
+TOP_DEVIATIONS = 5
+MAX_ATTENTION = 25
+TEMPLATES = Path(__file__).parent / "templates"
+
+MONTHS = {
+    "id": ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+           "November", "Desember"],
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"],
+}
+ROMAN = ["I", "II", "III", "IV"]
+TZ_ABBR = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
+
+KIND_LABELS: dict[str, dict[str, str]] = {
+    "missing_step": {"id": "Langkah terlewat", "en": "Missing step"},
+    "unexpected_step": {"id": "Kegiatan di luar SOP", "en": "Unexpected step"},
+    "wrong_order": {"id": "Urutan salah", "en": "Wrong order"},
+    "repeated_step": {"id": "Langkah berulang", "en": "Repeated step"},
+    "overdue_step": {"id": "Langkah melebihi standar waktu", "en": "Step over its time standard"},
+    "case_sla_breach": {"id": "Kasus melebihi standar waktu", "en": "Case over its time standard"},
+    "wrong_role": {"id": "Pelaksana tidak sesuai", "en": "Wrong role"},
+    "missing_document": {"id": "Kelengkapan tidak tercatat", "en": "Missing document"},
+    "stalled_case": {"id": "Kasus macet", "en": "Stalled case"},
+}
+KIND_MEANING: dict[str, dict[str, str]] = {
+    "missing_step": {"id": "langkah wajib tidak pernah dilakukan", "en": "a required step never happened"},
+    "unexpected_step": {"id": "kegiatan yang tidak diatur SOP pada titik itu",
+                        "en": "an activity the SOP does not allow there"},
+    "wrong_order": {"id": "langkah dilakukan tidak berurutan", "en": "steps done out of order"},
+    "repeated_step": {"id": "langkah diulang padahal SOP tidak memiliki perulangan",
+                      "en": "a step repeated where the SOP has no loop"},
+    "overdue_step": {"id": "langkah lebih lama dari standar waktunya (waktu kerja)",
+                     "en": "a step took longer than its standard (working time)"},
+    "case_sla_breach": {"id": "seluruh kasus melebihi standar waktunya (mis. 1 x 24 jam)",
+                        "en": "the whole case exceeded its standard (e.g. 1 x 24 jam)"},
+    "wrong_role": {"id": "langkah dilakukan oleh pelaksana lain", "en": "a step done by another role"},
+    "missing_document": {"id": "kelengkapan/dokumen langkah tidak tercatat",
+                         "en": "a step's required documents not recorded"},
+    "stalled_case": {"id": "kasus terbuka tanpa kegiatan lebih lama dari standar langkah berikutnya",
+                     "en": "an open case idle for longer than the next step's standard"},
+}
+SEVERITY = {"high": {"id": "tinggi", "en": "high"}, "medium": {"id": "sedang", "en": "medium"},
+            "low": {"id": "rendah", "en": "low"}}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Periods
+# ---------------------------------------------------------------------------------------------------
+
+_PERIOD_RE = re.compile(r"^(?P<y>\d{4})(?:-(?:(?P<m>\d{2})|[Qq](?P<q>[1-4])|[Ss](?P<s>[12])))?$")
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class Period:
+    """A reporting period: a month, quarter, semester (half year) or year; ``end`` is exclusive."""
+
+    key: str
+    kind: str  # month | quarter | semester | year
+    start: dt.date
+    end: dt.date
+
+    @property
+    def months(self) -> int:
+        return {"month": 1, "quarter": 3, "semester": 6, "year": 12}[self.kind]
+
+    def previous(self) -> Period:
+        start = _add_months(self.start, -self.months)
+        return parse_period(_key(self.kind, start))
+
+    def title(self, lang: str) -> str:
+        names = MONTHS[lang]
+        y = self.start.year
+        if self.kind == "month":
+            return f"{names[self.start.month - 1]} {y}"
+        span = f"{names[self.start.month - 1]}–{names[_add_months(self.end, -1).month - 1]}"
+        if self.kind == "quarter":
+            q = ROMAN[(self.start.month - 1) // 3]
+            return f"Triwulan {q} {y} ({span})" if lang == "id" else f"Quarter {q} {y} ({span})"
+        if self.kind == "semester":
+            s = 1 if self.start.month == 1 else 2
+            return f"Semester {s} {y} ({span})" if lang == "id" else f"Half-year {s} {y} ({span})"
+        return f"Tahun {y}" if lang == "id" else f"Year {y}"
+
+
+def _key(kind: str, start: dt.date) -> str:
+    if kind == "month":
+        return f"{start.year}-{start.month:02d}"
+    if kind == "quarter":
+        return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
+    if kind == "semester":
+        return f"{start.year}-S{1 if start.month == 1 else 2}"
+    return str(start.year)
+
+
+def parse_period(text: str) -> Period:
+    """``2026-10``, ``2026-Q3``, ``2026-S1`` or ``2026``; anything else is a :class:`UserError`."""
+    m = _PERIOD_RE.match(text.strip())
+    month = int(m["m"]) if m and m["m"] else None
+    if not m or (month is not None and not 1 <= month <= 12):
+        raise UserError(f"--period {text!r} is not a period: write a month (2026-10), a quarter (2026-Q3), "
+                        "a semester (2026-S1) or a year (2026)")
+    year = int(m["y"])
+    if month is not None:
+        kind, start, n = "month", dt.date(year, month, 1), 1
+    elif m["q"]:
+        kind, start, n = "quarter", dt.date(year, 3 * int(m["q"]) - 2, 1), 3
+    elif m["s"]:
+        kind, start, n = "semester", dt.date(year, 1 if m["s"] == "1" else 7, 1), 6
+    else:
+        kind, start, n = "year", dt.date(year, 1, 1), 12
+    return Period(_key(kind, start), kind, start, _add_months(start, n))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cells: numbers with their small-count suppression
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A number as shown: ``value`` is what tests compare with SQL; None when suppressed or empty."""
+
+    text: str
+    value: float | None
+    suppressed: bool = False
+
+    @property
+    def data(self) -> str:
+        if self.suppressed:
+            return "suppressed"
+        return "" if self.value is None else repr(float(self.value))
+
+
+def count_cell(n: int | None, lang: str) -> Cell:
+    n = int(n or 0)
+    if 0 < n < SUPPRESS_BELOW:
+        return Cell("< 5", None, True)
+    return Cell(fmt_number(n, lang), n)
+
+
+def rate_cell(num: int | None, den: int | None, lang: str, digits: int = 1) -> Cell:
+    den = int(den or 0)
+    if den == 0:
+        return Cell("–", None)
+    if den < SUPPRESS_BELOW:
+        return Cell("n < 5", None, True)
+    share = int(num or 0) / den
+    return Cell(fmt_percent(share, lang, digits), share)
+
+
+def duration_cell(minutes: float | None, n: int | None, lang: str, day: float) -> Cell:
+    if n is not None and 0 < n < SUPPRESS_BELOW:
+        return Cell("n < 5", None, True)
+    if minutes is None:
+        return Cell("–", None)
+    return Cell(fmt_duration(minutes, lang, day), minutes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Queries (all against the published file)
+# ---------------------------------------------------------------------------------------------------
+
+_PERIOD_CASES = """
+period_cases AS (
+    SELECT r.*, timezone(coalesce(i.timezone, 'UTC'), r.opened_at) AS opened_local
+    FROM case_results r LEFT JOIN institutions i ON i.institution_id = r.institution_id
+    WHERE r.run_id = $run_id AND r.institution_id = $inst
+      AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) >= $start
+      AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) < $end),
+stalled AS (
+    SELECT DISTINCT sop_id, case_id FROM deviations
+    WHERE run_id = $run_id AND institution_id = $inst AND kind = 'stalled_case')"""
+
+SUMMARY_SQL = f"""
+WITH {_PERIOD_CASES}
+SELECT count(*) AS n_cases,
+       count(*) FILTER (WHERE compliant) AS n_compliant,
+       count(*) FILTER (WHERE status = 'open') AS n_open,
+       count(*) FILTER (WHERE s.case_id IS NOT NULL) AS n_stalled,
+       coalesce(sum(n_deviations), 0) AS n_deviations
+FROM period_cases c LEFT JOIN stalled s USING (sop_id, case_id)
+"""
+
+SOP_SQL = f"""
+WITH {_PERIOD_CASES}
+SELECT s.sop_id, s.number, s.title, s.kind, count(c.case_id) AS n_cases,
+       count(c.case_id) FILTER (WHERE c.compliant) AS n_compliant,
+       count(c.case_id) FILTER (WHERE c.status = 'open') AS n_open
+FROM sops s LEFT JOIN period_cases c ON c.sop_id = s.sop_id
+WHERE s.institution_id = $inst
+GROUP BY s.sop_id, s.number, s.title, s.kind
+ORDER BY s.sop_id
+"""
+
+DEVIATION_SQL = f"""
+WITH {_PERIOD_CASES}
+SELECT d.sop_id, d.kind, d.step_id, any_value(d.activity) AS activity,
+       count(DISTINCT d.case_id) AS n_cases, count(*) AS n
+FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
+WHERE d.run_id = $run_id
+GROUP BY d.sop_id, d.kind, d.step_id
+QUALIFY row_number() OVER (PARTITION BY d.sop_id ORDER BY count(DISTINCT d.case_id) DESC, d.kind, d.step_id)
+        <= {TOP_DEVIATIONS}
+ORDER BY d.sop_id, n_cases DESC, d.kind, d.step_id
+"""
+
+STEP_SQL = f"""
+WITH {_PERIOD_CASES},
+ev AS (SELECT t.* FROM event_timing t JOIN period_cases c
+         ON c.sop_id = t.sop_id AND c.case_id = t.case_id AND t.run_id = $run_id)
+SELECT st.sop_id, st.step_id, st.ord, st.no, st.activity, st.role_label, st.time_raw,
+       count(DISTINCT ev.case_id) AS n_cases,
+       quantile_cont(ev.wait_working, 0.5) AS wait_p50, quantile_cont(ev.wait_working, 0.9) AS wait_p90,
+       quantile_cont(ev.proc_working, 0.5) AS proc_p50, quantile_cont(ev.proc_working, 0.9) AS proc_p90,
+       count(ev.over_standard) AS n_std, count(*) FILTER (WHERE ev.over_standard) AS n_over
+FROM sop_steps st JOIN sops s ON s.sop_id = st.sop_id
+     LEFT JOIN ev ON ev.sop_id = st.sop_id AND ev.step_id = st.step_id
+WHERE s.institution_id = $inst
+GROUP BY st.sop_id, st.step_id, st.ord, st.no, st.activity, st.role_label, st.time_raw
+ORDER BY st.sop_id, st.ord
+"""
+
+ATTENTION_SQL = f"""
+WITH {_PERIOD_CASES},
+dv AS (
+    SELECT d.sop_id, d.case_id, list(DISTINCT d.kind ORDER BY d.kind) AS kinds,
+           max(CASE d.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) AS worst,
+           bool_or(d.kind = 'stalled_case') AS stalled
+    FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
+    WHERE d.run_id = $run_id GROUP BY ALL)
+SELECT c.case_id, c.sop_id, s.number, c.opened_local::DATE AS opened, c.status, c.n_deviations,
+       dv.kinds, dv.worst, dv.stalled, count(*) OVER () AS n_total
+FROM period_cases c JOIN dv USING (sop_id, case_id) LEFT JOIN sops s ON s.sop_id = c.sop_id
+WHERE dv.worst = 3 OR dv.stalled
+ORDER BY dv.stalled DESC, dv.worst DESC, c.n_deviations DESC, c.opened_local, c.case_id
+LIMIT {MAX_ATTENTION}
+"""
+
+MONTHLY_SQL = f"""
+WITH {_PERIOD_CASES}
+SELECT strftime(opened_local, '%Y-%m') AS month, count(*) AS n, count(*) FILTER (WHERE compliant) AS k
+FROM period_cases GROUP BY month ORDER BY month
+"""
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, dict(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _params(run_id: str, inst: str, start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {"run_id": run_id, "inst": inst, "start": dt.datetime.combine(start, dt.time()),
+            "end": dt.datetime.combine(end, dt.time())}
+
+
+def _run_id(conn: duckdb.DuckDBPyConnection) -> str:
+    row = conn.execute("SELECT run_id FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1").fetchone()
+    if row is None:
+        row = conn.execute("SELECT any_value(run_id) FROM case_results").fetchone()
+    if row is None or row[0] is None:
+        raise UserError("the published results hold no successful run; run 'patuh run' first")
+    return str(row[0])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Charts (plotly + kaleido; kaleido 1.x drives a Chrome: Debian's /usr/bin/chromium is found on PATH,
+# or set BROWSER_PATH). Without a browser the report is written without charts and says so.
+# ---------------------------------------------------------------------------------------------------
+
+
+class _Charts:
+    def __init__(self) -> None:
+        self.available = True
+        self._started = False
+
+    def start(self) -> None:
+        try:
+            import kaleido
+
+            kaleido.start_sync_server(silence_warnings=True)
+            self._started = True
+        except Exception as exc:  # no Chrome, or kaleido cannot start it
+            log.warning("charts disabled: kaleido cannot start a browser (%s)", exc)
+            self.available = False
+
+    def stop(self) -> None:
+        if self._started:
+            import kaleido
+
+            kaleido.stop_sync_server(silence_warnings=True)
+            self._started = False
+
+    def svg(self, fig: Any, width: int, height: int) -> str | None:
+        """The figure as an SVG data URI, or None when charts are unavailable."""
+        if not self.available:
+            return None
+        try:
+            import kaleido
+
+            data = kaleido.calc_fig_sync(fig, opts={"format": "svg", "width": width, "height": height})
+        except Exception as exc:
+            log.warning("charts disabled: %s", exc)
+            self.available = False
+            return None
+        return "data:image/svg+xml;base64," + base64.b64encode(bytes(data)).decode("ascii")
+
+
+@contextmanager
+def _chart_server() -> Iterator[_Charts]:
+    charts = _Charts()
+    charts.start()
+    try:
+        yield charts
+    finally:
+        charts.stop()
+
+
+_FONT = {"family": "DejaVu Sans, Liberation Sans, Arial, sans-serif", "size": 11, "color": "#222"}
+
+
+def _trend_figure(months: list[dict[str, Any]], lang: str) -> Any:
+    import plotly.graph_objects as go
+
+    x = [f"{MONTHS[lang][int(m['month'][5:]) - 1][:3]} {m['month'][2:4]}" for m in months]
+    rate = [100.0 * m["k"] / m["n"] if m["n"] >= SUPPRESS_BELOW else None for m in months]
+    fig = go.Figure(go.Scatter(x=x, y=rate, mode="lines+markers+text", line={"color": "#1f4e79", "width": 2},
+                               text=[f"{fmt_number(r, lang)}%" if r is not None else "" for r in rate],
+                               textposition="top center", connectgaps=False))
+    fig.update_layout(
+        template="plotly_white", font=_FONT, margin={"l": 50, "r": 20, "t": 30, "b": 40}, showlegend=False,
+        title={"text": "Tingkat kepatuhan per bulan (%)" if lang == "id" else "Compliance rate by month (%)",
+               "font": {"size": 12}, "x": 0.01},
+        yaxis={"range": [0, 108], "ticksuffix": "%"}, xaxis={"type": "category"})
+    return fig
+
+
+def _step_figure(steps: list[dict[str, Any]], lang: str, day: float) -> Any:
+    import plotly.graph_objects as go
+
+    shown = [s for s in steps if s["n_cases"] >= SUPPRESS_BELOW]
+    labels = [f"{str(s['no'] or s['step_id']).rstrip('.')}" for s in shown]
+    hours = 60.0 if day < 24 * 60 else day
+    wait = [(s["wait_p50"] or 0.0) / hours for s in shown]
+    proc = [(s["proc_p50"] or 0.0) / hours for s in shown]
+    fig = go.Figure([
+        go.Bar(y=labels, x=wait, orientation="h", name="median waktu tunggu" if lang == "id" else "median wait",
+               marker_color="#c0504d"),
+        go.Bar(y=labels, x=proc, orientation="h", name="median waktu proses" if lang == "id" else
+               "median processing", marker_color="#4f81bd"),
+    ])
+    fig.update_layout(
+        barmode="stack", template="plotly_white", font=_FONT, margin={"l": 60, "r": 20, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        xaxis={"title": {"text": "jam kerja" if lang == "id" else "working hours"}},
+        yaxis={"title": {"text": "langkah" if lang == "id" else "step"}, "autorange": "reversed",
+               "type": "category"})
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building one report
+# ---------------------------------------------------------------------------------------------------
+
+
+def _place(region: str | None, name: str) -> str:
+    if region:
+        return region.split(",")[0].strip()
+    return name
+
+
+def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, period: Period, lang: str,
+                       *, run_id: str | None = None, charts: _Charts | None = None,
+                       now: dt.datetime | None = None) -> dict[str, Any]:
+    """Everything one report shows, as plain values and :class:`Cell` numbers (the template's context)."""
+    run_id = run_id or _run_id(conn)
+    inst_row = conn.execute("SELECT name, kind, region, timezone FROM institutions WHERE institution_id = ?",
+                            [institution_id]).fetchone()
+    if inst_row is None:
+        known = [r[0] for r in conn.execute("SELECT institution_id FROM institutions ORDER BY 1").fetchall()]
+        raise UserError(f"--institution {institution_id!r} is not in the published results; "
+                        f"known institutions: {', '.join(known) or '(none)'}")
+    name, _kind, region, tz = inst_row
+    cal = conn.execute("SELECT workday_minutes FROM bottleneck_calendars WHERE run_id = ? AND institution_id = ?",
+                       [run_id, institution_id]).fetchone()
+    day = float(cal[0]) if cal else DEFAULT_WORKDAY_MINUTES
+    params = _params(run_id, institution_id, period.start, period.end)
+    prev = period.previous()
+    summary = _rows(conn, SUMMARY_SQL, params)[0]
+    prev_summary = _rows(conn, SUMMARY_SQL, _params(run_id, institution_id, prev.start, prev.end))[0]
+
+    rate = rate_cell(summary["n_compliant"], summary["n_cases"], lang)
+    prev_rate = rate_cell(prev_summary["n_compliant"], prev_summary["n_cases"], lang)
+    if rate.value is not None and prev_rate.value is not None:
+        delta = 100.0 * (rate.value - prev_rate.value)
+        sign = "+" if delta > 0.05 else ("−" if delta < -0.05 else "±")
+        trend = Cell(f"{sign}{fmt_number(abs(delta), lang, 1)} " + ("poin" if lang == "id" else "points"), delta)
+    else:
+        trend = Cell("–", None, rate.suppressed or prev_rate.suppressed)
+
+    sops = _rows(conn, SOP_SQL, params)
+    devs = _rows(conn, DEVIATION_SQL, params)
+    steps = _rows(conn, STEP_SQL, params)
+    scope = Scope(run_id, institution_id, params["start"], params["end"])
+    ranked = rank_bottlenecks(conn, scope, top=TOP_BOTTLENECKS, min_cases=SUPPRESS_BELOW)
+    attention = _rows(conn, ATTENTION_SQL, params)
+    year_back = _params(run_id, institution_id, _add_months(period.end, -12), period.end)
+    monthly = _rows(conn, MONTHLY_SQL, year_back)
+
+    sop_blocks = []
+    for sop in sops:
+        sop_steps = [s for s in steps if s["sop_id"] == sop["sop_id"]]
+        block = {
+            "sop_id": sop["sop_id"], "number": sop["number"], "title": sop["title"], "kind": sop["kind"],
+            "n_cases": count_cell(sop["n_cases"], lang),
+            "n_open": count_cell(sop["n_open"], lang),
+            "rate": rate_cell(sop["n_compliant"], sop["n_cases"], lang),
+            "deviations": [
+                {"kind": KIND_LABELS.get(d["kind"], {}).get(lang, d["kind"]), "kind_key": d["kind"],
+                 "step": (d["step_id"] or ""), "activity": d["activity"] or "",
+                 "n_cases": count_cell(d["n_cases"], lang)}
+                for d in devs if d["sop_id"] == sop["sop_id"]],
+            "bottlenecks": [
+                {"rank": b["rank"], "step": str(b["step_no"] or b["step_id"]).rstrip("."),
+                 "step_id": b["step_id"], "activity": b["activity"] or "",
+                 "n_cases": count_cell(b["n_cases"], lang),
+                 "wait_p50": duration_cell(b["wait_p50"], b["n_cases"], lang, day),
+                 "wait_p90": duration_cell(b["wait_p90"], b["n_cases"], lang, day),
+                 "share_over": (Cell(fmt_percent(b["share_cases_over"], lang), b["share_cases_over"])
+                                if b["share_cases_over"] is not None else Cell("–", None)),
+                 "score": duration_cell(b["score"], b["n_cases"], lang, day),
+                 "sentence": b["explanation_id" if lang == "id" else "explanation_en"]}
+                for b in ranked if b["sop_id"] == sop["sop_id"]],
+            "steps": [
+                {"no": str(s["no"] or s["step_id"]).rstrip("."), "step_id": s["step_id"],
+                 "activity": s["activity"], "role": s["role_label"] or "", "standard": s["time_raw"] or "–",
+                 "n_cases": count_cell(s["n_cases"], lang),
+                 "wait_p50": duration_cell(s["wait_p50"], s["n_cases"], lang, day),
+                 "wait_p90": duration_cell(s["wait_p90"], s["n_cases"], lang, day),
+                 "proc_p50": duration_cell(s["proc_p50"], s["n_cases"], lang, day),
+                 "proc_p90": duration_cell(s["proc_p90"], s["n_cases"], lang, day),
+                 "share_over": rate_cell(s["n_over"], s["n_std"], lang, 0) if s["n_std"] else Cell("–", None)}
+                for s in sop_steps],
+            "chart": None,
+        }
+        if charts is not None and sum(s["n_cases"] >= SUPPRESS_BELOW for s in sop_steps) >= 2:
+            block["chart"] = charts.svg(_step_figure(sop_steps, lang, day), 700, 60 + 28 * len(sop_steps))
+        sop_blocks.append(block)
+
+    trend_chart = None
+    if charts is not None and sum(m["n"] >= SUPPRESS_BELOW for m in monthly) >= 2:
+        trend_chart = charts.svg(_trend_figure(monthly, lang), 700, 260)
+
+    n_attention = int(attention[0]["n_total"]) if attention else 0
+    now = now or dt.datetime.now(dt.UTC)
+    local_now = now.astimezone(ZoneInfo(tz))
+    generated = (f"{local_now.day} {MONTHS[lang][local_now.month - 1]} {local_now.year}, "
+                 f"{local_now:%H:%M} {TZ_ABBR.get(tz, tz)}")
+    procedures = [b for b in sop_blocks if b["kind"] == "procedure"]
+    return {
+        "lang": lang, "run_id": run_id, "generated": generated, "institution_id": institution_id,
+        "institution": name, "region": region or "", "place": _place(region, name),
+        "period": period.key, "period_title": period.title(lang), "prev_title": prev.title(lang),
+        "workday": fmt_duration(day, lang, 10**9),
+        "summary": {
+            "n_cases": count_cell(summary["n_cases"], lang),
+            "n_compliant": count_cell(summary["n_compliant"], lang),
+            "compliance_rate": rate, "prev_rate": prev_rate, "trend": trend,
+            "prev_n_cases": count_cell(prev_summary["n_cases"], lang),
+            "n_open": count_cell(summary["n_open"], lang),
+            "n_stalled": count_cell(summary["n_stalled"], lang),
+            "n_deviations": count_cell(summary["n_deviations"], lang),
+        },
+        "sops": procedures or sop_blocks,
+        "trend_chart": trend_chart, "charts_available": charts is None or charts.available,
+        "attention": [
+            {"case_id": a["case_id"], "sop": a["number"] or a["sop_id"], "opened": _date(a["opened"], lang),
+             "status": ("terbuka" if lang == "id" else "open") if a["status"] == "open"
+             else ("selesai" if lang == "id" else "closed"),
+             "n_deviations": a["n_deviations"],
+             "kinds": ", ".join(KIND_LABELS.get(k, {}).get(lang, k) for k in a["kinds"]),
+             "worst": SEVERITY[{3: "high", 2: "medium", 1: "low"}[a["worst"]]][lang]}
+            for a in attention],
+        "n_attention": count_cell(n_attention, lang), "n_attention_more": max(0, n_attention - MAX_ATTENTION),
+        "kinds": [{"key": k, "label": KIND_LABELS[k][lang], "meaning": KIND_MEANING[k][lang]}
+                  for k in KIND_LABELS],
+    }
+
+
+def _date(day: dt.date, lang: str) -> str:
+    return f"{day.day} {MONTHS[lang][day.month - 1][:3]} {day.year}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------------
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env
+
+
+def _write_pdf(html: str, path: Path) -> None:
+    import weasyprint
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(tmp)
+    tmp.replace(path)
+
+
+def _write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _parse_formats(formats: set[str] | Sequence[str]) -> set[str]:
+    chosen = {f.strip().lower() for f in formats if f.strip()}
+    bad = chosen - FORMATS
+    if bad or not chosen:
+        raise UserError(f"--format {','.join(sorted(formats))!r}: choose html, pdf or html,pdf")
+    return chosen
+
+
+def write_reports(published_db: Path, *, period: str, institutions: list[str] | None, formats: set[str],
+                  out_dir: Path, lang: str = "id") -> list[Path]:
+    """Write each institution's report for ``period`` (None: every institution, plus ``index.html``).
+
+    Files are ``<out_dir>/<institution>_<period>.<html|pdf>``; a rerun replaces them.
+    """
+    chosen_formats = _parse_formats(formats)
+    if lang not in LANGS:
+        raise UserError(f"--lang {lang!r}: choose id (Bahasa Indonesia) or en (English)")
+    parsed = parse_period(period)
+    from pipeline.db import connect
+
+    conn = connect(published_db, read_only=True)
+    written: list[Path] = []
+    try:
+        run_id = _run_id(conn)
+        if institutions is None:
+            ids = [r[0] for r in conn.execute(
+                "SELECT institution_id FROM institutions WHERE institution_id IN "
+                "(SELECT institution_id FROM sops UNION SELECT institution_id FROM case_results) "
+                "ORDER BY institution_id").fetchall()]
+        else:
+            ids = list(dict.fromkeys(institutions))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        env = _env()
+        css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+        template = env.get_template("report.html.j2")
+        entries = []
+        with _chart_server() as charts:
+            for iid in ids:
+                ctx = institution_report(conn, iid, parsed, lang, run_id=run_id, charts=charts)
+                html = template.render(r=ctx, css=css)
+                files: dict[str, str] = {}
+                if "html" in chosen_formats:
+                    path = out_dir / f"{iid}_{parsed.key}.html"
+                    _write_text(html, path)
+                    written.append(path)
+                    files["html"] = path.name
+                if "pdf" in chosen_formats:
+                    path = out_dir / f"{iid}_{parsed.key}.pdf"
+                    _write_pdf(html, path)
+                    written.append(path)
+                    files["pdf"] = path.name
+                entries.append({"r": ctx, "files": files})
+        if institutions is None:
+            index = env.get_template("index.html.j2").render(
+                entries=entries, css=css, lang=lang, period_title=parsed.title(lang), period=parsed.key,
+                run_id=run_id)
+            path = out_dir / "index.html"
+            _write_text(index, path)
+            written.append(path)
+    finally:
+        conn.close()
+    return written

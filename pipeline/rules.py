@@ -1,0 +1,122 @@
+"""Roles, documents and rule-type models (SMK N 1 Petasia academic rules).
+
+* ``wrong_role``: an event whose role is recorded and is neither the step's lane nor one of its
+  ``co_roles`` (one deviation per event);
+* ``missing_document``: in a log that records documents (``events.documents`` not NULL), an event of a step
+  with kelengkapan whose recorded documents lack at least one of them (case-insensitive; one per event);
+* rule models: checked on their input table (``attendance``); a breach is a ``rule_breach`` deviation whose
+  ``step_id`` is the rule id and whose ``case_id`` is the student's pseudonym.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.sop import Rule, SopModel
+
+
+@dataclass
+class RuleStats:
+    wrong_role: int = 0
+    missing_document: int = 0
+    documents_recorded: bool = False
+    rule_breaches: int = 0
+    rules_checked: int = 0
+
+
+def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: str = "TRUE") -> RuleStats:
+    """Write ``wrong_role`` and ``missing_document`` deviations into ``run_deviations``."""
+    stats = RuleStats()
+    before = _count(conn)
+    conn.execute(
+        f"""
+        INSERT INTO run_deviations
+        SELECT e.institution_id, e.sop_id, e.case_id, 'wrong_role', e.step_id, s.activity,
+               array_to_string(s.allowed_roles, ' / '), e.role, e.ts_end,
+               json_object('allowed', s.allowed_roles, 'role', e.role)
+        FROM events e JOIN run_steps s USING (sop_id, step_id)
+        WHERE e.role IS NOT NULL AND s.role IS NOT NULL AND NOT list_contains(s.allowed_roles, e.role)
+          AND {case_filter}
+        """
+    )
+    stats.wrong_role = _count(conn) - before
+    before = _count(conn)
+    conn.execute(
+        f"""
+        INSERT INTO run_deviations
+        SELECT institution_id, sop_id, case_id, 'missing_document', step_id, activity,
+               array_to_string(required, '; '), array_to_string(documents, '; '), ts_end,
+               json_object('missing', missing)
+        FROM (
+            SELECT e.*, s.activity, s.documents AS required,
+                   list_filter(s.documents, lambda d: NOT list_contains(
+                       list_transform(e.documents, lambda x: lower(trim(x))), lower(trim(d)))) AS missing
+            FROM events e JOIN run_steps s USING (sop_id, step_id)
+            WHERE e.documents IS NOT NULL AND len(s.documents) > 0 AND {case_filter}
+        )
+        WHERE len(missing) > 0
+        """
+    )
+    stats.missing_document = _count(conn) - before
+    recorded = conn.execute(
+        f"SELECT count(*) FROM events e WHERE documents IS NOT NULL AND sop_id IN "
+        f"(SELECT sop_id FROM run_models) AND {case_filter}"
+    ).fetchall()
+    stats.documents_recorded = bool(recorded[0][0])
+    return stats
+
+
+def _count(conn: duckdb.DuckDBPyConnection) -> int:
+    return int(conn.execute("SELECT count(*) FROM run_deviations").fetchall()[0][0])
+
+
+def _attendance_sql(rule: Rule) -> str | None:
+    """SQL selecting (institution_id, student_id, semester, value, limit) breaches of one attendance rule."""
+    params = rule.params
+    base = ("SELECT institution_id, student_id, semester, count(*) AS days, "
+            "count(*) FILTER (WHERE status = 'hadir') AS present, "
+            "count(*) FILTER (WHERE status = 'sakit') AS sick, "
+            "count(*) FILTER (WHERE status = 'izin') AS leave, "
+            "count(*) FILTER (WHERE status = 'alpa') AS absent "
+            "FROM attendance WHERE institution_id = $inst GROUP BY ALL")
+    if rule.check == "attendance_min_share":
+        share = float(params.get("min_share", params.get("share", 0.8)))  # type: ignore[arg-type]
+        return f"SELECT *, present / days AS value, {share} AS lim FROM ({base}) WHERE present / days < {share}"
+    if rule.check == "absence_max_days":
+        status = str(params.get("status", "sakit"))
+        column = {"sakit": "sick", "izin": "leave", "alpa": "absent"}.get(status, "sick")
+        max_days = float(params.get("max_days", 0))  # type: ignore[arg-type]
+        return f"SELECT *, {column} AS value, {max_days} AS lim FROM ({base}) WHERE {column} > {max_days}"
+    if rule.check == "absence_max_share":
+        share = float(params.get("max_share", params.get("share", 0.15)))  # type: ignore[arg-type]
+        return f"SELECT *, absent / days AS value, {share} AS lim FROM ({base}) WHERE absent / days > {share}"
+    return None
+
+
+def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> RuleStats:
+    """Check attendance rules of rule-type models on the ``attendance`` table."""
+    stats = RuleStats()
+    for sop_id, model in sorted(models.items()):
+        if model.kind != "rules":
+            continue
+        for rule in model.rules:
+            sql = _attendance_sql(rule) if rule.input == "attendance_daily" else None
+            if sql is None:
+                continue
+            stats.rules_checked += 1
+            before = _count(conn)
+            conn.execute(
+                f"""
+                INSERT INTO run_deviations
+                SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
+                       printf('%.2f', value), NULL,
+                       json_object('semester', semester, 'value', value, 'limit', lim, 'days', days)
+                FROM ({sql})
+                """,
+                {"inst": model.institution, "sop": sop_id, "rule": rule.id, "text": rule.text,
+                 "article": rule.article},
+            )
+            stats.rule_breaches += _count(conn) - before
+    return stats

@@ -1,0 +1,381 @@
+"""One compliance run: every case against its SOP, in one transaction, then published.
+
+Stages: catalogue snapshot -> conformance (alignments per variant, cached) -> timing (steps, case standards,
+stalled cases) -> roles and documents -> rule models -> deviations with severity -> case results -> step
+metrics -> bottlenecks. A failure anywhere rolls the whole run back; the previous results stay as they were.
+
+Incremental runs: when the catalogue and the parameters are unchanged since the last successful run, only
+*dirty* cases are checked again: cases with events from batches loaded since that run, and every open case
+(their stall status moves with ``as_of``). The results of all other cases are carried forward unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline import __version__
+from pipeline.calendars import Institution, WorkingCalendar
+from pipeline.conformance import Executor, check_conformance, model_hash
+from pipeline.errors import UserError
+from pipeline.rules import check_roles_and_documents, check_rule_models
+from pipeline.sop import Catalogue, SopModel, parse_time
+from pipeline.timing import compute_timing
+
+# Documented default severity per deviation kind; a step's or model's `severity` overrides it.
+DEFAULT_SEVERITY = {
+    "missing_step": "high",
+    "unexpected_step": "medium",
+    "wrong_order": "medium",
+    "repeated_step": "low",
+    "overdue_step": "medium",
+    "case_sla_breach": "high",
+    "wrong_role": "medium",
+    "missing_document": "medium",
+    "stalled_case": "high",
+    "rule_breach": "medium",
+}
+CASE_TABLES = ("case_results", "deviations", "event_timing")
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    mode: str  # full | incremental
+    cases: int = 0
+    cases_checked: int = 0
+    compliant: int = 0
+    compliance_rate: float | None = None
+    deviations: dict[str, int] = field(default_factory=dict)
+    variants: int = 0
+    aligned: int = 0
+    from_cache: int = 0
+    documents_recorded: bool = False
+    rules_checked: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    published: str | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), default=str)
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+@contextmanager
+def _stage(summary: RunSummary, name: str, progress: Callable[[str], None] | None) -> Iterator[None]:
+    if progress:
+        progress(name)
+    start = time.perf_counter()
+    yield
+    summary.stage_seconds[name] = round(time.perf_counter() - start, 3)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
+                       institutions: dict[str, Institution]) -> None:
+    """Refresh the catalogue tables the dashboard and reports read."""
+    for table in ("institutions", "sops", "sop_steps", "sop_edges"):
+        conn.execute(f"DELETE FROM {table}")
+    conn.executemany("INSERT INTO institutions VALUES (?, ?, ?, ?, ?)",
+                     [(i.id, i.name, i.kind, i.region, i.timezone) for i in institutions.values()])
+    sops, steps, edges = [], [], []
+    for sop_id, model in sorted(catalogue.models.items()):
+        sops.append((sop_id, model.institution, model.number, model.title, model.kind,
+                     len(model.steps) or len(model.rules), model.case_time, model_hash(model),
+                     model.model_dump_json(by_alias=True)))
+        for i, step in enumerate(model.steps):
+            std = parse_time(step.time, model.clock)
+            label = model.roles[step.role].label if step.role else None
+            steps.append((sop_id, step.id, i, step.no, step.activity, step.role, label, step.documents,
+                          step.time, None if std is None else std.measure, None if std is None else std.minimum,
+                          None if std is None else std.maximum, step.optional, step.repeat))
+        if model.steps:
+            edges.append((sop_id, "start", model.steps[0].id))
+            for src, targets in model.successors().items():
+                edges.extend((sop_id, src, dst) for dst in targets)
+                if model.step(src).repeat:
+                    edges.append((sop_id, src, src))
+    conn.executemany("INSERT INTO sops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sops)
+    conn.executemany("INSERT INTO sop_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+    conn.executemany("INSERT INTO sop_edges VALUES (?, ?, ?)", edges)
+
+
+def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> None:
+    conn.execute("CREATE OR REPLACE TEMP TABLE run_models (sop_id VARCHAR, model_hash VARCHAR)")
+    conn.executemany("INSERT INTO run_models VALUES (?, ?)",
+                     [(sid, model_hash(m)) for sid, m in models.items() if m.kind == "procedure"])
+    rows = []
+    for sop_id, model in models.items():
+        for step in model.steps:
+            allowed = [r for r in [step.role, *step.co_roles] if r]
+            rows.append((sop_id, step.id, step.activity, step.role, allowed, step.documents, step.time,
+                         step.severity or model.severity))
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
+        " allowed_roles VARCHAR[], documents VARCHAR[], time_raw VARCHAR, severity VARCHAR)"
+    )
+    if rows:
+        conn.executemany("INSERT INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE run_deviations (institution_id VARCHAR, sop_id VARCHAR, case_id VARCHAR,"
+        " kind VARCHAR, step_id VARCHAR, activity VARCHAR, expected VARCHAR, observed VARCHAR,"
+        " occurred_at TIMESTAMPTZ, detail JSON)"
+    )
+
+
+def _previous_run(conn: duckdb.DuckDBPyConnection) -> tuple[str, dt.datetime, str, Any] | None:
+    rows = conn.execute(
+        "SELECT run_id, started_at, catalogue_hash, params FROM runs WHERE status = 'ok' "
+        "ORDER BY finished_at DESC LIMIT 1").fetchall()
+    return None if not rows else (rows[0][0], rows[0][1], rows[0][2], rows[0][3])
+
+
+def run_compliance(
+    conn: duckdb.DuckDBPyConnection,
+    catalogue: Catalogue,
+    institutions: dict[str, Institution],
+    calendars: dict[str, WorkingCalendar],
+    *,
+    institution: str | None = None,
+    sop: str | None = None,
+    as_of: dt.datetime | None = None,
+    full: bool = False,
+    executor: Executor | None = None,
+    progress: Callable[[str], None] | None = None,
+    published_dir: Path | None = None,
+    fail_after_stage: str | None = None,
+) -> RunSummary:
+    """Check every case (or the dirty ones) and write one run's results in one transaction."""
+    if catalogue.errors:
+        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
+    if institution and institution not in institutions:
+        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
+    if sop and sop not in catalogue.models:
+        raise UserError(f"unknown SOP '{sop}'; see 'patuh sop list'")
+    as_of = as_of or dt.datetime.now(dt.UTC)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=dt.UTC)
+    models = {sid: m for sid, m in catalogue.models.items()
+              if (sop is None or sid == sop) and (institution is None or m.institution == institution)}
+    missing_cal = {m.institution for m in models.values()} - set(calendars)
+    if missing_cal:
+        raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
+                        "institutions.yaml")
+    run_id = new_run_id()
+    params = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
+    scope_params = {"institution": institution, "sop": sop}
+    previous = _previous_run(conn)
+    incremental = (
+        not full and previous is not None and previous[2] == catalogue.content_hash()
+        and json.loads(previous[3] or "{}").get("scope") == scope_params
+    )
+    summary = RunSummary(run_id, "incremental" if incremental else "full")
+    started = dt.datetime.now(dt.UTC)
+
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
+                     [run_id, started, catalogue.content_hash(), json.dumps({**params, "scope": scope_params}),
+                      __version__])
+        with _stage(summary, "catalogue", progress):
+            snapshot_catalogue(conn, catalogue, institutions)
+            _prepare_temp_tables(conn, models)
+        scope_filter = "TRUE"
+        if institution:
+            scope_filter += f" AND e.institution_id = {_quote(institution)}"
+        if sop:
+            scope_filter += f" AND e.sop_id = {_quote(sop)}"
+        case_filter = scope_filter
+        if incremental and previous is not None:
+            with _stage(summary, "scope", progress):
+                conn.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE run_dirty AS
+                    SELECT DISTINCT e.institution_id, e.sop_id, e.case_id FROM events e
+                    WHERE e.batch_id IN (SELECT batch_id FROM batches WHERE loaded_at >= $since) AND {scope_filter}
+                    UNION
+                    SELECT c.institution_id, c.sop_id, c.case_id FROM cases c
+                    WHERE c.status = 'open'
+                      AND EXISTS (SELECT 1 FROM events e WHERE e.institution_id = c.institution_id
+                                  AND e.sop_id = c.sop_id AND e.case_id = c.case_id AND {scope_filter})
+                    """,
+                    {"since": previous[1]},
+                )
+                case_filter = (scope_filter + " AND EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id ="
+                               " e.institution_id AND d.sop_id = e.sop_id AND d.case_id = e.case_id)")
+        with _stage(summary, "conformance", progress):
+            conf = check_conformance(conn, run_id, models, case_filter=case_filter, executor=executor)
+            summary.variants, summary.aligned, summary.from_cache = conf.variants, conf.aligned, conf.from_cache
+            summary.cases_checked = conf.cases
+        if fail_after_stage == "conformance":
+            raise RuntimeError("injected failure (test)")
+        with _stage(summary, "timing", progress):
+            compute_timing(conn, run_id, models, calendars, as_of=as_of, case_filter=case_filter)
+        with _stage(summary, "rules", progress):
+            role_stats = check_roles_and_documents(conn, case_filter=case_filter)
+            summary.documents_recorded = role_stats.documents_recorded
+            rule_stats = check_rule_models(conn, models)
+            summary.rules_checked = rule_stats.rules_checked
+        with _stage(summary, "results", progress):
+            _write_deviations(conn, run_id)
+            _write_case_results(conn, run_id, calendars)
+            if incremental and previous is not None:
+                _carry_forward(conn, previous[0], run_id)
+            _write_variants_and_metrics(conn, run_id, incremental, previous[0] if previous else None)
+        with _stage(summary, "bottlenecks", progress):
+            _bottlenecks(conn, run_id)
+        totals = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results WHERE run_id = ?", [run_id]
+        ).fetchall()[0]
+        summary.cases, summary.compliant = int(totals[0]), int(totals[1])
+        summary.compliance_rate = summary.compliant / summary.cases if summary.cases else None
+        summary.deviations = dict(conn.execute(
+            "SELECT kind, count(*) FROM deviations WHERE run_id = ? GROUP BY kind ORDER BY kind", [run_id]
+        ).fetchall())
+        conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
+                     [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    if published_dir is not None:
+        from pipeline.publish import publish
+
+        with _stage(summary, "publish", progress):
+            summary.published = str(publish(conn, run_id, published_dir))
+        conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
+    return summary
+
+
+def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    severity_case = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in DEFAULT_SEVERITY.items())
+    conn.execute(
+        f"""
+        INSERT INTO deviations
+        SELECT ?, d.institution_id, d.sop_id, d.case_id, d.kind, d.step_id, coalesce(s.activity, d.activity),
+               d.expected, d.observed,
+               coalesce(s.severity, CASE d.kind {severity_case} ELSE 'medium' END),
+               d.occurred_at, d.detail
+        FROM run_deviations d LEFT JOIN run_steps s USING (sop_id, step_id)
+        """,
+        [run_id],
+    )
+
+
+def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
+                        calendars: dict[str, WorkingCalendar]) -> None:
+    frame = conn.execute(
+        """
+        SELECT v.institution_id, v.sop_id, v.case_id, c.opened_at, c.closed_at, v.fitness, v.cost, c.status,
+               v.variant_hash, coalesce(n.n, 0) AS n_deviations,
+               t.first_ts, t.last_ts
+        FROM run_case_variants v
+        JOIN cases c USING (institution_id, sop_id, case_id)
+        LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_deviations GROUP BY ALL) n
+            USING (institution_id, sop_id, case_id)
+        LEFT JOIN (SELECT institution_id, sop_id, case_id, min(coalesce(ts_start, ts_end)) AS first_ts,
+                          max(ts_end) AS last_ts FROM events GROUP BY ALL) t
+            USING (institution_id, sop_id, case_id)
+        """
+    ).df()
+    frame["lead_time_working"] = float("nan")
+    for inst, part in frame.groupby("institution_id", sort=True):
+        frame.loc[part.index, "lead_time_working"] = calendars[str(inst)].working_minutes(
+            part["first_ts"], part["last_ts"])
+    frame["lead_time_elapsed"] = (frame["last_ts"] - frame["first_ts"]).dt.total_seconds() / 60.0
+    frame["run_id"] = run_id
+    frame["compliant"] = frame["n_deviations"] == 0
+    conn.register("case_df", frame)
+    conn.execute(
+        """
+        INSERT INTO case_results
+        SELECT run_id, institution_id, sop_id, case_id, opened_at, closed_at, fitness, cost, compliant,
+               n_deviations, lead_time_working, lead_time_elapsed, status, variant_hash
+        FROM case_df
+        """
+    )
+    conn.unregister("case_df")
+    # rule breaches concern students, not cases of a procedure: they stay in deviations only
+
+
+def _carry_forward(conn: duckdb.DuckDBPyConnection, previous_run: str, run_id: str) -> None:
+    """Copy the previous run's per-case rows of every case this run did not check."""
+    for table in CASE_TABLES:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
+            "ORDER BY ordinal_position", [table]).fetchall()]
+        select = ", ".join("?" if c == "run_id" else f"p.{c}" for c in columns)
+        conn.execute(
+            f"""
+            INSERT INTO {table}
+            SELECT {select} FROM {table} p
+            WHERE p.run_id = ? AND NOT EXISTS (
+                SELECT 1 FROM run_case_variants d WHERE d.institution_id = p.institution_id
+                AND d.sop_id = p.sop_id AND d.case_id = p.case_id)
+            """,
+            [run_id, previous_run],
+        )
+
+
+def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, incremental: bool,
+                                previous_run: str | None) -> None:
+    if incremental and previous_run is not None:
+        # variants were written for the checked cases only: rebuild the counts over all cases
+        conn.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE run_all_variant_steps AS
+            SELECT sop_id, variant_hash, any_value(steps) AS steps, any_value(fitness) AS fitness
+            FROM variants WHERE run_id IN (?, ?) GROUP BY ALL
+            """,
+            [run_id, previous_run],
+        )
+        conn.execute("DELETE FROM variants WHERE run_id = ?", [run_id])
+        conn.execute(
+            """
+            INSERT INTO variants
+            SELECT ?, r.institution_id, r.sop_id, r.variant_hash, s.steps, count(*), any_value(s.fitness)
+            FROM case_results r JOIN run_all_variant_steps s USING (sop_id, variant_hash)
+            WHERE r.run_id = ? GROUP BY ALL
+            """,
+            [run_id, run_id],
+        )
+    conn.execute(
+        """
+        INSERT INTO step_metrics
+        SELECT run_id, institution_id, sop_id, step_id, strftime(ts_end AT TIME ZONE 'UTC', '%Y-%m') AS period,
+               count(*) AS n,
+               quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9),
+               quantile_cont(proc_working, 0.5), quantile_cont(proc_working, 0.9),
+               any_value(s.time_raw), avg(CASE WHEN standard_max IS NULL THEN NULL
+                                              WHEN over_standard THEN 1.0 ELSE 0.0 END)
+        FROM event_timing t LEFT JOIN (SELECT sop_id, step_id, time_raw FROM sop_steps) s USING (sop_id, step_id)
+        WHERE run_id = ?
+        GROUP BY ALL
+        """,
+        [run_id],
+    )
+
+
+def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    try:
+        from pipeline import bottlenecks
+    except ImportError:  # the bottleneck stage is optional while it is being built
+        return
+    compute = getattr(bottlenecks, "compute_bottlenecks", None)
+    if compute is not None:
+        compute(conn, run_id)

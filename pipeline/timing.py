@@ -1,0 +1,233 @@
+"""Time: step durations against their standards, whole-case standards and stalled open cases.
+
+Rules (DESIGN section 3 semantics; measures from :func:`pipeline.sop.parse_time`):
+
+* a step's **duration** is ``ts_end - ts_start``; in a log with one timestamp per event it is the time from
+  the previous event's end to this event's end (the first event of such a case has none);
+* **waiting** is the previous event's end to this event's start (working minutes);
+* ``overdue_step``: the duration, in the standard's measure (working minutes or working days on the
+  institution's calendar, or elapsed minutes for ``N x 24 jam``, weeks and months) exceeds its maximum;
+* ``case_sla_breach``: the model's ``case_time`` from the first event's start to the last event's end, and
+  each ``slas`` entry from the earliest start of step A to the earliest end of step B (when both happened);
+* ``stalled_case``: an open case whose last event ended longer before ``as_of`` than the largest standard
+  of the next possible steps (:data:`DEFAULT_STALL` when they have none), measured in that standard's unit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.calendars import WorkingCalendar
+from pipeline.sop import END, SopModel, TimeStandard, parse_time
+
+DEFAULT_STALL = TimeStandard("5 hari kerja (bawaan / default)", "working_days", None, 5.0, "day")
+
+
+@dataclass
+class TimingStats:
+    events: int = 0
+    overdue: int = 0
+    sla_breaches: int = 0
+    stalled: int = 0
+
+
+def _standards_frame(models: dict[str, SopModel]) -> pd.DataFrame:
+    rows = []
+    for sop_id, model in models.items():
+        for step in model.steps:
+            std = parse_time(step.time, model.clock)
+            rows.append((sop_id, step.id, None if std is None else std.measure,
+                         None if std is None else std.maximum))
+    return pd.DataFrame(rows, columns=["sop_id", "step_id", "standard_measure", "standard_max"])
+
+
+def _measure(cal: WorkingCalendar, measure: pd.Series, start: pd.Series, end: pd.Series) -> np.ndarray:
+    """Durations in each row's own measure (rows with no measure give NaN)."""
+    out = np.full(len(start), np.nan)
+    for kind in ("working_minutes", "working_days", "elapsed_minutes"):
+        sel = (measure == kind).to_numpy()
+        if sel.any():
+            out[sel] = cal.measure(kind, start[sel], end[sel])
+    return out
+
+
+def compute_timing(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    models: dict[str, SopModel],
+    calendars: dict[str, WorkingCalendar],
+    *,
+    as_of: dt.datetime,
+    case_filter: str = "TRUE",
+) -> TimingStats:
+    """Write ``event_timing`` for ``run_id`` and the time deviations into ``run_deviations``."""
+    stats = TimingStats()
+    events = conn.execute(
+        f"""
+        SELECT institution_id, sop_id, case_id, step_id, role, ts_start, ts_end,
+               lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role
+        FROM events e
+        WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+        WINDOW w AS (PARTITION BY institution_id, sop_id, case_id ORDER BY ts_end, source_row)
+        """
+    ).df()
+    events = events[events["step_id"].notna()].reset_index(drop=True)
+    stats.events = len(events)
+    events = events.merge(_standards_frame(models), on=["sop_id", "step_id"], how="left")
+    frames = []
+    for inst, part in events.groupby("institution_id", sort=True):
+        cal = calendars[str(inst)]
+        part = part.copy()
+        has_start = part["ts_start"].notna()
+        begin = part["ts_start"].where(has_start, part["prev_end"])
+        part["wait_working"] = np.where(has_start, cal.working_minutes(part["prev_end"], part["ts_start"]), np.nan)
+        part["proc_working"] = np.where(has_start, cal.working_minutes(part["ts_start"], part["ts_end"]), np.nan)
+        part["duration_std"] = _measure(cal, part["standard_measure"], begin, part["ts_end"])
+        frames.append(part)
+    timed = pd.concat(frames, ignore_index=True) if frames else events.assign(
+        wait_working=np.nan, proc_working=np.nan, duration_std=np.nan)
+    timed["over_standard"] = (timed["duration_std"] > timed["standard_max"] + 1e-9) & timed["standard_max"].notna()
+    timed["run_id"] = run_id
+    conn.register("timed_df", timed)
+    conn.execute(
+        """
+        INSERT INTO event_timing
+        SELECT run_id, institution_id, sop_id, case_id, step_id, role, prev_role, ts_start, ts_end,
+               wait_working, proc_working, duration_std, standard_max, standard_measure, over_standard
+        FROM timed_df
+        """
+    )
+    conn.unregister("timed_df")
+    conn.execute(
+        """
+        INSERT INTO run_deviations
+        SELECT t.institution_id, t.sop_id, t.case_id, 'overdue_step', t.step_id, s.activity,
+               s.time_raw, printf('%.1f', t.duration_std), t.ts_end,
+               json_object('duration', t.duration_std, 'maximum', t.standard_max, 'measure', t.standard_measure)
+        FROM event_timing t JOIN run_steps s USING (sop_id, step_id)
+        WHERE t.run_id = ? AND t.over_standard
+        """,
+        [run_id],
+    )
+    stats.overdue = int(timed["over_standard"].sum())
+    stats.sla_breaches = _case_standards(conn, models, calendars, case_filter)
+    stats.stalled = _stalled(conn, models, calendars, as_of, case_filter)
+    return stats
+
+
+def _case_standards(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
+                    calendars: dict[str, WorkingCalendar], case_filter: str) -> int:
+    """``case_sla_breach`` for case_time and for each between-step SLA."""
+    checks: list[tuple[str, str | None, str | None, str | None, TimeStandard, str | None]] = []
+    for sop_id, model in models.items():
+        case_std = parse_time(model.case_time, model.clock)
+        if case_std is not None:
+            checks.append((sop_id, None, None, None, case_std, model.case_time))
+        for sla in model.slas:
+            std = parse_time(sla.time, model.clock)
+            if std is not None:
+                checks.append((sop_id, sla.id, sla.from_, sla.to, std, sla.time))
+    found = 0
+    for sop_id, sla_id, step_a, step_b, std, text in checks:
+        if step_a is None:
+            spans = conn.execute(
+                f"""SELECT institution_id, case_id, min(coalesce(ts_start, ts_end)) AS a, max(ts_end) AS b
+                    FROM events e WHERE sop_id = ? AND {case_filter} GROUP BY ALL""", [sop_id]).df()
+        else:
+            spans = conn.execute(
+                f"""SELECT institution_id, case_id,
+                           min(coalesce(ts_start, ts_end)) FILTER (WHERE step_id = ?) AS a,
+                           min(ts_end) FILTER (WHERE step_id = ?) AS b
+                    FROM events e WHERE sop_id = ? AND {case_filter} GROUP BY ALL
+                    HAVING a IS NOT NULL AND b IS NOT NULL""", [step_a, step_b, sop_id]).df()
+        if spans.empty:
+            continue
+        breach_parts = []
+        for inst, part in spans.groupby("institution_id", sort=True):
+            value = calendars[str(inst)].measure(std.measure, part["a"], part["b"])
+            over = value > std.maximum + 1e-9
+            if over.any():
+                breach_parts.append(part[over].assign(value=value[over]))
+        if not breach_parts:
+            continue
+        breaches = pd.concat(breach_parts, ignore_index=True)
+        breaches["sop_id"] = sop_id
+        breaches["step_id"] = sla_id
+        breaches["expected"] = text
+        breaches["maximum"] = std.maximum
+        breaches["measure"] = std.measure
+        conn.register("breach_df", breaches)
+        conn.execute(
+            """INSERT INTO run_deviations
+               SELECT institution_id, sop_id, case_id, 'case_sla_breach', step_id, NULL, expected,
+                      printf('%.1f', value), b,
+                      json_object('duration', value, 'maximum', maximum, 'measure', measure, 'from', a, 'to', b)
+               FROM breach_df"""
+        )
+        conn.unregister("breach_df")
+        found += len(breaches)
+    return found
+
+
+_ROUGH_FACTOR = {"working_minutes": 3.2, "working_days": 1440.0, "elapsed_minutes": 1.0}
+
+
+def _rough_elapsed(std: TimeStandard) -> float:
+    """Orders standards of different measures (a working day spans about a calendar day)."""
+    return std.maximum * _ROUGH_FACTOR[std.measure]
+
+
+def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
+             calendars: dict[str, WorkingCalendar], as_of: dt.datetime, case_filter: str) -> int:
+    """``stalled_case`` for open cases, measured against the next steps' largest standard."""
+    thresholds = []
+    for sop_id, model in models.items():
+        succ = model.successors()
+        for step in model.steps:
+            nexts = [parse_time(model.step(n).time, model.clock) for n in succ[step.id] if n != END]
+            stds = [s for s in nexts if s is not None]
+            std = max(stds, key=_rough_elapsed) if stds else DEFAULT_STALL
+            thresholds.append((sop_id, step.id, std.measure, std.maximum, std.raw))
+    if not thresholds:
+        return 0
+    conn.register("stall_df", pd.DataFrame(thresholds, columns=["sop_id", "step_id", "measure", "maximum", "raw"]))
+    last = conn.execute(
+        f"""
+        SELECT c.institution_id, c.sop_id, c.case_id, l.step_id, l.ts_end, s.measure, s.maximum, s.raw
+        FROM cases c
+        JOIN (SELECT institution_id, sop_id, case_id, arg_max(step_id, (ts_end, source_row)) AS step_id,
+                     max(ts_end) AS ts_end
+              FROM events e WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+              GROUP BY ALL) l USING (institution_id, sop_id, case_id)
+        JOIN stall_df s ON s.sop_id = l.sop_id AND s.step_id = l.step_id
+        WHERE c.status = 'open'
+        """
+    ).df()
+    conn.unregister("stall_df")
+    if last.empty:
+        return 0
+    parts = []
+    for inst, part in last.groupby("institution_id", sort=True):
+        now = pd.Series(pd.Timestamp(as_of), index=part.index)
+        value = _measure(calendars[str(inst)], part["measure"], part["ts_end"], now)
+        over = value > part["maximum"].to_numpy() + 1e-9
+        if over.any():
+            parts.append(part[over].assign(value=value[over]))
+    if not parts:
+        return 0
+    stalled = pd.concat(parts, ignore_index=True)
+    stalled["as_of"] = pd.Timestamp(as_of)
+    conn.register("stalled_df", stalled)
+    conn.execute(
+        """INSERT INTO run_deviations
+           SELECT institution_id, sop_id, case_id, 'stalled_case', step_id, NULL, raw, printf('%.1f', value),
+                  as_of, json_object('idle', value, 'maximum', maximum, 'measure', measure, 'last_event', ts_end)
+           FROM stalled_df"""
+    )
+    conn.unregister("stalled_df")
+    return len(stalled)
