@@ -27,7 +27,7 @@ def _header(ctx: ui.PageContext) -> html.Header:
     lang, f = ctx.lang, ctx.filters
     links = []
     for page in PAGES:
-        active = page.PATH == ctx.path
+        active = ctx.path == page.PATH
         links.append(dcc.Link(t(page.NAV_KEY, lang), href=ui.href(page.PATH, f, lang),
                               className="nav-link active" if active else "nav-link",
                               id=f"nav-{page.PATH.strip('/') or 'ringkasan'}"))
@@ -73,7 +73,8 @@ def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | Non
     auth.install(server, users_file, secret_key or auth.session_secret(users_file))
     env = ui.Env(queries.source(published_dir), reports_dir or published_dir.parent / "reports")
     app = Dash(
-        "patuh", server=server, title="Patuh", update_title=None, assets_folder=str(ASSETS),
+        "patuh", server=server, title="Patuh", update_title=None,  # type: ignore[arg-type]
+        assets_folder=str(ASSETS),
         suppress_callback_exceptions=True, serve_locally=True,
     )
     app.layout = html.Div([
@@ -103,7 +104,7 @@ def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | Non
         prevent_initial_call=True,
     )
     def sync_filters(values: list[Any], ids: list[dict[str, str]], search: str | None) -> Any:
-        params = dict(ui.parse_search(search)[0].as_dict())
+        params: dict[str, Any] = dict(ui.parse_search(search)[0].as_dict())
         params["lang"] = ui.parse_search(search)[1]
         triggered = {item["prop_id"].rsplit(".", 1)[0] for item in dash.callback_context.triggered}
         changed: set[str] = set()

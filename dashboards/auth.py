@@ -128,7 +128,7 @@ def _dump(path: Path, users: dict[str, User]) -> None:
     _write_private(path, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True))
 
 
-def add_user(path: Path, name: str, role: str, institutions: list[str], password: str) -> User:
+def add_user(path: Path, name: str, role: Role | str, institutions: list[str], password: str) -> User:
     """Add or replace one user (the password is stored hashed)."""
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError(f"user name '{name}': use letters, digits, '-', '_' or '.'")
@@ -141,7 +141,7 @@ def add_user(path: Path, name: str, role: str, institutions: list[str], password
     if len(password) < 8:
         raise UserError("the password is too short: use at least 8 characters")
     users = dict(load_users(path)) if path.exists() else {}
-    user = User(name, role, tuple(institutions), generate_password_hash(password))  # type: ignore[arg-type]
+    user = User(name, role, tuple(institutions), generate_password_hash(password))
     users[name] = user
     _dump(path, users)
     return user

@@ -19,16 +19,19 @@ BLUE = "#1f5f8b"
 GREY = "#9aa5b1"
 LIGHT = "#dfe6ec"
 FONT = "Inter, 'Segoe UI', 'DejaVu Sans', Arial, sans-serif"
+HIST_SPAN = 24  # bins per histogram (queries.HIST_BINS)
 RATE_SCALE = [[0.0, RED], [0.5, AMBER], [1.0, GREEN]]
-OVER_SCALE = [[0.0, "#e8f5e9"], [0.25, "#fff3c4"], [0.5, "#ffb74d"], [1.0, RED]]
+OVER_SCALE: list[tuple[float, str]] = [(0.0, "#e8f5e9"), (0.25, "#fff3c4"), (0.5, "#ffb74d"), (1.0, RED)]
 
 
 def _base(fig: go.Figure, lang: str, height: int, **layout: Any) -> go.Figure:
-    fig.update_layout(
-        template="plotly_white", height=height, font={"family": FONT, "size": 13, "color": "#1d2a36"},
-        margin={"l": 10, "r": 10, "t": 10, "b": 10}, separators=i18n.plotly_separators(lang),
-        hoverlabel={"font": {"family": FONT}}, showlegend=False, **layout,
-    )
+    settings: dict[str, Any] = {
+        "template": "plotly_white", "height": height, "font": {"family": FONT, "size": 13, "color": "#1d2a36"},
+        "margin": {"l": 10, "r": 10, "t": 10, "b": 10}, "separators": i18n.plotly_separators(lang),
+        "hoverlabel": {"font": {"family": FONT}}, "showlegend": False,
+    }
+    settings.update(layout)
+    fig.update_layout(**settings)
     return fig
 
 
@@ -71,15 +74,17 @@ def trend(df: pd.DataFrame, lang: str) -> go.Figure:
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Bar(x=months, y=df["cases"], name=t("kpi.cases", lang), marker_color=LIGHT,
                          customdata=df["month"], hovertemplate="%{x}: %{y} " + t("ov.cases_axis", lang)
-                         + "<extra></extra>"), secondary_y=True)
+                         + "<extra></extra>"), secondary_y=False)
     fig.add_trace(go.Scatter(x=months, y=df["rate"] * 100, mode="lines+markers+text", name=t("kpi.rate", lang),
                              line={"color": BLUE, "width": 3}, marker={"size": 9}, customdata=df["month"],
                              text=[i18n.fmt_pct(r, 0, lang) for r in df["rate"]], textposition="top center",
-                             hovertemplate="%{x}: %{text}<extra></extra>"), secondary_y=False)
-    fig.update_yaxes(range=[0, 109], ticksuffix="%", title=t("ov.rate_axis", lang), secondary_y=False)
-    fig.update_yaxes(title=t("ov.cases_axis", lang), showgrid=False, secondary_y=True)
-    return _base(fig, lang, 300, showlegend=True,
-                 legend={"orientation": "h", "y": -0.18, "x": 0})
+                             hovertemplate="%{x}: %{text}<extra></extra>", cliponaxis=False), secondary_y=True)
+    # the rate (drawn above the bars) reads on the left axis, the case counts on the right one
+    fig.update_yaxes(range=[0, 109], ticksuffix="%", title=t("ov.rate_axis", lang), side="left", secondary_y=True)
+    fig.update_yaxes(title=t("ov.cases_axis", lang), showgrid=False, side="right", rangemode="tozero",
+                     tickformat=",d", secondary_y=False)
+    return _base(fig, lang, 320, showlegend=True,
+                 legend={"orientation": "h", "y": -0.25, "x": 0})
 
 
 def kind_bars(df: pd.DataFrame, lang: str) -> go.Figure:
@@ -147,19 +152,21 @@ def process_map(steps: pd.DataFrame, edges: pd.DataFrame, lang: str) -> go.Figur
             xs, ys = [x0 - 0.15, x0, x0 + 0.15], [y0 + 0.3, y0 + 0.45, y0 + 0.3]
         else:
             xs, ys = [x0, xm, x1], [y0, ym, y1]
-        hover = (f"{e['src']} → {e['dst']}<br>{i18n.fmt_int(e['n'], lang)} {t('ov.cases_axis', lang)}"
+        edge_hover = (f"{e['src']} → {e['dst']}<br>{i18n.fmt_int(e['n'], lang)} {t('ov.cases_axis', lang)}"
                  + (f"<br>{i18n.fmt_pct(rate, 1, lang)} {t('pm.edge_dev', lang)}" if modelled else
                     f"<br>{t('pm.off_model', lang)}"))
         fig.add_trace(go.Scatter(
             x=xs, y=ys, mode="lines", line={"width": width, "color": color, "shape": "spline",
                                             "dash": "solid" if modelled else "dash"},
-            opacity=0.75 if modelled else 0.6, hoverinfo="text", hovertext=hover,
+            opacity=0.75 if modelled else 0.6, hoverinfo="text", hovertext=edge_hover,
         ))
-        annotations.append({"x": x1, "y": y1, "ax": xm, "ay": ym, "xref": "x", "yref": "y", "axref": "x",
-                            "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowsize": 1.2,
-                            "arrowwidth": 1.5, "arrowcolor": color, "standoff": 18, "text": ""})
+        tip_from = (x1 - 0.3 * (x1 - xm), y1 - 0.3 * (y1 - ym)) if (x0, y0) != (x1, y1) else (x0 + 0.15, y0 + 0.3)
+        annotations.append({"x": x1, "y": y1, "ax": tip_from[0], "ay": tip_from[1], "xref": "x", "yref": "y",
+                            "axref": "x",
+                            "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowsize": 1.3,
+                            "arrowwidth": 1.5, "arrowcolor": color, "standoff": 24, "text": ""})
     share = steps["share_over"].astype(float) if "share_over" in steps else pd.Series([math.nan] * len(steps))
-    wait = steps["wait_p50"] if "wait_p50" in steps else [None] * len(steps)
+    wait: list[Any] = list(steps["wait_p50"]) if "wait_p50" in steps else [None] * len(steps)
     hover = [
         f"<b>{s} · {_short(a, 60)}</b><br>{_short(r, 40)}<br>{t('col.standard', lang)}: {tr or '-'}<br>"
         f"{t('pm.share_over', lang)}: {i18n.fmt_pct(so, 1, lang)}<br>"
@@ -174,8 +181,8 @@ def process_map(steps: pd.DataFrame, edges: pd.DataFrame, lang: str) -> go.Figur
         textfont={"color": "#1d2a36", "size": 12}, customdata=steps["step_id"], hovertext=hover,
         hoverinfo="text",
         marker={"size": 46, "symbol": "square", "line": {"width": 2, "color": "#37474f"},
-                "color": share.fillna(-1), "colorscale": [[0, "#eceff1"], [0.001, "#e8f5e9"], *[
-                    [0.001 + 0.999 * p, c] for p, c in OVER_SCALE[1:]]], "cmin": -0.001, "cmax": 0.5,
+                "color": share.fillna(-1), "colorscale": [[0.0, "#eceff1"], [0.001, "#e8f5e9"], *[
+                    [0.001 + 0.999 * float(p), c] for p, c in OVER_SCALE[1:]]], "cmin": -0.001, "cmax": 0.5,
                 "colorbar": {"title": t("pm.share_over", lang), "ticksuffix": "", "tickformat": ".0%",
                              "len": 0.8, "thickness": 12}},
     ))
@@ -211,8 +218,13 @@ def step_histograms(bins: pd.DataFrame, steps: pd.DataFrame, lang: str) -> go.Fi
     activity = dict(zip(steps["step_id"], steps["activity"], strict=True))
     cols = 2 if len(present) > 1 else 1
     rows = math.ceil(len(present) / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"{s} · {_short(activity.get(s), 48)}"
-                                                             for s in present],
+    titles = []
+    for s in present:
+        part = bins[bins["step_id"] == s]
+        std = None if pd.isna(part["std"].iloc[0]) else float(part["std"].iloc[0])
+        _, unit_key = _display_unit(part["measure"].iloc[0], std, float(part["width"].iloc[0]) * HIST_SPAN)
+        titles.append(f"<b>{s}</b> · {_short(activity.get(s), 44)} ({t(unit_key, lang)})")
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
                         vertical_spacing=min(0.12, 0.5 / max(rows, 1)), horizontal_spacing=0.08)
     for i, step in enumerate(present):
         r, c = i // cols + 1, i % cols + 1
@@ -221,7 +233,7 @@ def step_histograms(bins: pd.DataFrame, steps: pd.DataFrame, lang: str) -> go.Fi
         std = part["std"].iloc[0]
         std = None if pd.isna(std) else float(std)
         width = float(part["width"].iloc[0])
-        div, unit = _display_unit(measure, std, width * len(part))
+        div, unit = _display_unit(measure, std, width * HIST_SPAN)
         lo = part["b"].astype(float) * width / div
         colors = [RED if o > 0 and o >= n / 2 else GREEN if std is not None else BLUE
                   for o, n in zip(part["over"], part["cnt"], strict=True)]
@@ -232,7 +244,6 @@ def step_histograms(bins: pd.DataFrame, steps: pd.DataFrame, lang: str) -> go.Fi
         ), row=r, col=c)
         if std is not None:
             fig.add_vline(x=std / div, line={"color": RED, "width": 2, "dash": "dash"}, row=r, col=c)
-        fig.update_xaxes(title_text=t(unit, lang), title_font={"size": 11}, row=r, col=c)
         fig.update_yaxes(title_text=t("st.count", lang), title_font={"size": 11}, row=r, col=c)
     fig.update_annotations(font={"size": 12})
     return _base(fig, lang, 60 + 250 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0.05)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Any
 
@@ -86,7 +87,8 @@ _T: dict[str, tuple[str, str]] = {
     "dev.title": ("Penyimpangan", "Deviations"),
     "dev.export": ("Unduh CSV (sesuai filter)", "Download CSV (filtered)"),
     "dev.count": ("{n} penyimpangan", "{n} deviations"),
-    "dev.open_case": ("Klik kode kasus untuk membuka kasusnya.", "Click a case code to open the case."),
+    "dev.open_case": ("Klik baris untuk membuka kasusnya.", "Click a row to open its case."),
+    "rep.open": ("Buka", "Open"),
     "col.when": ("Waktu", "When"),
     "col.inst": ("Instansi", "Institution"),
     "col.sop": ("SOP", "SOP"),
@@ -314,6 +316,19 @@ def fmt_duration(value: Any, measure: str | None, lang: str | None = DEFAULT) ->
     if v >= 120:
         return f"{fmt_num(v / 60, 1, lang)} {t('unit.hours', lang)}"
     return f"{fmt_int(v, lang)} {t('unit.working_minutes', lang)}"
+
+
+def observed_text(observed: Any, detail: Any, lang: str | None = DEFAULT) -> str | None:
+    """What was observed, readable: a duration from the detail JSON in its measure's unit, else as stored."""
+    try:
+        data = json.loads(detail) if isinstance(detail, str) else (detail or {})
+    except ValueError:
+        data = {}
+    if isinstance(data, dict):
+        value = data.get("duration", data.get("idle"))
+        if data.get("measure") and isinstance(value, int | float):
+            return fmt_duration(value, str(data["measure"]), lang)
+    return None if _is_missing(observed) or observed == "" else str(observed)
 
 
 def plotly_separators(lang: str | None) -> str:

@@ -267,7 +267,7 @@ def has_table(src: Source, name: str) -> bool:
 
 def run_info(src: Source) -> dict[str, Any] | None:
     df = _df(src, "SELECT run_id, finished_at FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1")
-    return None if df.empty else df.iloc[0].to_dict()
+    return None if df.empty else {str(k): v for k, v in df.iloc[0].to_dict().items()}
 
 
 def institutions(src: Source, grants: Grants) -> pd.DataFrame:
@@ -320,7 +320,7 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
                                (strftime(r.opened_at, '%Y-%m')), ())
     """, w.params)
     out: dict[str, pd.DataFrame] = {}
-    if by.empty:
+    if by.empty or int(by["cases"].max()) == 0:
         empty = pd.DataFrame(columns=["cases", "compliant", "deviations", "open_cases", "lead_p50"])
         return {"total": empty, "institution": empty, "sop": empty, "month": empty, "kind": pd.DataFrame()}
     by["rate"] = by["compliant"] / by["cases"].where(by["cases"] > 0)
@@ -462,7 +462,7 @@ def _deviation_where(grants: Grants, f: Filters) -> _Where:
 
 
 _DEV_COLUMNS = """d.occurred_at, d.institution_id, d.sop_id, d.case_id, d.kind, d.step_id,
-    d.activity, d.expected, d.observed, d.severity,
+    d.activity, d.expected, d.observed, d.severity, CAST(d.detail AS VARCHAR) AS detail,
     (SELECT st.role_label FROM sop_steps st WHERE st.sop_id = d.sop_id AND st.step_id = d.step_id) AS role"""
 
 
@@ -544,7 +544,7 @@ def case_detail(src: Source, grants: Grants, case_id: str, f: Filters | None = N
         """, w.params).df()
         if head.empty:
             return None
-        row = head.iloc[0].to_dict()
+        row = {str(k): v for k, v in head.iloc[0].to_dict().items()}
         key = [row["institution_id"], row["sop_id"], case_id]
         events = cur.execute("""
             SELECT e.step_id, st.activity, st.no, st.role_label, e.role, st.role AS lane,
@@ -555,7 +555,8 @@ def case_detail(src: Source, grants: Grants, case_id: str, f: Filters | None = N
             ORDER BY e.ts_end, e.ts_start LIMIT 500
         """, key).df()
         devs = cur.execute("""
-            SELECT kind, step_id, activity, expected, observed, severity, occurred_at
+            SELECT kind, step_id, activity, expected, observed, severity, occurred_at,
+                   CAST(detail AS VARCHAR) AS detail
             FROM deviations WHERE institution_id = ? AND sop_id = ? AND case_id = ?
             ORDER BY occurred_at, kind LIMIT 200
         """, key).df()

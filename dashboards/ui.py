@@ -125,7 +125,7 @@ def filter_bar(ctx: PageContext, extra: Sequence[html.Div] = (), *, need_sop: bo
 
 
 def card(title: str | None, *children: Any, extra: Any = None, class_name: str = "") -> html.Div:
-    head = [html.H3(title, className="card-title")] if title else []
+    head: list[Any] = [html.H3(title, className="card-title")] if title else []
     if extra is not None:
         head.append(html.Div(extra, className="card-extra"))
     return html.Div(className=f"card {class_name}".strip(), children=[
@@ -150,8 +150,7 @@ def empty_state(lang: str, message: str | None = None, hint: str | None = None) 
 
 def graph(graph_id: str, height: int | None = None) -> dcc.Loading:
     style = {"height": f"{height}px"} if height else {}
-    return dcc.Loading(dcc.Graph(id=graph_id, config={"displaylogo": False, "responsive": True,
-                                                      "modeBarButtonsToRemove": ["select2d", "lasso2d"]},
+    return dcc.Loading(dcc.Graph(id=graph_id, config={"displayModeBar": False, "responsive": True},
                                  style=style), type="dot", color="#1f5f8b")
 
 

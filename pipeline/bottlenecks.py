@@ -226,20 +226,29 @@ def fmt_percent(share: float, lang: str = "id", digits: int = 0) -> str:
 
 
 def fmt_duration(minutes: float | None, lang: str = "id",
-                 workday_minutes: float = DEFAULT_WORKDAY_MINUTES) -> str:
-    """Working minutes in words: minutes below an hour, working hours below a working day, else days."""
+                 workday_minutes: float = DEFAULT_WORKDAY_MINUTES, *, short: bool = False) -> str:
+    """Working minutes in words: minutes below an hour, working hours below a working day, else days.
+
+    ``short`` drops "kerja"/"working" (for table cells whose header says the times are working time).
+    """
     if minutes is None or (isinstance(minutes, float) and math.isnan(minutes)):
         return "–"
     id_ = lang == "id"
     if minutes < 1:
-        return "< 1 menit" if id_ else "< 1 minute"
+        return "< 1 menit" if id_ else "< 1 min"
     if minutes < 59.5:
         n = round(minutes)
-        return f"{n} menit" if id_ else f"{n} minute{'s' if n != 1 else ''}"
+        if short or id_:
+            return f"{n} menit" if id_ else f"{n} min"
+        return f"{n} minute{'s' if n != 1 else ''}"
     if minutes < workday_minutes:
         hours = fmt_number(minutes / 60.0, lang, 1)
+        if short:
+            return f"{hours} jam" if id_ else f"{hours} h"
         return f"{hours} jam kerja" if id_ else f"{hours} working hour{'s' if hours != '1' else ''}"
     days = fmt_number(minutes / workday_minutes, lang, 1)
+    if short:
+        return f"{days} hari" if id_ else f"{days} d"
     return f"{days} hari kerja" if id_ else f"{days} working day{'s' if days != '1' else ''}"
 
 

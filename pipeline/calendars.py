@@ -226,8 +226,10 @@ class WorkingCalendar:
             frac = np.divide(rest[sel] - prof[m], step, out=np.zeros_like(rest[sel]), where=step > 0)
             minute[sel] = m + np.clip(frac, 0.0, 1.0)
         origin = np.datetime64(ORIGIN, "ns")
+        # round to whole microseconds (DuckDB's precision): the float clock carries a few ns of error, which
+        # would otherwise put add_working_minutes(t, 0) a few ns *before* t
         local = (origin + (day * 86_400 * 10**9).astype("timedelta64[ns]")
-                 + np.round(minute * 6e10).astype("timedelta64[ns]"))
+                 + (np.round(minute * 6e7) * 1000).astype("timedelta64[ns]"))
         return pd.DatetimeIndex(local).tz_localize(self.timezone).tz_convert("UTC")
 
     def add_working_minutes(self, start: pd.Series | pd.DatetimeIndex, minutes: FloatArray) -> pd.DatetimeIndex:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -207,6 +207,250 @@ def demo_cmd(
     from pipeline.demo import run_demo
 
     run_demo(_db(db), cases=cases, seed=seed, console=console, serve=serve, host=host, port=port)
+
+
+# --- ingest (ingest, map suggest) ---
+
+map_app = typer.Typer(help="Column mappings for exports: suggest.", no_args_is_help=True)
+app.add_typer(map_app, name="map")
+
+
+def print_ingest_summary(results: list[Any]) -> None:
+    """The per-file table ``patuh ingest`` prints (IngestResult rows)."""
+    from rich.table import Table
+
+    table = Table("berkas / file", "baris / rows in", "dimuat / loaded", "karantina / quarantined",
+                  "duplikat", "siklus / lifecycle", "aktivitas asing / unknown", "kasus baru / new",
+                  "diperbarui / updated", "terbuka / open", "detik / s", title="patuh ingest")
+    for r in results:
+        if r.skipped:
+            table.add_row(r.file, str(r.rows_in), "-", "-", "-", "-", "-", "-", "-", "-", f"{r.seconds:.2f}")
+            continue
+        reasons = ", ".join(f"{k} {v}" for k, v in r.quarantined_by_reason.items())
+        quarantined = str(r.rows_quarantined) + (f" ({reasons})" if reasons else "")
+        table.add_row(r.file, str(r.rows_in), str(r.rows_loaded), quarantined, str(r.rows_duplicate),
+                      str(r.rows_lifecycle), str(r.rows_unknown_activity), str(r.cases_new), str(r.cases_updated),
+                      str(r.cases_open), f"{r.seconds:.2f}")
+    console.print(table)
+    for r in results:
+        for note in r.notes:
+            console.print(f"{r.file}: {note}", style="yellow", markup=False, highlight=False)
+        if r.rows_quarantined and not r.skipped:
+            console.print(f"{r.file}: {r.rows_quarantined} baris dikarantina / rows quarantined: "
+                          f"SELECT * FROM quarantine WHERE batch_id = {r.batch_id}", markup=False, highlight=False)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Exports: CSV, XLSX, XES, .xes.gz, Parquet")],
+    institution: Annotated[str, typer.Option("--institution", help="Institution id (sop_models/institutions.yaml)")],
+    sop: Annotated[str | None, typer.Option("--sop", help="SOP id the log belongs to (optional)")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="Column mapping YAML (patuh map suggest)")] = None,
+    db: DbOption = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
+) -> None:
+    """Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.db import connect
+    from pipeline.ingest import ingest_file
+    from pipeline.mapping import load_mapping
+
+    loaded_mapping = load_mapping(mapping) if mapping else None
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f}: no such file")
+    conn = connect(_db(db))
+    results = []
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
+                      transient=True) as bar:
+            for f in files:
+                task = bar.add_task(f.name, total=1.0)
+
+                def report(stage: str, frac: float, task: Any = task, name: str = f.name) -> None:
+                    bar.update(task, completed=frac, description=f"{name}: {stage}")
+
+                results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
+                                           mapping=loaded_mapping, sheet=sheet, progress=report))
+    finally:
+        conn.close()
+        if results:
+            print_ingest_summary(results)
+
+
+@map_app.command("suggest")
+def map_suggest_cmd(
+    file: Annotated[Path, typer.Argument(help="An export (CSV, XLSX, XES, Parquet)")],
+    sop: Annotated[str | None, typer.Option("--sop", help="SOP id, to match activity labels to its steps")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
+    sop_dir: SopDirOption = None,
+) -> None:
+    """Print a mapping YAML for FILE (Indonesian or English headers, fuzzy-matched activities) to review."""
+    from pipeline.mapping import suggest_for_file
+    from pipeline.sop import load_catalogue
+
+    model = load_catalogue(_sop_dir(sop_dir)).get(sop) if sop else None
+    sys.stdout.write(suggest_for_file(file, model, sheet=sheet))
+
+
+# --- dashboard (serve, user) ---
+# The engine never imports the dashboard (import contract): these commands load it by name, lazily.
+user_app = typer.Typer(help="Dashboard users: add.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+UsersOption = Annotated[Path | None, typer.Option("--users", help="Users file (default <db dir>/users.yaml)")]
+
+
+@app.command("serve")
+def serve_cmd(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8050,
+    users: UsersOption = None,
+) -> None:
+    """Serve the dashboard (waitress) from <db dir>/published; keeps working while 'patuh run' writes."""
+    import importlib
+
+    serve_mod = importlib.import_module("dashboards.serve")
+    db_path = _db(db)
+    users_file = users or serve_mod.default_users_file(db_path)
+    if not users_file.exists():
+        console.print(f"Pengguna demo dibuat / demo users written: {users_file} (qa, pengawas, kepala-rppsa; "
+                      "kata sandi/password 'patuh-demo'): ganti untuk produksi / replace them in production",
+                      style="yellow")
+    if not (db_path.parent / "published" / "CURRENT").exists():
+        console.print("Belum ada hasil terbit / nothing published yet: run 'patuh run' first", style="yellow")
+    console.print(f"Dasbor / dashboard: http://{host}:{port}/  (Ctrl+C untuk berhenti / to stop)")
+    serve_mod.serve(db_path, host=host, port=port, users=users_file)
+
+
+@user_app.command("add")
+def user_add_cmd(
+    name: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[str, typer.Option(help="qa (all) | pengawas (granted institutions) | kepala (one)")],
+    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeat)")] = None,
+    users: UsersOption = None,
+    db: DbOption = None,
+) -> None:
+    """Add or replace a dashboard user; the password is prompted for (or read from PATUH_NEW_PASSWORD)."""
+    import importlib
+    import os
+
+    auth = importlib.import_module("dashboards.auth")
+    users_file = users or _db(db).parent / "users.yaml"
+    password = os.environ.get("PATUH_NEW_PASSWORD") or typer.prompt(
+        "Kata sandi / password", hide_input=True, confirmation_prompt=True)
+    user = auth.add_user(users_file, name, role, list(institution or []), password)
+    console.print(f"Pengguna / user '{user.name}' ({user.role}: {', '.join(user.institutions) or 'semua/all'}) "
+                  f"-> {users_file}")
+
+
+# --- reports ---
+
+
+@app.command("report")
+def report_cmd(
+    period: Annotated[str, typer.Option("--period", help="2026-10 (month), 2026-Q3, 2026-S1 or 2026")],
+    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeatable)")]
+    = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every institution, plus index.html")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf or html,pdf")] = "html,pdf",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default <db dir>/reports)")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) or en")] = "id",
+    db: DbOption = None,
+) -> None:
+    """Write periodic compliance reports (HTML, PDF) from the current published results."""
+    from pipeline.publish import current_published
+    from pipeline.report import write_reports
+
+    if bool(institution) == all_:
+        raise UserError("give either --institution ID (one or more) or --all")
+    db_path = _db(db)
+    published = current_published(db_path.parent / "published")
+    if published is None:
+        raise UserError(f"{db_path.parent / 'published'}: nothing is published yet; run 'patuh run' "
+                        "(or 'patuh demo') first")
+    paths = write_reports(published, period=period, institutions=None if all_ else list(institution or []),
+                          formats=set(fmt.split(",")), out_dir=out or db_path.parent / "reports", lang=lang)
+    for path in paths:
+        console.print(f"ditulis / written: {path}")
+
+
+# --- sop render ---
+
+
+@sop_app.command("render")
+def sop_render(
+    sop_id: str,
+    out: Annotated[Path, typer.Option("--out", help="Output file")],
+    fmt: Annotated[str, typer.Option("--format", help="html | svg | png (png needs Chromium)")] = "html",
+    graph: Annotated[bool, typer.Option("--graph", help="Draw the compiled process instead of the table")] = False,
+    sop_dir: SopDirOption = None,
+) -> None:
+    """Draw one SOP like the paper original (Permenpan-RB table) or, with --graph, its process."""
+    from pipeline.render import institution_name, render_to_file
+    from pipeline.sop import load_catalogue
+
+    if fmt not in ("html", "svg", "png"):
+        raise UserError(f"--format {fmt!r}: use html, svg or png")
+    root = _sop_dir(sop_dir)
+    model = load_catalogue(root).get(sop_id)
+    path = render_to_file(model, fmt, out, graph=graph,  # type: ignore[arg-type]
+                          institution=institution_name(model, root))
+    what = "proses / process" if graph else "tabel SOP / SOP table"
+    console.print(f"{sop_id}: {what} -> {path} ({path.stat().st_size:,} bytes)")
+
+
+# --- end sop render ---
+
+
+# --- synthetic logs (synth) ---
+
+
+@app.command("synth")
+def synth_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Output folder")],
+    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeatable)")] = None,
+    sop: Annotated[list[str] | None, typer.Option("--sop", help="SOP id (repeatable)")] = None,
+    cases: Annotated[int, typer.Option("--cases", help="Cases in total, split across the SOPs")] = 1000,
+    start: Annotated[datetime.datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First day")] = (
+        datetime.datetime(2025, 11, 1)),
+    months: Annotated[int, typer.Option("--months", help="Length of the period")] = 12,
+    deviation_rate: Annotated[float, typer.Option("--deviation-rate", help="Share of cases with an injected "
+                                                  "deviation")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes)")] = 20261123,
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet, xlsx or xes")] = "parquet",
+    messy: Annotated[bool, typer.Option("--messy", help="Also write real-looking exports (XLSX, Latin-1 CSV)")] = False,
+) -> None:
+    """Synthetic event logs with labelled deviations (ground_truth.csv) for testing the checker."""
+    import time
+
+    from rich.table import Table
+
+    from pipeline.synth import generate
+
+    if fmt not in ("csv", "parquet", "xlsx", "xes"):
+        raise UserError(f"--format {fmt!r}: use csv, parquet, xlsx or xes")
+    began = time.perf_counter()
+    result = generate(out, institutions=institution or [], sops=sop or [], cases=cases, start=start.date(),
+                      months=months, deviation_rate=deviation_rate, seed=seed, fmt=fmt,  # type: ignore[arg-type]
+                      messy=messy)
+    seconds = time.perf_counter() - began
+    table = Table("institusi / institution", "SOP", "kasus / cases", "peristiwa / events", "terbuka / open")
+    for f in result.files:
+        table.add_row(f.institution_id, f.sop_id, str(f.cases), str(f.events), str(f.open_cases))
+    console.print(table)
+    labels = Table("penyimpangan / deviation", "diminta / asked", "disuntik / injected", "alami / natural")
+    for kind, c in result.counts.items():
+        labels.add_row(kind, str(c["asked"]), str(c["injected"]), str(c["natural"]))
+    console.print(labels)
+    console.print(f"{result.cases} kasus/cases, {result.events} peristiwa/events in {seconds:.1f}s; "
+                  f"as_of {result.as_of.isoformat()}; ground truth: {result.ground_truth}")
+    if result.expected:
+        console.print(f"messy exports and expected counts: {result.expected}")
+
+
+# --- end synthetic logs ---
 
 
 def main() -> None:

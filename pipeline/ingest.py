@@ -225,7 +225,8 @@ def file_sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any, calendars: Any) -> tuple[str, SopModel | None]:
+def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
+                     calendars: Any) -> tuple[str, SopModel | None]:
     from pipeline.config import get_settings
 
     if calendars is None:
@@ -290,9 +291,10 @@ def ingest_file(
         "SELECT batch_id, format, rows_in, rows_loaded, rows_quarantined, rows_duplicate, rows_unknown_activity, "
         "coalesce(rows_lifecycle, 0) FROM batches WHERE sha256 = ?", [sha]).fetchone()
     if done is not None:
-        return IngestResult(path.name, sha, str(done[1]), int(done[0]), True, *map(int, done[2:6]),
-                            rows_lifecycle=int(done[7]), rows_unknown_activity=int(done[6]),
-                            notes=[f"already loaded as batch {done[0]}: nothing to do"])
+        return IngestResult(path.name, sha, str(done[1]), int(done[0]), skipped=True, rows_in=int(done[2]),
+                            rows_loaded=int(done[3]), rows_quarantined=int(done[4]), rows_duplicate=int(done[5]),
+                            rows_unknown_activity=int(done[6]), rows_lifecycle=int(done[7]),
+                            notes=[f"already loaded as batch {done[0]} (same sha256): nothing to do"])
     if key is None:
         from pipeline.config import load_secret
 
@@ -300,8 +302,8 @@ def ingest_file(
 
     wanted = set(mapping.columns.mapped().values()) if mapping else set()
     accept: Callable[[list[str]], bool] = (
-        (lambda hs: mapping.columns.case_id in hs and mapping.columns.activity in hs) if mapping  # type: ignore[union-attr]
-        else (lambda hs: _resolves(hs)))
+        (lambda hs: mapping.columns.case_id in hs and mapping.columns.activity in hs) if mapping
+        else _resolves)
     if progress:
         progress("membaca / reading", 0.0)
     source = open_source(conn, path, sheet=sheet or (mapping.sheet if mapping else None), wanted=wanted,
@@ -320,7 +322,7 @@ def ingest_file(
             raise
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
-        for t in ("_patuh_p", "_patuh_v", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff"):
+        for t in ("_patuh_lc", "_patuh_p", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff"):
             conn.execute(f"DROP TABLE IF EXISTS {t}")
         source.close(conn)
     result.seconds = time.perf_counter() - t0
@@ -377,9 +379,10 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if progress:
         progress("memeriksa / validating", 0.2)
     parse = f"""
-        SELECT __row AS source_row, {'__loc' if source.has_loc else "'row ' || __row"} AS loc, {text('case_id')} AS case_raw,
-               {text('activity')} AS activity,
-               {text('end') if not single else text('timestamp')} AS end_text, {text('start') if start_col else 'NULL'} AS start_text,
+        SELECT __row AS source_row, {'__loc' if source.has_loc else 'NULL::VARCHAR'} AS loc,
+               {text('case_id')} AS case_raw, {text('activity')} AS activity,
+               {text('end') if not single else text('timestamp')} AS end_text,
+               {text('start') if start_col else 'NULL'} AS start_text,
                {ts_end} AS ts_end, {ts_start} AS ts_start,
                {text('resource')} AS resource_raw, {text('role')} AS role_raw, {text('documents')} AS documents_text,
                {documents} AS documents, {text('status')} AS status_text, {status} AS status,
@@ -423,11 +426,13 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         "end_before_start": "the end is before the start: check the two times (day and month swapped?)",
         "out_of_range": "the date is before 2000 or in the future: check the year (and day/month order)",
     }
+    loc = f"coalesce(loc, {_lit(source.row_word + ' ')} || source_row)"
     msg_cases = " ".join(
-        f"WHEN {_lit(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {_lit(name)}, loc, {_lit(repr(col_of[r]))}, {_lit(fix)})"
+        f"WHEN {_lit(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {_lit(name)}, {loc}, "
+        f"{_lit(repr(col_of[r]))}, {_lit(fix)})"
         for r, fix in fixes.items())
-    bad_ts = (f"format('{{}}: {{}}: column {{}}: {{}} is not a date and time; expected {EXPECTED_DATES} "
-              f"(or set date_formats in a mapping file); fix the cell', {_lit(name)}, loc, "
+    bad_ts = (f"format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
+              f"(or set date_formats in a mapping file); fix the cell', {_lit(name)}, {loc}, "
               f"CASE WHEN ts_end IS NULL THEN {_lit(repr(end_col))} ELSE {_lit(repr(start_col))} END, "
               f"CASE WHEN ts_end IS NULL THEN end_text ELSE start_text END)")
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
@@ -444,7 +449,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
         SELECT {batch_id}, p.source_row, p.reason,
                CASE p.reason {msg_cases} WHEN 'bad_timestamp' THEN {bad_ts} END, {raw_json}
-        FROM _patuh_p p LEFT JOIN _patuh_ids ci ON ci.raw = p.case_raw LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
+        FROM _patuh_p p LEFT JOIN _patuh_ids ci ON ci.raw = p.case_raw
+        LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
         WHERE p.reason IS NOT NULL ORDER BY p.source_row""")
     rejects = source.rejects(conn)
     if rejects:
@@ -457,7 +463,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     # -- lifecycle pairing and duplicates
     if "lifecycle" in cols:
         conn.execute("""
-            CREATE TEMP TABLE _patuh_v AS
+            CREATE TEMP TABLE _patuh_lc AS
             WITH ok AS (SELECT * FROM _patuh_p WHERE reason IS NULL),
             lc AS (SELECT source_row, case_raw, activity, ts_end, coalesce(lifecycle, 'complete') AS kind,
                           row_number() OVER (PARTITION BY case_raw, activity, coalesce(lifecycle, 'complete')
@@ -469,6 +475,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             SELECT ok.* REPLACE (coalesce(ok.ts_start, pairs.start_ts) AS ts_start)
             FROM ok LEFT JOIN pairs USING (source_row)
             WHERE coalesce(ok.lifecycle, 'complete') = 'complete'""")
+        conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_lc")
     else:
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_p WHERE reason IS NULL")
     if progress:
@@ -513,7 +520,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         LEFT JOIN acts ON acts.activity = d.activity
         LEFT JOIN rls ON rls.role_raw = d.role_raw{anti}""")
     loaded, unknown = conn.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE step_id IS NULL) FROM events WHERE batch_id = {batch_id}").fetchall()[0]
+        f"SELECT count(*), count(*) FILTER (WHERE step_id IS NULL) FROM events WHERE batch_id = {batch_id}"
+    ).fetchall()[0]
 
     # -- cases: recompute every case this batch touched from all its events
     if progress:
@@ -532,7 +540,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
         WITH ev AS (
             SELECT x.case_id, x.step_id, x.ts_start, x.ts_end, x.status,
-                   row_number() OVER (PARTITION BY x.case_id ORDER BY x.ts_end DESC, x.batch_id DESC, x.source_row DESC) AS rn,
+                   row_number() OVER (PARTITION BY x.case_id
+                                      ORDER BY x.ts_end DESC, x.batch_id DESC, x.source_row DESC) AS rn,
                    row_number() OVER (PARTITION BY x.case_id ORDER BY x.status IS NULL, x.ts_end DESC, x.batch_id DESC,
                                       x.source_row DESC) AS rs
             FROM events x SEMI JOIN _patuh_aff a ON a.case_id = x.case_id
@@ -548,7 +557,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         FROM agg""")
     cases_open = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
-        WHERE c.institution_id = {_lit(institution_id)} AND c.sop_id = {case_sop} AND c.status = 'open'""").fetchall()[0][0])
+        WHERE c.institution_id = {_lit(institution_id)} AND c.sop_id = {case_sop}
+        AND c.status = 'open'""").fetchall()[0][0])
     n_aff = _count(conn, "_patuh_aff")
 
     # -- counts and the batch row

@@ -248,7 +248,8 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
     lines.append("# timezone: Asia/Jakarta                 # default: the institution's")
     if sheet:
         lines.append(f"sheet: {_q(sheet)}")
-    lines.append("activities:   # exported label -> SOP step id (fuzzy matches: check them)" + ("" if activities else " {}"))
+    head = "activities:   # exported label -> SOP step id (fuzzy matches: check them)"
+    lines.append(head + ("" if activities else " {}"))
     lines += [f"  {_q(k)}: {v}" for k, v in sorted(activities.items())]
     lines += [f"  # {_q(u)}: ???   # no step matched" for u in unmatched]
     return "\n".join(lines) + "\n"
@@ -257,3 +258,31 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
 def _q(text: str) -> str:
     dumped: str = yaml.safe_dump(text, default_flow_style=True, allow_unicode=True, width=1000).strip()
     return dumped.removesuffix("\n...").strip()
+
+
+def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = None) -> str:
+    """Read ``path``'s headers and activity labels and return a mapping YAML to review."""
+    import duckdb
+
+    from pipeline.readers import open_source
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    conn = duckdb.connect()
+    try:
+        source = open_source(conn, path, sheet=sheet)
+        try:
+            roles, drop, unmapped = suggest_columns(source.columns)
+            labels: list[str] = []
+            if "activity" in roles:
+                col = '"' + roles["activity"].replace('"', '""') + '"'
+                rows = conn.execute(f"SELECT trim({col}) AS a, count(*) FROM {source.sql} WHERE trim({col}) <> '' "
+                                    "GROUP BY a ORDER BY 2 DESC LIMIT 500").fetchall()
+                labels = [str(r[0]) for r in rows]
+        finally:
+            source.close(conn)
+    finally:
+        conn.close()
+    activities = suggest_activities(labels, sop) if sop else {}
+    unmatched = [label for label in labels if label not in activities] if sop else []
+    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet)

@@ -10,6 +10,7 @@ ingest can quarantine them instead of losing them. A file that cannot be read at
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import gzip
 import os
@@ -49,6 +50,7 @@ class Source:
     types: dict[str, str] = field(default_factory=dict)  # non-text column types (Parquet)
     ordinal_time: bool = False        # XES without any time:timestamp: order only
     has_loc: bool = False             # a __loc column (XLSX: sheet and row); else 'row N' from __row
+    row_word: str = "row"             # XES: "event"
     rows_read: int | None = None      # known up front (XLSX, XES)
     rejects_table: str | None = None  # CSV: DuckDB's rejects, read after the scan
     notes: list[str] = field(default_factory=list)
@@ -65,10 +67,8 @@ class Source:
 
     def close(self, conn: duckdb.DuckDBPyConnection) -> None:
         for fn in reversed(self._cleanup):
-            try:
+            with contextlib.suppress(duckdb.Error):
                 fn()
-            except duckdb.Error:
-                pass
         self._cleanup.clear()
 
 
@@ -117,6 +117,15 @@ def open_source(conn: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | Non
     if fmt == "xlsx":
         return _xlsx(conn, path, sheet, accept)
     return _xes(conn, path, wanted or set(), progress)
+
+
+def _drop(conn: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    for t in tables:
+        conn.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _unregister(conn: duckdb.DuckDBPyConnection, name: str) -> None:
+    conn.unregister(name)
 
 
 def _lit(text: str) -> str:
@@ -172,7 +181,7 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     src = Source("csv", "", [], notes=[] if encoding == "utf-8" else [f"encoding: {encoding}"])
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
-    src._cleanup.append(lambda: conn.execute(f"DROP TABLE IF EXISTS {rejects}; DROP TABLE IF EXISTS {scans}"))
+    src._cleanup.append(lambda: _drop(conn, rejects, scans))
     try:
         described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
     except duckdb.Error as exc:
@@ -225,7 +234,7 @@ def _cell(value: Any) -> str | None:
 def _register(conn: duckdb.DuckDBPyConnection, src: Source, table: pa.Table, prefix: str) -> str:
     name = f"_patuh_{prefix}_{os.urandom(4).hex()}"
     conn.register(name, table)
-    src._cleanup.append(lambda: conn.unregister(name))
+    src._cleanup.append(lambda: _unregister(conn, name))
     return name
 
 
@@ -252,7 +261,7 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c not in (None, "") for c in r)]
         if not numbered:
             continue
-        header_no, header = numbered[0]
+        header = numbered[0][1]
         headers: list[str] = []
         for j, h in enumerate(header):
             text = _cell(h) or f"kolom_{j + 1}"
@@ -337,7 +346,8 @@ def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress
         raise UserError(f"{path.name}: not a complete XES file ({exc.msg}, line {exc.lineno}); "
                         "the file may be truncated: export it again") from None
     except (OSError, EOFError, zlib.error) as exc:
-        raise UserError(f"{path.name}: cannot read the file ({exc}); it may be truncated: copy or export it again") from None
+        raise UserError(f"{path.name}: cannot read the file ({exc}); it may be truncated: "
+                        "copy or export it again") from None
     if root is None or etree.QName(root).localname != "log":
         raise UserError(f"{path.name}: not an XES file (the root element is not <log>)")
     if n == 0:
@@ -357,6 +367,6 @@ def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress
     arrays["__row"] = pa.array(range(1, n + 1), pa.int64())
     table = pa.table(arrays)
     src = Source("xes", "", [c for c in table.column_names if not c.startswith("__")], rows_read=n,
-                 ordinal_time="time:timestamp" not in arrays and "start_timestamp" not in arrays)
+                 ordinal_time="time:timestamp" not in arrays and "start_timestamp" not in arrays, row_word="event")
     src.sql = _register(conn, src, table, "xes")
     return src

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import jinja2
+from markupsafe import Markup
 
 from pipeline.bottlenecks import (
     DEFAULT_WORKDAY_MINUTES,
@@ -198,7 +199,7 @@ def duration_cell(minutes: float | None, n: int | None, lang: str, day: float) -
         return Cell("n < 5", None, True)
     if minutes is None:
         return Cell("–", None)
-    return Cell(fmt_duration(minutes, lang, day), minutes)
+    return Cell(fmt_duration(minutes, lang, day, short=True), minutes)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -338,6 +339,8 @@ class _Charts:
 
     def svg(self, fig: Any, width: int, height: int) -> str | None:
         """The figure as an SVG data URI, or None when charts are unavailable."""
+        if self.available and not self._started:
+            self.start()  # lazily: a report without charts never starts a browser
         if not self.available:
             return None
         try:
@@ -354,7 +357,6 @@ class _Charts:
 @contextmanager
 def _chart_server() -> Iterator[_Charts]:
     charts = _Charts()
-    charts.start()
     try:
         yield charts
     finally:
@@ -502,7 +504,10 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     generated = (f"{local_now.day} {MONTHS[lang][local_now.month - 1]} {local_now.year}, "
                  f"{local_now:%H:%M} {TZ_ABBR.get(tz, tz)}")
     procedures = [b for b in sop_blocks if b["kind"] == "procedure"]
+    title = "Laporan Kepatuhan SOP" if lang == "id" else "SOP Compliance Report"
+    footer = f"{title} · {name} · {period.title(lang)}"
     return {
+        "footer_css": Markup('@page { @bottom-left { content: "%s"; } }') % _css_string(footer),
         "lang": lang, "run_id": run_id, "generated": generated, "institution_id": institution_id,
         "institution": name, "region": region or "", "place": _place(region, name),
         "period": period.key, "period_title": period.title(lang), "prev_title": prev.title(lang),
@@ -530,6 +535,12 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
         "kinds": [{"key": k, "label": KIND_LABELS[k][lang], "meaning": KIND_MEANING[k][lang]}
                   for k in KIND_LABELS],
     }
+
+
+def _css_string(text: str) -> Markup:
+    """Text for a double-quoted CSS string (inside a <style> element, where entities are not decoded)."""
+    cleaned = "".join(f"\\{ord(ch):x} " if ch in '"\\<>&' or ord(ch) < 32 else ch for ch in text)
+    return Markup(cleaned)
 
 
 def _date(day: dt.date, lang: str) -> str:

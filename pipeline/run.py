@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
@@ -80,6 +82,15 @@ def _stage(summary: RunSummary, name: str, progress: Callable[[str], None] | Non
     start = time.perf_counter()
     yield
     summary.stage_seconds[name] = round(time.perf_counter() - start, 3)
+    _test_pause(name)
+
+
+def _test_pause(stage: str) -> None:
+    """Test hook: ``PATUH_TEST_PAUSE=<stage>:<marker file>`` parks the run after that stage (kill tests)."""
+    spec = os.environ.get("PATUH_TEST_PAUSE", "")
+    if spec.partition(":")[0] == stage:
+        Path(spec.partition(":")[2]).write_text(stage, encoding="utf-8")
+        time.sleep(120)
 
 
 def _quote(value: str) -> str:
@@ -91,8 +102,9 @@ def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
     """Refresh the catalogue tables the dashboard and reports read."""
     for table in ("institutions", "sops", "sop_steps", "sop_edges"):
         conn.execute(f"DELETE FROM {table}")
-    conn.executemany("INSERT INTO institutions VALUES (?, ?, ?, ?, ?)",
-                     [(i.id, i.name, i.kind, i.region, i.timezone) for i in institutions.values()])
+    frames = {
+        "institutions": pd.DataFrame([(i.id, i.name, i.kind, i.region, i.timezone) for i in institutions.values()]),
+    }
     sops, steps, edges = [], [], []
     for sop_id, model in sorted(catalogue.models.items()):
         sops.append((sop_id, model.institution, model.number, model.title, model.kind,
@@ -110,9 +122,15 @@ def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
                 edges.extend((sop_id, src, dst) for dst in targets)
                 if model.step(src).repeat:
                     edges.append((sop_id, src, src))
-    conn.executemany("INSERT INTO sops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sops)
-    conn.executemany("INSERT INTO sop_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
-    conn.executemany("INSERT INTO sop_edges VALUES (?, ?, ?)", edges)
+    frames["sops"] = pd.DataFrame(sops)
+    frames["sop_steps"] = pd.DataFrame(steps)
+    frames["sop_edges"] = pd.DataFrame(edges)
+    for table, frame in frames.items():
+        if frame.empty:
+            continue
+        conn.register("snapshot_df", frame)
+        conn.execute(f"INSERT INTO {table} SELECT * FROM snapshot_df")
+        conn.unregister("snapshot_df")
 
 
 def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> None:
@@ -238,7 +256,7 @@ def run_compliance(
                 _carry_forward(conn, previous[0], run_id)
             _write_variants_and_metrics(conn, run_id, incremental, previous[0] if previous else None)
         with _stage(summary, "bottlenecks", progress):
-            _bottlenecks(conn, run_id)
+            _bottlenecks(conn, run_id, calendars)
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results WHERE run_id = ?", [run_id]
         ).fetchall()[0]
@@ -371,11 +389,7 @@ def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, in
     )
 
 
-def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    try:
-        from pipeline import bottlenecks
-    except ImportError:  # the bottleneck stage is optional while it is being built
-        return
-    compute = getattr(bottlenecks, "compute_bottlenecks", None)
-    if compute is not None:
-        compute(conn, run_id)
+def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[str, WorkingCalendar]) -> None:
+    from pipeline.bottlenecks import compute_bottlenecks
+
+    compute_bottlenecks(conn, run_id, calendars=calendars)

@@ -50,6 +50,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -390,7 +391,8 @@ def _branch_probs(i: int, targets: list[int], loops: int) -> FloatArray:
             w[k] = 0.35 if t == forward[0] and len(forward) > 1 else 0.65 / max(len(forward) - 1, 1)
     if w.sum() <= 0:
         w[:] = [0.0 if (t != -1 and t <= i) else 1.0 for t in targets]
-    return w / w.sum()
+    out: FloatArray = w / w.sum()
+    return out
 
 
 def _walk(plan: _Plan, rng: np.random.Generator) -> list[int]:
@@ -616,13 +618,25 @@ def _simulate_chunk(plan: _Plan, n: int, first_no: int, rng: np.random.Generator
     frame["case_id"] = _case_ids(plan, frame["case_no"].to_numpy() + first_no)
     ids = np.array([*plan.ids, ""], dtype=object)
     frame["step"] = ids[frame["step_idx"].to_numpy()]
-    acts = np.array([s.activity for s in model.steps] + [""], dtype=object)
+    acts = np.array([*activity_labels(model), ""], dtype=object)
     frame["activity"] = np.where(frame["step_idx"] >= 0, acts[frame["step_idx"].to_numpy()], frame["foreign"])
     frame["documents"] = _documents(plan, frame["step_idx"].to_numpy(), frame["drop"].to_numpy())
     frame["status"] = np.where(case_open[frame["case"].to_numpy()], "open", "closed")
     truth = _labels(plan, frame, case_open, injected_labels, as_of)
     n_cases = int(has_event.sum())
     return _Chunk(frame, truth, asked, n_cases, int((case_open & has_event).sum()))
+
+
+def activity_labels(model: SopModel) -> list[str]:
+    """The activity text written for each step; a step whose text repeats an earlier step's (IPDN terapi
+    rows 8 and 9) is written as its step id, which the loader maps too, so the log stays unambiguous."""
+    seen: set[str] = set()
+    out = []
+    for step in model.steps:
+        key = " ".join(step.activity.lower().split())
+        out.append(step.id if key in seen else step.activity)
+        seen.add(key)
+    return out
 
 
 def _applicable(plan: _Plan) -> list[str]:
@@ -765,8 +779,8 @@ def _inject(plan: _Plan, kind: str, cs: _Case, arrival: float, natural_end: floa
         if not cands:
             return None
         j = cands[int(rng.integers(len(cands)))]
-        st = steps[cs.steps[j]]
-        allowed = {st.role, *st.co_roles}
+        step_def = steps[cs.steps[j]]
+        allowed = {step_def.role, *step_def.co_roles}
         others = [r for r in plan.role_pool if r not in allowed] or ["staf_tu"]
         r = others[int(rng.integers(len(others)))]
         staff = staffs.setdefault(r, _staff(plan.model.institution, r))
@@ -905,7 +919,7 @@ def _labels(plan: _Plan, frame: pd.DataFrame, case_open: npt.NDArray[np.bool_],
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         c = int(case_of[a])
         lab = inj_of.get(c)
-        cost, labels = plan.aligner.engine(tuple(names[a:b]))
+        _cost, labels = plan.aligner.engine(tuple(names[a:b]))
         for kind, step, activity in labels:
             alt = ""
             is_inj = lab is not None and lab[0] == kind
@@ -926,12 +940,12 @@ def _labels(plan: _Plan, frame: pd.DataFrame, case_open: npt.NDArray[np.bool_],
         over = cal.exceeds(st, frame["ts_start"].iloc[sel], frame["ts_end"].iloc[sel])
         for e in sel[over]:
             out.append((cid[e], "overdue_step", plan.ids[i], "", "", flags[e] == "overdue_step"))
-    roles = frame["role"].to_numpy()
-    for i, st in enumerate(model.steps):
-        if not st.role:
+    roles = frame["role"]
+    for i, step_def in enumerate(model.steps):
+        if not step_def.role:
             continue
-        sel = np.flatnonzero((step_idx == i) & ~np.isin(roles, [st.role, *st.co_roles]))
-        out += [(cid[e], "wrong_role", st.id, "", "", flags[e] == "wrong_role") for e in sel]
+        sel = np.flatnonzero((step_idx == i) & ~roles.isin([step_def.role, *step_def.co_roles]).to_numpy())
+        out += [(cid[e], "wrong_role", step_def.id, "", "", flags[e] == "wrong_role") for e in sel]
     for e in np.flatnonzero(frame["drop"].to_numpy() >= 0):
         out.append((cid[e], "missing_document", plan.ids[step_idx[e]], "", "", flags[e] == "missing_document"))
 
@@ -1072,8 +1086,9 @@ def _write_xlsx(path: Path, frame: pd.DataFrame, sheet: str) -> None:
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
         for info in sorted(src.infolist(), key=lambda i: i.filename):
             data = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                data = data.replace(b"\r\n", b"\n")
+            if info.filename == "docProps/core.xml":  # openpyxl stamps 'modified' with the clock on save
+                data = re.sub(rb"<dcterms:modified([^>]*)>[^<]*</dcterms:modified>",
+                              rb"<dcterms:modified\1>2020-01-01T00:00:00Z</dcterms:modified>", data)
             new = zipfile.ZipInfo(info.filename, date_time=(2020, 1, 1, 0, 0, 0))
             new.compress_type = zipfile.ZIP_DEFLATED
             dst.writestr(new, data)
@@ -1096,15 +1111,17 @@ def _write_xes(path: Path, frame: pd.DataFrame) -> None:
         lines.append("<trace>")
         lines.append(attr("string", "concept:name", str(case_id)))
         lines.append(attr("string", "status", str(group["status"].iloc[0])))
-        for row in group.itertuples(index=False):
+        cols = [[str(v) for v in group[c].tolist()]
+                for c in ("activity", "ts_start", "ts_end", "resource", "role", "documents")]
+        for activity, ts_start, ts_end, resource, role, documents in zip(*cols, strict=True):
             lines.append("<event>")
-            lines.append(attr("string", "concept:name", row.activity))
-            lines.append(attr("date", "time:timestamp", row.ts_end.replace("+", ".000+")))
-            lines.append(attr("date", "start_timestamp", row.ts_start.replace("+", ".000+")))
-            lines.append(attr("string", "org:resource", row.resource))
-            lines.append(attr("string", "org:role", row.role))
+            lines.append(attr("string", "concept:name", activity))
+            lines.append(attr("date", "time:timestamp", ts_end.replace("+", ".000+")))
+            lines.append(attr("date", "start_timestamp", ts_start.replace("+", ".000+")))
+            lines.append(attr("string", "org:resource", resource))
+            lines.append(attr("string", "org:role", role))
             lines.append(attr("string", "lifecycle:transition", "complete"))
-            lines.append(attr("string", "documents", row.documents))
+            lines.append(attr("string", "documents", documents))
             lines.append("</event>")
         lines.append("</trace>")
     lines.append("</log>")
@@ -1209,7 +1226,7 @@ def generate(
     files: list[SynthFile] = []
     truth_rows: list[tuple[str, ...]] = []
     asked: Counter[str] = Counter()
-    messy_frames: list[tuple[SopModel, pd.DataFrame]] = []
+    messy_frames: list[tuple[SopModel, str, pd.DataFrame]] = []
     for model in models:
         n = split.get(model.id, 0)
         if n == 0:
@@ -1217,9 +1234,8 @@ def generate(
         cal = calendars[model.institution]
         plan = _plan(model, cal, roles_by_inst.get(model.institution, []))
         name = model.id.split("/", 1)[1]
-        ext = "parquet" if messy else fmt
-        path = out_dir / model.institution / f"{name}.{ext}"
-        writer = _Writer(path, "parquet" if messy else fmt, cal.timezone)
+        path = out_dir / model.institution / f"{name}.{fmt}"
+        writer = _Writer(path, fmt, cal.timezone)
         n_cases = n_events = n_open = 0
         for chunk_no, first_no in enumerate(range(0, n, CHUNK_CASES)):
             size = min(CHUNK_CASES, n - first_no)
@@ -1228,7 +1244,7 @@ def generate(
             chunk = _simulate_chunk(plan, size, first_no, rng, start, end, as_of, deviation_rate, verify)
             writer.add(chunk.frame)
             if messy:
-                messy_frames.append((model, chunk.frame))
+                messy_frames.append((model, cal.timezone, chunk.frame))
             truth_rows += [(model.institution, model.id, *t[:5], "true" if t[5] else "false") for t in chunk.truth]
             asked.update(chunk.asked)
             n_cases += chunk.cases
@@ -1258,7 +1274,8 @@ def generate(
         "deviation_rate": deviation_rate,
         "cases": result.cases,
         "events": result.events,
-        "format": "xlsx+csv (messy)" if messy else fmt,
+        "format": fmt,
+        "messy": messy,
         "files": [{"institution_id": f.institution_id, "sop_id": f.sop_id,
                    "path": str(f.path.relative_to(out_dir)), "cases": f.cases, "events": f.events,
                    "open_cases": f.open_cases} for f in files],
@@ -1269,8 +1286,155 @@ def generate(
     return result
 
 
-def _write_messy(result: SynthResult, frames: list[tuple[SopModel, pd.DataFrame]], seed: int) -> None:
-    raise UserError("--messy is not available yet")
+# ---------------------------------------------------------------------------------------------------
+# Messy exports
+# ---------------------------------------------------------------------------------------------------
+
+_BULAN = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+          "November", "Desember"]
+_FIRST = ["Adi", "Ayu", "Bagus", "Citra", "Dewi", "Eko", "Fitri", "Gilang", "Hendra", "Indah", "José", "Kurnia",
+          "Lestari", "Made", "Nurul", "Putri", "Rizky", "Sékar", "Taufik", "Wahyu", "Yusuf", "Zahra"]
+_LAST = ["Pratama", "Saputra", "Wulandari", "Hidayat", "Nugroho", "Kusuma", "Siregar", "Lubis", "Ramadhan",
+         "Setiawan", "Rahmawati", "Panjaitan", "Handayani", "Sinaga"]
+_NOTES = ["sudah dihubungi", "orang tua tidak hadir", "dijadwalkan ulang", "siswa terlambat datang",
+          "berkas menyusul", "perlu tindak lanjut", "catatan: lihat buku BK"]
+MESSY_HEADERS = ["No Kasus", "Kegiatan", "Tanggal Mulai", "Tanggal Selesai", "Petugas", "Peran", "Kelengkapan",
+                 "Status", "Nama Siswa", "Catatan"]
+
+
+def _typo(text: str, rng: np.random.Generator) -> str:
+    """A small typo: two neighbouring letters swapped or one dropped, inside a word."""
+    spots = [i for i in range(1, len(text) - 2) if text[i].isalpha() and text[i + 1].isalpha()]
+    if not spots:
+        return text.upper()
+    i = spots[int(rng.integers(len(spots)))]
+    if rng.random() < 0.5:
+        return text[:i] + text[i + 1] + text[i] + text[i + 2:]
+    return text[:i] + text[i + 1:]
+
+
+def _local_text(ts: pd.Series, tz: str, style: str) -> list[str]:
+    local = pd.DatetimeIndex(ts).tz_convert(tz).tz_localize(None)
+    if style == "dmy":
+        return list(local.strftime("%d/%m/%Y %H:%M"))
+    return [f"{d.day} {_BULAN[d.month - 1]} {d.year} {d.hour:02d}:{d.minute:02d}" for d in local]
+
+
+def _write_messy(result: SynthResult, frames: list[tuple[SopModel, str, pd.DataFrame]], seed: int) -> None:
+    """Messy exports of the same events: an XLSX (first half of the cases, Indonesian headers, dd/mm/yyyy) and
+    a Latin-1 ``;`` CSV (the rest, '16 Januari 2020' dates), with typos, duplicates, blank lines and impossible
+    rows, a mapping YAML per SOP and ``expected.json`` (rows loaded / duplicates / quarantined per file)."""
+    import yaml
+
+    base = result.out_dir / "messy"
+    by_model: dict[str, tuple[SopModel, str, list[pd.DataFrame]]] = {}
+    for model, zone, frame in frames:
+        by_model.setdefault(model.id, (model, zone, []))[2].append(frame)
+    expected: dict[str, dict[str, Any]] = {}
+    for sop_id in sorted(by_model):
+        model, tz, parts = by_model[sop_id]
+        frame = pd.concat(parts, ignore_index=True)
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(
+            [seed, _stable_int("messy", sop_id) % (1 << 32)])))
+        name = sop_id.split("/", 1)[1]
+        folder = base / model.institution
+        folder.mkdir(parents=True, exist_ok=True)
+        # activity labels as people type them
+        acts = frame["activity"].to_numpy().astype(object)
+        is_step = frame["step_idx"].to_numpy() >= 0
+        roll = rng.random(len(frame))
+        variants = acts.copy()
+        for i in np.flatnonzero(is_step & (roll < 0.06)):
+            variants[i] = str(acts[i]).upper()
+        for i in np.flatnonzero(is_step & (roll >= 0.06) & (roll < 0.12)):
+            variants[i] = str(acts[i]).lower()
+        for i in np.flatnonzero(is_step & (roll >= 0.12) & (roll < 0.18)):
+            variants[i] = _typo(str(acts[i]), rng)
+        latin = np.array([str(v).encode("latin-1", "replace").decode("latin-1") for v in variants], dtype=object)
+        mapping_acts = {str(v): str(s) for v, s, ok in zip(variants, frame["step"], is_step, strict=True) if ok}
+        mapping_acts.update({str(v): str(s) for v, s, ok in zip(latin, frame["step"], is_step, strict=True) if ok})
+        role_label = {k: r.label for k, r in model.roles.items()}
+        roles_out = np.array([role_label.get(r, r) for r in frame["role"]], dtype=object)
+        cases = frame["case_id"].drop_duplicates().tolist()
+        names = {c: f"{_FIRST[int(rng.integers(len(_FIRST)))]} {_LAST[int(rng.integers(len(_LAST)))]}" for c in cases}
+        notes = np.where(rng.random(len(frame)) < 0.2,
+                         np.array(_NOTES, dtype=object)[rng.integers(0, len(_NOTES), len(frame))], "")
+        half = set(cases[: (len(cases) + 1) // 2])
+        first = frame["case_id"].isin(half).to_numpy()
+        mapping = {
+            "columns": {"case_id": "No Kasus", "activity": "Kegiatan", "start": "Tanggal Mulai",
+                        "end": "Tanggal Selesai", "resource": "Petugas", "role": "Peran",
+                        "documents": "Kelengkapan", "status": "Status"},
+            "drop": ["Nama Siswa", "Catatan"],
+            "date_formats": ["dd/mm/yyyy HH:MM"],  # '16 Januari 2020 07:35' is understood as it is
+            "timezone": tz,
+            "activities": dict(sorted(mapping_acts.items())),
+            "roles": {label: key for key, label in sorted(role_label.items())},
+        }
+        map_path = folder / f"{name}.mapping.yaml"
+        map_path.write_text("# Patuh column mapping for the messy synthetic exports of " + sop_id + "\n"
+                            + yaml.safe_dump(mapping, allow_unicode=True, sort_keys=False, width=1000),
+                            encoding="utf-8")
+        result.extra_files.append(map_path)
+        for part, style, ext in ((first, "dmy", "xlsx"), (~first, "long", "csv")):
+            sub = frame[part]
+            rows = pd.DataFrame({
+                "No Kasus": sub["case_id"].to_numpy(), "Kegiatan": variants[part],
+                "Tanggal Mulai": _local_text(sub["ts_start"], tz, style),
+                "Tanggal Selesai": _local_text(sub["ts_end"], tz, style),
+                "Petugas": sub["resource"].to_numpy(), "Peran": roles_out[part],
+                "Kelengkapan": sub["documents"].to_numpy(), "Status": sub["status"].to_numpy(),
+                "Nama Siswa": [names[c] for c in sub["case_id"]], "Catatan": notes[part],
+            })
+            n_real = len(rows)
+            n_dup = max(1, n_real // 100) if n_real else 0
+            dups = rows.iloc[np.sort(rng.choice(n_real, n_dup, replace=False))] if n_dup else rows.iloc[:0]
+            bad = rows.iloc[np.sort(rng.choice(n_real, min(n_real, max(1, n_real // 300)), replace=False))].copy() \
+                if n_real else rows.iloc[:0].copy()
+            no_case = bad.copy()
+            no_case["No Kasus"] = ""
+            backwards = bad.copy()
+            backwards["Kegiatan"] = "Koreksi data"
+            backwards["Tanggal Mulai"], backwards["Tanggal Selesai"] = bad["Tanggal Selesai"], bad["Tanggal Mulai"]
+            backwards = backwards[backwards["Tanggal Mulai"] != backwards["Tanggal Selesai"]]
+            out = pd.concat([rows, dups, no_case, backwards])
+            out = out.iloc[np.argsort(rng.random(len(out)), kind="stable")].reset_index(drop=True)
+            n_blank = max(1, len(out) // 200) if len(out) else 0
+            blank_at = np.sort(rng.choice(len(out) + 1, n_blank, replace=True)) if n_blank else np.zeros(0, int)
+            path = folder / (f"{name}.xlsx" if ext == "xlsx" else f"{name}-latin1.csv")
+            pieces = np.split(out.to_numpy(dtype=object), blank_at)
+            if ext == "xlsx":
+                blank = [None] * len(MESSY_HEADERS)
+                body: list[list[Any]] = []
+                for k, piece in enumerate(pieces):
+                    if k:
+                        body.append(blank)
+                    body += piece.tolist()
+                _write_xlsx(path, pd.DataFrame(body, columns=MESSY_HEADERS), "Kasus")
+            else:
+                import csv
+                import io
+
+                buf = io.StringIO()
+                writer = csv.writer(buf, delimiter=";", lineterminator="\r\n")
+                writer.writerow(MESSY_HEADERS)
+                for k, piece in enumerate(pieces):
+                    if k:
+                        buf.write("\r\n")
+                    writer.writerows(piece.tolist())
+                path.write_bytes(buf.getvalue().encode("latin-1", errors="replace"))
+            result.extra_files.append(path)
+            expected[str(path.relative_to(result.out_dir))] = {
+                "institution_id": model.institution, "sop_id": sop_id,
+                "mapping": str(map_path.relative_to(result.out_dir)),
+                "data_rows": len(out), "blank_lines": int(n_blank), "loaded": n_real, "duplicates": len(dups),
+                "quarantined": len(no_case) + len(backwards),
+                "quarantine_reasons": {"missing_case_id": len(no_case), "end_before_start": len(backwards)},
+                "encoding": "utf-8" if ext == "xlsx" else "latin-1",
+            }
+    exp_path = base / "expected.json"
+    exp_path.write_text(json.dumps(expected, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    result.expected = exp_path
 
 
 def generate_demo(out_dir: Path, *, cases: int = 20000, seed: int = 20261123,

@@ -8,6 +8,7 @@ come from ``hash()`` so the file is the same on every run for a given seed.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -36,6 +37,7 @@ DEVIATION_KINDS = (
 )
 
 
+@functools.cache
 def _pick_models() -> list[SopModel]:
     catalogue = load_catalogue(get_settings().catalogue_dir)
     procedures = {k: m for k, m in catalogue.models.items() if m.kind == "procedure" and len(m.steps) >= 3}
@@ -48,7 +50,9 @@ def _pick_models() -> list[SopModel]:
 
 
 def _catalogue_rows(models: list[SopModel]) -> tuple[list[tuple[object, ...]], ...]:
-    sops, steps, edges = [], [], []
+    sops: list[tuple[object, ...]] = []
+    steps: list[tuple[object, ...]] = []
+    edges: list[tuple[object, ...]] = []
     for model in models:
         payload = model.model_dump(mode="json", by_alias=True)
         sops.append((model.id, model.institution, model.number, model.title, model.kind, len(model.steps),
@@ -174,9 +178,9 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         INSERT INTO deviations ({dev_cols})
         -- a step over its time standard
         SELECT '{RUN_ID}', e.institution_id, e.sop_id, e.case_id, 'overdue_step', e.step_id, st.activity,
-               st.time_raw, CAST(round(e.duration_std, 1) AS VARCHAR) || ' (' || e.standard_measure || ')',
+               st.time_raw, CAST(round(e.duration_std, 1) AS VARCHAR),
                CASE WHEN e.duration_std > 1.3 * e.standard_max THEN 'high' ELSE 'medium' END, e.ts_end,
-               json_object('duration', e.duration_std, 'standard_max', e.standard_max)
+               json_object('duration', e.duration_std, 'maximum', e.standard_max, 'measure', e.standard_measure)
         FROM fx_ev e JOIN sop_steps st USING (sop_id, step_id)
         WHERE e.duration_std > e.standard_max
         UNION ALL

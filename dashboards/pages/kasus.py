@@ -31,7 +31,7 @@ def layout(ctx: ui.PageContext) -> Any:
     ])
 
 
-def _case_link(row: dict[str, Any], f: queries.Filters, lang: str) -> dcc.Link:
+def _case_link(row: dict[Any, Any], f: queries.Filters, lang: str) -> dcc.Link:
     return dcc.Link(row["case_id"], href=ui.href(PATH, f, lang, inst=row["institution_id"], sop=row["sop_id"],
                                                  case=row["case_id"]), className="case-link")
 
@@ -73,7 +73,8 @@ def _detail(detail: dict[str, Any], lang: str) -> Any:
             html.Strong(i18n.kind_label(d["kind"], lang)),
             html.Span(" · " + i18n.fmt_date(d["occurred_at"], lang, time=True, tz=tz), className="muted"),
             html.P(i18n.explain(d["kind"], lang, step=d["step_id"], activity=d["activity"],
-                                expected=d["expected"], observed=d["observed"])),
+                                expected=d["expected"],
+                                observed=i18n.observed_text(d["observed"], d.get("detail"), lang))),
         ]) for d in devs.to_dict("records")])
     rows = []
     for e in events.to_dict("records"):

@@ -9,7 +9,7 @@ from typing import Any
 import dash_ag_grid as dag
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from flask import Response, request, send_file
+from flask import Flask, Response, request, send_file
 
 from dashboards import i18n, queries, ui
 from dashboards.auth import current_grants
@@ -97,7 +97,7 @@ def _rows(df: pd.DataFrame, start: int, lang: str, timezones: dict[str, str]) ->
             "severity": i18n.sev_label(r["severity"], lang), "sev": r["severity"],
             "kind": i18n.kind_label(r["kind"], lang), "case_id": r["case_id"],
             "step_id": r["step_id"], "activity": r["activity"], "role": r["role"],
-            "expected": r["expected"], "observed": r["observed"],
+            "expected": r["expected"], "observed": i18n.observed_text(r["observed"], r.get("detail"), lang),
             "institution_id": r["institution_id"], "sop_id": r["sop_id"],
         })
     return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()} for row in rows]
@@ -134,7 +134,9 @@ def register(app: Dash, env: ui.Env) -> None:
         f, lang = ui.ctx_from_store(data)
         return ui.href("/kasus", f, lang, inst=parts[0], sop=parts[1], case=parts[2])
 
-    @app.server.route(EXPORT_ROUTE)
+    server: Flask = app.server
+
+    @server.route(EXPORT_ROUTE)
     def export_csv() -> Response:
         f = queries.Filters.from_mapping(request.args.to_dict())
         grants = current_grants()  # the guard already required a login; the grants narrow the rows

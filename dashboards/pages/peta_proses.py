@@ -43,7 +43,8 @@ def _variants_table(df: pd.DataFrame, total: int, f: queries.Filters, sop_id: st
     head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("pm.rank", "pm.path", "pm.cases", "pm.fitness")]))
     rows = []
     for i, r in enumerate(df.to_dict("records")):
-        steps = list(r.get("steps") if r.get("steps") is not None else [])
+        raw_steps: Any = r.get("steps")
+        steps = [] if raw_steps is None else list(raw_steps)
         chips = []
         for j, s in enumerate(steps):
             if j:

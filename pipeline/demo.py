@@ -1,0 +1,105 @@
+"""``patuh demo``: the main job on the embedded default.
+
+Synthetic logs of the seed institutions (seeded, identical on every machine) -> ingest into the default
+DuckDB file -> one compliance run (published) -> the periodic reports -> the dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import get_settings
+from pipeline.errors import UserError
+
+
+def _previous_month(day: dt.date) -> str:
+    first = day.replace(day=1) - dt.timedelta(days=1)
+    return first.strftime("%Y-%m")
+
+
+def _quarter(day: dt.date) -> str:
+    """The last complete quarter before ``day``."""
+    q = (day.month - 1) // 3  # quarters completed this year
+    return f"{day.year}-Q{q}" if q else f"{day.year - 1}-Q4"
+
+
+def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool = True,
+             host: str = "127.0.0.1", port: int = 8050) -> None:
+    """Generate, load, check, report and (optionally) serve."""
+    from pipeline.calendars import load_institutions
+    from pipeline.cli import run_for_db, _print_run_summary
+    from pipeline.db import connect
+    from pipeline.ingest import ingest_file
+    from pipeline.sop import load_catalogue
+    from pipeline.synth import generate_demo
+
+    settings = get_settings()
+    catalogue = load_catalogue(settings.catalogue_dir)
+    if catalogue.errors:
+        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
+    institutions = load_institutions(settings.institutions_file)
+    out_dir = db.parent / "demo"
+
+    started = time.perf_counter()
+    console.rule("[bold]1. Log sintetis / synthetic logs")
+    synth = generate_demo(out_dir, cases=cases, seed=seed)
+    console.print(f"{synth.cases} kasus/cases, {synth.events} peristiwa/events in {len(synth.files)} file(s) "
+                  f"under {out_dir} (as of {synth.as_of:%Y-%m-%d %H:%M %Z})")
+
+    console.rule("[bold]2. Muat / ingest")
+    conn = connect(db)
+    totals: dict[str, list[int]] = {}
+    try:
+        for f in synth.files:
+            info = ingest_file(conn, f.path, institution_id=f.institution_id, sop_id=f.sop_id,
+                               catalogue=catalogue, calendars=institutions).as_dict()
+            row = totals.setdefault(f.institution_id, [0, 0, 0, 0, 0])
+            row[0] += 1
+            row[1] += int(info.get("rows_in") or 0)
+            row[2] += int(info.get("rows_loaded") or 0)
+            row[3] += int(info.get("rows_quarantined") or 0)
+            row[4] += 1 if info.get("skipped") else 0
+    finally:
+        conn.close()
+    table = Table("instansi / institution", "file", "baris / rows", "dimuat / loaded", "karantina / quarantined",
+                  "sudah dimuat / already loaded")
+    for inst, (n_files, rows_in, loaded, quarantined, skipped) in sorted(totals.items()):
+        table.add_row(inst, str(n_files), str(rows_in), str(loaded), str(quarantined), str(skipped))
+    console.print(table)
+
+    console.rule("[bold]3. Pemeriksaan kepatuhan / compliance run")
+    summary = run_for_db(db, as_of=synth.as_of)
+    _print_run_summary(summary)
+
+    console.rule("[bold]4. Laporan / reports")
+    from pipeline.publish import current_published
+    from pipeline.report import write_reports
+
+    published = current_published(db.parent / "published")
+    if published is None:
+        raise UserError("the run published nothing; see the messages above")
+    reports_dir = db.parent / "reports"
+    as_of_day = synth.as_of.date()
+    written: list[Path] = []
+    for period in (_quarter(as_of_day), _previous_month(as_of_day)):  # index.html: the latest month
+        written += write_reports(published, period=period, institutions=None, formats={"html", "pdf"},
+                                 out_dir=reports_dir)
+    console.print(f"{len(written)} file(s) in {reports_dir}; index: {reports_dir / 'index.html'}")
+    (db.parent / "demo-summary.json").write_text(json.dumps({
+        "cases": synth.cases, "events": synth.events, "run": json.loads(summary.as_json()),
+        "reports": [str(p) for p in written], "seconds": round(time.perf_counter() - started, 1),
+    }, indent=2), encoding="utf-8")
+    console.print(f"Selesai dalam / done in {time.perf_counter() - started:.1f} s")
+
+    if serve:
+        console.rule("[bold]5. Dasbor / dashboard")
+        import importlib
+
+        serve_module = importlib.import_module("dashboards.serve")
+        serve_module.serve(db, host=host, port=port, console=console)

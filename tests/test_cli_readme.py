@@ -1,0 +1,69 @@
+"""Every CLI command appears in README.md with an example (as sqlite-utils does), and `patuh --help` works."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def command_paths(command: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command of the Typer app, e.g. ('sop', 'validate'), ('run',).
+
+    Duck-typed on ``.commands``: recent Typer versions build on their own copy of click's classes.
+    """
+    out: list[tuple[str, ...]] = []
+    subcommands = getattr(command, "commands", None)
+    if isinstance(subcommands, dict):
+        for name, sub in sorted(subcommands.items()):
+            if getattr(sub, "hidden", False):
+                continue
+            out.append((*prefix, name))
+            out.extend(command_paths(sub, (*prefix, name)))
+    return out
+
+
+COMMANDS = command_paths(typer.main.get_command(app))
+
+
+def readme_code() -> str:
+    """The text of every fenced code block in README.md."""
+    text = README.read_text(encoding="utf-8")
+    return "\n".join(re.findall(r"^\s*```[^\n]*\n(.*?)^\s*```", text, flags=re.MULTILINE | re.DOTALL))
+
+
+def test_the_app_has_commands() -> None:
+    assert ("sop",) in COMMANDS and ("sop", "validate") in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_command_is_in_the_readme(path: tuple[str, ...]) -> None:
+    usage = "patuh " + " ".join(path)
+    code = readme_code()
+    pattern = r"(?<![\w-])" + r"\s+".join(map(re.escape, usage.split())) + r"(?![\w-])"
+    assert re.search(pattern, code), f"README.md has no example of '{usage}' in a code block: add one"
+
+
+def test_patuh_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0, result.output
+    top = sorted({p[0] for p in COMMANDS})
+    for name in top:
+        assert re.search(rf"\b{re.escape(name)}\b", result.output), f"'patuh --help' does not list '{name}'"
+
+
+def test_each_command_has_help() -> None:
+    """`patuh <command> --help` exits 0 and prints a usage line for every command and group."""
+    runner = CliRunner()
+    for path in COMMANDS:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, f"patuh {' '.join(path)} --help: {result.output}"
+        assert "Usage:" in result.output

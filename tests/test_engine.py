@@ -1,0 +1,179 @@
+"""The compliance engine on hand-made cases: deviation rules, open cases, severity, rollback, incremental."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.calendars import load_calendars, load_institutions
+from pipeline.config import get_settings
+from pipeline.run import run_compliance
+from pipeline.sop import Catalogue, load_catalogue
+from tests.engine_fixtures import BASE, add_batch, add_case, new_db
+
+AS_OF = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue(get_settings().catalogue_dir)
+
+
+def _run(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue, **kwargs: object):  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    return run_compliance(conn, catalogue, load_institutions(settings.institutions_file),
+                          load_calendars(settings.institutions_file), as_of=AS_OF, **kwargs)  # type: ignore[arg-type]
+
+
+def _deviations(conn: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str | None]]]:
+    rows = conn.execute(
+        "SELECT case_id, kind, step_id FROM latest_deviations ORDER BY case_id, kind, step_id").fetchall()
+    out: dict[str, list[tuple[str, str | None]]] = {}
+    for case_id, kind, step_id in rows:
+        out.setdefault(case_id, []).append((kind, step_id))
+    return out
+
+
+@pytest.fixture()
+def hand_made(tmp_path: Path, catalogue: Catalogue) -> duckdb.DuckDBPyConnection:
+    conn = new_db(tmp_path / "patuh.duckdb")
+    add_batch(conn, 1, BASE)
+    add_case(conn, catalogue, "fits", ["s1", "s2", "s3", "s6"])
+    add_case(conn, catalogue, "loop", ["s1", "s2", "s3", "s4", "s5", "s5", "s6"])
+    add_case(conn, catalogue, "swap", ["s1", "s3", "s2", "s6"])
+    add_case(conn, catalogue, "open", ["s1", "s2", "s3", "s4", "s5"], status="open")
+    add_case(conn, catalogue, "foreign", ["s1", "s2", "s3", "Rapat dengan komite", "s6"], role="guru_bk")
+    add_case(conn, catalogue, "twice", ["s1", "s2", "s3", "s3", "s6"])
+    add_case(conn, catalogue, "skipped", ["s1", "s2", "s6"])
+    add_case(conn, catalogue, "slow", ["s1", "s2", "s3", "s6"], minutes=45)
+    add_case(conn, catalogue, "docs", ["s1", "s2", "s3", "s6"], documents=True)
+    add_case(conn, catalogue, "nodoc", ["s1", "s2", "s3", "s6"], documents=True)
+    conn.execute("UPDATE events SET documents = [] WHERE case_id = 'nodoc' AND step_id = 's1'")
+    return conn
+
+
+def test_each_deviation_rule_on_hand_made_cases(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    summary = _run(hand_made, catalogue)
+    devs = _deviations(hand_made)
+    assert "fits" not in devs and "loop" not in devs and "docs" not in devs
+    assert len(devs["swap"]) == 1 and devs["swap"][0][0] == "wrong_order" and devs["swap"][0][1] in {"s2", "s3"}
+    # an open case is aligned as a prefix: the steps still to come are not missing, but it is stalled
+    assert devs["open"] == [("stalled_case", "s5")]
+    assert devs["foreign"] == [("unexpected_step", None), ("wrong_role", "s1"), ("wrong_role", "s2")]
+    assert devs["twice"] == [("repeated_step", "s3")]
+    assert devs["skipped"] == [("missing_step", "s3")]
+    assert devs["slow"] == [("overdue_step", "s1"), ("overdue_step", "s2"), ("overdue_step", "s3"),
+                            ("overdue_step", "s6")]
+    assert devs["nodoc"] == [("missing_document", "s1")]
+    assert summary.documents_recorded
+    assert summary.cases == 10 and summary.compliant == 3
+    assert summary.compliance_rate == pytest.approx(0.3)
+
+
+def test_case_results_trace_to_deviations(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    _run(hand_made, catalogue)
+    mismatched = hand_made.execute(
+        """SELECT r.case_id FROM latest_case_results r
+           LEFT JOIN (SELECT case_id, count(*) AS n FROM latest_deviations GROUP BY 1) d USING (case_id)
+           WHERE r.n_deviations != coalesce(d.n, 0) OR r.compliant != (coalesce(d.n, 0) = 0)"""
+    ).fetchall()
+    assert mismatched == []
+    fitness = dict(hand_made.execute("SELECT case_id, fitness FROM latest_case_results").fetchall())
+    assert fitness["fits"] == 1.0 and fitness["loop"] == 1.0 and fitness["open"] == 1.0
+    assert fitness["skipped"] < 1.0
+    severity = dict(hand_made.execute(
+        "SELECT kind, any_value(severity) FROM latest_deviations GROUP BY kind").fetchall())
+    assert severity["missing_step"] == "high" and severity["repeated_step"] == "low"
+    # the lead time is in working time: 4 steps of 10 minutes with 10-minute gaps on a Monday morning
+    lead = hand_made.execute("SELECT lead_time_working FROM latest_case_results WHERE case_id = 'fits'").fetchall()
+    assert lead[0][0] == pytest.approx(70.0)
+
+
+def test_failed_run_leaves_previous_results(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    first = _run(hand_made, catalogue)
+    before = hand_made.execute("SELECT count(*) FROM latest_deviations").fetchall()
+    add_case(hand_made, catalogue, "later", ["s1", "s6"])
+    with pytest.raises(RuntimeError):
+        _run(hand_made, catalogue, full=True, fail_after_stage="conformance")
+    assert hand_made.execute("SELECT run_id FROM latest_run").fetchall() == [(first.run_id,)]
+    assert hand_made.execute("SELECT count(*) FROM latest_deviations").fetchall() == before
+    assert hand_made.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+
+
+def test_incremental_run_checks_only_new_and_open_cases(hand_made: duckdb.DuckDBPyConnection,
+                                                        catalogue: Catalogue) -> None:
+    first = _run(hand_made, catalogue)
+    again = _run(hand_made, catalogue)
+    assert again.mode == "incremental"
+    assert again.aligned == 0 and again.from_cache == again.variants
+    assert again.cases_checked == 1  # only the open case, whose stall status moves with time
+    assert again.cases == first.cases and again.deviations == first.deviations
+    add_batch(hand_made, 2)
+    add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
+    third = _run(hand_made, catalogue)
+    assert third.cases_checked == 2 and third.cases == first.cases + 1
+    assert third.deviations["missing_step"] == first.deviations["missing_step"] + 1
+    full = _run(hand_made, catalogue, full=True)
+    assert full.mode == "full" and full.deviations == third.deviations
+
+
+def test_run_is_published_atomically(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
+                                     tmp_path: Path) -> None:
+    from pipeline.publish import current_published
+
+    summary = _run(hand_made, catalogue, published_dir=tmp_path / "published")
+    path = current_published(tmp_path / "published")
+    assert path is not None and summary.run_id in path.name
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        n = reader.execute("SELECT count(*) FROM latest_case_results").fetchall()[0][0]
+        kinds = Counter(k for (k,) in reader.execute("SELECT kind FROM latest_deviations").fetchall())
+    finally:
+        reader.close()
+    assert n == summary.cases and dict(kinds) == summary.deviations
+
+
+def test_sigkill_mid_run_keeps_previous_results(tmp_path: Path, catalogue: Catalogue) -> None:
+    db = tmp_path / "patuh.duckdb"
+    conn = new_db(db)
+    add_batch(conn, 1, BASE)
+    add_case(conn, catalogue, "a", ["s1", "s2", "s3", "s6"])
+    add_case(conn, catalogue, "b", ["s1", "s2", "s6"])
+    first = _run(conn, catalogue, published_dir=tmp_path / "published")
+    add_batch(conn, 2)
+    add_case(conn, catalogue, "c", ["s1", "s6"], batch_id=2)
+    conn.close()
+    marker = tmp_path / "paused"
+    env = {**os.environ, "PATUH_TEST_PAUSE": f"timing:{marker}"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--db", str(db), "--full",
+                             "--as-of", AS_OF.isoformat()], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert marker.exists(), "the run never reached the pause point"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    conn = duckdb.connect(str(db))
+    try:
+        assert conn.execute("SELECT run_id FROM latest_run").fetchall() == [(first.run_id,)]
+        assert conn.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        assert conn.execute("SELECT count(*) FROM latest_case_results").fetchall() == [(2,)]
+    finally:
+        conn.close()
+    from pipeline.publish import current_published
+
+    assert current_published(tmp_path / "published") == Path(first.published or "")

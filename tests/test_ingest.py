@@ -1,0 +1,210 @@
+"""Ingest: messy exports, pm4py parity, idempotence, atomicity, privacy and the CLI (real DuckDB files)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from pipeline.db import connect
+from pipeline.errors import UserError
+from pipeline.ingest import ingest_file, pseudonym
+
+MESSY = Path(__file__).parent / "fixtures" / "messy"
+EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((MESSY / "expected.yaml").read_text(encoding="utf-8"))
+REFERENCE = Path("/work/shared/reference/pm4py-tests")
+KEY = b"test-secret-for-ingest"
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATUH_SECRET", KEY.decode())
+
+
+def _counts(conn: duckdb.DuckDBPyConnection) -> tuple[int, int, int, int]:
+    return tuple(conn.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM cases), (SELECT count(*) FROM quarantine), "
+        "(SELECT count(*) FROM batches)").fetchall()[0])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_messy_export(name: str, tmp_path: Path) -> None:
+    exp = EXPECTED[name]
+    conn = connect(tmp_path / "t.duckdb")
+    kwargs: dict[str, Any] = {"institution_id": exp.get("institution", "smpn2-ngawi"), "sop_id": exp.get("sop")}
+    if "mapping" in exp:
+        kwargs["mapping"] = MESSY / exp["mapping"]
+    if "error" in exp:
+        with pytest.raises(UserError, match=exp["error"]):
+            ingest_file(conn, MESSY / name, **kwargs)
+        assert _counts(conn) == (0, 0, 0, 0)
+        return
+    r = ingest_file(conn, MESSY / name, **kwargs)
+    assert (r.rows_in, r.rows_loaded, r.rows_duplicate) == (exp["rows_in"], exp["loaded"], exp["duplicate"])
+    assert r.quarantined_by_reason == exp["quarantined"]
+    assert r.rows_in == r.rows_loaded + r.rows_quarantined + r.rows_duplicate + r.rows_lifecycle
+    assert r.rows_unknown_activity == exp.get("unknown_activity", 0)
+    events, cases, quarantined, batches = _counts(conn)
+    assert (events, cases, quarantined, batches) == (exp["loaded"], exp["cases"], r.rows_quarantined, 1)
+    n_open = conn.execute("SELECT count(*) FROM cases WHERE status = 'open' AND closed_at IS NULL").fetchall()[0][0]
+    assert n_open == exp["open_cases"]
+    row = conn.execute("SELECT rows_in, rows_loaded, rows_quarantined, rows_duplicate FROM batches").fetchall()[0]
+    assert row == (r.rows_in, r.rows_loaded, r.rows_quarantined, r.rows_duplicate)
+    for message, in conn.execute("SELECT message FROM quarantine").fetchall():
+        assert message.startswith(name) and ("row" in message or "line" in message)
+
+
+def test_messy_dates_steps_roles_documents(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, MESSY / "kasus_bk.csv", institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur",
+                mapping=MESSY / "kasus_bk.mapping.yaml")
+    rows = conn.execute("SELECT source_row, step_id, role, documents, strftime(ts_end AT TIME ZONE 'Asia/Jakarta', "
+                        "'%Y-%m-%d %H:%M') FROM events ORDER BY source_row").fetchall()
+    by_row = {r[0]: r[1:] for r in rows}
+    assert by_row[1] == ("s1", "piket", ["Laporan"], "2020-01-16 08:30")        # dd/mm/yyyy HH:MM, WIB
+    assert by_row[2] == ("s2", "wali_kelas", ["Koordinasi ke BK"], "2020-01-16 09:15")  # 16 Januari 2020
+    assert by_row[6][1:] == ("piket", [], "2021-08-03 07:45")                   # "3 Agu 2021", alias role
+    assert by_row[13][3] == "2021-12-10 00:00"                                  # Excel serial date
+    assert by_row[12][0] is None                                                # not a step: kept, NULL
+
+
+def test_pm4py_reference_logs_match_pm4py_counts(tmp_path: Path) -> None:
+    sys._pm4py_welcome_shown = True  # type: ignore[attr-defined]
+    import pandas as pd
+    import pm4py
+
+    for i, name in enumerate(["running-example.xes", "roadtraffic100traces.xes", "a12f0n00.xes.gz",
+                              "a12f0n10.xes.gz", "running-example.csv", "receipt.csv"]):
+        path = REFERENCE / name
+        if name.endswith(".csv"):
+            df = pm4py.format_dataframe(pd.read_csv(path), case_id="case:concept:name",
+                                        activity_key="concept:name", timestamp_key="time:timestamp")
+        else:
+            df = pm4py.read_xes(str(path))
+        conn = connect(tmp_path / f"{i}.duckdb")
+        r = ingest_file(conn, path, institution_id="smpn2-ngawi")
+        events, cases, quarantined, _ = _counts(conn)
+        assert (events, cases, quarantined) == (len(df), df["case:concept:name"].nunique(), 0), name
+        assert r.rows_in == len(df)
+        conn.close()
+
+
+def test_same_file_twice_is_a_no_op(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "t.duckdb")
+    first = ingest_file(conn, REFERENCE / "running-example.xes", institution_id="smpn2-ngawi")
+    before = _counts(conn)
+    again = ingest_file(conn, REFERENCE / "running-example.xes", institution_id="smpn2-ngawi")
+    assert again.skipped and again.batch_id == first.batch_id and again.rows_loaded == first.rows_loaded
+    assert _counts(conn) == before and before[3] == 1
+
+
+def test_a_second_batch_updates_its_cases(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text("case_id,activity,timestamp\nA,s1,2024-03-04 08:00\nA,s2,2024-03-04 09:00\nB,s1,2024-03-05 08:00\n")
+    two.write_text("case_id,activity,timestamp,status\nA,s3,2024-03-06 08:00,\nA,s6,2024-03-07 08:00,\n"
+                   "B,s2,2024-03-06 10:00,selesai\nA,s2,2024-03-04 09:00,\n")
+    conn = connect(tmp_path / "t.duckdb")
+    sop = "smpn2-ngawi/bk001-prosedur"
+    r1 = ingest_file(conn, one, institution_id="smpn2-ngawi", sop_id=sop)
+    assert (r1.cases_new, r1.cases_open) == (2, 2)  # open cases are kept
+    r2 = ingest_file(conn, two, institution_id="smpn2-ngawi", sop_id=sop)
+    assert (r2.cases_new, r2.cases_updated, r2.rows_duplicate) == (0, 2, 1)  # A,s2 was already loaded
+    status = dict(conn.execute("SELECT case_id, status || ':' || n_events FROM cases").fetchall())
+    assert status == {pseudonym("A", KEY): "closed:4", pseudonym("B", KEY): "closed:2"}
+
+
+def test_an_error_mid_batch_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("case_id,activity,timestamp\nA,x,2024-03-04 08:00\n")
+    conn = connect(tmp_path / "t.duckdb")
+    conn.execute("CREATE TABLE block AS SELECT 1")
+    # make the batches insert fail after events were written: a conflicting batch row with another sha
+    next_id = conn.execute("SELECT nextval('batch_seq') + 1").fetchall()[0][0]
+    conn.execute("INSERT INTO batches (batch_id, source_file, sha256, institution_id, format, loaded_at, rows_in, "
+                 "rows_loaded, rows_quarantined) VALUES (?, 'x', 'other', 'smpn2-ngawi', 'csv', now(), 0, 0, 0)",
+                 [next_id])
+    with pytest.raises(duckdb.Error):
+        ingest_file(conn, path, institution_id="smpn2-ngawi")
+    assert _counts(conn) == (0, 0, 0, 1)
+
+
+def test_a_killed_load_leaves_no_half_batch(tmp_path: Path) -> None:
+    big = tmp_path / "big.csv"
+    duckdb.execute("COPY (SELECT 'C' || (i // 10) AS case_id, 'step ' || (i % 10) AS activity, "
+                   f"TIMESTAMP '2024-01-01' + to_seconds(i) AS timestamp FROM range(1000000) t(i)) TO '{big}'")
+    db = tmp_path / "t.duckdb"
+    connect(db).close()
+    code = ("import os, sys; os.environ['PATUH_SECRET']='k'; from pipeline.db import connect; "
+            "from pipeline.ingest import ingest_file; c = connect(sys.argv[1]); "
+            "ingest_file(c, sys.argv[2], institution_id='smpn2-ngawi', "
+            "progress=lambda stage, frac: print(stage, flush=True))")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(big)], stdout=subprocess.PIPE,
+                            cwd=Path(__file__).parent.parent)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # kill inside the transaction, while events are being written
+        if line.startswith(b"menulis"):
+            time.sleep(0.2)
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    conn = connect(db)
+    assert _counts(conn) == (0, 0, 0, 0), "a half batch survived the kill"
+
+
+def test_no_raw_identifier_or_name_in_the_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    conn = connect(db)
+    ingest_file(conn, MESSY / "kasus_bk.csv", institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur",
+                mapping=MESSY / "kasus_bk.mapping.yaml")
+    conn.execute("CHECKPOINT")
+    conn.close()
+    data = db.read_bytes()
+    for secret in ["K-001", "K-002", "K-003", "Budi Santoso", "Ani Wijaya", "Rudi Hartono", "Siti Aminah",
+                   "Rahmat Hidayat", "Dewi Lestari", "terlambat", "orang tua, dipanggil", "Masa Depan"]:
+        assert secret.encode() not in data, secret
+    wal = db.with_suffix(".duckdb.wal")
+    assert not wal.exists() or b"Budi" not in wal.read_bytes()
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATUH_SECRET": KEY.decode(), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).parent.parent, check=False)
+
+
+def test_cli_ingest_prints_a_summary_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    ok = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+              "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db),
+              cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "kasus_bk.csv" in ok.stdout and "out_of_range 2" in ok.stdout
+    bad = _cli("ingest", str(MESSY / "truncated.xes"), "--institution", "smpn2-ngawi", "--db", str(db), cwd=tmp_path)
+    assert bad.returncode == 1
+    assert "Traceback" not in bad.stderr and "not a complete XES file" in bad.stderr
+    assert len([line for line in bad.stderr.splitlines() if line.strip()]) <= 3  # one message (may wrap)
+
+
+def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
+    out = _cli("map", "suggest", str(MESSY / "kasus_bk.csv"), "--sop", "smpn2-ngawi/bk001-prosedur", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    suggestion = yaml.safe_load(out.stdout)
+    assert suggestion["columns"]["case_id"] == "No Kasus"
+    assert suggestion["columns"]["activity"] == "Kegiatan"
+    assert suggestion["columns"]["timestamp"] == "Tanggal"
+    assert set(suggestion["drop"]) == {"Nama Siswa", "Catatan"}
+    assert suggestion["activities"]["Lapor Kepala Sekolah"] == "s6"
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(out.stdout)
+    from pipeline.mapping import load_mapping
+
+    load_mapping(mapping)  # the suggestion is a valid mapping file
