@@ -7,7 +7,10 @@ VENV := .venv
 UV := $(VENV)/bin/uv
 RUN := $(UV) run --frozen --no-sync
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_COMPILE_BYTECODE := 1
 export PM4PY_SHOW_PROGRESS_BAR := False
+# cached bytecode: importing pm4py without it costs 5-25 s per process
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test lint typecheck contracts pytest bench clean browser-deps
 

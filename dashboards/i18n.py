@@ -46,6 +46,7 @@ _T: dict[str, tuple[str, str]] = {
     "data.run": ("Data hasil pemeriksaan", "Results of run"),
     "data.none": ("Belum ada hasil pemeriksaan. Jalankan 'patuh run' (atau 'patuh demo') lalu muat ulang "
                   "halaman ini.", "No results yet. Run 'patuh run' (or 'patuh demo') and reload this page."),
+    "loading": ("Memuat…", "Loading…"),
     "empty": ("Tidak ada data untuk filter ini.", "No data for these filters."),
     "empty.hint": ("Ubah instansi, SOP atau periode di atas.", "Change the institution, SOP or period above."),
     "choose_sop": ("Pilih satu SOP di filter di atas.", "Choose one SOP in the filters above."),

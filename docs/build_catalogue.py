@@ -117,8 +117,25 @@ def table_rows(catalogue: Catalogue) -> list[list[str]]:
 
 
 def render_table(catalogue: Catalogue) -> str:
+    """The generated block: the table, then the number of models per seed file."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table_rows(catalogue)]
+    lines += ["", "Jumlah model per naskah / models per seed file:", ""]
+    per_file: dict[str, list[SopModel]] = {}
+    for model in catalogue.models.values():
+        per_file.setdefault(model.source.file, []).append(model)
+    for file, models in sorted(per_file.items()):
+        procedures = sum(m.kind == "procedure" for m in models)
+        rows = sum(len(m.steps) for m in models)
+        rules = sum(len(m.rules) for m in models)
+        what = (f"{procedures} SOP model(s), {rows} step rows" if procedures
+                else f"{len(models)} rules model(s)")
+        if rules:
+            what += f", {rules} rules"
+        lines.append(f"- `{file}` ({SEED_NAMES.get(file[:3], models[0].institution)}): {what}")
+    n_proc = sum(m.kind == "procedure" for m in catalogue.models.values())
+    lines += ["", f"Total: {len(catalogue.models)} models ({n_proc} procedures, "
+                  f"{len(catalogue.models) - n_proc} rules)."]
     return "\n".join(lines)
 
 

@@ -373,7 +373,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         documents = _ident(doc_col)
     else:
         documents = (f"CASE WHEN {text('documents')} IS NULL THEN []::VARCHAR[] ELSE list_filter(list_transform("
-                     f"regexp_split_to_array({text('documents')}, '[;,]'), lambda d: trim(d)), lambda d: d <> '') END")
+                     f"regexp_split_to_array({text('documents')}, CASE WHEN contains({text('documents')}, ';') "
+                     f"THEN ';' ELSE ',' END), lambda d: trim(d)), lambda d: d <> '') END")
     status = (f"CASE WHEN lower({text('status')}) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed' "
               f"WHEN lower({text('status')}) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END")
     if progress:

@@ -22,8 +22,8 @@ implements:
   ``wrong_order`` of that step (once per step); any other visible model move is ``missing_step``; a log
   move on a step that also has a synchronous move is ``repeated_step``; any other log move is
   ``unexpected_step`` (``step_id`` empty and ``activity`` = the raw label when it is no step). Open cases
-  are aligned like closed ones, so the steps an open case has not reached yet are ``missing_step``
-  (labelled ``injected=false``; ties there are broken like :func:`pm4py_adapter.align_state_machine`).
+  are aligned as prefixes (the alignment may stop anywhere once the trace is consumed), so the steps an
+  open case has not reached yet are not missing (ties broken like :func:`pm4py_adapter.align_state_machine`).
   Injections happen only in cases that end before ``as_of``, and are kept only when *every* optimal
   alignment gives the injected labels (checked by enumerating all optimal alignments, and against pm4py
   with :func:`pm4py_adapter.align_variants`): a dropped required step (cost 1), a foreign activity (1),
@@ -172,15 +172,16 @@ class _Aligner:
         self._engine: dict[tuple[str, ...], tuple[int, list[Label]]] = {}
         self._all: dict[tuple[str, ...], tuple[int, set[tuple[Label, ...]]] | None] = {}
 
-    def engine(self, trace: tuple[str, ...]) -> tuple[int, list[Label]]:
-        """(cost in moves, labels) of the alignment the engine's exact search picks."""
-        hit = self._engine.get(trace)
+    def engine(self, trace: tuple[str, ...], prefix: bool = False) -> tuple[int, list[Label]]:
+        """(cost in moves, labels) of the alignment the engine's exact search picks (``prefix``: open case)."""
+        key = (*trace, "\x1eopen") if prefix else trace
+        hit = self._engine.get(key)
         if hit is None:
             from pipeline import pm4py_adapter
 
-            res = pm4py_adapter.align_state_machine(self.machine, trace)
+            res = pm4py_adapter.align_state_machine(self.machine, trace, prefix=prefix)
             hit = (res.cost // pm4py_adapter.MOVE_COST, labels_from_moves(res.moves, self.step_ids))
-            self._engine[trace] = hit
+            self._engine[key] = hit
         return hit
 
     def all_optimal(self, trace: tuple[str, ...], limit: int = 48) -> tuple[int, set[tuple[Label, ...]]] | None:
@@ -919,7 +920,7 @@ def _labels(plan: _Plan, frame: pd.DataFrame, case_open: npt.NDArray[np.bool_],
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         c = int(case_of[a])
         lab = inj_of.get(c)
-        _cost, labels = plan.aligner.engine(tuple(names[a:b]))
+        _cost, labels = plan.aligner.engine(tuple(names[a:b]), prefix=bool(case_open[c]))
         for kind, step, activity in labels:
             alt = ""
             is_inj = lab is not None and lab[0] == kind

@@ -10,7 +10,9 @@ Rules (DESIGN section 3 semantics; measures from :func:`pipeline.sop.parse_time`
 * ``case_sla_breach``: the model's ``case_time`` from the first event's start to the last event's end, and
   each ``slas`` entry from the earliest start of step A to the earliest end of step B (when both happened);
 * ``stalled_case``: an open case whose last event ended longer before ``as_of`` than the largest standard
-  of the next possible steps (:data:`DEFAULT_STALL` when they have none), measured in that standard's unit.
+  of the next possible steps (the successors, plus the step itself when it repeats; elapsed standards rank
+  above working ones; :data:`DEFAULT_STALL` when none has a standard), measured in that standard's unit.
+  A step that only the end can follow is never stalled: the case awaits closure, not a step.
 """
 
 from __future__ import annotations
@@ -174,14 +176,6 @@ def _case_standards(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]
     return found
 
 
-_ROUGH_FACTOR = {"working_minutes": 3.2, "working_days": 1440.0, "elapsed_minutes": 1.0}
-
-
-def _rough_elapsed(std: TimeStandard) -> float:
-    """Orders standards of different measures (a working day spans about a calendar day)."""
-    return std.maximum * _ROUGH_FACTOR[std.measure]
-
-
 def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
              calendars: dict[str, WorkingCalendar], as_of: dt.datetime, case_filter: str) -> int:
     """``stalled_case`` for open cases, measured against the next steps' largest standard."""
@@ -190,8 +184,12 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
         succ = model.successors()
         for step in model.steps:
             nexts = [parse_time(model.step(n).time, model.clock) for n in succ[step.id] if n != END]
+            if step.repeat:
+                nexts.append(parse_time(step.time, model.clock))
+            elif not any(n != END for n in succ[step.id]):
+                continue  # only the end can follow: an open case waiting here awaits closure, not a step
             stds = [s for s in nexts if s is not None]
-            std = max(stds, key=_rough_elapsed) if stds else DEFAULT_STALL
+            std = max(stds, key=lambda s: (s.measure == "elapsed_minutes", s.maximum)) if stds else DEFAULT_STALL
             thresholds.append((sop_id, step.id, std.measure, std.maximum, std.raw))
     if not thresholds:
         return 0
