@@ -103,6 +103,13 @@ def console_errors(drv: Any) -> list[str]:
     return [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
 
 
+def text_of(drv: Any, css: str) -> str | None:
+    """The text of the first match, read in one step (the page may re-render between find and read)."""
+    value = drv.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
+                               css)
+    return None if value is None else str(value)
+
+
 def by_dash_id(drv: Any, dash_id: str) -> Any:
     return drv.execute_script("return document.getElementById(arguments[0])", dash_id)
 
@@ -129,21 +136,21 @@ def test_a_filter_change_lives_in_the_url_and_narrows_the_numbers(site: tuple[st
     wait_idle(driver)
     by_dash_id(driver, '{"key":"start","type":"flt"}').click()
     wait_for(driver, "[role='option']")
-    option = next(o for o in driver.find_elements(By.CSS_SELECTOR, "[role='option']") if o.text == "Okt 2025")
-    option.click()
+    driver.execute_script("""for (const o of document.querySelectorAll("[role='option']")) {
+        if (o.textContent.trim() === arguments[0]) { o.click(); return; } }""", "Okt 2025")
     WebDriverWait(driver, 20).until(lambda d: "start=2025-10" in d.current_url)
     conn = duckdb.connect(str(db), read_only=True)
     expected = conn.execute("SELECT count(*) FROM case_results WHERE opened_at >= '2025-10-01'").fetchone()
     conn.close()
     assert expected is not None
     WebDriverWait(driver, 20).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, "#ring-kpi-cases .kpi-value").text == i18n.fmt_int(expected[0]))
+        lambda d: text_of(d, "#ring-kpi-cases .kpi-value") == i18n.fmt_int(expected[0]))
     wait_idle(driver)
     driver.save_screenshot(str(SHOTS / "ringkasan-filtered.png"))
     # the URL is the view: opening it afresh shows the same filter
     driver.get(driver.current_url)
     wait_for(driver, "#ring-kpis .kpi")
-    assert driver.find_element(By.CSS_SELECTOR, "#ring-kpi-cases .kpi-value").text == i18n.fmt_int(expected[0])
+    assert text_of(driver, "#ring-kpi-cases .kpi-value") == i18n.fmt_int(expected[0])
     assert console_errors(driver) == []
 
 
