@@ -194,6 +194,30 @@ def conform_cmd(
     console.print(f"{n_cases} kasus/cases, {n_fitting} fit; hasil/results: {out}")
 
 
+@app.command("attendance")
+def attendance_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Daily attendance exports (CSV, XLSX, Parquet)")],
+    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
+    db: DbOption = None,
+) -> None:
+    """Load daily attendance (one row per student per school day) for the rule models."""
+    from pipeline.attendance import load_attendance
+    from pipeline.config import load_secret
+    from pipeline.db import connect
+
+    conn = connect(_db(db))
+    try:
+        for path in files:
+            res = load_attendance(conn, path, institution_id=institution, key=load_secret())
+            if res.skipped:
+                console.print(f"{path.name}: sudah dimuat / already loaded")
+            else:
+                console.print(f"{path.name}: {res.rows_in} baris/rows, {res.rows_loaded} dimuat/loaded, "
+                              f"{res.rows_quarantined} karantina/quarantined")
+    finally:
+        conn.close()
+
+
 @app.command("demo")
 def demo_cmd(
     cases: Annotated[int, typer.Option(help="Number of synthetic cases")] = 20000,

@@ -65,6 +65,17 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
             row[2] += int(info.get("rows_loaded") or 0)
             row[3] += int(info.get("rows_quarantined") or 0)
             row[4] += 1 if info.get("skipped") else 0
+        from pipeline.attendance import generate_attendance, load_attendance
+        from pipeline.calendars import load_calendars
+        from pipeline.config import load_secret
+
+        petasia = "smkn1-petasia"
+        attendance_file = generate_attendance(
+            out_dir / petasia / "kehadiran.csv", calendar=load_calendars(settings.institutions_file)[petasia],
+            students=max(30, cases // 100), start=synth.as_of.date().replace(day=1, month=7, year=synth.as_of.year - 1),
+            months=12, seed=seed)
+        att = load_attendance(conn, attendance_file, institution_id=petasia, key=load_secret())
+        totals[petasia] = [1, att.rows_in, att.rows_loaded, att.rows_quarantined, int(att.skipped)]
     finally:
         conn.close()
     table = Table("instansi / institution", "file", "baris / rows", "dimuat / loaded", "karantina / quarantined",

@@ -73,25 +73,31 @@ def _count(conn: duckdb.DuckDBPyConnection) -> int:
 
 
 def _attendance_sql(rule: Rule) -> str | None:
-    """SQL selecting (institution_id, student_id, semester, value, limit) breaches of one attendance rule."""
+    """SQL selecting (institution_id, student_id, semester, days, ..., value, lim) breaches of one rule.
+
+    ``period: semester`` counts per semester; ``school_year`` over both semesters of a school year
+    (``semester`` then holds the school year, e.g. ``2025``).
+    """
     params = rule.params
-    base = ("SELECT institution_id, student_id, semester, count(*) AS days, "
-            "count(*) FILTER (WHERE status = 'hadir') AS present, "
+    period = "split_part(semester, '-', 1)" if params.get("period") == "school_year" else "semester"
+    present = params.get("present", ["hadir"])
+    present_list = ", ".join(f"'{p}'" for p in (present if isinstance(present, list) else [str(present)]))
+    base = (f"SELECT institution_id, student_id, {period} AS semester, count(*) AS days, "
+            f"count(*) FILTER (WHERE status IN ({present_list})) AS present, "
             "count(*) FILTER (WHERE status = 'sakit') AS sick, "
             "count(*) FILTER (WHERE status = 'izin') AS leave, "
             "count(*) FILTER (WHERE status = 'alpa') AS absent "
             "FROM attendance WHERE institution_id = $inst GROUP BY ALL")
+    column = {"sakit": "sick", "izin": "leave", "alpa": "absent"}.get(str(params.get("status", "alpa")), "absent")
     if rule.check == "attendance_min_share":
-        share = float(params.get("min_share", params.get("share", 0.8)))  # type: ignore[arg-type]
+        share = float(params.get("min_share", 0.8))  # type: ignore[arg-type]
         return f"SELECT *, present / days AS value, {share} AS lim FROM ({base}) WHERE present / days < {share}"
     if rule.check == "absence_max_days":
-        status = str(params.get("status", "sakit"))
-        column = {"sakit": "sick", "izin": "leave", "alpa": "absent"}.get(status, "sick")
         max_days = float(params.get("max_days", 0))  # type: ignore[arg-type]
         return f"SELECT *, {column} AS value, {max_days} AS lim FROM ({base}) WHERE {column} > {max_days}"
     if rule.check == "absence_max_share":
-        share = float(params.get("max_share", params.get("share", 0.15)))  # type: ignore[arg-type]
-        return f"SELECT *, absent / days AS value, {share} AS lim FROM ({base}) WHERE absent / days > {share}"
+        share = float(params.get("max_share", 0.15))  # type: ignore[arg-type]
+        return f"SELECT *, {column} / days AS value, {share} AS lim FROM ({base}) WHERE {column} / days > {share}"
     return None
 
 
@@ -111,7 +117,7 @@ def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopMode
                 f"""
                 INSERT INTO run_deviations
                 SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
-                       printf('%.2f', value), NULL,
+                       printf('%.2f', value::DOUBLE), NULL::TIMESTAMPTZ,
                        json_object('semester', semester, 'value', value, 'limit', lim, 'days', days)
                 FROM ({sql})
                 """,
@@ -119,4 +125,13 @@ def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopMode
                  "article": rule.article},
             )
             stats.rule_breaches += _count(conn) - before
+        # every student with attendance is a "case" of the rules model, compliant without a breach
+        conn.execute(
+            """
+            INSERT INTO run_rule_cases
+            SELECT institution_id, $sop, student_id, min(day)::TIMESTAMPTZ, max(day)::TIMESTAMPTZ, count(*)
+            FROM attendance WHERE institution_id = $inst GROUP BY ALL
+            """,
+            {"sop": sop_id, "inst": model.institution},
+        )
     return stats

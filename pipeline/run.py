@@ -150,6 +150,10 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
     if rows:
         conn.executemany("INSERT INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute(
+        "CREATE OR REPLACE TEMP TABLE run_rule_cases (institution_id VARCHAR, sop_id VARCHAR, case_id VARCHAR,"
+        " opened_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, n_events BIGINT)"
+    )
+    conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_deviations (institution_id VARCHAR, sop_id VARCHAR, case_id VARCHAR,"
         " kind VARCHAR, step_id VARCHAR, activity VARCHAR, expected VARCHAR, observed VARCHAR,"
         " occurred_at TIMESTAMPTZ, detail JSON)"
@@ -328,7 +332,18 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
         """
     )
     conn.unregister("case_df")
-    # rule breaches concern students, not cases of a procedure: they stay in deviations only
+    # students checked against a rules model: one result row each, compliant without a breach
+    conn.execute(
+        """
+        INSERT INTO case_results
+        SELECT ?, r.institution_id, r.sop_id, r.case_id, r.opened_at, r.closed_at, NULL, NULL,
+               coalesce(n.n, 0) = 0, coalesce(n.n, 0), NULL, NULL, 'closed', NULL
+        FROM run_rule_cases r
+        LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_deviations
+                   WHERE kind = 'rule_breach' GROUP BY ALL) n USING (institution_id, sop_id, case_id)
+        """,
+        [run_id],
+    )
 
 
 def _carry_forward(conn: duckdb.DuckDBPyConnection, previous_run: str, run_id: str) -> None:
@@ -342,7 +357,7 @@ def _carry_forward(conn: duckdb.DuckDBPyConnection, previous_run: str, run_id: s
             f"""
             INSERT INTO {table}
             SELECT {select} FROM {table} p
-            WHERE p.run_id = ? AND NOT EXISTS (
+            WHERE p.run_id = ? AND p.sop_id IN (SELECT sop_id FROM run_models) AND NOT EXISTS (
                 SELECT 1 FROM run_case_variants d WHERE d.institution_id = p.institution_id
                 AND d.sop_id = p.sop_id AND d.case_id = p.case_id)
             """,

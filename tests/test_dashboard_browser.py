@@ -40,6 +40,7 @@ CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -179,7 +180,7 @@ def test_a_chart_opens_the_deviations_behind_it(site: tuple[str, Path], driver: 
     wait_for(driver, "#ring-kind .main-svg")
     wait_idle(driver)
     bar = driver.find_elements(By.CSS_SELECTOR, "#ring-kind .point path")[-1]  # the largest kind
-    bar.click()
+    ActionChains(driver).move_to_element(bar).pause(0.3).click().perform()  # plotly listens on its drag layer
     WebDriverWait(driver, 20).until(lambda d: "/penyimpangan" in d.current_url and "kind=" in d.current_url)
     wait_for(driver, "#dev-grid .ag-row")
     assert console_errors(driver) == []
