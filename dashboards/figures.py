@@ -80,7 +80,8 @@ def trend(df: pd.DataFrame, lang: str) -> go.Figure:
                              text=[i18n.fmt_pct(r, 0, lang) for r in df["rate"]], textposition="top center",
                              hovertemplate="%{x}: %{text}<extra></extra>", cliponaxis=False), secondary_y=True)
     # the rate (drawn above the bars) reads on the left axis, the case counts on the right one
-    fig.update_yaxes(range=[0, 109], ticksuffix="%", title=t("ov.rate_axis", lang), side="left", secondary_y=True)
+    fig.update_yaxes(range=[0, 109], ticksuffix="%", title=t("ov.rate_axis", lang), side="left",
+                     tickmode="linear", tick0=0, dtick=20, secondary_y=True)
     fig.update_yaxes(title=t("ov.cases_axis", lang), showgrid=False, side="right", rangemode="tozero",
                      tickformat=",d", secondary_y=False)
     return _base(fig, lang, 320, showlegend=True,
@@ -284,8 +285,8 @@ def case_timeline(events: pd.DataFrame, tz: str | None, lang: str) -> go.Figure:
         y=names, orientation="h", marker_color=colors, hovertext=hover, hoverinfo="text",
         name=t("col.step", lang),
     ))
-    fig.update_xaxes(type="date")
-    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(type="date", tickformat="%d/%m\n%H:%M")
+    fig.update_yaxes(autorange="reversed", automargin=True, categoryorder="array", categoryarray=names)
     return _base(fig, lang, 90 + 38 * len(ev), barmode="overlay", bargap=0.3)
 
 

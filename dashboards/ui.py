@@ -72,7 +72,7 @@ def ctx_from_store(data: dict[str, Any] | None) -> tuple[Filters, str]:
 # ------------------------------------------------------------------------------------------ controls
 
 
-def dropdown(key: str, label: str, options: list[dict[str, Any]], value: str | None, *,
+def dropdown(key: str, label: str, options: list[dict[str, Any]], value: str | None, *, lang: str,
              placeholder: str | None = None, clearable: bool = True, width: str = "220px",
              disabled: bool = False) -> html.Div:
     if value is not None and value not in {o["value"] for o in options}:
@@ -80,7 +80,7 @@ def dropdown(key: str, label: str, options: list[dict[str, Any]], value: str | N
     return html.Div(className="filter", style={"minWidth": width, "flex": f"1 1 {width}"}, children=[
         html.Label(label, className="filter-label", htmlFor=f"flt-{key}"),
         dcc.Dropdown(id={"type": "flt", "key": key}, options=options, value=value, clearable=clearable,
-                     placeholder=placeholder or t("filter.any", None), searchable=True, disabled=disabled,
+                     placeholder=placeholder or t("filter.any", lang), searchable=True, disabled=disabled,
                      className="filter-dropdown"),
     ])
 
@@ -101,14 +101,14 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
             html.Label(t("filter.inst", lang), className="filter-label"),
             html.Div(inst_opts[0]["label"], className="filter-static", id="flt-inst-static")])
     else:
-        inst_control = dropdown("inst", t("filter.inst", lang), inst_opts, f.inst,
+        inst_control = dropdown("inst", t("filter.inst", lang), inst_opts, f.inst, lang=lang,
                                 placeholder=t("filter.all_inst", lang), width="260px")
     return [
         inst_control,
-        dropdown("sop", t("filter.sop", lang), sop_opts, f.sop,
+        dropdown("sop", t("filter.sop", lang), sop_opts, f.sop, lang=lang,
                  placeholder=t("choose_sop", lang) if need_sop else t("filter.all_sop", lang), width="320px"),
-        dropdown("start", t("filter.start", lang), month_opts, f.start, width="150px"),
-        dropdown("end", t("filter.end", lang), month_opts, f.end, width="150px"),
+        dropdown("start", t("filter.start", lang), month_opts, f.start, lang=lang, width="150px"),
+        dropdown("end", t("filter.end", lang), month_opts, f.end, lang=lang, width="150px"),
     ]
 
 
@@ -133,11 +133,11 @@ def card(title: str | None, *children: Any, extra: Any = None, class_name: str =
 
 
 def kpi(label: str, value: str, sub: str | None = None, link: str | None = None,
-        tone: str = "neutral", kpi_id: str | None = None) -> html.Div:
+        tone: str = "neutral", kpi_id: str | None = None, text: bool = False) -> html.Div:
     body = [html.Div(label, className="kpi-label"), html.Div(value, className="kpi-value"),
             html.Div(sub or "\u00a0", className="kpi-sub")]
     inner: Any = dcc.Link(body, href=link, className="kpi-link") if link else html.Div(body)
-    return html.Div(inner, className=f"kpi kpi-{tone}", id=kpi_id or f"kpi-{label}")
+    return html.Div(inner, className=f"kpi kpi-{tone}" + (" kpi-text" if text else ""), id=kpi_id or f"kpi-{label}")
 
 
 def empty_state(lang: str, message: str | None = None, hint: str | None = None) -> html.Div:
@@ -150,7 +150,7 @@ def empty_state(lang: str, message: str | None = None, hint: str | None = None) 
 
 def graph(graph_id: str, height: int | None = None) -> dcc.Loading:
     style = {"height": f"{height}px"} if height else {}
-    return dcc.Loading(dcc.Graph(id=graph_id, config={"displayModeBar": False, "responsive": True},
+    return dcc.Loading(dcc.Graph(id=graph_id, config={"displayModeBar": False},
                                  style=style), type="dot", color="#1f5f8b")
 
 

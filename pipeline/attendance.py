@@ -51,7 +51,9 @@ def _pick(columns: list[str], wanted: tuple[str, ...], path: Path, what: str) ->
                     f"{', '.join(columns)}); rename the column in the export")
 
 
-def load_attendance(conn: duckdb.DuckDBPyConnection, path: Path, *, institution_id: str, key: bytes) -> AttendanceResult:
+def load_attendance(
+    conn: duckdb.DuckDBPyConnection, path: Path, *, institution_id: str, key: bytes
+) -> AttendanceResult:
     """Load one attendance export as one batch (a file already loaded is a no-op)."""
     from pipeline.ingest import file_sha256, pseudonym_sql
 

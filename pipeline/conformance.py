@@ -217,8 +217,9 @@ def check_conformance(
         for mh, vh, cost, fit, moves in cached
     }
     stats.from_cache = len(results)
-    todo = distinct[[(mh, vh) not in results for mh, vh in zip(distinct["model_hash"], distinct["variant_hash"],
-                                                                   strict=True)]]
+    pending = [(mh, vh) not in results for mh, vh in zip(distinct["model_hash"], distinct["variant_hash"],
+                                                         strict=True)]
+    todo = distinct[pd.Series(pending, index=distinct.index, dtype=bool)]
     done = 0
     new_rows: list[tuple[str, str, int, float, str]] = []
     for sop_id, group in todo.groupby("sop_id", sort=True):

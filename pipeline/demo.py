@@ -33,7 +33,7 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
              host: str = "127.0.0.1", port: int = 8050) -> None:
     """Generate, load, check, report and (optionally) serve."""
     from pipeline.calendars import load_institutions
-    from pipeline.cli import run_for_db, _print_run_summary
+    from pipeline.cli import _print_run_summary, run_for_db
     from pipeline.db import connect
     from pipeline.ingest import ingest_file
     from pipeline.sop import load_catalogue

@@ -135,8 +135,9 @@ def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
 
 def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> None:
     conn.execute("CREATE OR REPLACE TEMP TABLE run_models (sop_id VARCHAR, model_hash VARCHAR)")
-    conn.executemany("INSERT INTO run_models VALUES (?, ?)",
-                     [(sid, model_hash(m)) for sid, m in models.items() if m.kind == "procedure"])
+    procedures = [(sid, model_hash(m)) for sid, m in models.items() if m.kind == "procedure"]
+    if procedures:
+        conn.executemany("INSERT INTO run_models VALUES (?, ?)", procedures)
     rows = []
     for sop_id, model in models.items():
         for step in model.steps:

@@ -174,6 +174,20 @@ def test_open_a_case_from_the_deviation_grid(site: tuple[str, Path], driver: Any
     assert console_errors(driver) == []
 
 
+def test_an_sop_is_drawn_like_its_paper_table(site: tuple[str, Path], driver: Any) -> None:
+    base, _ = site
+    driver.get(base + "/sop?inst=smpn2-ngawi&sop=smpn2-ngawi/bk001-prosedur")
+    wait_for(driver, "#sop-body .card")
+    wait_idle(driver)
+    frames = driver.find_elements(By.CSS_SELECTOR, "#sop-frame")
+    if frames:  # pipeline.render: the Permenpan-RB table in a sandboxed frame
+        assert "Penggalian data" in (frames[0].get_attribute("srcdoc") or "")
+    else:
+        assert "Penggalian data" in driver.find_element(By.CSS_SELECTOR, "#sop-body table").text
+    driver.save_screenshot(str(SHOTS / "sop-detail.png"))
+    assert console_errors(driver) == []
+
+
 def test_a_chart_opens_the_deviations_behind_it(site: tuple[str, Path], driver: Any) -> None:
     base, _ = site
     driver.get(base + "/")

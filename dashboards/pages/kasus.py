@@ -55,8 +55,8 @@ def _detail(detail: dict[str, Any], lang: str) -> Any:
     tz = case.get("timezone")
     compliant = bool(case["compliant"])
     facts = [
-        ui.kpi(t("col.inst", lang), str(case.get("institution_name") or case["institution_id"])),
-        ui.kpi(t("col.sop", lang), str(case.get("sop_title") or case["sop_id"])),
+        ui.kpi(t("col.inst", lang), str(case.get("institution_name") or case["institution_id"]), text=True),
+        ui.kpi(t("col.sop", lang), str(case.get("sop_title") or case["sop_id"]), case["sop_id"], text=True),
         ui.kpi(t("col.opened", lang), i18n.fmt_date(case["opened_at"], lang, time=True, tz=tz),
                t(f"status.{case['status']}", lang)),
         ui.kpi(t("col.status", lang), t("case.compliant" if compliant else "case.not_compliant", lang),
@@ -97,10 +97,10 @@ def _detail(detail: dict[str, Any], lang: str) -> Any:
         html.Div(facts, className="kpi-row"),
         html.Div(className="grid-2", children=[
             ui.card(t("case.timeline", lang), dcc.Graph(figure=figures.case_timeline(events, tz, lang),
-                                                        id=f"{P}-timeline", config={"displaylogo": False})),
+                                                        id=f"{P}-timeline", config={"displayModeBar": False})),
             ui.card(t("col.duration", lang) + " / " + t("col.standard", lang),
                     dcc.Graph(figure=figures.case_vs_standard(events, lang), id=f"{P}-vs-std",
-                              config={"displaylogo": False})),
+                              config={"displayModeBar": False})),
         ]),
         ui.card(t("case.deviations", lang), dev_list),
         ui.card(t("nav.waktu", lang), html.Table([head, html.Tbody(rows)], className="table")),

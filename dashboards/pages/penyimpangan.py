@@ -54,10 +54,10 @@ def layout(ctx: ui.PageContext) -> Any:
                                                               strict=True)]
     sev_opts = [{"label": i18n.sev_label(s, lang), "value": s} for s in queries.SEVERITIES]
     extra = [
-        ui.dropdown("kind", t("filter.kind", lang), kind_opts, f.kind, width="220px"),
-        ui.dropdown("step", t("filter.step", lang), step_opts, f.step, width="180px"),
-        ui.dropdown("role", t("filter.role", lang), role_opts, f.role, width="200px"),
-        ui.dropdown("sev", t("filter.sev", lang), sev_opts, f.sev, width="130px"),
+        ui.dropdown("kind", t("filter.kind", lang), kind_opts, f.kind, lang=lang, width="220px"),
+        ui.dropdown("step", t("filter.step", lang), step_opts, f.step, lang=lang, width="180px"),
+        ui.dropdown("role", t("filter.role", lang), role_opts, f.role, lang=lang, width="200px"),
+        ui.dropdown("sev", t("filter.sev", lang), sev_opts, f.sev, lang=lang, width="130px"),
     ]
     export_href = EXPORT_ROUTE + ui.href("", f, lang, keep=ui.URL_KEYS)
     notes = []

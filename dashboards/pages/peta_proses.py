@@ -51,7 +51,7 @@ def _variants_table(df: pd.DataFrame, total: int, f: queries.Filters, sop_id: st
                 chips.append(html.Span("→", className="arrow"))
             chips.append(html.Span(s, className="step-chip", title=activities.get(s, s)))
         fit = r.get("fitness")
-        as_model = fit is not None and not pd.isna(fit) and float(fit) >= 0.999
+        as_model = fit is not None and not pd.isna(fit) and round(float(fit), 2) >= 1.0
         share = (float(r["n_cases"]) / total) if total else None
         rows.append(html.Tr([
             html.Td(str(i + 1)),

@@ -28,14 +28,14 @@ def layout(ctx: ui.PageContext) -> Any:
     ])
 
 
-def rendered_html(model_json: str) -> str | None:
+def rendered_html(model_json: str, institution: str | None = None) -> str | None:
     """The Permenpan-RB rendering from ``pipeline.render.render_html``, or None while it does not exist."""
     try:
         render = importlib.import_module("pipeline.render")
         from pipeline.sop import SopModel
 
         model = SopModel.model_validate(json.loads(model_json))
-        return str(render.render_html(model))
+        return str(render.render_html(model, institution))
     except Exception:  # the renderer is optional: a plain table is shown instead
         log.debug("pipeline.render unavailable", exc_info=True)
         return None
@@ -75,7 +75,9 @@ def register(app: Dash, env: ui.Env) -> None:
         if model_json is None:
             return ui.empty_state(lang)
         title = json.loads(model_json).get("title", f.sop)
-        page = rendered_html(model_json)
+        insts = queries.institutions(env.src, grants)
+        names = dict(zip(insts.get("institution_id", []), insts.get("name", []), strict=True))
+        page = rendered_html(model_json, names.get(f.sop.split("/")[0]))
         if page is None:
             return ui.card(title, _plain(queries.sop_steps(env.src, grants, f.sop), lang))
         # srcDoc in a sandbox without scripts: the model's text is data, never markup of this page
