@@ -257,6 +257,10 @@ def _df(src: Source, sql: str, params: Sequence[Any] = (), *, needs: str | None 
         return cur.execute(sql, list(params)).df()
 
 
+def current_published_path(published_dir: Path) -> Path | None:
+    return current_published(published_dir)
+
+
 def has_table(src: Source, name: str) -> bool:
     with src.cursor() as handle:
         return handle is not None and name in handle[1]
@@ -283,9 +287,9 @@ def sops(src: Source, grants: Grants, f: Filters) -> pd.DataFrame:
 
 
 def periods(src: Source, grants: Grants, f: Filters) -> list[str]:
+    # step_metrics is small (institution x SOP x step x month): its months stand for the cases' months
     w = _Where(grants, f.with_(start=None, end=None, sop=None))
-    df = _df(src, f"SELECT DISTINCT strftime(opened_at, '%Y-%m') AS m FROM case_results WHERE {w.sql} "
-                  "AND opened_at IS NOT NULL ORDER BY 1", w.params)
+    df = _df(src, f"SELECT DISTINCT period AS m FROM step_metrics WHERE {w.sql} ORDER BY 1", w.params)
     return [] if df.empty else [str(m) for m in df["m"]]
 
 
@@ -306,37 +310,45 @@ def sop_model_json(src: Source, grants: Grants, sop_id: str) -> str | None:
 
 
 def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]:
-    """Compliance by institution, SOP, month and in total (one scan, grouping sets) and deviations by kind."""
+    """Compliance by institution, SOP, month and in total, and deviations by kind.
+
+    One scan groups the cases by (institution, SOP, UTC day), a few thousand rows; the roll-ups are sums
+    of those. The day is integer arithmetic on the epoch: calendar functions on TIMESTAMPTZ (strftime,
+    date_trunc) cost 5x more per row, and GROUPING SETS several scans.
+    """
     w = _Where(grants, f, "r").eq("sop_id", f.sop).period("opened_at", f)
-    by = _df(src, f"""
-        SELECT r.institution_id, r.sop_id, strftime(r.opened_at, '%Y-%m') AS month,
-               GROUPING(r.institution_id, r.sop_id, strftime(r.opened_at, '%Y-%m')) AS g,
-               count(*) AS cases, count(*) FILTER (WHERE r.compliant) AS compliant,
-               sum(r.n_deviations) AS deviations,
-               count(*) FILTER (WHERE r.status = 'open') AS open_cases,
-               median(r.lead_time_working) FILTER (WHERE r.status = 'closed') AS lead_p50
-        FROM case_results r WHERE {w.sql}
-        GROUP BY GROUPING SETS ((r.institution_id), (r.sop_id, r.institution_id),
-                               (strftime(r.opened_at, '%Y-%m')), ())
+    fine = _df(src, f"""
+        SELECT r.institution_id, r.sop_id, epoch_us(r.opened_at) // 86400000000 AS day, count(*) AS cases,
+               count(*) FILTER (WHERE r.compliant) AS compliant, sum(r.n_deviations) AS deviations,
+               count(*) FILTER (WHERE r.status = 'open') AS open_cases
+        FROM case_results r WHERE {w.sql} GROUP BY ALL
     """, w.params)
-    out: dict[str, pd.DataFrame] = {}
-    if by.empty or int(by["cases"].max()) == 0:
+    if not fine.empty:
+        fine["month"] = pd.to_datetime(fine["day"].astype("float64") * 86400, unit="s").dt.strftime("%Y-%m")
+    if fine.empty or int(fine["cases"].sum()) == 0:
         empty = pd.DataFrame(columns=["cases", "compliant", "deviations", "open_cases", "lead_p50"])
         return {"total": empty, "institution": empty, "sop": empty, "month": empty, "kind": pd.DataFrame()}
-    by["rate"] = by["compliant"] / by["cases"].where(by["cases"] > 0)
-    out["total"] = by[by["g"] == 7].reset_index(drop=True)
-    out["institution"] = by[by["g"] == 3].sort_values("institution_id").reset_index(drop=True)
-    out["sop"] = by[by["g"] == 1].sort_values("sop_id").reset_index(drop=True)
-    out["month"] = by[by["g"] == 6].dropna(subset=["month"]).sort_values("month").reset_index(drop=True)
+    measures = ["cases", "compliant", "deviations", "open_cases"]
+
+    def roll(keys: list[str]) -> pd.DataFrame:
+        out = fine.groupby(keys, dropna=True)[measures].sum().reset_index() if keys else \
+            fine[measures].sum().to_frame().T.reset_index(drop=True)
+        out["rate"] = out["compliant"] / out["cases"].where(out["cases"] > 0)
+        return out
+
+    lead = _df(src, f"SELECT median(r.lead_time_working) AS p50 FROM case_results r WHERE {w.sql} "
+                    "AND r.status = 'closed'", w.params)
+    total = roll([])
+    total["lead_p50"] = lead["p50"].iloc[0] if not lead.empty else None
     wd = _Where(grants, f, "d").eq("sop_id", f.sop).period("occurred_at", f)
-    out["kind"] = _df(src, f"""
-        SELECT d.kind, count(*) AS n, count(DISTINCT d.case_id) AS cases FROM deviations d
-        WHERE {wd.sql} GROUP BY d.kind ORDER BY n DESC
-    """, wd.params)
+    kinds = _df(src, f"SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind "
+                     "ORDER BY n DESC", wd.params)
     stalled = _df(src, f"SELECT count(DISTINCT d.case_id) AS n FROM deviations d WHERE {wd.sql} "
                        "AND d.kind = 'stalled_case'", wd.params)
-    out["total"]["stalled"] = int(stalled["n"].iloc[0]) if not stalled.empty else 0
-    return out
+    total["stalled"] = int(stalled["n"].iloc[0]) if not stalled.empty else 0
+    return {"total": total, "institution": roll(["institution_id"]).sort_values("institution_id"),
+            "sop": roll(["institution_id", "sop_id"]).sort_values("sop_id"),
+            "month": roll(["month"]).sort_values("month").reset_index(drop=True), "kind": kinds}
 
 
 # ------------------------------------------------------------------------------------------ process
@@ -397,6 +409,19 @@ def top_variants(src: Source, grants: Grants, f: Filters, sop_id: str, limit: in
                        sum(v.fitness * v.n_cases) / sum(v.n_cases) AS fitness
                 FROM variants v WHERE {wv.sql} GROUP BY v.variant_hash ORDER BY n_cases DESC, 1 LIMIT {limit}
             """, wv.params).df()
+        if "variants" in tables:  # a period: count the period's cases, take each path from `variants`
+            return cur.execute(f"""
+                WITH top AS (
+                    SELECT r.variant_hash, count(*) AS n_cases, avg(r.fitness) AS fitness
+                    FROM case_results r WHERE {wc.sql} AND r.variant_hash IS NOT NULL
+                    GROUP BY r.variant_hash ORDER BY n_cases DESC, 1 LIMIT {limit}
+                ), paths AS (
+                    SELECT variant_hash, any_value(steps) AS steps FROM variants
+                    WHERE sop_id = ? AND variant_hash IN (SELECT variant_hash FROM top) GROUP BY 1
+                )
+                SELECT top.variant_hash, paths.steps, top.n_cases, top.fitness
+                FROM top LEFT JOIN paths USING (variant_hash) ORDER BY n_cases DESC, 1
+            """, [*wc.params, sop_id]).df()
         top = cur.execute(f"""
             SELECT r.variant_hash, count(*) AS n_cases, avg(r.fitness) AS fitness, min(r.case_id) AS sample
             FROM case_results r WHERE {wc.sql} AND r.variant_hash IS NOT NULL
@@ -426,6 +451,20 @@ def _transitions(src: Source, grants: Grants, f: Filters, sop_id: str) -> pd.Dat
                 SELECT s[i] AS src, s[i + 1] AS dst, sum(n_cases) AS n
                 FROM seq, range(1, len(s)) t(i) GROUP BY ALL
             """, wv.params).df()
+        if "variants" in tables:  # a period: the period's cases per path, paths from `variants`
+            wc = _Where(grants, f, "r").eq("sop_id", sop_id).period("opened_at", f)
+            return cur.execute(f"""
+                WITH counts AS (
+                    SELECT r.variant_hash, count(*) AS n_cases FROM case_results r
+                    WHERE {wc.sql} AND r.variant_hash IS NOT NULL GROUP BY 1
+                ), seq AS (
+                    SELECT ['start'] || p.steps || ['end'] AS s, counts.n_cases
+                    FROM counts JOIN (SELECT variant_hash, any_value(steps) AS steps FROM variants
+                                      WHERE sop_id = ? GROUP BY 1) p USING (variant_hash)
+                )
+                SELECT s[i] AS src, s[i + 1] AS dst, sum(n_cases) AS n
+                FROM seq, range(1, len(s)) t(i) GROUP BY ALL
+            """, [*wc.params, sop_id]).df()
         we = _Where(grants, f, "e").eq("sop_id", sop_id).period("ts_end", f)
         return cur.execute(f"""
             WITH ev AS (
@@ -603,8 +642,10 @@ def step_histograms(src: Source, grants: Grants, f: Filters, sop_id: str) -> dic
                    coalesce(e.standard_measure, 'working_minutes') AS measure, e.standard_max
             FROM event_timing e WHERE {we.sql}
         ), r AS (
+            -- the range: mean + 3 sd caps a long tail without the sort an exact quantile costs
             SELECT step_id, any_value(measure) AS measure, max(standard_max) AS std, count(*) AS n,
-                   greatest(quantile_cont(x, 0.98), coalesce(max(standard_max) * 1.25, 0), 1e-9) AS hi
+                   greatest(least(max(x), avg(x) + 3 * coalesce(stddev_pop(x), 0)),
+                            coalesce(max(standard_max) * 1.25, 0), 1e-9) AS hi
             FROM v WHERE x IS NOT NULL GROUP BY step_id
         )
         SELECT v.step_id, r.measure, r.std, r.n,

@@ -175,9 +175,10 @@ def check_conformance(
     executor: Executor | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ConformanceStats:
-    """Align every case's variant and write ``variants``, ``case_control`` and control-flow deviations.
+    """Align every case's variant; write the control-flow deviations into ``run_deviations``.
 
-    Writes temp table ``run_case_variants`` (case -> variant, fitness, cost) for the later stages.
+    Leaves temp tables ``run_variants`` (variant -> steps, fitness, cost) and ``run_case_variants``
+    (case -> variant, fitness, cost) for the later stages.
     """
     stats = ConformanceStats()
     conn.execute(
@@ -258,15 +259,6 @@ def check_conformance(
     conn.execute("CREATE OR REPLACE TEMP TABLE run_variant_devs AS SELECT * FROM variant_devs_df")
     conn.unregister("variants_df")
     conn.unregister("variant_devs_df")
-    conn.execute(
-        """
-        INSERT INTO variants
-        SELECT v.run_id, any_value(t.institution_id), v.sop_id, v.variant_hash, v.steps,
-               count(*) AS n_cases, v.fitness
-        FROM run_variants v JOIN run_trace_variants t USING (sop_id, variant_hash)
-        GROUP BY v.run_id, t.institution_id, v.sop_id, v.variant_hash, v.steps, v.fitness
-        """
-    )
     conn.execute(
         """
         CREATE OR REPLACE TEMP TABLE run_case_variants AS

@@ -155,9 +155,19 @@ def local_sql(naive: str, tz: str) -> str:
     return f"make_timestamptz(epoch_us({naive}) - {offset * 3_600_000_000})"
 
 
+# Cheap first tries (a full match each, so a zone word or an offset never matches a naive form): most
+# exports use one ISO form throughout, and only the rows these miss go through the slow forms below.
+FAST_NAIVE = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S.%f",
+              "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d"]
+FAST_OFFSET = ["%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%d %H:%M:%S.%f%z"]
+
+
 def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -> str:
     """SQL for a TIMESTAMPTZ from column ``col``: an explicit offset wins; a zone word (WIB, WITA, WIT)
-    next; otherwise the time is local to ``tz``. Unparseable text gives NULL (quarantined as bad_timestamp)."""
+    next; otherwise the time is local to ``tz``. Unparseable text gives NULL (quarantined as bad_timestamp).
+
+    The user's formats (else plain ISO) are tried first on the raw text; DuckDB's ``coalesce`` evaluates
+    the slow branches only for the rows the fast ones left NULL."""
     c = _ident(col)
     if col_type == "TIMESTAMP WITH TIME ZONE":
         return c
@@ -170,7 +180,11 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
         branches.append(f"WHEN {x} ILIKE '%{word}' THEN {local_sql(_naive_sql(stripped, formats), zone)}")
     offset = f"CASE WHEN regexp_matches({x}, '{_OFFSET_RE}') THEN TRY_CAST({x} AS TIMESTAMPTZ) END"
     branches.append(f"ELSE coalesce({offset}, {local_sql(_naive_sql(x, formats), tz)})")
-    return "CASE " + " ".join(branches) + " END"
+    slow = "CASE " + " ".join(branches) + " END"
+    fast = [local_sql(f"try_strptime({c}, {_list(formats or FAST_NAIVE)})", tz)]
+    if not formats:
+        fast.append(f"try_strptime({c}, {_list(FAST_OFFSET)})")
+    return f"coalesce({', '.join(fast)}, {slow})"
 
 
 def _norm_sql(expr: str) -> str:
@@ -322,7 +336,8 @@ def ingest_file(
             raise
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
-        for t in ("_patuh_lc", "_patuh_p", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff"):
+        for t in ("_patuh_lc", "_patuh_p", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff", "_patuh_dup",
+                  "_patuh_old"):
             conn.execute(f"DROP TABLE IF EXISTS {t}")
         source.close(conn)
     result.seconds = time.perf_counter() - t0
@@ -350,16 +365,43 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     end_col = cols.get("timestamp") or cols.get("end")
     start_col = None if single else cols.get("start")
 
+    def col_type(role: str) -> str:
+        col = cols.get(role)
+        return "" if col is None else source.types.get(col, "")
+
     def text(role: str) -> str:
+        """The column as trimmed text, NULL when blank (per row: only for columns every row needs)."""
         col = cols.get(role)
         if col is None:
             return "NULL::VARCHAR"
-        if source.types.get(col, "").endswith("[]"):
+        if col_type(role).endswith("[]"):
             return f"array_to_string({_ident(col)}, ';')"
         if col in source.types:
             return f"CAST({_ident(col)} AS VARCHAR)"
         return f"NULLIF(trim({_ident(col)}), '')"
 
+    def raw(role: str) -> str:
+        """The untouched source column (passed through the parse; turned into text for bad rows only)."""
+        col = cols.get(role) if role != "start" or start_col else None
+        return "NULL::VARCHAR" if col is None else _ident(col)
+
+    def blank(role: str) -> str:
+        """SQL: the pass-through column ``_r_<role>`` is missing (NULL, or blank text)."""
+        if role not in cols or col_type(role):
+            return f"_r_{role} IS NULL"
+        return f"(_r_{role} IS NULL OR trim(_r_{role}) = '')"
+
+    def bad_text(role: str) -> str:
+        """Text of ``_r_<role>`` for the quarantine (evaluated for rejected rows only)."""
+        if role not in cols or (role == "start" and not start_col):
+            return "NULL::VARCHAR"
+        if col_type(role).endswith("[]"):
+            return f"array_to_string(_r_{role}, ';')"
+        if col_type(role):
+            return f"CAST(_r_{role} AS VARCHAR)"
+        return f"NULLIF(trim(_r_{role}), '')"
+
+    end_role = "timestamp" if single else "end"
     if source.ordinal_time and end_col is None:
         ts_end = "TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_seconds(__row)"
     else:
@@ -369,42 +411,56 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     doc_col = cols.get("documents")
     if doc_col is None:
         documents = "NULL::VARCHAR[]"
-    elif source.types.get(doc_col, "").endswith("[]"):
+    elif col_type("documents").endswith("[]"):
         documents = _ident(doc_col)
     else:
         documents = (f"CASE WHEN {text('documents')} IS NULL THEN []::VARCHAR[] ELSE list_filter(list_transform("
                      f"regexp_split_to_array({text('documents')}, CASE WHEN contains({text('documents')}, ';') "
                      f"THEN ';' ELSE ',' END), lambda d: trim(d)), lambda d: d <> '') END")
-    status = (f"CASE WHEN lower({text('status')}) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed' "
-              f"WHEN lower({text('status')}) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END")
+    status = "NULL::VARCHAR" if "status" not in cols else (
+        f"CASE WHEN lower({text('status')}) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed' "
+        f"WHEN lower({text('status')}) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END")
     if progress:
         progress("memeriksa / validating", 0.2)
+    # one parallel pass: typed columns and a reason; the source's own values are passed through untouched
+    # (_r_*) and turned into text only for the rejected rows (casting 1M timestamps to text is not free)
     parse = f"""
         SELECT __row AS source_row, {'__loc' if source.has_loc else 'NULL::VARCHAR'} AS loc,
                {text('case_id')} AS case_raw, {text('activity')} AS activity,
-               {text('end') if not single else text('timestamp')} AS end_text,
-               {text('start') if start_col else 'NULL'} AS start_text,
                {ts_end} AS ts_end, {ts_start} AS ts_start,
-               {text('resource')} AS resource_raw, {text('role')} AS role_raw, {text('documents')} AS documents_text,
-               {documents} AS documents, {text('status')} AS status_text, {status} AS status,
-               lower({text('lifecycle')}) AS lifecycle
+               {text('resource')} AS resource_raw, {text('role')} AS role_raw,
+               {documents} AS documents, {status} AS status, lower({text('lifecycle')}) AS lifecycle,
+               {raw(end_role)} AS _r_end, {raw('start')} AS _r_start, {raw('documents')} AS _r_documents,
+               {raw('status')} AS _r_status
         FROM {source.sql}"""
     lo, hi = "TIMESTAMPTZ '2000-01-01 00:00:00+00'", "now() + INTERVAL 5 MINUTE"
     range_check = "" if source.ordinal_time else (
         f"WHEN ts_end < {lo} OR ts_end > {hi} OR ts_start < {lo} OR ts_start > {hi} THEN 'out_of_range'")
-    missing_ts = "" if source.ordinal_time else "WHEN end_text IS NULL THEN 'missing_timestamp'"
+    missing_ts = "" if source.ordinal_time else (
+        f"WHEN ts_end IS NULL AND {blank(end_role).replace(f'_r_{end_role}', '_r_end')} THEN 'missing_timestamp'")
+    bad_start = "" if not start_col else f"WHEN ts_start IS NULL AND NOT {blank('start')} THEN 'bad_timestamp'"
+
+    def when_bad(role: str, alias: str) -> str:
+        expr = bad_text(role).replace(f"_r_{role}", alias)
+        return f"CASE WHEN reason IS NOT NULL THEN {expr} END"
+
     try:
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p AS
-            SELECT *, CASE WHEN case_raw IS NULL THEN 'missing_case_id'
-                           WHEN activity IS NULL OR activity = '' THEN 'missing_activity'
-                           {missing_ts}
-                           WHEN ts_end IS NULL THEN 'bad_timestamp'
-                           WHEN start_text IS NOT NULL AND ts_start IS NULL THEN 'bad_timestamp'
-                           WHEN ts_start > ts_end THEN 'end_before_start'
-                           {range_check}
-                      END AS reason
-            FROM ({parse})""")
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status),
+                   {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
+                   {when_bad('documents', '_r_documents')} AS documents_text,
+                   {when_bad('status', '_r_status')} AS status_text
+            FROM (
+                SELECT *, CASE WHEN case_raw IS NULL THEN 'missing_case_id'
+                               WHEN activity IS NULL OR activity = '' THEN 'missing_activity'
+                               {missing_ts}
+                               WHEN ts_end IS NULL THEN 'bad_timestamp'
+                               {bad_start}
+                               WHEN ts_start > ts_end THEN 'end_before_start'
+                               {range_check}
+                          END AS reason
+                FROM ({parse}))""")
     except duckdb.Error as exc:
         if isinstance(exc, duckdb.InterruptException):
             raise
@@ -479,6 +535,19 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_lc")
     else:
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_p WHERE reason IS NULL")
+    # exact duplicates within the file: a 64-bit hash of each row finds the candidates in one cheap
+    # aggregate; only rows sharing a hash are compared column by column (a hash collision folds nothing).
+    # The first row (lowest source_row) of each group of equal rows is kept.
+    conn.execute("""
+        CREATE TEMP TABLE _patuh_dup AS
+        WITH h AS (SELECT source_row, hash(case_raw, activity, ts_start, ts_end, resource_raw, role_raw, documents,
+                                           status) AS h FROM _patuh_v),
+        dh AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
+        cand AS (SELECT v.* FROM _patuh_v v SEMI JOIN (SELECT source_row FROM h SEMI JOIN dh USING (h)) c
+                 USING (source_row))
+        SELECT source_row FROM cand
+        QUALIFY row_number() OVER (PARTITION BY case_raw, activity, ts_start, ts_end, resource_raw, role_raw,
+                                                documents, status ORDER BY source_row) > 1""")
     if progress:
         progress("menulis / writing", 0.6)
 
@@ -493,30 +562,29 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     sop_id = model.id if model else None
     sop_sql = "NULL" if sop_id is None else _lit(sop_id)
     inst = _lit(institution_id)
-    overlap = conn.execute(f"""
-        SELECT 1 FROM events x SEMI JOIN _patuh_ids i ON i.pid = x.case_id
-        WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql} LIMIT 1""").fetchall()
-    # exact duplicates of events already loaded (an export overlapping an earlier one) fold too
-    anti = "" if not overlap else f"""
-        WHERE NOT EXISTS (
-            SELECT 1 FROM events x WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}
-            AND x.case_id = ci.pid AND x.activity = d.activity AND x.ts_end = d.ts_end
+    # exact duplicates of events already loaded (an export overlapping an earlier one) fold too; a new
+    # database, or a batch whose cases are all new, needs no comparison at all
+    conn.execute(f"""
+        CREATE TEMP TABLE _patuh_old AS
+        SELECT x.case_id, x.activity, x.ts_start, x.ts_end, x.resource, x.role, x.documents FROM events x
+        SEMI JOIN _patuh_ids i ON i.pid = x.case_id
+        WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}""")
+    anti = "" if not _count(conn, "_patuh_old") else """
+        ANTI JOIN _patuh_old x ON x.case_id = ci.pid AND x.activity = d.activity AND x.ts_end = d.ts_end
             AND x.ts_start IS NOT DISTINCT FROM d.ts_start AND x.resource IS NOT DISTINCT FROM ri.pid
-            AND x.role IS NOT DISTINCT FROM rls.role AND x.documents IS NOT DISTINCT FROM d.documents)"""
+            AND x.role IS NOT DISTINCT FROM rls.role AND x.documents IS NOT DISTINCT FROM d.documents"""
     conn.execute(f"""
         INSERT INTO events (institution_id, sop_id, case_id, activity, step_id, role, resource, documents,
                             ts_start, ts_end, batch_id, source_row, status)
-        WITH d AS (SELECT min(source_row) AS source_row, case_raw, activity, ts_start, ts_end, resource_raw, role_raw,
-                          documents, status
-                   FROM _patuh_v GROUP BY ALL),
-        acts AS (SELECT a.activity, s.step_id FROM (SELECT DISTINCT activity FROM d) a
-                 LEFT JOIN _patuh_steps s ON s.label = {_norm_sql('a.activity')}),
+        WITH acts AS (SELECT a.activity, s.step_id FROM (SELECT DISTINCT activity FROM _patuh_v) a
+                      LEFT JOIN _patuh_steps s ON s.label = {_norm_sql('a.activity')}),
         rls AS (SELECT r.role_raw, coalesce(k.role_key, {_norm_sql('r.role_raw')}) AS role
-                FROM (SELECT DISTINCT role_raw FROM d WHERE role_raw IS NOT NULL) r
+                FROM (SELECT DISTINCT role_raw FROM _patuh_v WHERE role_raw IS NOT NULL) r
                 LEFT JOIN _patuh_roles k ON k.label = {_norm_sql('r.role_raw')})
         SELECT {inst}, {sop_sql}, ci.pid, d.activity, acts.step_id, rls.role, ri.pid, d.documents,
                d.ts_start, d.ts_end, {batch_id}, d.source_row, d.status
-        FROM d JOIN _patuh_ids ci ON ci.raw = d.case_raw
+        FROM (SELECT * FROM _patuh_v ANTI JOIN _patuh_dup USING (source_row)) d
+        JOIN _patuh_ids ci ON ci.raw = d.case_raw
         LEFT JOIN _patuh_ids ri ON ri.raw = d.resource_raw
         LEFT JOIN acts ON acts.activity = d.activity
         LEFT JOIN rls ON rls.role_raw = d.role_raw{anti}""")
@@ -531,34 +599,30 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     conn.execute(f"CREATE TEMP TABLE _patuh_aff AS SELECT DISTINCT case_id FROM events WHERE batch_id = {batch_id}")
     cases_updated = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
-        WHERE c.institution_id = {_lit(institution_id)} AND c.sop_id = {case_sop}""").fetchall()[0][0])
-    conn.execute(f"""
-        DELETE FROM cases c WHERE c.institution_id = {_lit(institution_id)} AND c.sop_id = {case_sop}
-        AND c.case_id IN (SELECT case_id FROM _patuh_aff)""")
+        WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}""").fetchall()[0][0])
+    if cases_updated:
+        conn.execute(f"""
+            DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}
+            AND c.case_id IN (SELECT case_id FROM _patuh_aff)""")
     ends = _list(end_steps(model)) if model else "[]"
     rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
+    # the last event (by time, then batch and row) gives the step; the last recorded status wins
     conn.execute(f"""
         INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
-        WITH ev AS (
-            SELECT x.case_id, x.step_id, x.ts_start, x.ts_end, x.status,
-                   row_number() OVER (PARTITION BY x.case_id
-                                      ORDER BY x.ts_end DESC, x.batch_id DESC, x.source_row DESC) AS rn,
-                   row_number() OVER (PARTITION BY x.case_id ORDER BY x.status IS NULL, x.ts_end DESC, x.batch_id DESC,
-                                      x.source_row DESC) AS rs
+        WITH agg AS (
+            SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
+                   count(*) AS n, arg_max_null(x.step_id, (x.ts_end, x.batch_id, x.source_row)) AS last_step,
+                   arg_max(x.status, (x.ts_end, x.batch_id, x.source_row)) AS last_status
             FROM events x SEMI JOIN _patuh_aff a ON a.case_id = x.case_id
-            WHERE x.institution_id = {_lit(institution_id)} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}),
-        agg AS (
-            SELECT case_id, min(coalesce(ts_start, ts_end)) AS opened_at, max(ts_end) AS last_at, count(*) AS n,
-                   any_value(step_id) FILTER (WHERE rn = 1) AS last_step,
-                   any_value(status) FILTER (WHERE rs = 1) AS last_status
-            FROM ev GROUP BY case_id)
-        SELECT {_lit(institution_id)}, {case_sop}, case_id, opened_at,
+            WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}
+            GROUP BY x.case_id)
+        SELECT {inst}, {case_sop}, case_id, opened_at,
                CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,
                coalesce(last_status, {rule}), n
         FROM agg""")
     cases_open = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
-        WHERE c.institution_id = {_lit(institution_id)} AND c.sop_id = {case_sop}
+        WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}
         AND c.status = 'open'""").fetchall()[0][0])
     n_aff = _count(conn, "_patuh_aff")
 

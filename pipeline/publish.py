@@ -9,6 +9,7 @@ Readers open the current file read-only and never wait for a writer.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -21,6 +22,8 @@ GRACE_SECONDS = 3600  # old published files stay this long for readers that stil
 KEEP = 3
 # tables copied whole (no run_id); inputs stay out except the case list (pseudonymised)
 WHOLE_TABLES = ("institutions", "sops", "sop_steps", "sop_edges", "cases")
+# per-case result tables: an incremental publish rewrites only the changed cases' rows of these
+CASE_TABLES = ("case_results", "deviations", "event_timing")
 
 
 def _result_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
@@ -32,21 +35,43 @@ def _result_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path) -> Path:
-    """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically."""
+def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *, base_run: str | None = None,
+            changed: str | None = None) -> Path:
+    """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically.
+
+    With ``base_run`` (the run an incremental run started from) and ``changed`` (a table of the changed
+    cases' keys) and when ``CURRENT`` still is ``base_run``'s file, the new file starts as a copy of it and
+    only the changed cases' rows and the aggregates are rewritten: the cost follows the change, not the data.
+    """
     published_dir.mkdir(parents=True, exist_ok=True)
     final = published_dir / f"{run_id}.duckdb"
     tmp = published_dir / f".{run_id}.duckdb.tmp"
     tmp.unlink(missing_ok=True)
     result_tables = _result_tables(conn)
     home = conn.execute("SELECT current_database()").fetchall()[0][0]
+    current = current_published(published_dir)
+    incremental = base_run is not None and changed is not None and current is not None and current.stem == base_run
+    if incremental and current is not None:
+        shutil.copyfile(current, tmp)
     conn.execute(f"ATTACH '{tmp}' AS pub")
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
         for table in result_tables:
+            if incremental and table in CASE_TABLES:
+                match = (f"(sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules') OR EXISTS ("
+                         f"SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
+                         "AND d.sop_id = t.sop_id AND d.case_id = t.case_id))")
+                conn.execute(f"DELETE FROM pub.{table} t WHERE {match}")
+                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} t WHERE {match}')
+                conn.execute(f"UPDATE pub.{table} SET run_id = ? WHERE run_id <> ?", [run_id, run_id])
+                continue
+            if incremental:
+                conn.execute(f"DELETE FROM pub.{table}")
             conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
         for table in WHOLE_TABLES:
+            if incremental:
+                conn.execute(f"DELETE FROM pub.{table}")
             conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
         conn.execute("CHECKPOINT pub")
     finally:

@@ -29,6 +29,7 @@ from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
 from pipeline.errors import UserError
+from pipeline.publish import CASE_TABLES
 from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
 from pipeline.timing import compute_timing
@@ -46,7 +47,6 @@ DEFAULT_SEVERITY = {
     "stalled_case": "high",
     "rule_breach": "medium",
 }
-CASE_TABLES = ("case_results", "deviations", "event_timing")
 
 
 @dataclass
@@ -135,21 +135,25 @@ def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
 
 def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> None:
     conn.execute("CREATE OR REPLACE TEMP TABLE run_models (sop_id VARCHAR, model_hash VARCHAR)")
-    procedures = [(sid, model_hash(m)) for sid, m in models.items() if m.kind == "procedure"]
-    if procedures:
-        conn.executemany("INSERT INTO run_models VALUES (?, ?)", procedures)
+    procedures = pd.DataFrame([(sid, model_hash(m)) for sid, m in models.items() if m.kind == "procedure"],
+                              columns=["sop_id", "model_hash"])
     rows = []
     for sop_id, model in models.items():
         for step in model.steps:
             allowed = [r for r in [step.role, *step.co_roles] if r]
             rows.append((sop_id, step.id, step.activity, step.role, allowed, step.documents, step.time,
                          step.severity or model.severity))
+    steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "documents",
+                                        "time_raw", "severity"])
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
         " allowed_roles VARCHAR[], documents VARCHAR[], time_raw VARCHAR, severity VARCHAR)"
     )
-    if rows:
-        conn.executemany("INSERT INTO run_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    for table, frame in (("run_models", procedures), ("run_steps", steps)):
+        if len(frame):
+            conn.register("prep_df", frame)
+            conn.execute(f"INSERT INTO {table} SELECT * FROM prep_df")
+            conn.unregister("prep_df")
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_rule_cases (institution_id VARCHAR, sop_id VARCHAR, case_id VARCHAR,"
         " opened_at TIMESTAMPTZ, closed_at TIMESTAMPTZ, n_events BIGINT)"
@@ -225,7 +229,7 @@ def run_compliance(
             scope_filter += f" AND e.sop_id = {_quote(sop)}"
         case_filter = scope_filter
         if incremental and previous is not None:
-            with _stage(summary, "scope", progress):
+            with _stage(summary, "dirty", progress):
                 conn.execute(
                     f"""
                     CREATE OR REPLACE TEMP TABLE run_dirty AS
@@ -241,6 +245,8 @@ def run_compliance(
                 )
                 case_filter = (scope_filter + " AND EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id ="
                                " e.institution_id AND d.sop_id = e.sop_id AND d.case_id = e.case_id)")
+        with _stage(summary, "scope", progress):
+            _clear_checked_rows(conn, incremental, scope_filter, models)
         with _stage(summary, "conformance", progress):
             conf = check_conformance(conn, run_id, models, case_filter=case_filter, executor=executor)
             summary.variants, summary.aligned, summary.from_cache = conf.variants, conf.aligned, conf.from_cache
@@ -257,11 +263,11 @@ def run_compliance(
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
             _write_case_results(conn, run_id, calendars)
-            if incremental and previous is not None:
-                _carry_forward(conn, previous[0], run_id)
-            _write_variants_and_metrics(conn, run_id, incremental, previous[0] if previous else None)
+            _adopt_current_rows(conn, run_id)
+            _write_variants_and_metrics(conn, run_id)
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars)
+            _drop_older_aggregates(conn, run_id)
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results WHERE run_id = ?", [run_id]
         ).fetchall()[0]
@@ -280,7 +286,9 @@ def run_compliance(
         from pipeline.publish import publish
 
         with _stage(summary, "publish", progress):
-            summary.published = str(publish(conn, run_id, published_dir))
+            summary.published = str(publish(
+                conn, run_id, published_dir, base_run=previous[0] if incremental and previous else None,
+                changed="run_dirty" if incremental else None))
         conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
 
@@ -347,47 +355,71 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
     )
 
 
-def _carry_forward(conn: duckdb.DuckDBPyConnection, previous_run: str, run_id: str) -> None:
-    """Copy the previous run's per-case rows of every case this run did not check."""
+def _table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
+        "AND table_catalog = current_database() ORDER BY ordinal_position", [table]).fetchall()]
+
+
+def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scope_filter: str,
+                        models: dict[str, SopModel]) -> None:
+    """Delete the per-case results this run is about to write again (the rest stays current).
+
+    Per-case tables hold one current row set per case: a full run replaces its scope, an incremental run
+    only its dirty cases; rule models are always checked again. Everything happens inside the run's
+    transaction, so a failed run leaves the previous rows untouched.
+    """
+    rule_sops = [sid for sid, m in models.items() if m.kind == "rules"]
+    rule_list = ", ".join(_quote(s) for s in rule_sops) or "NULL"
     for table in CASE_TABLES:
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
-            "ORDER BY ordinal_position", [table]).fetchall()]
-        select = ", ".join("?" if c == "run_id" else f"p.{c}" for c in columns)
-        conn.execute(
-            f"""
-            INSERT INTO {table}
-            SELECT {select} FROM {table} p
-            WHERE p.run_id = ? AND p.sop_id IN (SELECT sop_id FROM run_models) AND NOT EXISTS (
-                SELECT 1 FROM run_case_variants d WHERE d.institution_id = p.institution_id
-                AND d.sop_id = p.sop_id AND d.case_id = p.case_id)
-            """,
-            [run_id, previous_run],
-        )
+        if incremental:
+            conn.execute(
+                f"""DELETE FROM {table} t WHERE sop_id IN ({rule_list}) OR EXISTS (
+                        SELECT 1 FROM run_dirty d WHERE d.institution_id = t.institution_id
+                        AND d.sop_id = t.sop_id AND d.case_id = t.case_id)"""
+            )
+        else:
+            conn.execute(f"DELETE FROM {table} e WHERE {scope_filter}")
 
 
-def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, incremental: bool,
-                                previous_run: str | None) -> None:
-    if incremental and previous_run is not None:
-        # variants were written for the checked cases only: rebuild the counts over all cases
-        conn.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE run_all_variant_steps AS
-            SELECT sop_id, variant_hash, any_value(steps) AS steps, any_value(fitness) AS fitness
-            FROM variants WHERE run_id IN (?, ?) GROUP BY ALL
-            """,
-            [run_id, previous_run],
-        )
-        conn.execute("DELETE FROM variants WHERE run_id = ?", [run_id])
-        conn.execute(
-            """
-            INSERT INTO variants
-            SELECT ?, r.institution_id, r.sop_id, r.variant_hash, s.steps, count(*), any_value(s.fitness)
-            FROM case_results r JOIN run_all_variant_steps s USING (sop_id, variant_hash)
-            WHERE r.run_id = ? GROUP BY ALL
-            """,
-            [run_id, run_id],
-        )
+def _adopt_current_rows(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Mark the carried (unchanged) per-case rows as part of this run, so every reader sees one run."""
+    for table in CASE_TABLES:
+        conn.execute(f"UPDATE {table} SET run_id = ? WHERE run_id <> ?", [run_id, run_id])
+
+
+def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Aggregates (step metrics, variants, bottlenecks) of earlier runs are superseded by this run's."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT DISTINCT table_name FROM information_schema.columns WHERE column_name = 'run_id' "
+        "AND table_schema = 'main' AND table_catalog = current_database() AND table_name NOT LIKE 'latest_%' "
+        "AND table_name <> 'runs'").fetchall()]
+    for table in tables:
+        if table not in CASE_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])
+
+
+def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Variants over every current case (steps from this run's or the earlier variant rows) and metrics."""
+    conn.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE run_all_variant_steps AS
+        SELECT sop_id, variant_hash, any_value(steps) AS steps, any_value(fitness) AS fitness
+        FROM (SELECT sop_id, variant_hash, steps, fitness FROM run_variants
+              UNION ALL SELECT sop_id, variant_hash, steps, fitness FROM variants)
+        GROUP BY ALL
+        """
+    )
+    conn.execute("DELETE FROM variants")
+    conn.execute(
+        """
+        INSERT INTO variants
+        SELECT ?, r.institution_id, r.sop_id, r.variant_hash, s.steps, count(*), any_value(s.fitness)
+        FROM case_results r JOIN run_all_variant_steps s USING (sop_id, variant_hash)
+        GROUP BY ALL
+        """,
+        [run_id],
+    )
     conn.execute(
         """
         INSERT INTO step_metrics

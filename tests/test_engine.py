@@ -177,3 +177,35 @@ def test_sigkill_mid_run_keeps_previous_results(tmp_path: Path, catalogue: Catal
     from pipeline.publish import current_published
 
     assert current_published(tmp_path / "published") == Path(first.published or "")
+
+
+def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
+                                                   tmp_path: Path) -> None:
+    from pipeline.publish import current_published
+
+    def published_rows() -> dict[str, list[tuple[object, ...]]]:
+        path = current_published(tmp_path / "published")
+        assert path is not None
+        reader = duckdb.connect(str(path), read_only=True)
+        try:
+            return {
+                table: reader.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
+                for table in ("case_results", "deviations", "event_timing", "variants", "step_metrics")
+            } | {"runs": reader.execute("SELECT count(*), any_value(run_id) FROM runs").fetchall(),
+                 "ids": reader.execute("SELECT DISTINCT run_id FROM case_results UNION "
+                                       "SELECT DISTINCT run_id FROM event_timing").fetchall()}
+        finally:
+            reader.close()
+
+    _run(hand_made, catalogue, published_dir=tmp_path / "published")
+    add_batch(hand_made, 2)
+    add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
+    incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
+    assert incremental.mode == "incremental"
+    after_incremental = published_rows()
+    assert after_incremental["ids"] == [(incremental.run_id,)]  # readers see one run
+    full = _run(hand_made, catalogue, full=True, published_dir=tmp_path / "published")
+    after_full = published_rows()
+    assert after_full["ids"] == [(full.run_id,)]
+    for table in ("case_results", "deviations", "event_timing", "variants", "step_metrics"):
+        assert after_incremental[table] == after_full[table], table
