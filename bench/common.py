@@ -89,10 +89,10 @@ def run_worker(task: str, args: dict[str, Any], *, timeout: float = 3600, in_pro
         from bench import workloads
 
         os.environ.setdefault("PATUH_SECRET", SECRET)
-        result = workloads.TASKS[task](**args)
-        result.update(peak_rss_mib())
-        result["rss_note"] = "in-process (cumulative, not per workload)"
-        return result
+        local = workloads.TASKS[task](**args)
+        local.update(peak_rss_mib())
+        local["rss_note"] = "in-process (cumulative, not per workload)"
+        return local
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "bench.workloads", task, json.dumps(args)], cwd=ROOT,
                           env=bench_env(), capture_output=True, text=True, timeout=timeout, check=False)

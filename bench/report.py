@@ -234,7 +234,9 @@ def markdown(res: dict[str, Any]) -> str:
     elif res.get("a42_note"):
         lines += ["", f"a42: {res['a42_note']}"]
     if res.get("errors"):
-        lines += ["", "**Errors**", ""] + [f"- {e}" for e in res["errors"]]
+        lines += ["", "**Errors** (tracebacks in the JSON)", ""] + [
+            f"- {e.splitlines()[0]} {e.strip().splitlines()[-1] if len(e.splitlines()) > 1 else ''}"
+            for e in res["errors"]]
     lines += ["", "Scaling plot: `bench/results/scaling.png`; every measurement (with peak RSS per workload, each "
               "in a fresh subprocess) is in the JSON file next to this table."]
     return "\n".join(lines) + "\n"

@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dash-events", type=int, default=10_000_000, help="events in the replicated dashboard DB")
     ap.add_argument("--in-process", action="store_true", help="no subprocesses (tests; RSS is then cumulative)")
     ap.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    ap.add_argument("--no-plot", action="store_true", help="do not draw scaling.png")
     ap.add_argument("--report-only", type=Path, help="rewrite the table, plot and README from this results JSON")
     args = ap.parse_args(argv)
     if args.report_only:
@@ -241,12 +242,12 @@ def main(argv: list[str] | None = None) -> int:
 
     res["seconds"] = round(time.perf_counter() - started, 1)
     res["goals"] = report.evaluate(res)
-    stem = f"{today}-{platform.node() or 'host'}"
+    stem = f"{today}-{platform.node() or 'host'}" + ("-quick" if quick else "")
     json_path = out_dir / f"{stem}.json"
     json_path.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
     table = report.markdown(res)
     (out_dir / f"{stem}.md").write_text(table, encoding="utf-8")
-    png_error = report.scaling_png(res, out_dir / "scaling.png")
+    png_error = None if args.no_plot else report.scaling_png(res, out_dir / "scaling.png")
     if png_error:
         res["errors"].append(f"scaling.png: {png_error}")
         json_path.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")

@@ -35,7 +35,13 @@ def _context() -> tuple[Any, Any, Any]:
 
 
 def _key(size: int, seed: int, institutions: list[str]) -> str:
-    return f"{size_label(size)}-s{seed}-{len(institutions)}inst"
+    """Cache key of an ingested DB and its kept run: a schema change makes every cached DB stale."""
+    import hashlib
+
+    from pipeline.db import schema_sql
+
+    schema = hashlib.sha1(schema_sql().encode("utf-8")).hexdigest()[:8]
+    return f"{size_label(size)}-s{seed}-{len(institutions)}inst-{schema}"
 
 
 def _as_of(text: str) -> Any:

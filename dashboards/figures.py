@@ -54,7 +54,7 @@ def _fig(data: list[dict[str, Any]], lang: str, height: int, **layout: Any) -> F
 
 def _clean(values: Any) -> list[Any]:
     """JSON-safe list: NaN and NA become None, numpy scalars plain numbers."""
-    out = []
+    out: list[Any] = []
     for v in list(values):
         if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
             out.append(None)
@@ -179,11 +179,11 @@ def process_map(steps: pd.DataFrame, edges: pd.DataFrame, lang: str) -> Figure:
         else:
             xs, ys = [x0, xm, x1], [y0, ym, y1]
             tip = (x1 - 0.3 * (x1 - xm), y1 - 0.3 * (y1 - ym))
-        hover = (f"{e['src']} → {e['dst']}<br>{i18n.fmt_int(n, lang)} {t('ov.cases_axis', lang)}"
+        edge_hover = (f"{e['src']} → {e['dst']}<br>{i18n.fmt_int(n, lang)} {t('ov.cases_axis', lang)}"
                  + (f"<br>{i18n.fmt_pct(rate, 1, lang)} {t('pm.edge_dev', lang)}" if modelled else
                     f"<br>{t('pm.off_model', lang)}"))
-        data.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "text", "hovertext": hover,
-                     "opacity": 0.75 if modelled else 0.6,
+        data.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "text",
+                     "hovertext": edge_hover, "opacity": 0.75 if modelled else 0.6,
                      "line": {"width": 1.5 + 7 * n / max_n, "color": color, "shape": "spline",
                               "dash": "solid" if modelled else "dash"}})
         annotations.append({"x": x1, "y": y1, "ax": tip[0], "ay": tip[1], "xref": "x", "yref": "y",
@@ -272,6 +272,7 @@ def step_histograms(bins: pd.DataFrame, steps: pd.DataFrame, lang: str) -> Figur
                            "x1": std / div, "y0": 0, "y1": 1, "line": {"color": RED, "width": 2, "dash": "dash"}})
         annotations.append({"text": f"<b>{step}</b> · {_short(activity.get(step), 44)} ({t(unit, lang)})",
                             "xref": "paper", "yref": "paper", "x": x0 + width / 2, "y": y1, "yanchor": "bottom",
+                            "xanchor": "center",
                             "showarrow": False, "font": {"size": 12}})
     return _fig(data, lang, 60 + 250 * rows, margin={"l": 10, "r": 10, "t": 40, "b": 10}, bargap=0.05,
                 shapes=shapes, annotations=annotations, **layout)

@@ -636,24 +636,35 @@ def step_histograms(src: Source, grants: Grants, f: Filters, sop_id: str) -> dic
     if steps.empty:
         return {"steps": steps, "bins": pd.DataFrame(), "metrics": pd.DataFrame()}
     we = _Where(grants, f, "e").eq("sop_id", sop_id).period("ts_end", f)
-    bins = _df(src, f"""
-        WITH v AS (
-            SELECT e.step_id, coalesce(e.duration_std, e.proc_working) AS x,
-                   coalesce(e.standard_measure, 'working_minutes') AS measure, e.standard_max
-            FROM event_timing e WHERE {we.sql}
-        ), r AS (
-            -- the range: mean + 3 sd caps a long tail without the sort an exact quantile costs
-            SELECT step_id, any_value(measure) AS measure, max(standard_max) AS std, count(*) AS n,
-                   greatest(least(max(x), avg(x) + 3 * coalesce(stddev_pop(x), 0)),
-                            coalesce(max(standard_max) * 1.25, 0), 1e-9) AS hi
-            FROM v WHERE x IS NOT NULL GROUP BY step_id
-        )
-        SELECT v.step_id, r.measure, r.std, r.n,
-               least(floor(v.x / (r.hi / {HIST_BINS})), {HIST_BINS - 1}) AS b, r.hi / {HIST_BINS} AS width,
-               count(*) AS cnt, count(*) FILTER (WHERE v.x > v.standard_max) AS over
-        FROM v JOIN r USING (step_id) WHERE v.x IS NOT NULL GROUP BY ALL ORDER BY v.step_id, b
-    """, we.params)
+    x = "coalesce(e.duration_std, e.proc_working)"
+    # The range per step comes from the small tables, so the events are scanned once: twice the standard
+    # (the line sits mid-axis; longer runs gather in the last bin), or 1.5 x the slowest monthly p90 of
+    # processing time (working minutes) for a step without a standard.
     wm = _Where(grants, f, "m").eq("sop_id", sop_id).month_period("period", f)
+    p90 = _df(src, f"SELECT m.step_id, max(m.proc_p90) AS p90 FROM step_metrics m WHERE {wm.sql} "
+                   "GROUP BY m.step_id", wm.params)
+    ranges = steps[["step_id", "standard_measure", "standard_max"]].rename(
+        columns={"standard_measure": "measure", "standard_max": "std"})
+    ranges = ranges.merge(p90, on="step_id", how="left") if not p90.empty else ranges.assign(p90=None)
+    ranges["measure"] = ranges["measure"].fillna("working_minutes")
+    hi = ranges["std"].astype("float64") * 2
+    hi = hi.fillna(ranges["p90"].astype("float64") * 1.5).fillna(60.0).clip(lower=1e-6)
+    ranges["width"] = hi / HIST_BINS
+    ranges = ranges.drop(columns=["p90"]).drop_duplicates("step_id")
+    cases = " ".join("WHEN ? THEN ?" for _ in range(len(ranges)))
+    case_params: list[Any] = []
+    for step_id, width in zip(ranges["step_id"], ranges["width"], strict=True):
+        case_params += [step_id, float(width)]
+    counts = _df(src, f"""
+        SELECT e.step_id, least(floor({x} / (CASE e.step_id {cases} END)), {HIST_BINS - 1}) AS b,
+               count(*) AS cnt, count(*) FILTER (WHERE e.over_standard) AS over
+        FROM event_timing e WHERE {we.sql} AND {x} IS NOT NULL GROUP BY ALL
+    """, [*case_params, *we.params])
+    if counts.empty:
+        return {"steps": steps, "bins": pd.DataFrame(), "metrics": pd.DataFrame()}
+    n = counts.groupby("step_id")["cnt"].sum().rename("n").reset_index()
+    bins = counts.merge(ranges, on="step_id").merge(n, on="step_id").sort_values(["step_id", "b"])
+    bins = bins.reset_index(drop=True)
     metrics = _df(src, f"""
         SELECT m.step_id, sum(m.n) AS n, sum(m.wait_p50 * m.n) / nullif(sum(m.n), 0) AS wait_p50,
                max(m.wait_p90) AS wait_p90_max, sum(m.proc_p50 * m.n) / nullif(sum(m.n), 0) AS proc_p50,

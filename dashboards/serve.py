@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from dashboards.auth import ensure_demo_users
+from dashboards.auth import DEMO_PASSWORD, ensure_demo_users
 
 
 def default_users_file(db: Path) -> Path:
@@ -28,10 +29,18 @@ def build(db: Path, users: Path | None = None) -> tuple[object, Path, bool]:
 
 
 def serve(db: Path, host: str = "127.0.0.1", port: int = 8050, users: Path | None = None,
-          threads: int = 8) -> None:
-    """Serve until interrupted."""
+          threads: int = 8, console: Any = None) -> None:
+    """Serve until interrupted; ``console`` (rich) gets the address and, for new demo users, their logins."""
     from waitress import serve as waitress_serve
 
-    wsgi, _, _ = build(db, users)
+    wsgi, users_file, created = build(db, users)
+    if console is not None:
+        if created:
+            console.print(f"Pengguna demo / demo users -> {users_file}: qa, pengawas, kepala-rppsa "
+                          f"(kata sandi / password '{DEMO_PASSWORD}'); ganti untuk produksi / replace them "
+                          "in production ('patuh user add')", style="yellow")
+        if not (db.parent / "published" / "CURRENT").exists():
+            console.print("Belum ada hasil terbit / nothing published yet: run 'patuh run' first", style="yellow")
+        console.print(f"Dasbor / dashboard: http://{host}:{port}/  (Ctrl+C untuk berhenti / to stop)")
     logging.getLogger("waitress").setLevel(logging.WARNING)
     waitress_serve(wsgi, host=host, port=port, threads=threads, ident="patuh")

@@ -51,12 +51,16 @@ class Scope:
 
     def sql(self) -> str:
         """A SELECT over ``event_timing`` (plus the institution's time zone as ``tz``)."""
-        sql = ("SELECT t.*, coalesce(i.timezone, 'UTC') AS tz FROM event_timing t "
-               "LEFT JOIN institutions i ON i.institution_id = t.institution_id WHERE t.run_id = $run_id")
+        # event_timing holds the current rows of every case (each tagged with the run that checked it)
+        # local times come precomputed from timing.py; rows written without them fall back to timezone()
+        tz = "coalesce(i.timezone, 'UTC')"
+        sql = (f"SELECT t.* REPLACE (coalesce(t.local_start, timezone({tz}, t.ts_start)) AS local_start, "
+               f"coalesce(t.local_end, timezone({tz}, t.ts_end)) AS local_end), {tz} AS tz FROM event_timing t "
+               "LEFT JOIN institutions i ON i.institution_id = t.institution_id WHERE TRUE")
         if self.institution_id is not None:
             sql += " AND t.institution_id = $institution_id"
         if self.start is not None and self.end is not None:
-            sql += (" AND EXISTS (SELECT 1 FROM case_results c WHERE c.run_id = t.run_id"
+            sql += (" AND EXISTS (SELECT 1 FROM case_results c WHERE TRUE"
                     " AND c.institution_id = t.institution_id AND c.sop_id = t.sop_id"
                     " AND c.case_id = t.case_id"
                     " AND timezone(coalesce(i.timezone, 'UTC'), c.opened_at) >= $start"
@@ -87,7 +91,7 @@ cal AS (SELECT institution_id, workday_minutes, workdays_per_week FROM bottlenec
         WHERE run_id = $run_id),
 ev AS (SELECT et.*, coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min,
               {_EXCESS} AS excess,
-              strftime(timezone(et.tz, et.ts_end), '%Y-%m') AS month
+              strftime(et.local_end, '%Y-%m') AS month
        FROM et LEFT JOIN cal ON cal.institution_id = et.institution_id)"""
 
 _RANK_SQL = f"""
@@ -156,15 +160,15 @@ _WIP_SQL = """
 INSERT INTO bottleneck_wip
 WITH et AS ({scope}),
 iv AS (
-    SELECT institution_id, sop_id, step_id, case_id, tz, ts_end,
-           coalesce(ts_start, ts_end) AS started,
-           lag(ts_end) OVER (PARTITION BY institution_id, sop_id, case_id
-                             ORDER BY ts_end, coalesce(ts_start, ts_end)) AS arrived
+    SELECT institution_id, sop_id, step_id, case_id, local_end AS ts_end,
+           coalesce(local_start, local_end) AS started,
+           coalesce(local_prev_end, lag(local_end) OVER (PARTITION BY institution_id, sop_id, case_id
+                                                         ORDER BY local_end, local_start)) AS arrived
     FROM et),
 loc AS (
-    SELECT *, date_trunc('week', timezone(tz, coalesce(arrived, started)))::DATE AS w0,
-           date_trunc('week', timezone(tz, started))::DATE AS w_start,
-           date_trunc('week', timezone(tz, ts_end))::DATE AS w1,
+    SELECT *, date_trunc('week', coalesce(arrived, started))::DATE AS w0,
+           date_trunc('week', started)::DATE AS w_start,
+           date_trunc('week', ts_end)::DATE AS w1,
            arrived IS NOT NULL AND arrived < started AS waits
     FROM iv),
 weeks AS (
@@ -188,15 +192,10 @@ GROUP BY pc.institution_id, pc.sop_id, pc.step_id
 _ROLE_LOAD_SQL = """
 INSERT INTO bottleneck_role_load
 WITH et AS ({scope}),
-ev AS (SELECT *, strftime(timezone(tz, ts_end), '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
-run_cases AS (SELECT DISTINCT institution_id, sop_id, case_id, tz FROM et),
+ev AS (SELECT *, strftime(local_end, '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
 res AS (
-    SELECT e.institution_id, strftime(timezone(c.tz, e.ts_end), '%Y-%m') AS month, e.role,
-           count(DISTINCT e.resource) AS n_res, count(e.resource) AS n_with_res
-    FROM events e JOIN run_cases c
-      ON c.institution_id = e.institution_id AND c.sop_id IS NOT DISTINCT FROM e.sop_id
-     AND c.case_id = e.case_id
-    WHERE e.role IS NOT NULL GROUP BY ALL)
+    SELECT institution_id, month, role, count(DISTINCT resource) AS n_res, count(resource) AS n_with_res
+    FROM ev GROUP BY ALL)
 SELECT $run_id, ev.institution_id, ev.month, ev.role, count(*), count(DISTINCT (ev.sop_id, ev.case_id)),
        sum(ev.proc_working), sum(ev.wait_working),
        CASE WHEN any_value(res.n_with_res) > 0 THEN any_value(res.n_res) END
@@ -339,8 +338,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     cals = _load_calendars() if calendars is None else calendars
-    present = [r[0] for r in conn.execute(
-        "SELECT DISTINCT institution_id FROM event_timing WHERE run_id = ?", [run_id]).fetchall()]
+    present = [r[0] for r in conn.execute("SELECT DISTINCT institution_id FROM event_timing").fetchall()]
     cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
     if cal_rows:
         conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)

@@ -336,16 +336,7 @@ def serve_cmd(
     import importlib
 
     serve_mod = importlib.import_module("dashboards.serve")
-    db_path = _db(db)
-    users_file = users or serve_mod.default_users_file(db_path)
-    if not users_file.exists():
-        console.print(f"Pengguna demo dibuat / demo users written: {users_file} (qa, pengawas, kepala-rppsa; "
-                      "kata sandi/password 'patuh-demo'): ganti untuk produksi / replace them in production",
-                      style="yellow")
-    if not (db_path.parent / "published" / "CURRENT").exists():
-        console.print("Belum ada hasil terbit / nothing published yet: run 'patuh run' first", style="yellow")
-    console.print(f"Dasbor / dashboard: http://{host}:{port}/  (Ctrl+C untuk berhenti / to stop)")
-    serve_mod.serve(db_path, host=host, port=port, users=users_file)
+    serve_mod.serve(_db(db), host=host, port=port, users=users, console=console)
 
 
 @user_app.command("add")

@@ -61,6 +61,8 @@ _OFFSET_RE = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
 _ZONES = (("wita", "Asia/Makassar"), ("wib", "Asia/Jakarta"), ("wit", "Asia/Jayapura"))
 FIXED_OFFSETS = {"Asia/Jakarta": 7, "Asia/Pontianak": 7, "Asia/Makassar": 8, "Asia/Jayapura": 9, "UTC": 0,
                  "Etc/UTC": 0}
+# what makes two rows exact duplicates (the raw case id and resource: pseudonyms come later)
+ROW_HASH = "hash(case_raw, activity, ts_start, ts_end, resource_raw, role_raw, documents, status)"
 EXPECTED_DATES = "e.g. 2020-01-16 08:30, 16/01/2020 08:30, 16-01-2020 08:30, 16 Januari 2020 08:30"
 
 
@@ -445,9 +447,12 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         return f"CASE WHEN reason IS NOT NULL THEN {expr} END"
 
     try:
+        # DuckDB's common-subexpression pass would hoist the slow date forms' trim() out of their lazy
+        # coalesce branch and run it on every row (~15% of this statement); off for this statement only
+        conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p AS
-            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status),
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status), {ROW_HASH} AS h,
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
                    {when_bad('status', '_r_status')} AS status_text
@@ -465,6 +470,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         if isinstance(exc, duckdb.InterruptException):
             raise
         raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
+    finally:
+        conn.execute("RESET disabled_optimizers")
     if progress:
         progress("pseudonim / pseudonyms", 0.4)
     conn.execute(f"""
@@ -519,7 +526,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
 
     # -- lifecycle pairing and duplicates
     if "lifecycle" in cols:
-        conn.execute("""
+        conn.execute(f"""
             CREATE TEMP TABLE _patuh_lc AS
             WITH ok AS (SELECT * FROM _patuh_p WHERE reason IS NULL),
             lc AS (SELECT source_row, case_raw, activity, ts_end, coalesce(lifecycle, 'complete') AS kind,
@@ -529,22 +536,20 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             pairs AS (SELECT c.source_row, s.ts_end AS start_ts FROM lc c JOIN lc s
                       ON s.case_raw = c.case_raw AND s.activity = c.activity AND s.k = c.k
                       AND c.kind = 'complete' AND s.kind = 'start' AND s.ts_end <= c.ts_end)
-            SELECT ok.* REPLACE (coalesce(ok.ts_start, pairs.start_ts) AS ts_start)
-            FROM ok LEFT JOIN pairs USING (source_row)
-            WHERE coalesce(ok.lifecycle, 'complete') = 'complete'""")
+            SELECT * REPLACE ({ROW_HASH} AS h) FROM (
+                SELECT ok.* REPLACE (coalesce(ok.ts_start, pairs.start_ts) AS ts_start)
+                FROM ok LEFT JOIN pairs USING (source_row)
+                WHERE coalesce(ok.lifecycle, 'complete') = 'complete')""")
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_lc")
     else:
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_p WHERE reason IS NULL")
-    # exact duplicates within the file: a 64-bit hash of each row finds the candidates in one cheap
-    # aggregate; only rows sharing a hash are compared column by column (a hash collision folds nothing).
-    # The first row (lowest source_row) of each group of equal rows is kept.
+    # exact duplicates within the file: the 64-bit row hash ``h`` (computed in the parse pass) finds the
+    # candidates in one cheap aggregate; only rows sharing a hash are compared column by column (a hash
+    # collision folds nothing). The first row (lowest source_row) of each group of equal rows is kept.
     conn.execute("""
         CREATE TEMP TABLE _patuh_dup AS
-        WITH h AS (SELECT source_row, hash(case_raw, activity, ts_start, ts_end, resource_raw, role_raw, documents,
-                                           status) AS h FROM _patuh_v),
-        dh AS (SELECT h FROM h GROUP BY h HAVING count(*) > 1),
-        cand AS (SELECT v.* FROM _patuh_v v SEMI JOIN (SELECT source_row FROM h SEMI JOIN dh USING (h)) c
-                 USING (source_row))
+        WITH cand AS (SELECT * FROM _patuh_v SEMI JOIN (SELECT h FROM _patuh_v GROUP BY h HAVING count(*) > 1)
+                      USING (h))
         SELECT source_row FROM cand
         QUALIFY row_number() OVER (PARTITION BY case_raw, activity, ts_start, ts_end, resource_raw, role_raw,
                                                 documents, status ORDER BY source_row) > 1""")
@@ -573,21 +578,35 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         ANTI JOIN _patuh_old x ON x.case_id = ci.pid AND x.activity = d.activity AND x.ts_end = d.ts_end
             AND x.ts_start IS NOT DISTINCT FROM d.ts_start AND x.resource IS NOT DISTINCT FROM ri.pid
             AND x.role IS NOT DISTINCT FROM rls.role AND x.documents IS NOT DISTINCT FROM d.documents"""
+    # joins only for what the file has (each join on 1M rows costs about 0.1 s)
+    with_sql: list[str] = []
+    joins: list[str] = []
+    if steps:
+        with_sql.append(f"""acts AS (SELECT a.activity, s.step_id FROM (SELECT DISTINCT activity FROM _patuh_v) a
+                      LEFT JOIN _patuh_steps s ON s.label = {_norm_sql('a.activity')})""")
+        joins.append("LEFT JOIN acts ON acts.activity = d.activity")
+    if "role" in cols:
+        with_sql.append(f"""rls AS (SELECT r.role_raw, coalesce(k.role_key, {_norm_sql('r.role_raw')}) AS role
+                FROM (SELECT DISTINCT role_raw FROM _patuh_v WHERE role_raw IS NOT NULL) r
+                LEFT JOIN _patuh_roles k ON k.label = {_norm_sql('r.role_raw')})""")
+        joins.append("LEFT JOIN rls ON rls.role_raw = d.role_raw")
+    if "resource" in cols:
+        joins.append("LEFT JOIN _patuh_ids ri ON ri.raw = d.resource_raw")
+    step_sql = "acts.step_id" if steps else "NULL::VARCHAR"
+    role_sql = "rls.role" if "role" in cols else "NULL::VARCHAR"
+    res_sql = "ri.pid" if "resource" in cols else "NULL::VARCHAR"
+    if anti:
+        anti = anti.replace("ri.pid", res_sql).replace("rls.role", role_sql)
+    rows = ("_patuh_v" if not _count(conn, "_patuh_dup")
+            else "(SELECT * FROM _patuh_v ANTI JOIN _patuh_dup USING (source_row))")
     conn.execute(f"""
         INSERT INTO events (institution_id, sop_id, case_id, activity, step_id, role, resource, documents,
                             ts_start, ts_end, batch_id, source_row, status)
-        WITH acts AS (SELECT a.activity, s.step_id FROM (SELECT DISTINCT activity FROM _patuh_v) a
-                      LEFT JOIN _patuh_steps s ON s.label = {_norm_sql('a.activity')}),
-        rls AS (SELECT r.role_raw, coalesce(k.role_key, {_norm_sql('r.role_raw')}) AS role
-                FROM (SELECT DISTINCT role_raw FROM _patuh_v WHERE role_raw IS NOT NULL) r
-                LEFT JOIN _patuh_roles k ON k.label = {_norm_sql('r.role_raw')})
-        SELECT {inst}, {sop_sql}, ci.pid, d.activity, acts.step_id, rls.role, ri.pid, d.documents,
+        {'WITH ' + ', '.join(with_sql) if with_sql else ''}
+        SELECT {inst}, {sop_sql}, ci.pid, d.activity, {step_sql}, {role_sql}, {res_sql}, d.documents,
                d.ts_start, d.ts_end, {batch_id}, d.source_row, d.status
-        FROM (SELECT * FROM _patuh_v ANTI JOIN _patuh_dup USING (source_row)) d
-        JOIN _patuh_ids ci ON ci.raw = d.case_raw
-        LEFT JOIN _patuh_ids ri ON ri.raw = d.resource_raw
-        LEFT JOIN acts ON acts.activity = d.activity
-        LEFT JOIN rls ON rls.role_raw = d.role_raw{anti}""")
+        FROM {rows} d JOIN _patuh_ids ci ON ci.raw = d.case_raw
+        {' '.join(joins)}{anti}""")
     loaded, unknown = conn.execute(
         f"SELECT count(*), count(*) FILTER (WHERE step_id IS NULL) FROM events WHERE batch_id = {batch_id}"
     ).fetchall()[0]
@@ -606,13 +625,15 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             AND c.case_id IN (SELECT case_id FROM _patuh_aff)""")
     ends = _list(end_steps(model)) if model else "[]"
     rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
-    # the last event (by time, then batch and row) gives the step; the last recorded status wins
+    # the last event (by time, then batch and row) gives the step; the last recorded status wins.
+    # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
+    last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
     conn.execute(f"""
         INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
         WITH agg AS (
             SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
-                   count(*) AS n, arg_max_null(x.step_id, (x.ts_end, x.batch_id, x.source_row)) AS last_step,
-                   arg_max(x.status, (x.ts_end, x.batch_id, x.source_row)) AS last_status
+                   count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
+                   arg_max(x.status, {last}) AS last_status
             FROM events x SEMI JOIN _patuh_aff a ON a.case_id = x.case_id
             WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}
             GROUP BY x.case_id)

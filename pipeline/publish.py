@@ -64,11 +64,14 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                          "AND d.sop_id = t.sop_id AND d.case_id = t.case_id))")
                 conn.execute(f"DELETE FROM pub.{table} t WHERE {match}")
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} t WHERE {match}')
-                conn.execute(f"UPDATE pub.{table} SET run_id = ? WHERE run_id <> ?", [run_id, run_id])
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
-            conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
+            if table in CASE_TABLES:  # current rows of every case (each carries the run that checked it)
+                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
+            else:
+                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
+                             [run_id])
         for table in WHOLE_TABLES:
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")

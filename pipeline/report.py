@@ -210,12 +210,12 @@ _PERIOD_CASES = """
 period_cases AS (
     SELECT r.*, timezone(coalesce(i.timezone, 'UTC'), r.opened_at) AS opened_local
     FROM case_results r LEFT JOIN institutions i ON i.institution_id = r.institution_id
-    WHERE r.run_id = $run_id AND r.institution_id = $inst
+    WHERE r.institution_id = $inst
       AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) >= $start
       AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) < $end),
 stalled AS (
     SELECT DISTINCT sop_id, case_id FROM deviations
-    WHERE run_id = $run_id AND institution_id = $inst AND kind = 'stalled_case')"""
+    WHERE institution_id = $inst AND kind = 'stalled_case')"""
 
 SUMMARY_SQL = f"""
 WITH {_PERIOD_CASES}
@@ -243,7 +243,6 @@ WITH {_PERIOD_CASES}
 SELECT d.sop_id, d.kind, d.step_id, any_value(d.activity) AS activity,
        count(DISTINCT d.case_id) AS n_cases, count(*) AS n
 FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
-WHERE d.run_id = $run_id
 GROUP BY d.sop_id, d.kind, d.step_id
 QUALIFY row_number() OVER (PARTITION BY d.sop_id ORDER BY count(DISTINCT d.case_id) DESC, d.kind, d.step_id)
         <= {TOP_DEVIATIONS}
@@ -253,7 +252,7 @@ ORDER BY d.sop_id, n_cases DESC, d.kind, d.step_id
 STEP_SQL = f"""
 WITH {_PERIOD_CASES},
 ev AS (SELECT t.* FROM event_timing t JOIN period_cases c
-         ON c.sop_id = t.sop_id AND c.case_id = t.case_id AND t.run_id = $run_id)
+         ON c.sop_id = t.sop_id AND c.case_id = t.case_id)
 SELECT st.sop_id, st.step_id, st.ord, st.no, st.activity, st.role_label, st.time_raw,
        count(DISTINCT ev.case_id) AS n_cases,
        quantile_cont(ev.wait_working, 0.5) AS wait_p50, quantile_cont(ev.wait_working, 0.9) AS wait_p90,
@@ -273,7 +272,7 @@ dv AS (
            max(CASE d.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) AS worst,
            bool_or(d.kind = 'stalled_case') AS stalled
     FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
-    WHERE d.run_id = $run_id GROUP BY ALL)
+    GROUP BY ALL)
 SELECT c.case_id, c.sop_id, s.number, c.opened_local::DATE AS opened, c.status, c.n_deviations,
        dv.kinds, dv.worst, dv.stalled, count(*) OVER () AS n_total
 FROM period_cases c JOIN dv USING (sop_id, case_id) LEFT JOIN sops s ON s.sop_id = c.sop_id
@@ -290,7 +289,8 @@ FROM period_cases GROUP BY month ORDER BY month
 
 
 def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, dict(params))
+    # pass only the parameters the statement names (DuckDB refuses extra named parameters)
+    cur = conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 

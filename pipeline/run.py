@@ -263,19 +263,16 @@ def run_compliance(
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
             _write_case_results(conn, run_id, calendars)
-            _adopt_current_rows(conn, run_id)
             _write_variants_and_metrics(conn, run_id)
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars)
             _drop_older_aggregates(conn, run_id)
         totals = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results WHERE run_id = ?", [run_id]
-        ).fetchall()[0]
+            "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results").fetchall()[0]
         summary.cases, summary.compliant = int(totals[0]), int(totals[1])
         summary.compliance_rate = summary.compliant / summary.cases if summary.cases else None
         summary.deviations = dict(conn.execute(
-            "SELECT kind, count(*) FROM deviations WHERE run_id = ? GROUP BY kind ORDER BY kind", [run_id]
-        ).fetchall())
+            "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
         conn.execute("COMMIT")
@@ -382,12 +379,6 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
             conn.execute(f"DELETE FROM {table} e WHERE {scope_filter}")
 
 
-def _adopt_current_rows(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Mark the carried (unchanged) per-case rows as part of this run, so every reader sees one run."""
-    for table in CASE_TABLES:
-        conn.execute(f"UPDATE {table} SET run_id = ? WHERE run_id <> ?", [run_id, run_id])
-
-
 def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Aggregates (step metrics, variants, bottlenecks) of earlier runs are superseded by this run's."""
     tables = [r[0] for r in conn.execute(
@@ -423,14 +414,13 @@ def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str) ->
     conn.execute(
         """
         INSERT INTO step_metrics
-        SELECT run_id, institution_id, sop_id, step_id, strftime(ts_end AT TIME ZONE 'UTC', '%Y-%m') AS period,
+        SELECT ? AS run_id, institution_id, sop_id, step_id, strftime(local_end, '%Y-%m') AS period,
                count(*) AS n,
                quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9),
                quantile_cont(proc_working, 0.5), quantile_cont(proc_working, 0.9),
                any_value(s.time_raw), avg(CASE WHEN standard_max IS NULL THEN NULL
                                               WHEN over_standard THEN 1.0 ELSE 0.0 END)
         FROM event_timing t LEFT JOIN (SELECT sop_id, step_id, time_raw FROM sop_steps) s USING (sop_id, step_id)
-        WHERE run_id = ?
         GROUP BY ALL
         """,
         [run_id],

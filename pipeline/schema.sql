@@ -159,7 +159,11 @@ CREATE TABLE IF NOT EXISTS event_timing (
     duration_std    DOUBLE,                  -- duration in the unit of the standard
     standard_max    DOUBLE,
     standard_measure VARCHAR,
-    over_standard   BOOLEAN
+    over_standard   BOOLEAN,
+    resource        VARCHAR,                 -- pseudonym
+    local_start     TIMESTAMP,               -- in the institution's time zone (months, weeks, hours of day)
+    local_end       TIMESTAMP,
+    local_prev_end  TIMESTAMP
 );
 
 CREATE TABLE IF NOT EXISTS alignment_cache (
@@ -171,17 +175,17 @@ CREATE TABLE IF NOT EXISTS alignment_cache (
     PRIMARY KEY (model_hash, variant_hash)
 );
 
--- The last successful run's results.
+-- The last successful run's results. Per-case tables (case_results, deviations, event_timing) hold one
+-- current row set per case: each row carries the run that last checked its case (an incremental run
+-- re-checks only changed and open cases), so their latest_* views are the whole tables. Aggregate tables
+-- keep only the last run's rows.
 CREATE OR REPLACE VIEW latest_run AS
     SELECT * FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1;
-CREATE OR REPLACE VIEW latest_case_results AS
-    SELECT r.* FROM case_results r JOIN latest_run USING (run_id);
-CREATE OR REPLACE VIEW latest_deviations AS
-    SELECT d.* FROM deviations d JOIN latest_run USING (run_id);
+CREATE OR REPLACE VIEW latest_case_results AS SELECT * FROM case_results;
+CREATE OR REPLACE VIEW latest_deviations AS SELECT * FROM deviations;
 CREATE OR REPLACE VIEW latest_step_metrics AS
     SELECT m.* FROM step_metrics m JOIN latest_run USING (run_id);
-CREATE OR REPLACE VIEW latest_event_timing AS
-    SELECT t.* FROM event_timing t JOIN latest_run USING (run_id);
+CREATE OR REPLACE VIEW latest_event_timing AS SELECT * FROM event_timing;
 
 -- ---------------------------------------------------------------------------------------- catalogue
 -- A snapshot of the SOP catalogue and institutions, refreshed by every run (run.py) and published with

@@ -71,7 +71,7 @@ def compute_timing(
     stats = TimingStats()
     events = conn.execute(
         f"""
-        SELECT institution_id, sop_id, case_id, step_id, role, ts_start, ts_end,
+        SELECT institution_id, sop_id, case_id, step_id, role, resource, ts_start, ts_end,
                lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role
         FROM events e
         WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
@@ -90,9 +90,12 @@ def compute_timing(
         part["wait_working"] = np.where(has_start, cal.working_minutes(part["prev_end"], part["ts_start"]), np.nan)
         part["proc_working"] = np.where(has_start, cal.working_minutes(part["ts_start"], part["ts_end"]), np.nan)
         part["duration_std"] = _measure(cal, part["standard_measure"], begin, part["ts_end"])
+        for column, source in (("local_start", "ts_start"), ("local_end", "ts_end"), ("local_prev_end", "prev_end")):
+            part[column] = pd.to_datetime(part[source], utc=True).dt.tz_convert(cal.timezone).dt.tz_localize(None)
         frames.append(part)
     timed = pd.concat(frames, ignore_index=True) if frames else events.assign(
-        wait_working=np.nan, proc_working=np.nan, duration_std=np.nan)
+        wait_working=np.nan, proc_working=np.nan, duration_std=np.nan, local_start=pd.NaT, local_end=pd.NaT,
+        local_prev_end=pd.NaT)
     timed["over_standard"] = (timed["duration_std"] > timed["standard_max"] + 1e-9) & timed["standard_max"].notna()
     timed["run_id"] = run_id
     conn.register("timed_df", timed)
@@ -100,7 +103,8 @@ def compute_timing(
         """
         INSERT INTO event_timing
         SELECT run_id, institution_id, sop_id, case_id, step_id, role, prev_role, ts_start, ts_end,
-               wait_working, proc_working, duration_std, standard_max, standard_measure, over_standard
+               wait_working, proc_working, duration_std, standard_max, standard_measure, over_standard,
+               resource, local_start, local_end, local_prev_end
         FROM timed_df
         """
     )

@@ -84,12 +84,17 @@ def build_published_db(path: Path, *, cases_per_sop: int = 60, seed: int = 1) ->
             "sop_id VARCHAR NOT NULL, variant_hash VARCHAR NOT NULL, steps VARCHAR[], n_cases BIGINT, "
             "fitness DOUBLE)"
         )
-        conn.executemany("INSERT INTO institutions VALUES (?, ?, ?, ?, ?)", INSTITUTIONS)
-        conn.executemany("INSERT INTO sops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sops)
-        conn.executemany("INSERT INTO sop_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
-        conn.executemany("INSERT INTO sop_edges VALUES (?, ?, ?)", edges)
+        conn.executemany("INSERT INTO institutions (institution_id, name, kind, region, timezone) "
+                         "VALUES (?, ?, ?, ?, ?)", INSTITUTIONS)
+        conn.executemany("INSERT INTO sops (sop_id, institution_id, number, title, kind, n_steps, case_time, "
+                         "model_hash, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", sops)
+        conn.executemany("INSERT INTO sop_steps (sop_id, step_id, ord, no, activity, role, role_label, documents, "
+                         "time_raw, standard_measure, standard_min, standard_max, optional, repeat) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
+        conn.executemany("INSERT INTO sop_edges (sop_id, src, dst) VALUES (?, ?, ?)", edges)
         conn.execute(
-            "INSERT INTO runs VALUES (?, TIMESTAMPTZ '2026-02-01 02:00:00+00', "
+            "INSERT INTO runs (run_id, started_at, finished_at, status, catalogue_hash, params, patuh_version, "
+            "summary) VALUES (?, TIMESTAMPTZ '2026-02-01 02:00:00+00', "
             "TIMESTAMPTZ '2026-02-01 02:03:00+00', 'ok', 'fixture', '{}', '0.1.0', '{}')", [RUN_ID]
         )
         _build_results(conn, cases_per_sop, seed)
@@ -156,7 +161,9 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         WINDOW w AS (PARTITION BY sop_id, case_id ORDER BY pos ROWS UNBOUNDED PRECEDING)
     """)
     conn.execute(f"""
-        INSERT INTO event_timing
+        INSERT INTO event_timing (run_id, institution_id, sop_id, case_id, step_id, role, prev_role, ts_start,
+                                  ts_end, wait_working, proc_working, duration_std, standard_max,
+                                  standard_measure, over_standard)
         SELECT '{RUN_ID}', institution_id, sop_id, case_id, step_id,
                CASE WHEN bad_role AND ord = k THEN 'lain' ELSE role END,
                lag(role) OVER (PARTITION BY sop_id, case_id ORDER BY pos),
@@ -165,7 +172,7 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         FROM fx_ev
     """)
     conn.execute("""
-        INSERT INTO cases
+        INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
         SELECT c.institution_id, c.sop_id, c.case_id, c.opened_at,
                CASE WHEN c.is_open THEN NULL ELSE max(e.ts_end) END,
                CASE WHEN c.is_open THEN 'open' ELSE 'closed' END, count(*)
@@ -225,7 +232,9 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         WHERE c.is_open AND c.u_kind > 0.5
     """)
     conn.execute(f"""
-        INSERT INTO case_results
+        INSERT INTO case_results (run_id, institution_id, sop_id, case_id, opened_at, closed_at, fitness,
+                                  alignment_cost, compliant, n_deviations, lead_time_working, lead_time_elapsed,
+                                  status, variant_hash)
         WITH ev AS (
             SELECT sop_id, case_id, min(ts_start) AS first_ts, max(ts_end) AS last_ts,
                    sum(wait_min + proc_min) AS working,
@@ -246,7 +255,7 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         FROM fx_cases c JOIN ev USING (sop_id, case_id) LEFT JOIN dv USING (sop_id, case_id)
     """)
     conn.execute(f"""
-        INSERT INTO variants
+        INSERT INTO variants (run_id, institution_id, sop_id, variant_hash, steps, n_cases, fitness)
         WITH seq AS (
             SELECT sop_id, case_id, list(step_id ORDER BY pos) AS steps FROM fx_ev GROUP BY ALL
         )
@@ -256,7 +265,8 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         GROUP BY ALL
     """)
     conn.execute(f"""
-        INSERT INTO step_metrics
+        INSERT INTO step_metrics (run_id, institution_id, sop_id, step_id, period, n, wait_p50, wait_p90, proc_p50,
+                                  proc_p90, standard, share_over_standard)
         SELECT '{RUN_ID}', e.institution_id, e.sop_id, e.step_id, strftime(e.ts_end, '%Y-%m'), count(*),
                quantile_cont(e.wait_working, 0.5), quantile_cont(e.wait_working, 0.9),
                quantile_cont(e.proc_working, 0.5), quantile_cont(e.proc_working, 0.9), any_value(st.time_raw),

@@ -72,6 +72,9 @@ def _build(path: Path) -> duckdb.DuckDBPyConnection:
                CASE WHEN case_id IN ('c1', 'c2') THEN 'res-a' ELSE 'res-b' END, ts_start, ts_end, 1,
                row_number() OVER ()
         FROM event_timing WHERE step_id = 's3'""")
+    # timing.py copies each event's resource into event_timing
+    conn.execute("""UPDATE event_timing SET resource = CASE WHEN case_id IN ('c1', 'c2') THEN 'res-a'
+                    ELSE 'res-b' END WHERE step_id = 's3'""")
     return conn
 
 

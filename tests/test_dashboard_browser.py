@@ -61,7 +61,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
     server = create_server(app.server, host="127.0.0.1", port=0, threads=4)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", db  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{server.effective_port}", db
     server.close()
     queries.source(root / "published").close()
 

@@ -49,7 +49,10 @@ def _variants_table(df: pd.DataFrame, total: int, f: queries.Filters, sop_id: st
         for j, s in enumerate(steps):
             if j:
                 chips.append(html.Span("→", className="arrow"))
-            chips.append(html.Span(s, className="step-chip", title=activities.get(s, s)))
+            if str(s).startswith("?"):  # an activity that is no step of the SOP
+                chips.append(html.Span(str(s)[1:], className="step-chip off", title=t("kind.unexpected_step", lang)))
+            else:
+                chips.append(html.Span(s, className="step-chip", title=activities.get(s, s)))
         fit = r.get("fitness")
         as_model = fit is not None and not pd.isna(fit) and round(float(fit), 2) >= 1.0
         share = (float(r["n_cases"]) / total) if total else None
