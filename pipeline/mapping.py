@@ -34,7 +34,7 @@ CANONICAL: dict[str, list[str]] = {
     "resource": ["org:resource", "resource"],
     "role": ["org:role", "role"],
     "documents": ["documents"],
-    "status": ["status"],
+    "status": ["status", "case:status"],
     "lifecycle": ["lifecycle:transition"],
 }
 

@@ -14,14 +14,17 @@ import contextlib
 import datetime as dt
 import gzip
 import os
+import re
+import sys
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from pipeline.errors import UserError
@@ -29,7 +32,7 @@ from pipeline.errors import UserError
 Progress = Callable[[str, float], None]
 
 XES_KEYS = ("case:concept:name", "concept:name", "time:timestamp", "org:resource", "org:role",
-            "lifecycle:transition", "start_timestamp")
+            "lifecycle:transition", "start_timestamp", "documents", "case:status")
 
 
 @dataclass
@@ -297,7 +300,130 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype", b"<!entity")
 
 
+_NAIVE_DATE = re.compile(rb'<date\b[^>]*?\bvalue="\s*\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?)?\s*"')
+_SAMPLE = 1 << 20
+
+
 def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress: Progress | None) -> Source:
+    """rustxes (pm4py's Rust XES reader) after a safety pre-scan; lxml iterparse when it cannot be used."""
+    src = _xes_rust(conn, path, wanted, progress)
+    return src if src is not None else _xes_lxml(conn, path, wanted, progress)
+
+
+def _xes_prescan(path: Path) -> bool:
+    """Refuse DTDs and entities; say whether rustxes may read the file.
+
+    rustxes is safe here when the file is complete (plain: ``</log>`` in its last bytes; gzip: the
+    stream ends with a valid trailer and ``</log>``) and its sampled dates all carry a UTC offset
+    (rustxes reads a date without one as UTC; Patuh reads it as the institution's local time)."""
+    gz = path.name.lower().endswith(".gz")
+    try:
+        if not gz:
+            size = path.stat().st_size
+            with path.open("rb") as fh:
+                head = fh.read(_SAMPLE)
+                fh.seek(max(size - _SAMPLE, len(head)))
+                tail = fh.read()
+            _refuse_dtd(path, head[:65536])
+            ends = b"</log>" in (head + tail)[-4096:]
+            return ends and not _NAIVE_DATE.search(head) and not _NAIVE_DATE.search(tail)
+        inflate = zlib.decompressobj(wbits=47)
+        head, tail = b"", b""
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                out = inflate.decompress(chunk)
+                if len(head) < _SAMPLE:
+                    head += out[:_SAMPLE - len(head)]
+                tail = (tail + out)[-_SAMPLE:]
+                if inflate.eof:
+                    break
+        _refuse_dtd(path, head[:65536])
+    except (OSError, zlib.error):
+        return False  # lxml's path reports it
+    return inflate.eof and b"</log>" in tail[-4096:] and not _NAIVE_DATE.search(head) \
+        and not _NAIVE_DATE.search(tail)
+
+
+def _refuse_dtd(path: Path, head: bytes) -> None:
+    if any(tok in head for tok in _FORBIDDEN):
+        raise UserError(f"{path.name}: the XES file declares a DTD or entities (<!DOCTYPE/<!ENTITY>); "
+                        "refused: such files can expand without bound (billion laughs) or read other "
+                        "files. Export the log again without a DOCTYPE")
+
+
+@contextlib.contextmanager
+def _quiet_fds() -> Iterator[list[bytes]]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2) to a temp file for a while:
+    rustxes prints parse warnings and panic backtraces there; they are kept for the caller to read."""
+    captured: list[bytes] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            captured.append(sink.read(65536))
+
+
+def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
+              progress: Progress | None) -> Source | None:
+    """Read with rustxes; None when it is not installed, not safe for this file, or fails (a Rust panic
+    is caught, its message kept off the terminal) or warns (an unparseable date): lxml decides then."""
+    try:
+        import polars as pl
+        import rustxes
+    except ImportError:
+        return None
+    if not _xes_prescan(path):
+        return None
+    if progress is not None:
+        progress("XES", 0.05)
+    try:
+        with _quiet_fds() as said:
+            frame, _ = rustxes.import_xes(str(path))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - a Rust panic is a pyo3 PanicException (a BaseException)
+        return None
+    if said and said[0].strip():
+        return None  # e.g. "Failed to parse data from ...": lxml quarantines those rows with a message
+    if frame.height == 0:
+        return None
+    keys = set(XES_KEYS) | wanted
+    exprs: list[Any] = []
+    types: dict[str, str] = {}
+    for name, dtype in frame.schema.items():
+        if name not in keys:
+            continue
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            # rustxes gives UTC wall time without a zone (offsets applied); say so
+            col = col.dt.cast_time_unit("us")
+            col = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone("UTC")
+            types[name] = "TIMESTAMP WITH TIME ZONE"
+        elif dtype != pl.String:
+            col = col.cast(pl.String)
+        exprs.append(col.alias(name))
+    table = frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
+    n = table.num_rows
+    table = table.append_column("__row", pa.array(np.arange(1, n + 1, dtype=np.int64)))
+    if progress is not None:
+        progress("XES", 1.0)
+    src = Source("xes", "", [c for c in table.column_names if not c.startswith("__")], types=types, rows_read=n,
+                 ordinal_time="time:timestamp" not in types and "start_timestamp" not in types, row_word="event")
+    src.sql = _register(conn, src, table, "xes")
+    return src
+
+
+def _xes_lxml(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress: Progress | None) -> Source:
     """Stream the events with lxml iterparse (no DTD, no entities, no network, no huge trees)."""
     from lxml import etree
 
@@ -313,11 +439,7 @@ def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress
         raw = path.open("rb")
         fh: Any = gzip.GzipFile(fileobj=raw) if gz else raw
         with raw:
-            head = fh.read(65536)
-            if any(tok in head for tok in _FORBIDDEN):
-                raise UserError(f"{path.name}: the XES file declares a DTD or entities (<!DOCTYPE/<!ENTITY>); "
-                                "refused: such files can expand without bound (billion laughs) or read other "
-                                "files. Export the log again without a DOCTYPE")
+            _refuse_dtd(path, fh.read(65536))
             fh.seek(0)
             parser = etree.iterparse(fh, events=("end",), tag=("{*}event", "{*}trace"), resolve_entities=False,
                                      no_network=True, huge_tree=False, load_dtd=False, dtd_validation=False,

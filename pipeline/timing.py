@@ -93,9 +93,12 @@ def compute_timing(
         for column, source in (("local_start", "ts_start"), ("local_end", "ts_end"), ("local_prev_end", "prev_end")):
             part[column] = pd.to_datetime(part[source], utc=True).dt.tz_convert(cal.timezone).dt.tz_localize(None)
         frames.append(part)
-    timed = pd.concat(frames, ignore_index=True) if frames else events.assign(
-        wait_working=np.nan, proc_working=np.nan, duration_std=np.nan, local_start=pd.NaT, local_end=pd.NaT,
-        local_prev_end=pd.NaT)
+    if frames:
+        timed = pd.concat(frames, ignore_index=True)
+    else:
+        no_time = pd.Series(pd.NaT, index=events.index, dtype="datetime64[ns]")
+        timed = events.assign(wait_working=np.nan, proc_working=np.nan, duration_std=np.nan,
+                              local_start=no_time, local_end=no_time, local_prev_end=no_time)
     timed["over_standard"] = (timed["duration_std"] > timed["standard_max"] + 1e-9) & timed["standard_max"].notna()
     timed["run_id"] = run_id
     conn.register("timed_df", timed)

@@ -340,3 +340,17 @@ def test_cli_user_add(tmp_path: Path) -> None:
                                       "smpn2-ngawi", "--users", str(users)], env=env)
     assert result.exit_code == 0, result.output
     assert auth.authenticate(users, "siti", "rahasia-123") is not None
+
+
+def test_serve_builds_the_app_over_the_published_folder_with_demo_users(tmp_path: Path) -> None:
+    from dashboards.serve import build
+
+    build_published_db(tmp_path / "published" / "fx.duckdb", cases_per_sop=5)
+    wsgi, users_file, created = build(tmp_path / "patuh.duckdb")
+    assert created and users_file == tmp_path / "users.yaml" and users_file.exists()
+    assert not (tmp_path / "patuh.duckdb").exists()  # the working database is never opened
+    client = wsgi.test_client()  # type: ignore[attr-defined]
+    assert client.get("/").status_code == 302
+    assert login(client, "kepala-rppsa").status_code == 302
+    assert client.get("/").status_code == 200
+    assert build(tmp_path / "patuh.duckdb")[2] is False  # an existing users file is kept
