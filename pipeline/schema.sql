@@ -166,6 +166,12 @@ CREATE TABLE IF NOT EXISTS event_timing (
     local_prev_end  TIMESTAMP
 );
 
+-- columns added after the first files were written (a no-op on a new database)
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS resource VARCHAR;
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_start TIMESTAMP;
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_end TIMESTAMP;
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_prev_end TIMESTAMP;
+
 CREATE TABLE IF NOT EXISTS alignment_cache (
     model_hash   VARCHAR NOT NULL,
     variant_hash VARCHAR NOT NULL,

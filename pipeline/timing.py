@@ -104,7 +104,7 @@ def compute_timing(
     conn.register("timed_df", timed)
     conn.execute(
         """
-        INSERT INTO event_timing
+        INSERT INTO event_timing BY NAME
         SELECT run_id, institution_id, sop_id, case_id, step_id, role, prev_role, ts_start, ts_end,
                wait_working, proc_working, duration_std, standard_max, standard_measure, over_standard,
                resource, local_start, local_end, local_prev_end
