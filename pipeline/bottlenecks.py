@@ -48,9 +48,12 @@ class Scope:
     institution_id: str | None = None
     start: dt.datetime | None = None  # naive local time
     end: dt.datetime | None = None
+    table: str | None = None  # a temp table already holding this scope's rows (see compute_bottlenecks)
 
     def sql(self) -> str:
         """A SELECT over ``event_timing`` (plus the institution's time zone as ``tz``)."""
+        if self.table is not None:
+            return f"SELECT * FROM {self.table}"
         # event_timing holds the current rows of every case (each tagged with the run that checked it)
         # local times come precomputed from timing.py; rows written without them fall back to timezone()
         tz = "coalesce(i.timezone, 'UTC')"
@@ -342,7 +345,9 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
     if cal_rows:
         conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)
-    scope = Scope(run_id)
+    # every statement below reads the same scope: materialise it once (one scan, one join)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {Scope(run_id).sql()}")
+    scope = Scope(run_id, table="bottleneck_scope")
     params = scope.params()
     for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL, _REWORK_SQL, _ROLE_LOAD_SQL):
         conn.execute(template.replace("{scope}", scope.sql()), params)

@@ -565,7 +565,10 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if roles:
         conn.executemany("INSERT INTO _patuh_roles VALUES (?, ?)", [[k, v] for k, v in roles.items()])
     sop_id = model.id if model else None
-    sop_sql = "NULL" if sop_id is None else _lit(sop_id)
+    # a log that belongs to no SOP gets sop_id '' in events as in cases (the cases primary key cannot hold
+    # NULL), so both tables join on (institution_id, sop_id, case_id); coalesce() also finds events
+    # loaded before this rule, when their sop_id was NULL
+    sop_sql = _lit(sop_id or "")
     inst = _lit(institution_id)
     # exact duplicates of events already loaded (an export overlapping an earlier one) fold too; a new
     # database, or a batch whose cases are all new, needs no comparison at all
@@ -573,7 +576,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         CREATE TEMP TABLE _patuh_old AS
         SELECT x.case_id, x.activity, x.ts_start, x.ts_end, x.resource, x.role, x.documents FROM events x
         SEMI JOIN _patuh_ids i ON i.pid = x.case_id
-        WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}""")
+        WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}""")
     anti = "" if not _count(conn, "_patuh_old") else """
         ANTI JOIN _patuh_old x ON x.case_id = ci.pid AND x.activity = d.activity AND x.ts_end = d.ts_end
             AND x.ts_start IS NOT DISTINCT FROM d.ts_start AND x.resource IS NOT DISTINCT FROM ri.pid
@@ -614,7 +617,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     # -- cases: recompute every case this batch touched from all its events
     if progress:
         progress("kasus / cases", 0.8)
-    case_sop = _lit(sop_id or "")
+    case_sop = sop_sql
     conn.execute(f"CREATE TEMP TABLE _patuh_aff AS SELECT DISTINCT case_id FROM events WHERE batch_id = {batch_id}")
     cases_updated = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
@@ -635,7 +638,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                    count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
                    arg_max(x.status, {last}) AS last_status
             FROM events x SEMI JOIN _patuh_aff a ON a.case_id = x.case_id
-            WHERE x.institution_id = {inst} AND x.sop_id IS NOT DISTINCT FROM {sop_sql}
+            WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
             GROUP BY x.case_id)
         SELECT {inst}, {case_sop}, case_id, opened_at,
                CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,

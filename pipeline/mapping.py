@@ -142,6 +142,8 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
             found[role] = hit
     if "timestamp" in found and "end" in found:
         del found["timestamp"]
+    elif "timestamp" in found and "start" in found:  # pm4py's time:timestamp + start_timestamp: an interval
+        found["end"] = found.pop("timestamp")
     if "timestamp" not in found and "end" not in found and "start" in found:
         found["timestamp"] = found.pop("start")
     need = [r for r in ("case_id", "activity") if r not in found]

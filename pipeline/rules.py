@@ -34,7 +34,7 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
         f"""
         INSERT INTO run_deviations
         SELECT e.institution_id, e.sop_id, e.case_id, 'wrong_role', e.step_id, s.activity,
-               array_to_string(s.allowed_roles, ' / '), e.role, e.ts_end,
+               array_to_string(s.allowed_labels, ' / '), e.role, e.ts_end,
                json_object('allowed', s.allowed_roles, 'role', e.role)
         FROM events e JOIN run_steps s USING (sop_id, step_id)
         WHERE e.role IS NOT NULL AND s.role IS NOT NULL AND NOT list_contains(s.allowed_roles, e.role)

@@ -141,13 +141,15 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
     for sop_id, model in models.items():
         for step in model.steps:
             allowed = [r for r in [step.role, *step.co_roles] if r]
-            rows.append((sop_id, step.id, step.activity, step.role, allowed, step.documents, step.time,
+            rows.append((sop_id, step.id, step.activity, step.role, allowed,
+                         [model.roles[r].label for r in allowed], step.documents, step.time,
                          step.severity or model.severity))
-    steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "documents",
-                                        "time_raw", "severity"])
+    steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "allowed_labels",
+                                        "documents", "time_raw", "severity"])
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
-        " allowed_roles VARCHAR[], documents VARCHAR[], time_raw VARCHAR, severity VARCHAR)"
+        " allowed_roles VARCHAR[], allowed_labels VARCHAR[], documents VARCHAR[], time_raw VARCHAR,"
+        " severity VARCHAR)"
     )
     for table, frame in (("run_models", procedures), ("run_steps", steps)):
         if len(frame):

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS batches (
 
 CREATE TABLE IF NOT EXISTS events (
     institution_id VARCHAR NOT NULL,
-    sop_id         VARCHAR,                  -- NULL for a log that belongs to no catalogue SOP
+    sop_id         VARCHAR,                  -- '' for a log that belongs to no catalogue SOP (as in cases)
     case_id        VARCHAR NOT NULL,         -- pseudonym (HMAC-SHA256), never the raw id
     activity       VARCHAR NOT NULL,         -- the label as exported
     step_id        VARCHAR,                  -- NULL when the activity is not a step of the SOP
@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
 
 CREATE TABLE IF NOT EXISTS cases (
     institution_id VARCHAR NOT NULL,
-    sop_id         VARCHAR,
+    sop_id         VARCHAR,                  -- '' for no SOP (a primary key column cannot be NULL)
     case_id        VARCHAR NOT NULL,
     opened_at      TIMESTAMPTZ NOT NULL,
     closed_at      TIMESTAMPTZ,              -- NULL while open

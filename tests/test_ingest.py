@@ -208,3 +208,87 @@ def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
     from pipeline.mapping import load_mapping
 
     load_mapping(mapping)  # the suggestion is a valid mapping file
+
+
+_XES = """<?xml version="1.0" encoding="UTF-8"?>
+<log xes.version="1.0" xmlns="http://www.xes-standard.org/">
+<trace><string key="concept:name" value="K-1"/><string key="status" value="selesai"/>
+<event><string key="concept:name" value="s1"/><string key="org:resource" value="Bu Ani"/>
+<date key="start_timestamp" value="2024-03-04T07:30:00.000+07:00"/><date key="time:timestamp" value="2024-03-04T08:00:00.000+07:00"/>
+<string key="documents" value="Laporan; Surat (asli, salinan)"/></event>
+<event><string key="concept:name" value="s2"/><date key="time:timestamp" value="2024-03-05T09:00:00.000+08:00"/>
+<string key="lifecycle:transition" value="complete"/></event>
+</trace>
+<trace><string key="concept:name" value="K-2"/>
+<event><string key="concept:name" value="s1"/><date key="time:timestamp" value="2024-03-06T10:00:00Z"/></event>
+</trace>
+</log>
+"""
+
+
+def _events(conn: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT case_id, activity, resource, documents, ts_start, ts_end, source_row, status "
+                        "FROM events ORDER BY source_row").fetchall()
+
+
+def test_xes_fast_reader_matches_lxml_and_reads_case_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import readers
+
+    path = tmp_path / "log.xes"
+    path.write_text(_XES, encoding="utf-8")
+    used: list[bool] = []
+    rust = readers._xes_rust
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        src = rust(*args, **kwargs)
+        used.append(src is not None)
+        return src
+
+    monkeypatch.setattr(readers, "_xes_rust", spy)
+    fast = connect(tmp_path / "fast.duckdb")
+    ingest_file(fast, path, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur")
+    assert used == [True]
+    monkeypatch.setattr(readers, "_xes_rust", lambda *a, **k: None)
+    slow = connect(tmp_path / "slow.duckdb")
+    ingest_file(slow, path, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur")
+    rows = _events(fast)
+    assert rows == _events(slow)
+    first = rows[0]
+    assert first[3] == ["Laporan", "Surat (asli, salinan)"] and first[7] == "closed"
+    assert (first[5] - first[4]).total_seconds() == 1800  # start_timestamp is read as the start
+    assert rows[1][5].isoformat() == "2024-03-05T01:00:00+00:00"
+    statuses = dict(fast.execute("SELECT case_id, status FROM cases").fetchall())
+    assert statuses[pseudonym("K-1", KEY)] == "closed"  # the trace's status wins over the step rule
+
+
+def test_a_broken_xes_never_shows_a_rust_panic(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.xes"
+    broken.write_text(_XES.replace('<event><string key="concept:name" value="s2"/>', '<event><string key="c'),
+                      encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    with pytest.raises(UserError, match="not a complete XES file"):
+        ingest_file(conn, broken, institution_id="smpn2-ngawi")
+    out = capfd.readouterr()
+    assert "panicked" not in out.err + out.out and "backtrace" not in out.err + out.out
+    assert _counts(conn) == (0, 0, 0, 0)
+
+
+def test_dates_fast_and_slow_forms_agree(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("case_id,activity,timestamp\nA,s1,2024-03-04 08:00:00\nA,s2,2024-03-04T09:00:00+08:00\n"
+                    "A,s3,2024-03-04 10:00 WITA\nA,s4,04/03/2024 11:00\nA,s5, 2024-03-04 12:00 \nA,s6,2024-03-04\n")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, path, institution_id="smpn2-ngawi")  # Asia/Jakarta (UTC+7)
+    got = [r[0] for r in conn.execute(
+        "SELECT strftime(ts_end, '%Y-%m-%d %H:%M') FROM events ORDER BY source_row").fetchall()]
+    assert got == ["2024-03-04 01:00", "2024-03-04 01:00", "2024-03-04 02:00", "2024-03-04 04:00",
+                   "2024-03-04 05:00", "2024-03-03 17:00"]
+
+
+def test_a_log_without_sop_joins_its_cases(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, REFERENCE / "running-example.csv", institution_id="smpn2-ngawi")
+    n_events, joined, sops = conn.execute(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events JOIN cases "
+        "USING (institution_id, sop_id, case_id)), (SELECT list(DISTINCT sop_id) FROM events)").fetchall()[0]
+    assert n_events == joined == 42 and sops == [""]
