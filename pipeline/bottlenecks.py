@@ -332,25 +332,40 @@ def _load_calendars() -> Mapping[str, WorkingCalendar]:
 
 
 def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
-                        calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N) -> None:
+                        calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N,
+                        changed_pairs: str | None = None, previous_run: str | None = None) -> None:
     """Write the ``bottleneck_*`` tables and the ranked ``bottlenecks`` of ``run_id`` (replacing old rows).
 
     Called by run.py inside the run's transaction, after ``event_timing``, ``case_results`` and
     ``deviations`` are written. ``calendars`` default to those of the configured institutions.yaml.
+    With ``changed_pairs`` (a table of (institution_id, sop_id) whose events changed) and ``previous_run``,
+    only those SOPs (and, for the per-role load, their institutions) are computed again; the previous run's
+    rows of every other SOP are carried over unchanged.
     """
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     cals = _load_calendars() if calendars is None else calendars
-    present = [r[0] for r in conn.execute("SELECT DISTINCT institution_id FROM event_timing").fetchall()]
+    partial = changed_pairs is not None and previous_run is not None
+    pair_filter = (f" AND EXISTS (SELECT 1 FROM {changed_pairs} p WHERE p.institution_id = t.institution_id"
+                   " AND p.sop_id = t.sop_id)") if partial else ""
+    inst_filter = (f" AND t.institution_id IN (SELECT institution_id FROM {changed_pairs})") if partial else ""
+    present = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT institution_id FROM event_timing t WHERE TRUE{inst_filter}").fetchall()]
     cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
     if cal_rows:
         conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)
     # every statement below reads the same scope: materialise it once (one scan, one join)
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {Scope(run_id).sql()}")
+    base = Scope(run_id).sql()
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {base}{pair_filter}")
     scope = Scope(run_id, table="bottleneck_scope")
     params = scope.params()
-    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL, _REWORK_SQL, _ROLE_LOAD_SQL):
+    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL, _REWORK_SQL):
         conn.execute(template.replace("{scope}", scope.sql()), params)
+    role_scope = scope
+    if partial:  # the per-role load spans every SOP of an institution
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {base}{inst_filter}")
+        role_scope = Scope(run_id, table="bottleneck_role_scope")
+    conn.execute(_ROLE_LOAD_SQL.replace("{scope}", role_scope.sql()), params)
     ranked = rank_bottlenecks(conn, scope, top=top)
     if ranked:
         conn.executemany(
@@ -359,3 +374,11 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
               r["role"], r["n"], r["n_cases"], r["wait_p50"], r["wait_p90"], r["proc_p50"], r["proc_p90"],
               r["standard"], r["share_cases_over"], r["wait_total"], r["excess_total"], r["score"],
               r["explanation_id"], r["explanation_en"]) for r in ranked])
+    if partial:
+        for table in TABLES:
+            by_institution = table in ("bottleneck_calendars", "bottleneck_role_load")
+            keep = (f"p.institution_id NOT IN (SELECT institution_id FROM {changed_pairs})" if by_institution else
+                    f"NOT EXISTS (SELECT 1 FROM {changed_pairs} c WHERE c.institution_id = p.institution_id"
+                    " AND c.sop_id = p.sop_id)")
+            conn.execute(f"INSERT INTO {table} SELECT * REPLACE (? AS run_id) FROM {table} p "
+                         f"WHERE p.run_id = ? AND {keep}", [run_id, previous_run])

@@ -391,7 +391,7 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
             frame, _ = rustxes.import_xes(str(path))
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException:  # noqa: BLE001 - a Rust panic is a pyo3 PanicException (a BaseException)
+    except BaseException:  # a Rust panic is a pyo3 PanicException, a BaseException
         return None
     if said and said[0].strip():
         return None  # e.g. "Failed to parse data from ...": lxml quarantines those rows with a message

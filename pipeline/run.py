@@ -245,6 +245,16 @@ def run_compliance(
                     """,
                     {"since": previous[1]},
                 )
+                # SOPs whose events changed: their aggregates are computed again, the others carried over
+                conn.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE run_changed_sops AS
+                    SELECT DISTINCT e.institution_id, e.sop_id FROM events e
+                    WHERE e.batch_id IN (SELECT batch_id FROM batches WHERE loaded_at >= $since)
+                      AND e.sop_id IN (SELECT sop_id FROM run_models) AND {scope_filter}
+                    """,
+                    {"since": previous[1]},
+                )
                 case_filter = (scope_filter + " AND EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id ="
                                " e.institution_id AND d.sop_id = e.sop_id AND d.case_id = e.case_id)")
         with _stage(summary, "scope", progress):
@@ -265,9 +275,10 @@ def run_compliance(
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
             _write_case_results(conn, run_id, calendars)
-            _write_variants_and_metrics(conn, run_id)
+            base_run = previous[0] if incremental and previous else None
+            _write_variants_and_metrics(conn, run_id, base_run)
         with _stage(summary, "bottlenecks", progress):
-            _bottlenecks(conn, run_id, calendars)
+            _bottlenecks(conn, run_id, calendars, base_run)
             _drop_older_aggregates(conn, run_id)
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results").fetchall()[0]
@@ -392,8 +403,13 @@ def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None
             conn.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])
 
 
-def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Variants over every current case (steps from this run's or the earlier variant rows) and metrics."""
+_CHANGED = ("EXISTS (SELECT 1 FROM run_changed_sops c WHERE c.institution_id = t.institution_id "
+            "AND c.sop_id = t.sop_id)")
+
+
+def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, base_run: str | None) -> None:
+    """Variants over every current case (steps from this run's or the earlier variant rows) and step metrics
+    (after an incremental run only for the SOPs whose events changed; the others are carried over)."""
     conn.execute(
         """
         CREATE OR REPLACE TEMP TABLE run_all_variant_steps AS
@@ -423,13 +439,20 @@ def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str) ->
                any_value(s.time_raw), avg(CASE WHEN standard_max IS NULL THEN NULL
                                               WHEN over_standard THEN 1.0 ELSE 0.0 END)
         FROM event_timing t LEFT JOIN (SELECT sop_id, step_id, time_raw FROM sop_steps) s USING (sop_id, step_id)
+        WHERE {changed}
         GROUP BY ALL
-        """,
+        """.replace("{changed}", _CHANGED if base_run else "TRUE"),
         [run_id],
     )
+    if base_run:
+        conn.execute(
+            f"INSERT INTO step_metrics SELECT * REPLACE (? AS run_id) FROM step_metrics t "
+            f"WHERE run_id = ? AND NOT ({_CHANGED})", [run_id, base_run])
 
 
-def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[str, WorkingCalendar]) -> None:
+def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[str, WorkingCalendar],
+                 base_run: str | None) -> None:
     from pipeline.bottlenecks import compute_bottlenecks
 
-    compute_bottlenecks(conn, run_id, calendars=calendars)
+    compute_bottlenecks(conn, run_id, calendars=calendars, previous_run=base_run,
+                        changed_pairs="run_changed_sops" if base_run else None)

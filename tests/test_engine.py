@@ -21,6 +21,9 @@ from pipeline.sop import Catalogue, load_catalogue
 from tests.engine_fixtures import BASE, add_batch, add_case, new_db
 
 AS_OF = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
+COMPARED = ("case_results", "deviations", "event_timing", "variants", "step_metrics", "bottleneck_step_month",
+            "bottleneck_handovers", "bottleneck_wip", "bottleneck_rework", "bottleneck_role_load", "bottlenecks",
+            "bottleneck_calendars")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +193,7 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
         try:
             return {
                 table: reader.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
-                for table in ("case_results", "deviations", "event_timing", "variants", "step_metrics")
+                for table in COMPARED
             } | {"runs": reader.execute("SELECT count(*), any_value(run_id) FROM runs").fetchall(),
                  "ids": reader.execute("SELECT DISTINCT run_id FROM case_results UNION "
                                        "SELECT DISTINCT run_id FROM event_timing").fetchall()}
@@ -208,5 +211,5 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     full = _run(hand_made, catalogue, full=True, published_dir=tmp_path / "published")
     after_full = published_rows()
     assert after_full["ids"] == [(full.run_id,)]
-    for table in ("case_results", "deviations", "event_timing", "variants", "step_metrics"):
+    for table in COMPARED:
         assert after_incremental[table] == after_full[table], table

@@ -214,7 +214,8 @@ _XES = """<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1.0" xmlns="http://www.xes-standard.org/">
 <trace><string key="concept:name" value="K-1"/><string key="status" value="selesai"/>
 <event><string key="concept:name" value="s1"/><string key="org:resource" value="Bu Ani"/>
-<date key="start_timestamp" value="2024-03-04T07:30:00.000+07:00"/><date key="time:timestamp" value="2024-03-04T08:00:00.000+07:00"/>
+<date key="start_timestamp" value="2024-03-04T07:30:00.000+07:00"/>
+<date key="time:timestamp" value="2024-03-04T08:00:00.000+07:00"/>
 <string key="documents" value="Laporan; Surat (asli, salinan)"/></event>
 <event><string key="concept:name" value="s2"/><date key="time:timestamp" value="2024-03-05T09:00:00.000+08:00"/>
 <string key="lifecycle:transition" value="complete"/></event>
