@@ -30,11 +30,12 @@ def _peak_rss_mib() -> float:
 
 
 def make_log(folder: Path, n: int) -> dict[str, Path]:
-    """A simple event log of ``n`` events (10 per case), as CSV and Parquet (and XES for small n)."""
+    """A simple event log of ``n`` events (10 per case, a case starting every minute from 2020: all dates stay
+    in the past up to ~30M events), as CSV and Parquet (and XES for small n)."""
     conn = duckdb.connect()
     conn.execute(f"""CREATE TABLE log AS SELECT 'C' || lpad(CAST(i // 10 AS VARCHAR), 8, '0') AS case_id,
         's' || (i % 10 + 1) AS activity,
-        strftime(TIMESTAMP '2024-01-02 07:00' + to_seconds(i // 10 * 600 + i % 10 * 60), '%Y-%m-%d %H:%M:%S')
+        strftime(TIMESTAMP '2020-01-02 07:00' + to_seconds(i // 10 * 60 + i % 10 * 5), '%Y-%m-%d %H:%M:%S')
             AS timestamp, 'R' || (i % 37) AS resource FROM range({n}) t(i)""")
     paths = {"csv": folder / "log.csv", "parquet": folder / "log.parquet"}
     conn.execute(f"COPY log TO '{paths['csv']}' (HEADER)")

@@ -3,14 +3,20 @@
 One file is one batch, loaded in one transaction (an error or a kill leaves nothing of it) and
 identified by the file's sha256 (loading it again is a no-op). The work is set-based DuckDB SQL:
 
-1. the reader exposes the file as text columns (:mod:`pipeline.readers`);
-2. one pass parses the mapped columns (timestamps in many forms, see :func:`timestamp_sql`) and gives
-   every bad row a reason; bad rows go to ``quarantine`` with a message and the mapped columns only;
+1. the reader exposes the file to DuckDB (:mod:`pipeline.readers`): text columns for CSV and XLSX,
+   typed columns where the file has types (Parquet, XES dates);
+2. one parallel pass parses the mapped columns (timestamps: ISO first, many other forms only for the
+   rows ISO misses, see :func:`timestamp_sql`), gives every bad row a reason and every row a 64-bit
+   hash; bad rows go to ``quarantine`` with a message and the mapped columns only;
 3. lifecycle pairs fold into one event (XES ``start`` + ``complete``, see :func:`ingest_file`);
-4. exact duplicates fold into one row (within the file and against events already loaded);
+4. exact duplicates fold into one row: within the file (rows sharing a hash, then compared column by
+   column) and against events already loaded for the same cases (skipped when every case is new);
 5. case ids and resources become HMAC-SHA256 pseudonyms, computed once per distinct value;
-6. activities map to SOP step ids, roles to SOP role keys; ``cases`` rows are recomputed from all
-   their events.
+6. activities map to SOP step ids, roles to SOP role keys (once per distinct label); ``cases`` rows
+   are recomputed from all their events.
+
+A log loaded without ``--sop`` has ``sop_id = ''`` in ``events`` and in ``cases`` (a primary key
+column cannot be NULL), so the two tables join on ``(institution_id, sop_id, case_id)``.
 
 Accounting, per batch: ``rows_in = rows_loaded + rows_quarantined + rows_duplicate + rows_lifecycle``
 (DESIGN writes ``rows_in = rows_loaded + rows_quarantined``; folded rows are neither lost nor errors,

@@ -73,6 +73,14 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
                              [run_id])
         for table in WHOLE_TABLES:
+            if incremental and table == "cases":
+                # keyed by case: rewrite only the changed cases (deleting every row of a table with a
+                # primary key is slow in DuckDB, and ingest changes only the cases of new batches)
+                match = (f"EXISTS (SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
+                         "AND d.sop_id = t.sop_id AND d.case_id = t.case_id)")
+                conn.execute(f"DELETE FROM pub.cases t WHERE {match}")
+                conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {match}')
+                continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
             conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')

@@ -1,10 +1,10 @@
 """Readers for event-log exports: CSV, XLSX, Parquet, XES (.xes, .xes.gz).
 
-Each reader exposes the file to DuckDB as a relation of text columns plus ``__row`` (1-based data row
-or XES event number) and ``__loc`` (where a user finds the row: "row 5", "sheet 'Kasus' row 7",
-"event 12"). Every reader counts what it could not split into columns (ragged CSV lines), so the
-ingest can quarantine them instead of losing them. A file that cannot be read at all is a
-:class:`UserError` before anything is written.
+Each reader exposes the file to DuckDB as a relation of columns (text, or typed where the file has
+types: Parquet, the dates rustxes reads from XES) plus ``__row`` (1-based data row or XES event number)
+and ``__loc`` (where a user finds the row: "row 5", "sheet 'Kasus' row 7", "event 12"). Every reader
+counts what it could not split into columns (ragged CSV lines), so the ingest can quarantine them
+instead of losing them. A file that cannot be read at all is a :class:`UserError` before anything is written.
 """
 
 from __future__ import annotations
