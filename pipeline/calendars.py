@@ -155,34 +155,34 @@ class WorkingCalendar:
             raise UserError(f"a timestamp lies outside the calendar range {ORIGIN} .. {HORIZON}")
         return day, minute
 
-    def clock(self, ts: pd.Series | pd.DatetimeIndex) -> FloatArray:
-        """``W(t)``: working minutes since the calendar origin, for each timestamp (NaT gives NaN)."""
+    def _within_day(self, ts: pd.Series | pd.DatetimeIndex, as_share: bool) -> tuple[
+            npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
+        """(NaT mask, day index, working minutes into that day, or the share of the day's working time)."""
         index = pd.DatetimeIndex(ts)
         mask = np.asarray(index.isna())
-        out = np.full(len(index), np.nan)
-        if (~mask).any():
-            day, minute = self._local_parts(index[~mask])
-            weekday = (day + ORIGIN.weekday()) % 7
-            m0 = np.minimum(minute.astype(np.int64), 1439)
-            frac = minute - m0
-            prof = self.profile[weekday, m0] + frac * (self.profile[weekday, m0 + 1] - self.profile[weekday, m0])
-            out[~mask] = self.day_cum[day] + np.where(self.day_is_working[day], prof, 0.0)
+        if mask.all():
+            return mask, np.zeros(0, dtype=np.int64), np.zeros(0)
+        day, minute = self._local_parts(index[~mask])
+        weekday = (day + ORIGIN.weekday()) % 7
+        m0 = np.minimum(minute.astype(np.int64), 1439)
+        prof = self.profile[weekday, m0] + (minute - m0) * (self.profile[weekday, m0 + 1] - self.profile[weekday, m0])
+        if as_share:
+            full = self.profile[weekday, 1440]
+            prof = np.divide(prof, full, out=np.zeros_like(prof), where=full > 0)
+        return mask, day, np.where(self.day_is_working[day], prof, 0.0)
+
+    def clock(self, ts: pd.Series | pd.DatetimeIndex) -> FloatArray:
+        """``W(t)``: working minutes since the calendar origin, for each timestamp (NaT gives NaN)."""
+        mask, day, within = self._within_day(ts, as_share=False)
+        out = np.full(len(mask), np.nan)
+        out[~mask] = self.day_cum[day] + within
         return out
 
     def day_clock(self, ts: pd.Series | pd.DatetimeIndex) -> FloatArray:
         """Working days since the origin: whole working days plus the share of today's working time."""
-        index = pd.DatetimeIndex(ts)
-        mask = np.asarray(index.isna())
-        out = np.full(len(index), np.nan)
-        if (~mask).any():
-            day, minute = self._local_parts(index[~mask])
-            weekday = (day + ORIGIN.weekday()) % 7
-            m0 = np.minimum(minute.astype(np.int64), 1439)
-            frac = minute - m0
-            prof = self.profile[weekday, m0] + frac * (self.profile[weekday, m0 + 1] - self.profile[weekday, m0])
-            full = self.profile[weekday, 1440]
-            share = np.divide(prof, full, out=np.zeros_like(prof), where=full > 0)
-            out[~mask] = self.day_count_cum[day] + np.where(self.day_is_working[day], share, 0.0)
+        mask, day, within = self._within_day(ts, as_share=True)
+        out = np.full(len(mask), np.nan)
+        out[~mask] = self.day_count_cum[day] + within
         return out
 
     def working_minutes(self, start: pd.Series | pd.DatetimeIndex, end: pd.Series | pd.DatetimeIndex) -> FloatArray:

@@ -58,12 +58,9 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
         conn.execute("USE pub")
         conn.execute(schema_sql())
         for table in result_tables:
-            if incremental and table in CASE_TABLES:
-                match = (f"(sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules') OR EXISTS ("
-                         f"SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
-                         "AND d.sop_id = t.sop_id AND d.case_id = t.case_id))")
-                conn.execute(f"DELETE FROM pub.{table} t WHERE {match}")
-                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} t WHERE {match}')
+            if incremental and table in CASE_TABLES:  # rule models are checked again by every run
+                _replace_cases(conn, home, table, f"sop_id IN (SELECT sop_id FROM \"{home}\".sops "
+                               f"WHERE kind = 'rules') OR {_changed_case(changed)}")
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
@@ -76,10 +73,7 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
             if incremental and table == "cases":
                 # keyed by case: rewrite only the changed cases (deleting every row of a table with a
                 # primary key is slow in DuckDB, and ingest changes only the cases of new batches)
-                match = (f"EXISTS (SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
-                         "AND d.sop_id = t.sop_id AND d.case_id = t.case_id)")
-                conn.execute(f"DELETE FROM pub.cases t WHERE {match}")
-                conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {match}')
+                _replace_cases(conn, home, table, _changed_case(changed))
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
@@ -94,6 +88,17 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     os.replace(pointer_tmp, published_dir / CURRENT)
     prune(published_dir)
     return final
+
+
+def _changed_case(changed: str | None) -> str:
+    return (f"EXISTS (SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
+            "AND d.sop_id = t.sop_id AND d.case_id = t.case_id)")
+
+
+def _replace_cases(conn: duckdb.DuckDBPyConnection, home: str, table: str, match: str) -> None:
+    """In the published copy, replace the rows of ``table`` that ``match`` selects by the working ones."""
+    conn.execute(f"DELETE FROM pub.{table} t WHERE {match}")
+    conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} t WHERE {match}')
 
 
 def current_published(published_dir: Path) -> Path | None:
