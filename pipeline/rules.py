@@ -3,7 +3,8 @@
 * ``wrong_role``: an event whose role is recorded and is neither the step's lane nor one of its
   ``co_roles`` (one deviation per event);
 * ``missing_document``: in a log that records documents (``events.documents`` not NULL), an event of a step
-  with kelengkapan whose recorded documents lack at least one of them (case-insensitive; one per event);
+  with kelengkapan whose recorded documents lack at least one of them (case-insensitive, whole list
+  elements, however the export separated them: see :func:`_norm`; one per event);
 * rule models: checked on their input table (``attendance``); a breach is a ``rule_breach`` deviation whose
   ``step_id`` is the rule id and whose ``case_id`` is the student's pseudonym.
 """
@@ -51,8 +52,8 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
                json_object('missing', missing)
         FROM (
             SELECT e.*, s.activity, s.documents AS required,
-                   list_filter(s.documents, lambda d: NOT list_contains(
-                       list_transform(e.documents, lambda x: lower(trim(x))), lower(trim(d)))) AS missing
+                   list_filter(s.documents, lambda d: NOT contains({_norm("array_to_string(e.documents, '|')")},
+                                                                   {_norm("d")})) AS missing
             FROM events e JOIN run_steps s USING (sop_id, step_id)
             WHERE e.documents IS NOT NULL AND len(s.documents) > 0 AND {case_filter}
         )
@@ -66,6 +67,16 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
     ).fetchall()
     stats.documents_recorded = bool(recorded[0][0])
     return stats
+
+
+def _norm(expr: str) -> str:
+    """SQL: a document list as ``| a | b |`` in lower case, any of ``; , |`` as the separator.
+
+    Exports separate documents with semicolons or commas, and some document names contain commas
+    ("Media Elektronik (Handphone, Komputer, Laptop)"): comparing element sequences normalised the same
+    way on both sides finds a required document however the export split it.
+    """
+    return f"('| ' || regexp_replace(lower(trim({expr})), '\\s*[;,|]\\s*', ' | ', 'g') || ' |')"
 
 
 def _count(conn: duckdb.DuckDBPyConnection) -> int:
