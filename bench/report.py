@@ -88,17 +88,20 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
         share = r["incremental"]["share_of_full"]
         add("incremental", share <= 0.05, f"{share:.1%} of the full run at {size_label(r['size'])}",
             "only new cases and open cases are checked again; the rest is carried forward"
-            if share <= 0.05 else "open cases are re-checked every run (stall status moves with as-of) and the "
-            "catalogue snapshot, bottlenecks and publish are whole-run costs; the share falls as the log grows")
+            if share <= 0.05 else "conformance and timing shrink to the dirty cases (new + open), but " + ", ".join(
+                f"{k} {v:.1f} s" for k, v in sorted((r["incremental"].get("stage_s") or {}).items(),
+                                                   key=lambda kv: -kv[1])[:2])
+            + " still run over the whole log")
     d10 = res.get("dashboard_10m") or {}
     if d10.get("callbacks"):
         p95 = d10["callbacks"]["all"]["filter_change"]["p95_ms"]
         worst = max((v["filter_change"]["p95_ms"], k) for k, v in d10["callbacks"].items() if k != "all")
-        add("dash_p95", p95 < 300, f"p95 {p95:.0f} ms over all pages (worst page {worst[1]} {worst[0]:.0f} ms), "
+        slow = sorted(k for k, v in d10["callbacks"].items() if k != "all" and v["filter_change"]["p95_ms"] >= 300)
+        add("dash_p95", not slow, f"p95 {p95:.0f} ms over all pages; worst page {worst[1]} {worst[0]:.0f} ms; "
             f"{d10.get('events', 0):,} events (replicated DB)",
-            "aggregates from case_results/variants/step_metrics; event_timing only filtered" if p95 < 300 else
-            "the slowest callbacks scan the 10M-row event_timing table (histograms, observed transitions with a "
-            "period filter)")
+            "aggregates from case_results/variants/step_metrics; event_timing only filtered" if not slow else
+            f"every page but {', '.join(slow)} is under 300 ms at p95; {', '.join(slow)} aggregates the 1.4M-row "
+            "case_results (grouping sets with a median) and deviations on each filter change")
         fp = d10["first_page"]
         add("first_page", fp["p95_ms"] < 2000, f"warm p95 {fp['p95_ms']:.0f} ms, cold {fp['cold_ms']:.0f} ms",
             "the layout is small; the Ringkasan callback reads case_results only")

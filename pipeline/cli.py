@@ -121,7 +121,8 @@ def _print_run_summary(summary: RunSummary) -> None:
 
     rate = "-" if summary.compliance_rate is None else f"{summary.compliance_rate:.1%}"
     console.print(f"[bold]Run {summary.run_id}[/] ({summary.mode}): {summary.cases} kasus/cases "
-                  f"({summary.cases_checked} diperiksa/checked), kepatuhan/compliance {rate}")
+                  f"({summary.cases_checked} diperiksa/checked, {summary.open_restated} kasus terbuka dinilai ulang/"
+                  f"open cases re-judged for stalling), kepatuhan/compliance {rate}")
     console.print(f"Varian/variants: {summary.variants} ({summary.aligned} aligned, "
                   f"{summary.from_cache} from cache)")
     table = Table("penyimpangan / deviation", "n")

@@ -344,7 +344,8 @@ def ingest_file(
             raise
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
-        for t in ("_patuh_lc", "_patuh_p", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff", "_patuh_dup",
+        conn.execute("DROP VIEW IF EXISTS _patuh_p")
+        for t in ("_patuh_lc", "_patuh_p0", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff", "_patuh_dup",
                   "_patuh_old"):
             conn.execute(f"DROP TABLE IF EXISTS {t}")
         source.close(conn)
@@ -430,10 +431,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         f"WHEN lower({text('status')}) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END")
     if progress:
         progress("memeriksa / validating", 0.2)
+    row_sql = "__row AS source_row, " if source.numbered else ""
     # one parallel pass: typed columns and a reason; the source's own values are passed through untouched
     # (_r_*) and turned into text only for the rejected rows (casting 1M timestamps to text is not free)
     parse = f"""
-        SELECT __row AS source_row, {'__loc' if source.has_loc else 'NULL::VARCHAR'} AS loc,
+        SELECT {row_sql}{'__loc' if source.has_loc else 'NULL::VARCHAR'} AS loc,
                {text('case_id')} AS case_raw, {text('activity')} AS activity,
                {ts_end} AS ts_end, {ts_start} AS ts_start,
                {text('resource')} AS resource_raw, {text('role')} AS role_raw,
@@ -457,7 +459,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         # coalesce branch and run it on every row (~15% of this statement); off for this statement only
         conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
-            CREATE TEMP TABLE _patuh_p AS
+            CREATE TEMP TABLE _patuh_p0 AS
             SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status), {ROW_HASH} AS h,
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
@@ -478,6 +480,16 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
     finally:
         conn.execute("RESET disabled_optimizers")
+    # a CSV's row numbers are positions: the table keeps the file's order (DuckDB preserves insertion
+    # order) and numbering rows while reading (row_number() OVER ()) would force a single thread.
+    # Rows written in this transaction have row ids from a large base: positions count from the first.
+    first = ""
+    if not source.numbered:
+        lo_id, hi_id, n_rows = conn.execute("SELECT min(rowid), max(rowid), count(*) FROM _patuh_p0").fetchall()[0]
+        if n_rows and hi_id - lo_id + 1 != n_rows:
+            raise RuntimeError(f"{name}: row ids of the parsed rows are not contiguous")
+        first = f"rowid - {lo_id or 0} + 1 AS source_row, "
+    conn.execute(f"CREATE TEMP VIEW _patuh_p AS SELECT {first}* FROM _patuh_p0")
     if progress:
         progress("pseudonim / pseudonyms", 0.4)
     conn.execute(f"""
@@ -657,7 +669,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     n_aff = _count(conn, "_patuh_aff")
 
     # -- counts and the batch row
-    n_parsed = _count(conn, "_patuh_p")
+    n_parsed = _count(conn, "_patuh_p0")
     by_reason = dict(conn.execute(
         "SELECT reason, count(*) FROM _patuh_p WHERE reason IS NOT NULL GROUP BY reason ORDER BY 2 DESC").fetchall())
     if rejects:

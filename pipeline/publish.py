@@ -36,12 +36,13 @@ def _result_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *, base_run: str | None = None,
-            changed: str | None = None) -> Path:
+            changed: str | None = None, changed_timing: str | None = None) -> Path:
     """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically.
 
     With ``base_run`` (the run an incremental run started from) and ``changed`` (a table of the changed
     cases' keys) and when ``CURRENT`` still is ``base_run``'s file, the new file starts as a copy of it and
     only the changed cases' rows and the aggregates are rewritten: the cost follows the change, not the data.
+    ``changed_timing`` (default ``changed``) lists the cases whose ``event_timing`` rows changed.
     """
     published_dir.mkdir(parents=True, exist_ok=True)
     final = published_dir / f"{run_id}.duckdb"
@@ -59,8 +60,9 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
         conn.execute(schema_sql())
         for table in result_tables:
             if incremental and table in CASE_TABLES:  # rule models are checked again by every run
+                keys = (changed_timing or changed) if table == "event_timing" else changed
                 _replace_cases(conn, home, table, f"sop_id IN (SELECT sop_id FROM \"{home}\".sops "
-                               f"WHERE kind = 'rules') OR {_changed_case(changed)}")
+                               f"WHERE kind = 'rules') OR {_changed_case(keys)}")
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")

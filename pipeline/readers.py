@@ -56,6 +56,7 @@ class Source:
     row_word: str = "row"             # XES: "event"
     rows_read: int | None = None      # known up front (XLSX, XES)
     rejects_table: str | None = None  # CSV: DuckDB's rejects, read after the scan
+    numbered: bool = True             # has __row; else (CSV) the row number is the row's position
     notes: list[str] = field(default_factory=list)
     _cleanup: list[Callable[[], None]] = field(default_factory=list)
 
@@ -192,7 +193,8 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
         raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
                         "export the log again as CSV with a header row") from None
     src.columns = [str(row[0]) for row in described]
-    src.sql = f"(SELECT row_number() OVER () AS __row, * FROM {scan})"
+    src.sql = scan
+    src.numbered = False
     src.rejects_table = rejects
     return src
 

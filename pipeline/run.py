@@ -55,6 +55,7 @@ class RunSummary:
     mode: str  # full | incremental
     cases: int = 0
     cases_checked: int = 0
+    open_restated: int = 0  # open cases without new events whose stall status was judged again
     compliant: int = 0
     compliance_rate: float | None = None
     deviations: dict[str, int] = field(default_factory=dict)
@@ -229,7 +230,7 @@ def run_compliance(
             scope_filter += f" AND e.institution_id = {_quote(institution)}"
         if sop:
             scope_filter += f" AND e.sop_id = {_quote(sop)}"
-        case_filter = scope_filter
+        case_filter = stall_filter = scope_filter
         if incremental and previous is not None:
             with _stage(summary, "dirty", progress):
                 conn.execute(
@@ -237,14 +238,24 @@ def run_compliance(
                     CREATE OR REPLACE TEMP TABLE run_dirty AS
                     SELECT DISTINCT e.institution_id, e.sop_id, e.case_id FROM events e
                     WHERE e.batch_id IN (SELECT batch_id FROM batches WHERE loaded_at >= $since) AND {scope_filter}
-                    UNION
+                    """,
+                    {"since": previous[1]},
+                )
+                # open cases without new events: only their stall status moves (with as_of)
+                conn.execute(
+                    f"""
+                    CREATE OR REPLACE TEMP TABLE run_open AS
                     SELECT c.institution_id, c.sop_id, c.case_id FROM cases c
                     WHERE c.status = 'open'
                       AND EXISTS (SELECT 1 FROM events e WHERE e.institution_id = c.institution_id
                                   AND e.sop_id = c.sop_id AND e.case_id = c.case_id AND {scope_filter})
-                    """,
-                    {"since": previous[1]},
+                      AND NOT EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id = c.institution_id
+                                      AND d.sop_id = c.sop_id AND d.case_id = c.case_id)
+                    """
                 )
+                # every case whose result rows this run rewrites (for publishing)
+                conn.execute("CREATE OR REPLACE TEMP TABLE run_touched AS "
+                             "SELECT * FROM run_dirty UNION ALL SELECT * FROM run_open")
                 # SOPs whose events changed: their aggregates are computed again, the others carried over
                 conn.execute(
                     f"""
@@ -255,8 +266,8 @@ def run_compliance(
                     """,
                     {"since": previous[1]},
                 )
-                case_filter = (scope_filter + " AND EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id ="
-                               " e.institution_id AND d.sop_id = e.sop_id AND d.case_id = e.case_id)")
+                case_filter = scope_filter + _in_table("run_dirty")
+                stall_filter = scope_filter + _in_table("run_touched")
         with _stage(summary, "scope", progress):
             _clear_checked_rows(conn, incremental, scope_filter, models)
         with _stage(summary, "conformance", progress):
@@ -266,7 +277,8 @@ def run_compliance(
         if fail_after_stage == "conformance":
             raise RuntimeError("injected failure (test)")
         with _stage(summary, "timing", progress):
-            compute_timing(conn, run_id, models, calendars, as_of=as_of, case_filter=case_filter)
+            compute_timing(conn, run_id, models, calendars, as_of=as_of, case_filter=case_filter,
+                           stall_filter=stall_filter)
         with _stage(summary, "rules", progress):
             role_stats = check_roles_and_documents(conn, case_filter=case_filter)
             summary.documents_recorded = role_stats.documents_recorded
@@ -275,6 +287,9 @@ def run_compliance(
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
             _write_case_results(conn, run_id, calendars)
+            if incremental:
+                _restate_open_cases(conn, run_id)
+                summary.open_restated = int(conn.execute("SELECT count(*) FROM run_open").fetchall()[0][0])
             base_run = previous[0] if incremental and previous else None
             _write_variants_and_metrics(conn, run_id, base_run)
         with _stage(summary, "bottlenecks", progress):
@@ -298,7 +313,8 @@ def run_compliance(
         with _stage(summary, "publish", progress):
             summary.published = str(publish(
                 conn, run_id, published_dir, base_run=previous[0] if incremental and previous else None,
-                changed="run_dirty" if incremental else None))
+                changed="run_touched" if incremental else None,
+                changed_timing="run_dirty" if incremental else None))
         conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
 
@@ -365,6 +381,25 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
     )
 
 
+def _in_table(table: str, op: str = "AND") -> str:
+    """SQL: the event or row aliased ``e`` belongs to a case listed in ``table``."""
+    return (f" {op} EXISTS (SELECT 1 FROM {table} d WHERE d.institution_id = e.institution_id "
+            "AND d.sop_id = e.sop_id AND d.case_id = e.case_id)")
+
+
+def _restate_open_cases(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Open cases without new events: recount their deviations (their stall status was judged again)."""
+    conn.execute(
+        """
+        UPDATE case_results r SET n_deviations = coalesce(n.n, 0), compliant = coalesce(n.n, 0) = 0, run_id = ?
+        FROM run_open o LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations
+                                   GROUP BY ALL) n USING (institution_id, sop_id, case_id)
+        WHERE r.institution_id = o.institution_id AND r.sop_id = o.sop_id AND r.case_id = o.case_id
+        """,
+        [run_id],
+    )
+
+
 def _table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in conn.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
@@ -383,13 +418,11 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
     rule_list = ", ".join(_quote(s) for s in rule_sops) or "NULL"
     for table in CASE_TABLES:
         if incremental:
-            conn.execute(
-                f"""DELETE FROM {table} t WHERE sop_id IN ({rule_list}) OR EXISTS (
-                        SELECT 1 FROM run_dirty d WHERE d.institution_id = t.institution_id
-                        AND d.sop_id = t.sop_id AND d.case_id = t.case_id)"""
-            )
+            conn.execute(f"DELETE FROM {table} e WHERE sop_id IN ({rule_list}) {_in_table('run_dirty', 'OR')}")
         else:
             conn.execute(f"DELETE FROM {table} e WHERE {scope_filter}")
+    if incremental:  # the stall status of every other open case is judged again at this as_of
+        conn.execute(f"DELETE FROM deviations e WHERE kind = 'stalled_case' {_in_table('run_open')}")
 
 
 def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -66,8 +66,13 @@ def compute_timing(
     *,
     as_of: dt.datetime,
     case_filter: str = "TRUE",
+    stall_filter: str | None = None,
 ) -> TimingStats:
-    """Write ``event_timing`` for ``run_id`` and the time deviations into ``run_deviations``."""
+    """Write ``event_timing`` for ``run_id`` and the time deviations into ``run_deviations``.
+
+    ``case_filter`` selects the cases to time; ``stall_filter`` (default: the same) the open cases whose
+    stall status is judged at ``as_of``.
+    """
     stats = TimingStats()
     events = conn.execute(
         f"""
@@ -125,7 +130,7 @@ def compute_timing(
     )
     stats.overdue = int(timed["over_standard"].sum())
     stats.sla_breaches = _case_standards(conn, models, calendars, case_filter)
-    stats.stalled = _stalled(conn, models, calendars, as_of, case_filter)
+    stats.stalled = _stalled(conn, models, calendars, as_of, stall_filter or case_filter)
     return stats
 
 

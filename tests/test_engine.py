@@ -118,12 +118,13 @@ def test_incremental_run_checks_only_new_and_open_cases(hand_made: duckdb.DuckDB
     again = _run(hand_made, catalogue)
     assert again.mode == "incremental"
     assert again.aligned == 0 and again.from_cache == again.variants
-    assert again.cases_checked == 1  # only the open case, whose stall status moves with time
+    assert again.cases_checked == 0  # nothing new: only the open case's stall status is judged again
+    assert again.open_restated == 1
     assert again.cases == first.cases and again.deviations == first.deviations
     add_batch(hand_made, 2)
     add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
     third = _run(hand_made, catalogue)
-    assert third.cases_checked == 2 and third.cases == first.cases + 1
+    assert third.cases_checked == 1 and third.open_restated == 1 and third.cases == first.cases + 1
     assert third.deviations["missing_step"] == first.deviations["missing_step"] + 1
     full = _run(hand_made, catalogue, full=True)
     assert full.mode == "full" and full.deviations == third.deviations
