@@ -18,6 +18,7 @@ $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
 
 $(UV): | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(VENV)/bin/python -m ensurepip -q
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
 
 $(VENV)/.synced-main: pyproject.toml uv.lock | $(UV)
