@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
 
@@ -367,13 +368,15 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         role_scope = Scope(run_id, table="bottleneck_role_scope")
     conn.execute(_ROLE_LOAD_SQL.replace("{scope}", role_scope.sql()), params)
     ranked = rank_bottlenecks(conn, scope, top=top)
-    if ranked:
-        conn.executemany(
-            "INSERT INTO bottlenecks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(run_id, r["institution_id"], r["sop_id"], r["rank"], r["step_id"], r["step_no"], r["activity"],
-              r["role"], r["n"], r["n_cases"], r["wait_p50"], r["wait_p90"], r["proc_p50"], r["proc_p90"],
-              r["standard"], r["share_cases_over"], r["wait_total"], r["excess_total"], r["score"],
-              r["explanation_id"], r["explanation_en"]) for r in ranked])
+    if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
+        columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
+                   "wait_p50", "wait_p90", "proc_p50", "proc_p90", "standard", "share_cases_over", "wait_total",
+                   "excess_total", "score", "explanation_id", "explanation_en"]
+        frame = pd.DataFrame([[r[c] for c in columns] for r in ranked], columns=columns)
+        frame.insert(0, "run_id", run_id)
+        conn.register("ranked_df", frame)
+        conn.execute("INSERT INTO bottlenecks SELECT * FROM ranked_df")
+        conn.unregister("ranked_df")
     if partial:
         for table in TABLES:
             by_institution = table in ("bottleneck_calendars", "bottleneck_role_load")

@@ -356,7 +356,8 @@ def _refuse_dtd(path: Path, head: bytes) -> None:
 @contextlib.contextmanager
 def _quiet_fds() -> Iterator[list[bytes]]:
     """Send this process's stdout and stderr (file descriptors 1 and 2) to a temp file for a while:
-    rustxes prints parse warnings and panic backtraces there; they are kept for the caller to read."""
+    rustxes prints parse warnings and panic backtraces there; they are kept for the caller to read
+    (a progress bar drawn meanwhile is lost and redrawn at its next update)."""
     captured: list[bytes] = []
     sys.stdout.flush()
     sys.stderr.flush()
@@ -395,8 +396,8 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
         raise
     except BaseException:  # a Rust panic is a pyo3 PanicException, a BaseException
         return None
-    if said and said[0].strip():
-        return None  # e.g. "Failed to parse data from ...": lxml quarantines those rows with a message
+    if said and b"Failed to parse" in said[0]:
+        return None  # a date rustxes could not read (it leaves NULL): lxml quarantines it with a message
     if frame.height == 0:
         return None
     keys = set(XES_KEYS) | wanted
