@@ -344,9 +344,10 @@ def ingest_file(
             raise
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
+        conn.execute("DROP VIEW IF EXISTS _patuh_ok")
         conn.execute("DROP VIEW IF EXISTS _patuh_p")
         for t in ("_patuh_lc", "_patuh_p0", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff", "_patuh_dup",
-                  "_patuh_old"):
+                  "_patuh_old", "_patuh_docs", "_patuh_status"):
             conn.execute(f"DROP TABLE IF EXISTS {t}")
         source.close(conn)
     result.seconds = time.perf_counter() - t0
@@ -417,18 +418,12 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         assert end_col is not None
         ts_end = timestamp_sql(end_col, source.types.get(end_col), tz, formats)
     ts_start = timestamp_sql(start_col, source.types.get(start_col), tz, formats) if start_col else "NULL::TIMESTAMPTZ"
+    # documents and status: the text per row; the list and the open/closed word are worked out once per
+    # distinct text below (splitting 1M cells with list lambdas costs more than the rest of the parse)
     doc_col = cols.get("documents")
-    if doc_col is None:
-        documents = "NULL::VARCHAR[]"
-    elif col_type("documents").endswith("[]"):
-        documents = _ident(doc_col)
-    else:
-        documents = (f"CASE WHEN {text('documents')} IS NULL THEN []::VARCHAR[] ELSE list_filter(list_transform("
-                     f"regexp_split_to_array({text('documents')}, CASE WHEN contains({text('documents')}, ';') "
-                     f"THEN ';' ELSE ',' END), lambda d: trim(d)), lambda d: d <> '') END")
-    status = "NULL::VARCHAR" if "status" not in cols else (
-        f"CASE WHEN lower({text('status')}) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed' "
-        f"WHEN lower({text('status')}) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END")
+    docs_text = doc_col is not None and not col_type("documents").endswith("[]")
+    documents = "NULL::VARCHAR[]" if doc_col is None else (text("documents") if docs_text else _ident(doc_col))
+    status = text("status")
     if progress:
         progress("memeriksa / validating", 0.2)
     row_sql = "__row AS source_row, " if source.numbered else ""
@@ -460,7 +455,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p0 AS
-            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status), {ROW_HASH} AS h,
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status),
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
                    {when_bad('status', '_r_status')} AS status_text
@@ -542,11 +537,40 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
               "header: look for a missing or extra delimiter, or a delimiter inside an unquoted value"]
              for r in rejects])
 
+    # -- documents lists and status words, once per distinct text; the rows that pass validation
+    joins_ok: list[str] = []
+    docs_sql = "p.documents"
+    if docs_text:
+        conn.execute("""
+            CREATE TEMP TABLE _patuh_docs AS SELECT *, hash(l) AS lh FROM (
+                SELECT k, list_filter(list_transform(regexp_split_to_array(k, CASE WHEN contains(k, ';') THEN ';'
+                       ELSE ',' END), lambda d: trim(d)), lambda d: d <> '') AS l
+                FROM (SELECT DISTINCT documents AS k FROM _patuh_p WHERE reason IS NULL AND documents IS NOT NULL))""")
+        joins_ok.append("LEFT JOIN _patuh_docs dk ON dk.k = p.documents")
+        docs_sql = "CASE WHEN p.documents IS NULL THEN []::VARCHAR[] ELSE dk.l END"
+    status_sql = "NULL::VARCHAR"
+    if "status" in cols:
+        conn.execute(f"""
+            CREATE TEMP TABLE _patuh_status AS
+            SELECT k, CASE WHEN lower(k) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed'
+                           WHEN lower(k) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END AS s
+            FROM (SELECT DISTINCT status AS k FROM _patuh_p WHERE reason IS NULL AND status IS NOT NULL)""")
+        joins_ok.append("LEFT JOIN _patuh_status sk ON sk.k = p.status")
+        status_sql = "sk.s"
+    # what the row hash sees: the same values, the list by its hash (no list copied per row)
+    hash_sql = ROW_HASH.replace("documents", "coalesce(dk.lh, hash([]::VARCHAR[]))" if docs_text else "p.documents")
+    hash_sql = hash_sql.replace("status", status_sql).replace("(case_raw", "(p.case_raw")
+    hashed = f"SELECT p.source_row, {hash_sql} AS h FROM _patuh_p p {' '.join(joins_ok)} WHERE p.reason IS NULL"
+    conn.execute(f"""
+        CREATE TEMP VIEW _patuh_ok AS
+        SELECT p.* REPLACE ({docs_sql} AS documents, {status_sql} AS status)
+        FROM _patuh_p p {' '.join(joins_ok)} WHERE p.reason IS NULL""")
+
     # -- lifecycle pairing and duplicates
     if "lifecycle" in cols:
-        conn.execute(f"""
+        conn.execute("""
             CREATE TEMP TABLE _patuh_lc AS
-            WITH ok AS (SELECT * FROM _patuh_p WHERE reason IS NULL),
+            WITH ok AS (SELECT * FROM _patuh_ok),
             lc AS (SELECT source_row, case_raw, activity, ts_end, coalesce(lifecycle, 'complete') AS kind,
                           row_number() OVER (PARTITION BY case_raw, activity, coalesce(lifecycle, 'complete')
                                              ORDER BY ts_end, source_row) AS k
@@ -554,21 +578,21 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             pairs AS (SELECT c.source_row, s.ts_end AS start_ts FROM lc c JOIN lc s
                       ON s.case_raw = c.case_raw AND s.activity = c.activity AND s.k = c.k
                       AND c.kind = 'complete' AND s.kind = 'start' AND s.ts_end <= c.ts_end)
-            SELECT * REPLACE ({ROW_HASH} AS h) FROM (
-                SELECT ok.* REPLACE (coalesce(ok.ts_start, pairs.start_ts) AS ts_start)
-                FROM ok LEFT JOIN pairs USING (source_row)
-                WHERE coalesce(ok.lifecycle, 'complete') = 'complete')""")
+            SELECT ok.* REPLACE (coalesce(ok.ts_start, pairs.start_ts) AS ts_start)
+            FROM ok LEFT JOIN pairs USING (source_row)
+            WHERE coalesce(ok.lifecycle, 'complete') = 'complete'""")
         conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_lc")
+        hashed = f"SELECT source_row, {ROW_HASH} AS h FROM _patuh_v"  # ts_start changed by the pairing
     else:
-        conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_p WHERE reason IS NULL")
-    # exact duplicates within the file: the 64-bit row hash ``h`` (computed in the parse pass) finds the
-    # candidates in one cheap aggregate; only rows sharing a hash are compared column by column (a hash
-    # collision folds nothing). The first row (lowest source_row) of each group of equal rows is kept.
-    conn.execute("""
+        conn.execute("CREATE TEMP VIEW _patuh_v AS SELECT * FROM _patuh_ok")
+    # exact duplicates within the file: a 64-bit hash of each row finds the candidates in one cheap
+    # aggregate; only rows sharing a hash are compared column by column (a hash collision folds nothing).
+    # The first row (lowest source_row) of each group of equal rows is kept.
+    conn.execute(f"""
         CREATE TEMP TABLE _patuh_dup AS
-        WITH cand AS (SELECT * FROM _patuh_v SEMI JOIN (SELECT h FROM _patuh_v GROUP BY h HAVING count(*) > 1)
-                      USING (h))
-        SELECT source_row FROM cand
+        WITH hv AS ({hashed}),
+        dup_rows AS (SELECT source_row FROM hv SEMI JOIN (SELECT h FROM hv GROUP BY h HAVING count(*) > 1) USING (h))
+        SELECT source_row FROM (SELECT * FROM _patuh_v SEMI JOIN dup_rows USING (source_row))
         QUALIFY row_number() OVER (PARTITION BY case_raw, activity, ts_start, ts_end, resource_raw, role_raw,
                                                 documents, status ORDER BY source_row) > 1""")
     if progress:

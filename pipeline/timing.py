@@ -48,11 +48,14 @@ def _standards_frame(models: dict[str, SopModel]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["sop_id", "step_id", "standard_measure", "standard_max"])
 
 
-def _measure(cal: WorkingCalendar, measure: pd.Series, start: pd.Series, end: pd.Series) -> np.ndarray:
-    """Durations in each row's own measure (rows with no measure give NaN)."""
+MEASURE_CODES = {1: "working_minutes", 2: "working_days", 3: "elapsed_minutes"}
+
+
+def _measure(cal: WorkingCalendar, codes: np.ndarray, start: pd.Series, end: pd.Series) -> np.ndarray:
+    """Durations in each row's own measure (``MEASURE_CODES``; 0 = no standard gives NaN)."""
     out = np.full(len(start), np.nan)
-    for kind in ("working_minutes", "working_days", "elapsed_minutes"):
-        sel = (measure == kind).to_numpy()
+    for code, kind in MEASURE_CODES.items():
+        sel = codes == code
         if sel.any():
             out[sel] = cal.measure(kind, start[sel], end[sel])
     return out
@@ -74,49 +77,55 @@ def compute_timing(
     stall status is judged at ``as_of``.
     """
     stats = TimingStats()
-    events = conn.execute(
-        f"""
-        SELECT institution_id, sop_id, case_id, step_id, role, resource, ts_start, ts_end,
-               lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role
-        FROM events e
-        WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
-        WINDOW w AS (PARTITION BY institution_id, sop_id, case_id ORDER BY ts_end, source_row)
-        """
-    ).df()
-    events = events[events["step_id"].notna()].reset_index(drop=True)
-    stats.events = len(events)
-    events = events.merge(_standards_frame(models), on=["sop_id", "step_id"], how="left")
-    frames = []
-    for inst, part in events.groupby("institution_id", sort=True):
-        cal = calendars[str(inst)]
-        part = part.copy()
-        has_start = part["ts_start"].notna()
-        begin = part["ts_start"].where(has_start, part["prev_end"])
-        part["wait_working"] = np.where(has_start, cal.working_minutes(part["prev_end"], part["ts_start"]), np.nan)
-        part["proc_working"] = np.where(has_start, cal.working_minutes(part["ts_start"], part["ts_end"]), np.nan)
-        part["duration_std"] = _measure(cal, part["standard_measure"], begin, part["ts_end"])
-        for column, source in (("local_start", "ts_start"), ("local_end", "ts_end"), ("local_prev_end", "prev_end")):
-            part[column] = pd.to_datetime(part[source], utc=True).dt.tz_convert(cal.timezone).dt.tz_localize(None)
-        frames.append(part)
-    if frames:
-        timed = pd.concat(frames, ignore_index=True)
-    else:
-        no_time = pd.Series(pd.NaT, index=events.index, dtype="datetime64[ns]")
-        timed = events.assign(wait_working=np.nan, proc_working=np.nan, duration_std=np.nan,
-                              local_start=no_time, local_end=no_time, local_prev_end=no_time)
-    timed["over_standard"] = (timed["duration_std"] > timed["standard_max"] + 1e-9) & timed["standard_max"].notna()
-    timed["run_id"] = run_id
-    conn.register("timed_df", timed)
+    # strings stay in DuckDB; only timestamps and measure codes travel to numpy and back (by row id)
+    conn.register("standards_df", _standards_frame(models))
     conn.execute(
-        """
-        INSERT INTO event_timing BY NAME
-        SELECT run_id, institution_id, sop_id, case_id, step_id, role, prev_role, ts_start, ts_end,
-               wait_working, proc_working, duration_std, standard_max, standard_measure, over_standard,
-               resource, local_start, local_end, local_prev_end
-        FROM timed_df
+        f"""
+        CREATE OR REPLACE TEMP TABLE timing_src AS
+        SELECT row_number() OVER () AS rid, x.*, s.standard_measure, s.standard_max,
+               CASE s.standard_measure WHEN 'working_minutes' THEN 1 WHEN 'working_days' THEN 2
+                    WHEN 'elapsed_minutes' THEN 3 ELSE 0 END AS measure_code
+        FROM (SELECT institution_id, sop_id, case_id, step_id, role, resource, ts_start, ts_end,
+                     lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role
+              FROM events e
+              WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+              WINDOW w AS (PARTITION BY institution_id, sop_id, case_id ORDER BY ts_end, source_row)) x
+        LEFT JOIN standards_df s USING (sop_id, step_id)
+        WHERE x.step_id IS NOT NULL
         """
     )
-    conn.unregister("timed_df")
+    conn.unregister("standards_df")
+    frames = []
+    for (inst,) in conn.execute("SELECT DISTINCT institution_id FROM timing_src ORDER BY 1").fetchall():
+        cal = calendars[str(inst)]
+        part = conn.execute("SELECT rid, ts_start, ts_end, prev_end, measure_code FROM timing_src "
+                            "WHERE institution_id = ?", [inst]).df()
+        has_start = part["ts_start"].notna().to_numpy()
+        begin = part["ts_start"].where(has_start, part["prev_end"])
+        out = pd.DataFrame({"rid": part["rid"]})
+        out["wait_working"] = np.where(has_start, cal.working_minutes(part["prev_end"], part["ts_start"]), np.nan)
+        out["proc_working"] = np.where(has_start, cal.working_minutes(part["ts_start"], part["ts_end"]), np.nan)
+        out["duration_std"] = _measure(cal, part["measure_code"].to_numpy(), begin, part["ts_end"])
+        for column, source in (("local_start", "ts_start"), ("local_end", "ts_end"), ("local_prev_end", "prev_end")):
+            out[column] = pd.to_datetime(part[source], utc=True).dt.tz_convert(cal.timezone).dt.tz_localize(None)
+        frames.append(out)
+    stats.events = sum(len(f) for f in frames)
+    if frames:
+        conn.register("timed_df", pd.concat(frames, ignore_index=True))
+        conn.execute(
+            """
+            INSERT INTO event_timing BY NAME
+            SELECT ? AS run_id, t.institution_id, t.sop_id, t.case_id, t.step_id, t.role, t.prev_role,
+                   t.ts_start, t.ts_end, n.wait_working, n.proc_working, n.duration_std, t.standard_max,
+                   t.standard_measure,
+                   coalesce(t.standard_max IS NOT NULL AND n.duration_std > t.standard_max + 1e-9, FALSE)
+                       AS over_standard,
+                   t.resource, n.local_start, n.local_end, n.local_prev_end
+            FROM timing_src t JOIN timed_df n USING (rid)
+            """,
+            [run_id],
+        )
+        conn.unregister("timed_df")
     conn.execute(
         """
         INSERT INTO run_deviations
@@ -128,7 +137,8 @@ def compute_timing(
         """,
         [run_id],
     )
-    stats.overdue = int(timed["over_standard"].sum())
+    stats.overdue = int(conn.execute("SELECT count(*) FROM event_timing WHERE run_id = ? AND over_standard",
+                                     [run_id]).fetchall()[0][0])
     stats.sla_breaches = _case_standards(conn, models, calendars, case_filter)
     stats.stalled = _stalled(conn, models, calendars, as_of, stall_filter or case_filter)
     return stats
@@ -224,7 +234,8 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
     parts = []
     for inst, part in last.groupby("institution_id", sort=True):
         now = pd.Series(pd.Timestamp(as_of), index=part.index)
-        value = _measure(calendars[str(inst)], part["measure"], part["ts_end"], now)
+        codes = part["measure"].map({kind: code for code, kind in MEASURE_CODES.items()}).to_numpy()
+        value = _measure(calendars[str(inst)], codes, part["ts_end"], now)
         over = value > part["maximum"].to_numpy() + 1e-9
         if over.any():
             parts.append(part[over].assign(value=value[over]))
