@@ -341,11 +341,11 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
     total = roll([])
     total["lead_p50"] = lead["p50"].iloc[0] if not lead.empty else None
     wd = _Where(grants, f, "d").eq("sop_id", f.sop).period("occurred_at", f)
+    # one scan: deviations per kind, and the stalled cases (one stalled_case deviation per open case)
     kinds = _df(src, f"SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind "
                      "ORDER BY n DESC", wd.params)
-    stalled = _df(src, f"SELECT count(DISTINCT d.case_id) AS n FROM deviations d WHERE {wd.sql} "
-                       "AND d.kind = 'stalled_case'", wd.params)
-    total["stalled"] = int(stalled["n"].iloc[0]) if not stalled.empty else 0
+    stalled = kinds.loc[kinds["kind"] == "stalled_case", "n"] if not kinds.empty else kinds
+    total["stalled"] = int(stalled.iloc[0]) if len(stalled) else 0
     return {"total": total, "institution": roll(["institution_id"]).sort_values("institution_id"),
             "sop": roll(["institution_id", "sop_id"]).sort_values("sop_id"),
             "month": roll(["month"]).sort_values("month").reset_index(drop=True), "kind": kinds}
