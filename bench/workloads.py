@@ -217,6 +217,9 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
         try:
             db = tmp / "work.duckdb"
             _copy_db(kept / "work.duckdb", db)
+            # as in an installation: the full run's published file is there, so publishing is incremental
+            if (kept / "published").exists():
+                shutil.copytree(kept / "published", tmp / "published")
             conn = connect(db)
             for f in extra["files"]:
                 ingest_file(conn, Path(f["path"]), institution_id=f["institution_id"], sop_id=f["sop_id"],

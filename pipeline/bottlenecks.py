@@ -166,8 +166,7 @@ WITH et AS ({scope}),
 iv AS (
     SELECT institution_id, sop_id, step_id, case_id, local_end AS ts_end,
            coalesce(local_start, local_end) AS started,
-           coalesce(local_prev_end, lag(local_end) OVER (PARTITION BY institution_id, sop_id, case_id
-                                                         ORDER BY local_end, local_start)) AS arrived
+           {arrived} AS arrived
     FROM et),
 loc AS (
     SELECT *, date_trunc('week', coalesce(arrived, started))::DATE AS w0,
@@ -192,6 +191,12 @@ SELECT $run_id, pc.institution_id, pc.sop_id, pc.step_id, count(*), count(*) FIL
 FROM pc LEFT JOIN sop_steps s ON s.sop_id = pc.sop_id AND s.step_id = pc.step_id
 GROUP BY pc.institution_id, pc.sop_id, pc.step_id
 """
+
+# where the previous event ended: precomputed by timing.py; rows written without it (older files, hand-made
+# tests) need the window, which costs a sort of the whole scope
+_ARRIVED_STORED = "local_prev_end"
+_ARRIVED_WINDOW = ("coalesce(local_prev_end, lag(local_end) OVER (PARTITION BY institution_id, sop_id, case_id "
+                   "ORDER BY local_end, local_start))")
 
 _ROLE_LOAD_SQL = """
 INSERT INTO bottleneck_role_load
@@ -360,7 +365,9 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {base}{pair_filter}")
     scope = Scope(run_id, table="bottleneck_scope")
     params = scope.params()
-    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL, _REWORK_SQL):
+    legacy = conn.execute("SELECT count(*) FROM event_timing WHERE local_end IS NULL").fetchall()[0][0]
+    wip = _WIP_SQL.replace("{arrived}", _ARRIVED_WINDOW if legacy else _ARRIVED_STORED)
+    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, wip, _REWORK_SQL):
         conn.execute(template.replace("{scope}", scope.sql()), params)
     role_scope = scope
     if partial:  # the per-role load spans every SOP of an institution
