@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help="comma list of: ingest, run, incremental, pm4py, dashboard, 10m, a42")
     ap.add_argument("--dash-events", type=int, default=10_000_000, help="events in the replicated dashboard DB")
     ap.add_argument("--in-process", action="store_true", help="no subprocesses (tests; RSS is then cumulative)")
-    ap.add_argument("--no-readme", action="store_true", help="do not update README.md")
+    ap.add_argument("--no-readme", action="store_true",
+                    help="do not update README.md (QUICK runs never do: it shows the latest full run)")
     ap.add_argument("--no-plot", action="store_true", help="do not draw scaling.png")
     ap.add_argument("--report-only", type=Path, help="rewrite the table, plot and README from this results JSON")
     args = ap.parse_args(argv)
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     if png_error:
         res["errors"].append(f"scaling.png: {png_error}")
         json_path.write_text(json.dumps(res, indent=1, default=str) + "\n", encoding="utf-8")
-    if not args.no_readme and out_dir == RESULTS.resolve():
+    # the README shows the latest full run: a QUICK check does not replace it
+    if not args.no_readme and not args.quick and out_dir == RESULTS.resolve():
         report.update_readme(table)
     _say(f"done in {res['seconds']} s: {json_path}, {out_dir / (stem + '.md')}, {out_dir / 'scaling.png'}")
     for g in res["goals"]:
