@@ -4,9 +4,10 @@ Stages: catalogue snapshot -> conformance (alignments per variant, cached) -> ti
 stalled cases) -> roles and documents -> rule models -> deviations with severity -> case results -> step
 metrics -> bottlenecks. A failure anywhere rolls the whole run back; the previous results stay as they were.
 
-Incremental runs: when the catalogue and the parameters are unchanged since the last successful run, only
-*dirty* cases are checked again: cases with events from batches loaded since that run, and every open case
-(their stall status moves with ``as_of``). The results of all other cases are carried forward unchanged.
+Incremental runs: when the catalogue and the run's scope are unchanged since the last successful run, only
+*dirty* cases (with events from batches loaded since that run) are checked again; every other open case is
+only judged again for stalling (that moves with ``as_of``); the rows of all other cases stay as they were,
+each tagged with the run that checked it. Aggregates are recomputed for the SOPs with new events only.
 """
 
 from __future__ import annotations
@@ -398,12 +399,6 @@ def _restate_open_cases(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
         """,
         [run_id],
     )
-
-
-def _table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
-        "AND table_catalog = current_database() ORDER BY ordinal_position", [table]).fetchall()]
 
 
 def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scope_filter: str,
