@@ -12,19 +12,8 @@ from pathlib import Path
 from pipeline import pm4py_adapter
 from pipeline.conformance import PoolExecutor, align_all, deviations_from_moves, variant_hash
 from pipeline.errors import UserError
+from pipeline.ingest import normalise_label, step_labels
 from pipeline.sop import load_model_file
-
-
-def _label_map(model_path: Path) -> tuple[dict[str, str], list[str]]:
-    """For an SOP model: activity text, aliases and step ids -> step id (case-insensitive)."""
-    loaded = load_model_file(model_path)
-    if loaded.model is None:
-        raise UserError("\n".join(p.render() for p in loaded.problems))
-    mapping: dict[str, str] = {}
-    for step in loaded.model.steps:
-        for label in [step.id, step.activity, *step.aliases]:
-            mapping[label.strip().lower()] = step.id
-    return mapping, loaded.model.step_ids
 
 
 def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2) -> tuple[int, int]:
@@ -32,8 +21,12 @@ def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2) ->
     model = pm4py_adapter.load_model(model_path)
     case_ids, traces = pm4py_adapter.read_log(log)
     if model_path.suffix.lower() in {".yaml", ".yml"}:
-        mapping, step_ids = _label_map(model_path)
-        traces = [tuple(mapping.get(a.strip().lower(), "?" + a) for a in t) for t in traces]
+        loaded = load_model_file(model_path)
+        if loaded.model is None:
+            raise UserError("\n".join(p.render() for p in loaded.problems))
+        labels = step_labels(loaded.model, None)  # the same label matching as ingest
+        step_ids = loaded.model.step_ids
+        traces = [tuple(labels.get(normalise_label(a), "?" + a) for a in t) for t in traces]
     else:
         step_ids = sorted(model.labels)
     distinct = sorted(set(traces))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -280,6 +279,3 @@ def check_conformance(
     )
     return stats
 
-
-def count_kinds(rows: Iterable[str]) -> dict[str, int]:
-    return dict(Counter(rows))

@@ -10,6 +10,11 @@ import duckdb
 from pipeline.errors import UserError
 
 
+def sql_literal(text: str) -> str:
+    """A SQL string literal (single quotes doubled), for identifiers of our own built into statements."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def schema_sql() -> str:
     return files("pipeline").joinpath("schema.sql").read_text(encoding="utf-8")
 

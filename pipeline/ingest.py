@@ -37,6 +37,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.db import sql_literal
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
 from pipeline.readers import Source, open_source
@@ -121,16 +122,13 @@ def pseudonym_sql(expr: str, key: bytes) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def _list(items: list[str]) -> str:
-    return "[" + ", ".join(_lit(i) for i in items) + "]"
+    return "[" + ", ".join(sql_literal(i) for i in items) + "]"
 
 
 def _naive_sql(x: str, formats: list[str]) -> str:
@@ -159,7 +157,7 @@ def local_sql(naive: str, tz: str) -> str:
     (no daylight saving since 1964): plain arithmetic, 2x faster than an ICU lookup per row."""
     offset = FIXED_OFFSETS.get(tz)
     if offset is None:
-        return f"timezone({_lit(tz)}, {naive})"
+        return f"timezone({sql_literal(tz)}, {naive})"
     return f"make_timestamptz(epoch_us({naive}) - {offset * 3_600_000_000})"
 
 
@@ -199,7 +197,8 @@ def _norm_sql(expr: str) -> str:
     return f"lower(regexp_replace(trim({expr}), '\\s+', ' ', 'g'))"
 
 
-def _norm(text: str) -> str:
+def normalise_label(text: str) -> str:
+    """An activity or role label as matched against the SOP: trimmed, single spaces, lower case."""
     return re.sub(r"\s+", " ", text.strip()).lower()
 
 
@@ -208,13 +207,13 @@ def step_labels(model: SopModel, mapping: Mapping | None) -> dict[str, str]:
     labels: dict[str, str] = {}
     for step in model.steps:
         for text in [step.id, step.activity, *step.aliases]:
-            labels.setdefault(_norm(text), step.id)
+            labels.setdefault(normalise_label(text), step.id)
     ids = set(model.step_ids)
     for label, step_id in (mapping.activities if mapping else {}).items():
         if step_id not in ids:
             raise UserError(f"mapping: activities: {label!r} -> {step_id!r}, which is not a step of {model.id} "
                             f"(steps: {', '.join(model.step_ids)})")
-        labels[_norm(label)] = step_id
+        labels[normalise_label(label)] = step_id
     return labels
 
 
@@ -223,9 +222,9 @@ def role_labels(model: SopModel | None, mapping: Mapping | None) -> dict[str, st
     if model is not None:
         for key, role in model.roles.items():
             for text in [key, role.label, *role.aliases]:
-                labels.setdefault(_norm(text), key)
+                labels.setdefault(normalise_label(text), key)
     for label, key in (mapping.roles if mapping else {}).items():
-        labels[_norm(label)] = key
+        labels[normalise_label(label)] = key
     return labels
 
 
@@ -503,14 +502,14 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         "end_before_start": "the end is before the start: check the two times (day and month swapped?)",
         "out_of_range": "the date is before 2000 or in the future: check the year (and day/month order)",
     }
-    loc = f"coalesce(loc, {_lit(source.row_word + ' ')} || source_row)"
+    loc = f"coalesce(loc, {sql_literal(source.row_word + ' ')} || source_row)"
     msg_cases = " ".join(
-        f"WHEN {_lit(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {_lit(name)}, {loc}, "
-        f"{_lit(repr(col_of[r]))}, {_lit(fix)})"
+        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {sql_literal(name)}, {loc}, "
+        f"{sql_literal(repr(col_of[r]))}, {sql_literal(fix)})"
         for r, fix in fixes.items())
     bad_ts = (f"format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
-              f"(or set date_formats in a mapping file); fix the cell', {_lit(name)}, {loc}, "
-              f"CASE WHEN ts_end IS NULL THEN {_lit(repr(end_col))} ELSE {_lit(repr(start_col))} END, "
+              f"(or set date_formats in a mapping file); fix the cell', {sql_literal(name)}, {loc}, "
+              f"CASE WHEN ts_end IS NULL THEN {sql_literal(repr(end_col))} ELSE {sql_literal(repr(start_col))} END, "
               f"CASE WHEN ts_end IS NULL THEN end_text ELSE start_text END)")
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
     if end_col:
@@ -521,7 +520,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                        ("status", "p.status_text"), ("lifecycle", "p.lifecycle")):
         if role in cols:
             raw_pairs.append((cols[role], expr))
-    raw_json = "json_object(" + ", ".join(f"{_lit(c)}, {e}" for c, e in raw_pairs) + ")"
+    raw_json = "json_object(" + ", ".join(f"{sql_literal(c)}, {e}" for c, e in raw_pairs) + ")"
     conn.execute(f"""
         INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
         SELECT {batch_id}, p.source_row, p.reason,
@@ -552,8 +551,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if "status" in cols:
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_status AS
-            SELECT k, CASE WHEN lower(k) IN ({', '.join(map(_lit, CLOSED_WORDS))}) THEN 'closed'
-                           WHEN lower(k) IN ({', '.join(map(_lit, OPEN_WORDS))}) THEN 'open' END AS s
+            SELECT k, CASE WHEN lower(k) IN ({', '.join(map(sql_literal, CLOSED_WORDS))}) THEN 'closed'
+                           WHEN lower(k) IN ({', '.join(map(sql_literal, OPEN_WORDS))}) THEN 'open' END AS s
             FROM (SELECT DISTINCT status AS k FROM _patuh_p WHERE reason IS NULL AND status IS NOT NULL)""")
         joins_ok.append("LEFT JOIN _patuh_status sk ON sk.k = p.status")
         status_sql = "sk.s"
@@ -610,8 +609,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     # a log that belongs to no SOP gets sop_id '' in events as in cases (the cases primary key cannot hold
     # NULL), so both tables join on (institution_id, sop_id, case_id); coalesce() also finds events
     # loaded before this rule, when their sop_id was NULL
-    sop_sql = _lit(sop_id or "")
-    inst = _lit(institution_id)
+    sop_sql = sql_literal(sop_id or "")
+    inst = sql_literal(institution_id)
     # exact duplicates of events already loaded (an export overlapping an earlier one) fold too; a new
     # database, or a batch whose cases are all new, needs no comparison at all
     conn.execute(f"""

@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipeline.db import sql_literal
 from pipeline.errors import UserError
 
 Progress = Callable[[str, float], None]
@@ -132,9 +133,6 @@ def _unregister(conn: duckdb.DuckDBPyConnection, name: str) -> None:
     conn.unregister(name)
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -180,8 +178,8 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     read_path = path if encoding == "utf-8" else _transcode(path, encoding)
     tag = os.urandom(4).hex()
     rejects, scans = f"_patuh_rej_{tag}", f"_patuh_scan_{tag}"
-    scan = (f"read_csv({_lit(str(read_path))}, header=true, all_varchar=true, store_rejects=true, "
-            f"rejects_table={_lit(rejects)}, rejects_scan={_lit(scans)}, max_line_size=10000000)")
+    scan = (f"read_csv({sql_literal(str(read_path))}, header=true, all_varchar=true, store_rejects=true, "
+            f"rejects_table={sql_literal(rejects)}, rejects_scan={sql_literal(scans)}, max_line_size=10000000)")
     src = Source("csv", "", [], notes=[] if encoding == "utf-8" else [f"encoding: {encoding}"])
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
@@ -203,7 +201,7 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
 
 
 def _parquet(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
-    scan = f"read_parquet({_lit(str(path))}, file_row_number=true)"
+    scan = f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
     try:
         described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
     except duckdb.Error as exc:

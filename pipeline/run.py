@@ -29,6 +29,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
+from pipeline.db import sql_literal
 from pipeline.errors import UserError
 from pipeline.publish import CASE_TABLES
 from pipeline.rules import check_roles_and_documents, check_rule_models
@@ -94,9 +95,6 @@ def _test_pause(stage: str) -> None:
         Path(spec.partition(":")[2]).write_text(stage, encoding="utf-8")
         time.sleep(120)
 
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
@@ -228,9 +226,9 @@ def run_compliance(
             _prepare_temp_tables(conn, models)
         scope_filter = "TRUE"
         if institution:
-            scope_filter += f" AND e.institution_id = {_quote(institution)}"
+            scope_filter += f" AND e.institution_id = {sql_literal(institution)}"
         if sop:
-            scope_filter += f" AND e.sop_id = {_quote(sop)}"
+            scope_filter += f" AND e.sop_id = {sql_literal(sop)}"
         case_filter = stall_filter = scope_filter
         if incremental and previous is not None:
             with _stage(summary, "dirty", progress):
@@ -410,7 +408,7 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
     transaction, so a failed run leaves the previous rows untouched.
     """
     rule_sops = [sid for sid, m in models.items() if m.kind == "rules"]
-    rule_list = ", ".join(_quote(s) for s in rule_sops) or "NULL"
+    rule_list = ", ".join(sql_literal(s) for s in rule_sops) or "NULL"
     for table in CASE_TABLES:
         if incremental:
             conn.execute(f"DELETE FROM {table} e WHERE sop_id IN ({rule_list}) {_in_table('run_dirty', 'OR')}")

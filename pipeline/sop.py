@@ -86,9 +86,6 @@ class TimeStandard:
     maximum: float
     unit: str
 
-    def describe(self) -> str:
-        return self.raw
-
 
 def _num(text: str) -> float:
     return float(text.replace(",", "."))
