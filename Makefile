@@ -4,7 +4,10 @@
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
-UV := $(VENV)/bin/uv
+TOOLS := .tools
+# uv lives in its own small venv: `uv sync` removes every package the lock does not name from .venv,
+# uv itself included
+UV := $(TOOLS)/bin/uv
 RUN := $(UV) run --frozen --no-sync
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
@@ -14,12 +17,9 @@ unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test lint typecheck contracts pytest bench clean browser-deps
 
-$(VENV)/bin/python:
-	$(PY) -m venv $(VENV)
-
-$(UV): | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip --version >/dev/null 2>&1 || $(VENV)/bin/python -m ensurepip -q
-	$(VENV)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
+$(UV):
+	$(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --disable-pip-version-check "uv>=0.4"
 
 $(VENV)/.synced-main: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --no-dev -q
@@ -53,4 +53,4 @@ bench: $(VENV)/.synced-dev
 	$(RUN) python -m bench.run $(if $(QUICK),--quick,) $(if $(SIZES),--sizes $(SIZES),)
 
 clean:
-	rm -rf $(VENV) data/patuh.duckdb data/published data/demo
+	rm -rf $(VENV) $(TOOLS) data/patuh.duckdb data/published data/demo

@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             for f in files[:1] if quick else files:
                 sample = 10 if quick else 60
                 a = work("a42", {"files": f, "sample": sample, "seed": args.seed, "reps": 1},
-                         f"a42: {Path(f['log']).name} ({sample} random traces)", timeout=300)
+                         f"a42: {Path(f['log']).name} ({sample} random traces)", timeout=1500)
                 res["a42"].append(a if a is not None else {"log": Path(f["log"]).name, "error": "failed"})
 
     res["seconds"] = round(time.perf_counter() - started, 1)

@@ -376,7 +376,10 @@ def a42(files: dict[str, str], sample: int, seed: int, reps: int) -> dict[str, A
 
     log_path, model_path = Path(files["log"]), Path(files["model"])
     net, im, fm = pm4py.read_pnml(str(model_path))
-    machine = pm4py_adapter.as_state_machine(pm4py_adapter.ProcessModel(net, im, fm, "a42"))
+    model = pm4py_adapter.ProcessModel(net, im, fm, "a42")
+    machine = pm4py_adapter.as_state_machine(model)
+    engine = ("exact state-machine search" if machine else
+              "Patuh's A* (net_align.NetAligner)" if pm4py_adapter.as_net_aligner(model) else "pm4py alignments")
     full = pm4py.read_xes(str(log_path), return_legacy_log_object=True)
     n_traces = len(full)
     rng = random.Random(seed)
@@ -407,7 +410,7 @@ def a42(files: dict[str, str], sample: int, seed: int, reps: int) -> dict[str, A
     return {"log": log_path.name, "traces": n_traces, "sample_traces": len(idx),
             "variants_in_sample": len({tuple(e["concept:name"] for e in t) for t in sub}),
             "state_machine": machine is not None,
-            "engine": "exact state-machine search" if machine else "pm4py alignments (net has concurrency)",
+            "engine": engine,
             "pm4py": pm, "patuh": pa, "ratio": round(pm["median_s"] / pa["median_s"], 2),
             "pm4py_full_log_s_extrapolated": round(pm["median_s"] * scale, 1),
             "patuh_full_log_s_extrapolated": round(pa["median_s"] * scale, 1),

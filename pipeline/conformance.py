@@ -4,7 +4,8 @@ Cases are grouped by (model, variant): a variant is the case's sequence of step 
 ``ts_end``, then source row; an activity that is not a step of the SOP appears as ``?<activity>``). Each
 distinct variant is aligned once and cached in ``alignment_cache`` by (model hash, variant hash), so a rerun
 costs only new variants. SOP nets are state machines and are aligned by an exact Dijkstra search with
-pm4py's standard costs (:func:`pipeline.pm4py_adapter.align_state_machine`); any other net goes to pm4py.
+pm4py's standard costs (:func:`pipeline.pm4py_adapter.align_state_machine`); safe nets with concurrency by
+the A* of :mod:`pipeline.net_align`; any other net goes to pm4py.
 
 Deviation rule (from one optimal alignment's moves; silent moves are ignored):
 
@@ -27,6 +28,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import pm4py_adapter
+from pipeline.net_align import NetAligner
 from pipeline.pm4py_adapter import SKIP, AlignmentResult, ProcessModel
 from pipeline.sop import SopModel
 
@@ -124,28 +126,37 @@ def deviations_from_moves(moves: Sequence[tuple[str, str | None]], step_ids: Ite
 _WORKER_MODELS: dict[str, Any] = {}
 
 
+def _aligner(key: str, model: ProcessModel) -> pm4py_adapter.StateMachine | NetAligner | None:
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS[key] = pm4py_adapter.as_state_machine(model) or pm4py_adapter.as_net_aligner(model)
+    found: pm4py_adapter.StateMachine | NetAligner | None = _WORKER_MODELS[key]
+    return found
+
+
 def _align_job(job: tuple[str, ProcessModel, tuple[str, ...], bool]) -> AlignmentResult:
     key, model, trace, is_open = job
-    machine = _WORKER_MODELS.get(key)
-    if machine is None:
-        machine = pm4py_adapter.as_state_machine(model) or model
-        _WORKER_MODELS[key] = machine
-    if isinstance(machine, pm4py_adapter.StateMachine):
-        return pm4py_adapter.align_state_machine(machine, trace, prefix=is_open)
+    aligner = _aligner(key, model)
+    if isinstance(aligner, pm4py_adapter.StateMachine):
+        return pm4py_adapter.align_state_machine(aligner, trace, prefix=is_open)
+    if aligner is not None:
+        return pm4py_adapter.align_net(aligner, model, trace)
     return pm4py_adapter.align_variants(model, [trace])[0]
 
 
 def align_all(key: str, model: ProcessModel, variants: Sequence[tuple[str, ...]],
               executor: Executor | None = None, open_flags: Sequence[bool] | None = None) -> list[AlignmentResult]:
-    """Align variants of one model; state machines by the exact search, other nets by pm4py in one call.
+    """Align variants of one model: state machines by a Dijkstra search, safe nets by
+    :class:`pipeline.net_align.NetAligner` (both in the executor), any other net by pm4py in one call.
 
-    ``open_flags`` marks variants of open cases, aligned as prefixes (state machines only; pm4py's
-    alignments have no prefix mode, so other nets align open cases as complete).
+    ``open_flags`` marks variants of open cases, aligned as prefixes (state machines only; the A* and
+    pm4py's alignments have no prefix mode, so other nets align open cases as complete).
     """
-    machine = pm4py_adapter.as_state_machine(model)
-    if machine is None:
+    aligner = _aligner(key, model)
+    if aligner is None:
         return pm4py_adapter.align_variants(model, variants)
-    _WORKER_MODELS[key] = machine
+    if isinstance(aligner, NetAligner) and isinstance(executor, PoolExecutor):
+        # an A* alignment costs milliseconds, not microseconds: a pool pays off from a few dozen variants
+        executor = PoolExecutor(executor.workers, min_items=32)
     flags = list(open_flags) if open_flags is not None else [False] * len(variants)
     jobs = [(key, model, tuple(v), f) for v, f in zip(variants, flags, strict=True)]
     return (executor or SerialExecutor()).map(_align_job, jobs)

@@ -24,6 +24,7 @@ from pm4py.objects.petri_net.obj import Marking, PetriNet  # noqa: E402
 from pm4py.objects.petri_net.utils import petri_utils  # noqa: E402
 
 from pipeline.errors import UserError  # noqa: E402
+from pipeline.net_align import NetAligner, NetTransition, NotSafe  # noqa: E402
 from pipeline.sop import END, SopModel  # noqa: E402
 
 CASE = "case:concept:name"
@@ -305,6 +306,32 @@ def align_state_machine(machine: StateMachine, trace: Sequence[str], *, prefix: 
     denominator = n + machine.best_worst_moves
     fitness = 1 - (cost // MOVE_COST) / denominator if denominator > 0 else 0.0
     return AlignmentResult(cost, fitness, moves)
+
+
+def as_net_aligner(model: ProcessModel) -> NetAligner | None:
+    """The net for :class:`pipeline.net_align.NetAligner` (unit arcs, one token per marked place), or None."""
+    places = sorted(model.net.places, key=lambda p: p.name)
+    index = {p: k for k, p in enumerate(places)}
+    if any(v != 1 for v in model.initial.values()) or any(v != 1 for v in model.final.values()):
+        return None
+    transitions: list[NetTransition] = []
+    for t in sorted(model.net.transitions, key=lambda t: t.name):
+        if any(a.weight != 1 for a in (*t.in_arcs, *t.out_arcs)):
+            return None
+        transitions.append(NetTransition(t.label, tuple(index[a.source] for a in t.in_arcs),
+                                         tuple(index[a.target] for a in t.out_arcs)))
+    return NetAligner(len(places), transitions, tuple(index[p] for p in model.initial),
+                      tuple(index[p] for p in model.final))
+
+
+def align_net(aligner: NetAligner, model: ProcessModel, trace: Sequence[str]) -> AlignmentResult:
+    """Exact alignment by :class:`NetAligner`; pm4py's search when the net turns out not to be safe
+    (or has no path to its final marking, which pm4py reports its own way)."""
+    try:
+        found = aligner.align(trace)
+    except (NotSafe, ValueError):
+        return align_variants(model, [trace])[0]
+    return AlignmentResult(found.cost, aligner.fitness(len(trace), found.cost), found.moves)
 
 
 def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
