@@ -140,8 +140,9 @@ class NetAligner:
         lp.a_matrix_.start_ = matrix.indptr
         lp.a_matrix_.index_ = matrix.indices
         lp.a_matrix_.value_ = matrix.data
-        highs = highspy.Highs()  # type: ignore[no-untyped-call]
+        highs = _quiet_highs()
         highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("threads", 1)
         highs.passModel(lp)
         self._rows = np.arange(matrix.shape[0], dtype=np.int32)
         self._no_lower = np.full(labels, -highspy.kHighsInf)
@@ -291,6 +292,22 @@ def _moves(back: dict[tuple[int, int], tuple[tuple[int, int], Move]], goal: tupl
         out.append(move)
     out.reverse()
     return out
+
+
+def _quiet_highs() -> Any:
+    """A HiGHS instance without its banner (printed by the C++ constructor straight to file descriptor 1)."""
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            highs = highspy.Highs()  # type: ignore[no-untyped-call]
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    return highs
 
 
 def _mask(places: Sequence[int]) -> int:
