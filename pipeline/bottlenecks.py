@@ -30,6 +30,7 @@ import pandas as pd
 from pipeline.calendars import WorkingCalendar
 
 TOP_N = 10
+PARTIAL_MAX_SHARE = 0.5  # above this share of changed event rows, an incremental run recomputes every SOP
 DEFAULT_WORKDAY_MINUTES = 420.0  # 7 hours, when an institution's calendar is unknown
 DEFAULT_WORKDAYS_PER_WEEK = 5.0
 TABLES = ("bottleneck_calendars", "bottleneck_step_month", "bottleneck_handovers", "bottleneck_wip",
@@ -352,6 +353,14 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     cals = _load_calendars() if calendars is None else calendars
     partial = changed_pairs is not None and previous_run is not None
+    if partial:
+        # carrying rows over pays only when most of the log is unchanged: filtering the scope by the changed
+        # SOPs (and again by their institutions for the role load) costs more than it saves otherwise
+        changed_rows, all_rows = conn.execute(
+            f"SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {changed_pairs} p "
+            "WHERE p.institution_id = t.institution_id AND p.sop_id = t.sop_id)), count(*) FROM event_timing t"
+        ).fetchall()[0]
+        partial = changed_rows < PARTIAL_MAX_SHARE * all_rows
     pair_filter = (f" AND EXISTS (SELECT 1 FROM {changed_pairs} p WHERE p.institution_id = t.institution_id"
                    " AND p.sop_id = t.sop_id)") if partial else ""
     inst_filter = (f" AND t.institution_id IN (SELECT institution_id FROM {changed_pairs})") if partial else ""

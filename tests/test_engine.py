@@ -183,9 +183,15 @@ def test_sigkill_mid_run_keeps_previous_results(tmp_path: Path, catalogue: Catal
     assert current_published(tmp_path / "published") == Path(first.published or "")
 
 
+@pytest.mark.parametrize("partial_max_share", [1.01, 0.0], ids=["carry-over-aggregates", "recompute-aggregates"])
 def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   partial_max_share: float) -> None:
+    """Both ways an incremental run can compute the bottleneck aggregates give a full run's rows."""
+    from pipeline import bottlenecks
     from pipeline.publish import current_published
+
+    monkeypatch.setattr(bottlenecks, "PARTIAL_MAX_SHARE", partial_max_share)
 
     def published_rows() -> dict[str, list[tuple[object, ...]]]:
         path = current_published(tmp_path / "published")
@@ -201,7 +207,14 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
         finally:
             reader.close()
 
+    # a second SOP whose cases do not change: its aggregates are carried over (or recomputed) unchanged
+    alur = "smpn2-ngawi/bk001-alur"
+    hand_made.execute("INSERT INTO events SELECT * REPLACE (? AS sop_id, source_row + 1000 AS source_row) "
+                      "FROM events WHERE case_id IN ('fits', 'slow', 'twice')", [alur])
+    hand_made.execute("INSERT INTO cases SELECT * REPLACE (? AS sop_id) FROM cases "
+                      "WHERE case_id IN ('fits', 'slow', 'twice')", [alur])
     first = _run(hand_made, catalogue, published_dir=tmp_path / "published")
+    assert hand_made.execute("SELECT count(*) FROM bottleneck_step_month WHERE sop_id = ?", [alur]).fetchall()[0][0]
     add_batch(hand_made, 2)
     add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
