@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-MOVE_COST = 10000
+MOVE_COST = 10000  # pm4py's STD_MODEL_LOG_MOVE_COST; a silent move costs 1, a synchronous move 0
 TAU_COST = 1
 SKIP = ">>"
 _EPS = 1e-6

@@ -24,6 +24,9 @@ from pm4py.objects.petri_net.obj import Marking, PetriNet  # noqa: E402
 from pm4py.objects.petri_net.utils import petri_utils  # noqa: E402
 
 from pipeline.errors import UserError  # noqa: E402
+from pipeline.net_align import MOVE_COST as MOVE_COST  # noqa: E402  (re-exported: pm4py's standard costs)
+from pipeline.net_align import SKIP as SKIP  # noqa: E402
+from pipeline.net_align import TAU_COST as TAU_COST  # noqa: E402
 from pipeline.net_align import NetAligner, NetTransition, NotSafe  # noqa: E402
 from pipeline.sop import END, SopModel  # noqa: E402
 
@@ -193,9 +196,6 @@ def _result(diag: dict[str, Any]) -> AlignmentResult:
 # State-machine nets: exact alignments without pm4py's generic search
 # ---------------------------------------------------------------------------------------------------
 
-MOVE_COST = 10000  # pm4py's STD_MODEL_LOG_MOVE_COST; a silent move costs 1, a synchronous move 0
-TAU_COST = 1
-SKIP = ">>"
 
 
 @dataclass
