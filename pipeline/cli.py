@@ -189,9 +189,15 @@ def conform_cmd(
     out: Annotated[Path, typer.Option("--out", help="CSV with one row per case")],
 ) -> None:
     """Check any log against any model without a database (compare with pm4py or other tools)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from pipeline.conform import conform_file
 
-    n_cases, n_fitting = conform_file(log, model, out)
+    with Progress(TextColumn("varian / variants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("align", total=None)
+        n_cases, n_fitting = conform_file(
+            log, model, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"{n_cases} kasus/cases, {n_fitting} fit; hasil/results: {out}")
 
 

@@ -7,6 +7,7 @@ The log's own case ids are kept (nothing is stored), so results can be compared 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import pm4py_adapter
@@ -16,8 +17,12 @@ from pipeline.ingest import normalise_label, step_labels
 from pipeline.sop import load_model_file
 
 
-def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2) -> tuple[int, int]:
-    """Align every case of ``log`` with ``model_path``; returns (cases, fitting cases)."""
+def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2,
+                 progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+    """Align every case of ``log`` with ``model_path``; returns (cases, fitting cases).
+
+    ``progress(done, total)`` is called as distinct variants finish aligning.
+    """
     model = pm4py_adapter.load_model(model_path)
     case_ids, traces = pm4py_adapter.read_log(log)
     if model_path.suffix.lower() in {".yaml", ".yml"}:
@@ -30,8 +35,9 @@ def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2) ->
     else:
         step_ids = sorted(model.labels)
     distinct = sorted(set(traces))
-    results = dict(zip(distinct, align_all(f"conform:{model_path}", model, distinct, PoolExecutor(workers)),
-                       strict=True))
+    on_done = (lambda k: progress(k, len(distinct))) if progress is not None else None
+    aligned = align_all(f"conform:{model_path}", model, distinct, PoolExecutor(workers), on_done=on_done)
+    results = dict(zip(distinct, aligned, strict=True))
     out.parent.mkdir(parents=True, exist_ok=True)
     fitting = 0
     with out.open("w", newline="", encoding="utf-8") as handle:

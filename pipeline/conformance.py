@@ -39,14 +39,28 @@ R = TypeVar("R")
 
 
 class Executor(Protocol):
-    """Runs a function over work items; a distributed engine (Ray, Dask) can implement the same."""
+    """Runs a function over work items; a distributed engine (Ray, Dask) can implement the same.
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+    ``on_done(k)`` is called with the number of items finished so far, in order, as results arrive.
+    """
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_done: Callable[[int], None] | None = None) -> list[R]: ...
+
+
+def _collect(results: Iterable[R], on_done: Callable[[int], None] | None) -> list[R]:
+    out: list[R] = []
+    for result in results:
+        out.append(result)
+        if on_done is not None:
+            on_done(len(out))
+    return out
 
 
 class SerialExecutor:
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_done: Callable[[int], None] | None = None) -> list[R]:
+        return _collect((fn(item) for item in items), on_done)
 
 
 class PoolExecutor:
@@ -56,12 +70,13 @@ class PoolExecutor:
         self.workers = workers
         self.min_items = min_items
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T],
+            on_done: Callable[[int], None] | None = None) -> list[R]:
         if self.workers <= 1 or len(items) < self.min_items:
-            return [fn(item) for item in items]
+            return SerialExecutor().map(fn, items, on_done)
         chunk = max(1, len(items) // (self.workers * 8))
         with ProcessPoolExecutor(self.workers) as pool:
-            return list(pool.map(fn, items, chunksize=chunk))
+            return _collect(pool.map(fn, items, chunksize=chunk), on_done)
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,8 @@ def _align_job(job: tuple[str, ProcessModel, tuple[str, ...], bool]) -> Alignmen
 
 
 def align_all(key: str, model: ProcessModel, variants: Sequence[tuple[str, ...]],
-              executor: Executor | None = None, open_flags: Sequence[bool] | None = None) -> list[AlignmentResult]:
+              executor: Executor | None = None, open_flags: Sequence[bool] | None = None,
+              on_done: Callable[[int], None] | None = None) -> list[AlignmentResult]:
     """Align variants of one model: state machines by a Dijkstra search, safe nets by
     :class:`pipeline.net_align.NetAligner` (both in the executor), any other net by pm4py in one call.
 
@@ -153,13 +169,16 @@ def align_all(key: str, model: ProcessModel, variants: Sequence[tuple[str, ...]]
     """
     aligner = _aligner(key, model)
     if aligner is None:
-        return pm4py_adapter.align_variants(model, variants)
+        results = pm4py_adapter.align_variants(model, variants)
+        if on_done is not None:
+            on_done(len(results))
+        return results
     if isinstance(aligner, NetAligner) and isinstance(executor, PoolExecutor):
         # an A* alignment costs milliseconds, not microseconds: a pool pays off from a few dozen variants
         executor = PoolExecutor(executor.workers, min_items=32)
     flags = list(open_flags) if open_flags is not None else [False] * len(variants)
     jobs = [(key, model, tuple(v), f) for v, f in zip(variants, flags, strict=True)]
-    return (executor or SerialExecutor()).map(_align_job, jobs)
+    return (executor or SerialExecutor()).map(_align_job, jobs, on_done)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,36 @@ def test_net_aligner_reports_a_model_without_a_path_to_its_end() -> None:
     aligner = NetAligner(3, [NetTransition("a", (0,), (1,))], (0,), (2,))
     with pytest.raises(ValueError, match="no path"):
         aligner.align(["a"])
+
+
+def test_conform_reports_progress_and_one_row_per_case(tmp_path: Path) -> None:
+    """`patuh conform` on a PNML with concurrency: every case gets a row, progress runs up to the variants."""
+    import csv
+
+    from pipeline.conform import conform_file
+
+    model = _net(CONCURRENT, "concurrent")
+    pnml = tmp_path / "concurrent.pnml"
+    pm4py_adapter.pm4py.write_pnml(model.net, model.initial, model.final, str(pnml))
+    rng = random.Random(3)
+    traces = [_perturbed(rng, ["register", "check_documents", "interview", "decide", "accept"]) or ("register",)
+              for _ in range(40)]
+    log = tmp_path / "log.csv"
+    with log.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["case:concept:name", "concept:name", "time:timestamp"])
+        for c, trace in enumerate(traces):
+            for k, label in enumerate(trace):
+                writer.writerow([f"kasus-{c}", label, f"2026-03-02 08:{k:02d}:00"])
+    calls: list[tuple[int, int]] = []
+    out = tmp_path / "out.csv"
+    n_cases, _ = conform_file(log, pnml, out, workers=1, progress=lambda done, total: calls.append((done, total)))
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert n_cases == len(rows) == 40
+    distinct = len(set(traces))
+    assert calls[-1] == (distinct, distinct) and [d for d, _ in calls] == sorted(d for d, _ in calls)
+    aligner = pm4py_adapter.as_net_aligner(model)
+    assert aligner is not None
+    # rows come in pm4py's case order; each carries the log's own case id
+    assert {r["case_id"]: int(r["cost"]) for r in rows} == {
+        f"kasus-{c}": aligner.align(t).cost for c, t in enumerate(traces)}
