@@ -197,7 +197,6 @@ def _result(diag: dict[str, Any]) -> AlignmentResult:
 # ---------------------------------------------------------------------------------------------------
 
 
-
 @dataclass
 class StateMachine:
     """A workflow net in which every transition has one input and one output place (SOP nets are)."""
