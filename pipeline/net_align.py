@@ -45,7 +45,8 @@ Move = tuple[str, str | None]
 
 
 class NotSafe(Exception):
-    """The net put a second token in a place: use pm4py's generic alignments instead."""
+    """This search cannot guarantee an optimal alignment here (the net put a second token in a place, or the
+    LP solver did not finish): use pm4py's generic alignments instead."""
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,11 @@ class NetAligner:
         self._highs.changeRowsBounds(len(self._rows), self._rows, np.concatenate([rhs, self._no_lower]),
                                      np.concatenate([rhs, remaining]))
         self._highs.run()
-        if self._highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        status = self._highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kInfeasible:
             return None
+        if status != highspy.HighsModelStatus.kOptimal:  # never seen; pruning on it could cost optimality
+            raise NotSafe(f"the heuristic's LP ended with status {status}")
         solution = self._highs.getSolution()
         value = self._highs.getInfo().objective_function_value
         duals = np.asarray(solution.row_dual)
