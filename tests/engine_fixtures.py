@@ -1,8 +1,10 @@
-"""Hand-made event logs written straight into a real Patuh database (for engine tests)."""
+"""Hand-made event logs written straight into a real Patuh database, and perturbed traces (for engine tests)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -52,3 +54,21 @@ def add_case(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue, case_id: str
         "CASE WHEN ? = 'open' THEN NULL ELSE max(ts_end) END, ?, count(*) FROM events WHERE case_id = ? GROUP BY ALL",
         [status, status, case_id],
     )
+
+
+def perturbed_trace(rng: random.Random, base: Sequence[str], inserts: Sequence[str], max_ops: int) -> tuple[str, ...]:
+    """``base`` with 0..``max_ops`` random edits: drop, swap neighbours, repeat, or insert one of ``inserts``."""
+    trace = list(base)
+    for _ in range(rng.randint(0, max_ops)):
+        op = rng.choice("dsri")
+        if op == "d" and trace:
+            trace.pop(rng.randrange(len(trace)))
+        elif op == "s" and len(trace) > 1:
+            i = rng.randrange(len(trace) - 1)
+            trace[i], trace[i + 1] = trace[i + 1], trace[i]
+        elif op == "r" and trace:
+            i = rng.randrange(len(trace))
+            trace.insert(i, trace[i])
+        else:
+            trace.insert(rng.randrange(len(trace) + 1), rng.choice(list(inserts)))
+    return tuple(trace)

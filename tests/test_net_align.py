@@ -10,6 +10,7 @@ import pytest
 from pipeline import pm4py_adapter
 from pipeline.net_align import SKIP, NetAligner, NetTransition, NotSafe
 from pipeline.pm4py_adapter import Marking, PetriNet, ProcessModel, petri_utils
+from tests.engine_fixtures import perturbed_trace
 
 
 def _net(spec: list[tuple[str, str | None, list[str], list[str]]], name: str) -> ProcessModel:
@@ -52,20 +53,7 @@ LABELS = ["register", "check_documents", "interview", "decide", "accept", "refer
 
 
 def _perturbed(rng: random.Random, base: list[str]) -> tuple[str, ...]:
-    trace = list(base)
-    for _ in range(rng.randint(0, 4)):
-        op = rng.choice("dsri")
-        if op == "d" and trace:
-            trace.pop(rng.randrange(len(trace)))
-        elif op == "s" and len(trace) > 1:
-            i = rng.randrange(len(trace) - 1)
-            trace[i], trace[i + 1] = trace[i + 1], trace[i]
-        elif op == "r" and trace:
-            i = rng.randrange(len(trace))
-            trace.insert(i, trace[i])
-        else:
-            trace.insert(rng.randrange(len(trace) + 1), rng.choice([*LABELS, "lapor_polisi"]))
-    return tuple(trace)
+    return perturbed_trace(rng, base, [*LABELS, "lapor_polisi"], max_ops=4)
 
 
 def _replays(model: ProcessModel, moves: list[tuple[str, str | None]], trace: tuple[str, ...]) -> bool:

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import pm4py_adapter
 from pipeline.conform import conform_file
+from tests.engine_fixtures import perturbed_trace
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pm4py-tests"
 PAIRS = [
@@ -56,22 +57,7 @@ def test_state_machine_search_equals_pm4py_on_sop_models(tmp_path: Path) -> None
         compiled = pm4py_adapter.compile_sop(model)
         machine = pm4py_adapter.as_state_machine(compiled)
         assert machine is not None
-        variants = []
-        for _ in range(40):
-            trace = list(model.step_ids)
-            for _ in range(rng.randint(0, 3)):
-                op = rng.choice("dsri")
-                if op == "d" and trace:
-                    trace.pop(rng.randrange(len(trace)))
-                elif op == "s" and len(trace) > 1:
-                    i = rng.randrange(len(trace) - 1)
-                    trace[i], trace[i + 1] = trace[i + 1], trace[i]
-                elif op == "r" and trace:
-                    i = rng.randrange(len(trace))
-                    trace.insert(i, trace[i])
-                else:
-                    trace.insert(rng.randrange(len(trace) + 1), rng.choice([*model.step_ids, "?asing"]))
-            variants.append(tuple(trace))
+        variants = [perturbed_trace(rng, model.step_ids, [*model.step_ids, "?asing"], max_ops=3) for _ in range(40)]
         theirs = pm4py_adapter.align_variants(compiled, variants)
         for trace, their in zip(variants, theirs, strict=True):
             mine = pm4py_adapter.align_state_machine(machine, trace)
