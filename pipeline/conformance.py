@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import duckdb
 import pandas as pd
@@ -138,14 +138,14 @@ def deviations_from_moves(moves: Sequence[tuple[str, str | None]], step_ids: Ite
 # Aligning distinct variants
 # ---------------------------------------------------------------------------------------------------
 
-_WORKER_MODELS: dict[str, Any] = {}
+# per process: the aligner of each model key (None: pm4py aligns that model)
+_WORKER_MODELS: dict[str, pm4py_adapter.StateMachine | NetAligner | None] = {}
 
 
 def _aligner(key: str, model: ProcessModel) -> pm4py_adapter.StateMachine | NetAligner | None:
     if key not in _WORKER_MODELS:
         _WORKER_MODELS[key] = pm4py_adapter.as_state_machine(model) or pm4py_adapter.as_net_aligner(model)
-    found: pm4py_adapter.StateMachine | NetAligner | None = _WORKER_MODELS[key]
-    return found
+    return _WORKER_MODELS[key]
 
 
 def _align_job(job: tuple[str, ProcessModel, tuple[str, ...], bool]) -> AlignmentResult:

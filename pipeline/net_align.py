@@ -89,7 +89,8 @@ class NetAligner:
         self._final_vec = _vector(self._final, self.places)
         visible = [j for j, t in enumerate(self.transitions) if t.label is not None]
         self._visible = visible
-        self._label_index = {lbl: k for k, lbl in enumerate(sorted({self._labels[j] for j in visible}))}  # type: ignore[type-var]
+        labels = sorted({t.label for t in self.transitions if t.label is not None})
+        self._label_index = {lbl: k for k, lbl in enumerate(labels)}
         self._sync_col = {j: t_count + k for k, j in enumerate(visible)}
         self._by_label: list[list[int]] = [[] for _ in self._label_index]
         for j in visible:
