@@ -42,6 +42,36 @@ TABLES = ("bottleneck_calendars", "bottleneck_step_month", "bottleneck_handovers
 # ---------------------------------------------------------------------------------------------------
 
 
+# Columns timing.py precomputes per event. Rows written without them (hand-made tests, files of older
+# versions) get them from windows over the scope, which costs a sort of the whole scope.
+_TZ = "coalesce(i.timezone, 'UTC')"
+_CASE = "PARTITION BY t.institution_id, t.sop_id, t.case_id"
+_CASE_STEP = "PARTITION BY t.institution_id, t.sop_id, t.case_id, t.step_id"
+_DERIVED = {
+    "local_start": f"timezone({_TZ}, t.ts_start)",
+    "local_end": f"timezone({_TZ}, t.ts_end)",
+    "local_prev_end": f"lag({{local_end}}) OVER ({_CASE} ORDER BY t.ts_end, t.ts_start)",
+    "step_visit": f"row_number() OVER ({_CASE_STEP} ORDER BY t.ts_end, t.ts_start)",
+    "step_visits": f"count(*) OVER ({_CASE_STEP})",
+}
+COMPLETE, PARTIAL, MISSING = "complete", "partial", "missing"
+
+
+def stored_columns(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """For each precomputed column of ``event_timing``: complete, partial or missing.
+
+    timing.py writes them all and ``step_visits`` is never NULL then; a row with it NULL was written
+    otherwise, and every column is derived for it (a stored NULL ``local_prev_end`` is a first event).
+    """
+    present = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'event_timing' "
+        "AND table_schema = 'main' AND table_catalog = current_database()").fetchall()}
+    if set(_DERIVED) <= present and not conn.execute(
+            "SELECT count(*) FROM event_timing WHERE step_visits IS NULL").fetchall()[0][0]:
+        return dict.fromkeys(_DERIVED, COMPLETE)
+    return {c: PARTIAL if c in present else MISSING for c in _DERIVED}
+
+
 @dataclass(frozen=True)
 class Scope:
     """One run's events, optionally only one institution's cases opened in ``[start, end)`` (local time)."""
@@ -51,25 +81,38 @@ class Scope:
     start: dt.datetime | None = None  # naive local time
     end: dt.datetime | None = None
     table: str | None = None  # a temp table already holding this scope's rows (see compute_bottlenecks)
+    where: str = ""  # an extra SQL condition on ``t`` (event_timing)
 
-    def sql(self) -> str:
-        """A SELECT over ``event_timing`` (plus the institution's time zone as ``tz``)."""
+    def sql(self, stored: Mapping[str, str] | None = None) -> str:
+        """A SELECT over ``event_timing`` with every column of ``_DERIVED`` (``stored``: see stored_columns)."""
         if self.table is not None:
             return f"SELECT * FROM {self.table}"
         # event_timing holds the current rows of every case (each tagged with the run that checked it)
-        # local times come precomputed from timing.py; rows written without them fall back to timezone()
-        tz = "coalesce(i.timezone, 'UTC')"
-        sql = (f"SELECT t.* REPLACE (coalesce(t.local_start, timezone({tz}, t.ts_start)) AS local_start, "
-               f"coalesce(t.local_end, timezone({tz}, t.ts_end)) AS local_end), {tz} AS tz FROM event_timing t "
-               "LEFT JOIN institutions i ON i.institution_id = t.institution_id WHERE TRUE")
+        stored = stored or dict.fromkeys(_DERIVED, PARTIAL)
+        local_end = "t.local_end" if stored["local_end"] == COMPLETE else (
+            f"coalesce(t.local_end, {_DERIVED['local_end']})" if stored["local_end"] == PARTIAL
+            else _DERIVED["local_end"])
+        replace, add = [], []
+        for column, expr in _DERIVED.items():
+            expr = expr.replace("{local_end}", local_end)
+            if stored[column] == PARTIAL:
+                replace.append(f"coalesce(t.{column}, {expr}) AS {column}")
+            elif stored[column] == MISSING:
+                add.append(f"{expr} AS {column}")
+        needs_tz = bool(replace or add) or (self.start is not None and self.end is not None)
+        sql = "SELECT t.*" + (f" REPLACE ({', '.join(replace)})" if replace else "")
+        sql += "".join(f", {a}" for a in add) + " FROM event_timing t"
+        if needs_tz:
+            sql += " LEFT JOIN institutions i ON i.institution_id = t.institution_id"
+        sql += " WHERE TRUE" + (f" AND ({self.where})" if self.where else "")
         if self.institution_id is not None:
             sql += " AND t.institution_id = $institution_id"
         if self.start is not None and self.end is not None:
             sql += (" AND EXISTS (SELECT 1 FROM case_results c WHERE TRUE"
                     " AND c.institution_id = t.institution_id AND c.sop_id = t.sop_id"
                     " AND c.case_id = t.case_id"
-                    " AND timezone(coalesce(i.timezone, 'UTC'), c.opened_at) >= $start"
-                    " AND timezone(coalesce(i.timezone, 'UTC'), c.opened_at) < $end)")
+                    f" AND timezone({_TZ}, c.opened_at) >= $start"
+                    f" AND timezone({_TZ}, c.opened_at) < $end)")
         return sql
 
     def params(self) -> dict[str, Any]:
@@ -96,41 +139,42 @@ cal AS (SELECT institution_id, workday_minutes, workdays_per_week FROM bottlenec
         WHERE run_id = $run_id),
 ev AS (SELECT et.*, coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min,
               {_EXCESS} AS excess,
-              strftime(et.local_end, '%Y-%m') AS month
+              date_trunc('month', et.local_end) AS month
        FROM et LEFT JOIN cal ON cal.institution_id = et.institution_id)"""
+
+# Distinct cases without a distinct count over every row (DuckDB runs a query with a DISTINCT aggregate
+# several times slower): a case's first execution of a step (step_visit = 1) counts it once; per month or
+# week, executions of steps the case ran once (step_visits = 1) count as they are and only the few
+# repeated ones get a distinct count, in a separate small aggregate.
 
 _RANK_SQL = f"""
 WITH {_EVENTS},
-per_case AS (
-    SELECT institution_id, sop_id, step_id, case_id, bool_or(over_standard) AS over
-    FROM ev GROUP BY ALL),
-case_share AS (
-    SELECT institution_id, sop_id, step_id,
-           count(*) FILTER (WHERE over IS NOT NULL) AS n_std_cases,
-           count(*) FILTER (WHERE over) AS n_over_cases
-    FROM per_case GROUP BY ALL),
 agg AS (
-    SELECT institution_id, sop_id, step_id, count(*) AS n, count(DISTINCT case_id) AS n_cases,
+    SELECT institution_id, sop_id, step_id, count(*) AS n,
+           count(*) FILTER (WHERE step_visit = 1) AS n_cases,
+           count(*) FILTER (WHERE step_visit = 1 AND over_standard IS NOT NULL) AS n_std_cases,
            mode(role) AS role,
-           quantile_cont(wait_working, 0.5) AS wait_p50, quantile_cont(wait_working, 0.9) AS wait_p90,
-           quantile_cont(proc_working, 0.5) AS proc_p50, quantile_cont(proc_working, 0.9) AS proc_p90,
+           quantile_cont(wait_working, [0.5, 0.9]) AS wq, quantile_cont(proc_working, [0.5, 0.9]) AS pq,
            coalesce(sum(wait_working), 0) AS wait_total, coalesce(sum(excess), 0) AS excess_total,
            any_value(day_min) AS day_min
     FROM ev GROUP BY ALL),
+over_cases AS (
+    SELECT institution_id, sop_id, step_id, count(DISTINCT case_id) AS n_over_cases
+    FROM ev WHERE over_standard GROUP BY ALL),
 scored AS (
     SELECT a.*, s.no AS step_no, s.activity, s.time_raw AS standard, s.ord,
-           cs.n_over_cases / nullif(cs.n_std_cases, 0) AS share_cases_over,
+           coalesce(o.n_over_cases, 0) / nullif(a.n_std_cases, 0) AS share_cases_over,
            a.wait_total + a.excess_total AS score
     FROM agg a
-    JOIN case_share cs USING (institution_id, sop_id, step_id)
+    LEFT JOIN over_cases o USING (institution_id, sop_id, step_id)
     LEFT JOIN sop_steps s ON s.sop_id = a.sop_id AND s.step_id = a.step_id
     WHERE a.n_cases >= $min_cases AND a.wait_total + a.excess_total > 0)
 SELECT row_number() OVER (PARTITION BY institution_id, sop_id
                           ORDER BY score DESC, share_cases_over DESC NULLS LAST, ord NULLS LAST, step_id)
            AS rank,
        institution_id, sop_id, step_id, step_no, activity, role, n, n_cases,
-       wait_p50, wait_p90, proc_p50, proc_p90, standard, share_cases_over, wait_total, excess_total, score,
-       day_min
+       wq[1] AS wait_p50, wq[2] AS wait_p90, pq[1] AS proc_p50, pq[2] AS proc_p90, standard, share_cases_over,
+       wait_total, excess_total, score, day_min
 FROM scored
 QUALIFY rank <= $top
 ORDER BY institution_id, sop_id, rank
@@ -138,15 +182,21 @@ ORDER BY institution_id, sop_id, rank
 
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH {_EVENTS}
-SELECT $run_id, institution_id, sop_id, step_id, month, count(*), count(DISTINCT case_id),
-       quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9),
-       quantile_cont(proc_working, 0.5), quantile_cont(proc_working, 0.9),
-       sum(wait_working) / nullif(coalesce(sum(wait_working), 0) + coalesce(sum(proc_working), 0), 0),
-       count(over_standard), count(*) FILTER (WHERE over_standard),
-       (count(*) FILTER (WHERE over_standard)) / nullif(count(over_standard), 0),
-       sum(excess)
-FROM ev GROUP BY institution_id, sop_id, step_id, month
+WITH {_EVENTS},
+agg AS (
+    SELECT institution_id, sop_id, step_id, month, count(*) AS n,
+           count(*) FILTER (WHERE step_visits = 1) AS n_single,
+           quantile_cont(wait_working, [0.5, 0.9]) AS wq, quantile_cont(proc_working, [0.5, 0.9]) AS pq,
+           sum(wait_working) AS wait, sum(proc_working) AS proc,
+           count(over_standard) AS n_std, count(*) FILTER (WHERE over_standard) AS n_over, sum(excess) AS excess
+    FROM ev GROUP BY ALL),
+repeated AS (
+    SELECT institution_id, sop_id, step_id, month, count(DISTINCT case_id) AS n_cases
+    FROM ev WHERE step_visits > 1 GROUP BY ALL)
+SELECT $run_id, institution_id, sop_id, step_id, strftime(month, '%Y-%m'), n, n_single + coalesce(r.n_cases, 0),
+       wq[1], wq[2], pq[1], pq[2], wait / nullif(coalesce(wait, 0) + coalesce(proc, 0), 0),
+       n_std, n_over, n_over / nullif(n_std, 0), excess
+FROM agg LEFT JOIN repeated r USING (institution_id, sop_id, step_id, month)
 """
 
 _HANDOVER_SQL = """
@@ -164,54 +214,58 @@ GROUP BY institution_id, sop_id, prev_role, role
 _WIP_SQL = """
 INSERT INTO bottleneck_wip
 WITH et AS ({scope}),
-iv AS (
-    SELECT institution_id, sop_id, step_id, case_id, local_end AS ts_end,
-           coalesce(local_start, local_end) AS started,
-           {arrived} AS arrived
-    FROM et),
 loc AS (
-    SELECT *, date_trunc('week', coalesce(arrived, started))::DATE AS w0,
-           date_trunc('week', started)::DATE AS w_start,
-           date_trunc('week', ts_end)::DATE AS w1,
-           arrived IS NOT NULL AND arrived < started AS waits
-    FROM iv),
+    SELECT institution_id, sop_id, step_id, case_id, step_visits,
+           date_trunc('week', coalesce(local_prev_end, local_start, local_end))::DATE AS w0,
+           date_trunc('week', coalesce(local_start, local_end))::DATE AS w_start,
+           date_trunc('week', local_end)::DATE AS w1,
+           local_prev_end IS NOT NULL AND local_prev_end < coalesce(local_start, local_end) AS waits
+    FROM et),
 weeks AS (
-    SELECT *, unnest(generate_series(w0, w1, INTERVAL 7 DAY))::DATE AS week FROM loc)
-SELECT $run_id, institution_id, sop_id, step_id, week,
-       count(DISTINCT case_id) FILTER (WHERE waits AND week <= w_start),
-       count(DISTINCT case_id)
-FROM weeks GROUP BY institution_id, sop_id, step_id, week
+    SELECT *, unnest(generate_series(w0, w1, INTERVAL 7 DAY))::DATE AS week FROM loc),
+agg AS (
+    SELECT institution_id, sop_id, step_id, week,
+           count(*) FILTER (WHERE step_visits = 1 AND waits AND week <= w_start) AS waiting,
+           count(*) FILTER (WHERE step_visits = 1) AS at_step
+    FROM weeks GROUP BY ALL),
+repeated AS (
+    SELECT institution_id, sop_id, step_id, week,
+           count(DISTINCT case_id) FILTER (WHERE waits AND week <= w_start) AS waiting,
+           count(DISTINCT case_id) AS at_step
+    FROM weeks WHERE step_visits > 1 GROUP BY ALL)
+SELECT $run_id, institution_id, sop_id, step_id, week, a.waiting + coalesce(r.waiting, 0),
+       a.at_step + coalesce(r.at_step, 0)
+FROM agg a LEFT JOIN repeated r USING (institution_id, sop_id, step_id, week)
 """
 
 _REWORK_SQL = """
 INSERT INTO bottleneck_rework
 WITH et AS ({scope}),
-pc AS (SELECT institution_id, sop_id, step_id, case_id, count(*) AS k FROM et GROUP BY ALL)
-SELECT $run_id, pc.institution_id, pc.sop_id, pc.step_id, count(*), count(*) FILTER (WHERE k > 1),
-       (count(*) FILTER (WHERE k > 1)) / count(*), sum(k - 1), any_value(s.repeat)
+pc AS (
+    SELECT institution_id, sop_id, step_id, count(*) FILTER (WHERE step_visit = 1) AS n_cases,
+           count(*) FILTER (WHERE step_visit = 2) AS n_rework, count(*) FILTER (WHERE step_visit > 1) AS extra
+    FROM et GROUP BY ALL)
+SELECT $run_id, pc.institution_id, pc.sop_id, pc.step_id, n_cases, n_rework, n_rework / n_cases, extra, s.repeat
 FROM pc LEFT JOIN sop_steps s ON s.sop_id = pc.sop_id AND s.step_id = pc.step_id
-GROUP BY pc.institution_id, pc.sop_id, pc.step_id
 """
 
-# where the previous event ended: precomputed by timing.py; rows written without it (older files, hand-made
-# tests) need the window, which costs a sort of the whole scope
-_ARRIVED_STORED = "local_prev_end"
-_ARRIVED_WINDOW = ("coalesce(local_prev_end, lag(local_end) OVER (PARTITION BY institution_id, sop_id, case_id "
-                   "ORDER BY local_end, local_start))")
-
+# a case counts once per role and month however many of its events the role handled
 _ROLE_LOAD_SQL = """
 INSERT INTO bottleneck_role_load
 WITH et AS ({scope}),
-ev AS (SELECT *, strftime(local_end, '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
+ev AS (SELECT *, date_trunc('month', local_end) AS month FROM et WHERE role IS NOT NULL),
+per_case AS (
+    SELECT institution_id, month, role, sop_id, case_id, count(*) AS n, sum(proc_working) AS proc,
+           sum(wait_working) AS wait
+    FROM ev GROUP BY ALL),
 res AS (
     SELECT institution_id, month, role, count(DISTINCT resource) AS n_res, count(resource) AS n_with_res
     FROM ev GROUP BY ALL)
-SELECT $run_id, ev.institution_id, ev.month, ev.role, count(*), count(DISTINCT (ev.sop_id, ev.case_id)),
-       sum(ev.proc_working), sum(ev.wait_working),
-       CASE WHEN any_value(res.n_with_res) > 0 THEN any_value(res.n_res) END
-FROM ev LEFT JOIN res
-  ON res.institution_id = ev.institution_id AND res.month = ev.month AND res.role = ev.role
-GROUP BY ev.institution_id, ev.month, ev.role
+SELECT $run_id, p.institution_id, strftime(p.month, '%Y-%m'), p.role, sum(p.n), count(*), sum(p.proc),
+       sum(p.wait), CASE WHEN any_value(res.n_with_res) > 0 THEN any_value(res.n_res) END
+FROM per_case p LEFT JOIN res
+  ON res.institution_id = p.institution_id AND res.month = p.month AND res.role = p.role
+GROUP BY p.institution_id, p.month, p.role
 """
 
 
@@ -308,7 +362,7 @@ def rank_bottlenecks(conn: duckdb.DuckDBPyConnection, scope: Scope, *, top: int 
 
     Needs ``bottleneck_calendars`` rows for the run (else a 7-hour working day is assumed).
     """
-    sql = _RANK_SQL.replace("{scope}", scope.sql())
+    sql = _RANK_SQL.replace("{scope}", scope.sql(stored_columns(conn)))
     cur = conn.execute(sql, {**scope.params(), "top": top, "min_cases": min_cases})
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -361,28 +415,27 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
             "WHERE p.institution_id = t.institution_id AND p.sop_id = t.sop_id)), count(*) FROM event_timing t"
         ).fetchall()[0]
         partial = changed_rows < PARTIAL_MAX_SHARE * all_rows
-    pair_filter = (f" AND EXISTS (SELECT 1 FROM {changed_pairs} p WHERE p.institution_id = t.institution_id"
+    pair_filter = (f"EXISTS (SELECT 1 FROM {changed_pairs} p WHERE p.institution_id = t.institution_id"
                    " AND p.sop_id = t.sop_id)") if partial else ""
-    inst_filter = (f" AND t.institution_id IN (SELECT institution_id FROM {changed_pairs})") if partial else ""
+    inst_filter = f"t.institution_id IN (SELECT institution_id FROM {changed_pairs})" if partial else ""
     present = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT institution_id FROM event_timing t WHERE TRUE{inst_filter}").fetchall()]
+        f"SELECT DISTINCT institution_id FROM event_timing t WHERE {inst_filter or 'TRUE'}").fetchall()]
     cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
     if cal_rows:
         conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)
-    # every statement below reads the same scope: materialise it once (one scan, one join)
-    base = Scope(run_id).sql()
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {base}{pair_filter}")
-    scope = Scope(run_id, table="bottleneck_scope")
-    params = scope.params()
-    legacy = conn.execute("SELECT count(*) FROM event_timing WHERE local_end IS NULL").fetchall()[0][0]
-    wip = _WIP_SQL.replace("{arrived}", _ARRIVED_WINDOW if legacy else _ARRIVED_STORED)
-    for template in (_STEP_MONTH_SQL, _HANDOVER_SQL, wip, _REWORK_SQL):
-        conn.execute(template.replace("{scope}", scope.sql()), params)
-    role_scope = scope
-    if partial:  # the per-role load spans every SOP of an institution
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {base}{inst_filter}")
+    stored = stored_columns(conn)
+    scope = Scope(run_id, where=pair_filter)
+    role_scope = Scope(run_id, where=inst_filter) if partial else scope  # the role load spans every SOP
+    if any(state != COMPLETE for state in stored.values()):
+        # windows derive what timing.py did not store: materialise the scopes once instead of per statement
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {scope.sql(stored)}")
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {role_scope.sql(stored)}")
+        scope = Scope(run_id, table="bottleneck_scope")
         role_scope = Scope(run_id, table="bottleneck_role_scope")
-    conn.execute(_ROLE_LOAD_SQL.replace("{scope}", role_scope.sql()), params)
+    params = scope.params()
+    for template, sc in ((_STEP_MONTH_SQL, scope), (_HANDOVER_SQL, scope), (_WIP_SQL, scope),
+                         (_REWORK_SQL, scope), (_ROLE_LOAD_SQL, role_scope)):
+        conn.execute(template.replace("{scope}", sc.sql(stored)), params)
     ranked = rank_bottlenecks(conn, scope, top=top)
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",

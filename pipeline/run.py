@@ -1,8 +1,8 @@
 """One compliance run: every case against its SOP, in one transaction, then published.
 
 Stages: catalogue snapshot -> conformance (alignments per variant, cached) -> timing (steps, case standards,
-stalled cases) -> roles and documents -> rule models -> deviations with severity -> case results -> step
-metrics -> bottlenecks. A failure anywhere rolls the whole run back; the previous results stay as they were.
+stalled cases) -> roles and documents -> rule models -> deviations with severity -> case results -> bottlenecks
+and step metrics. A failure anywhere rolls the whole run back; the previous results stay as they were.
 
 Incremental runs: when the catalogue and the run's scope are unchanged since the last successful run, only
 *dirty* cases (with events from batches loaded since that run) are checked again; every other open case is
@@ -290,7 +290,7 @@ def run_compliance(
                 _restate_open_cases(conn, run_id)
                 summary.open_restated = int(conn.execute("SELECT count(*) FROM run_open").fetchall()[0][0])
             base_run = previous[0] if incremental and previous else None
-            _write_variants_and_metrics(conn, run_id, base_run)
+            _write_variants(conn, run_id)
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars, base_run)
             _drop_older_aggregates(conn, run_id)
@@ -429,13 +429,8 @@ def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None
             conn.execute(f"DELETE FROM {table} WHERE run_id <> ?", [run_id])
 
 
-_CHANGED = ("EXISTS (SELECT 1 FROM run_changed_sops c WHERE c.institution_id = t.institution_id "
-            "AND c.sop_id = t.sop_id)")
-
-
-def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, base_run: str | None) -> None:
-    """Variants over every current case (steps from this run's or the earlier variant rows) and step metrics
-    (after an incremental run only for the SOPs whose events changed; the others are carried over)."""
+def _write_variants(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Variants over every current case (steps from this run's or the earlier variant rows)."""
     conn.execute(
         """
         CREATE OR REPLACE TEMP TABLE run_all_variant_steps AS
@@ -455,25 +450,6 @@ def _write_variants_and_metrics(conn: duckdb.DuckDBPyConnection, run_id: str, ba
         """,
         [run_id],
     )
-    conn.execute(
-        """
-        INSERT INTO step_metrics
-        SELECT ? AS run_id, institution_id, sop_id, step_id, strftime(local_end, '%Y-%m') AS period,
-               count(*) AS n,
-               quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9),
-               quantile_cont(proc_working, 0.5), quantile_cont(proc_working, 0.9),
-               any_value(s.time_raw), avg(CASE WHEN standard_max IS NULL THEN NULL
-                                              WHEN over_standard THEN 1.0 ELSE 0.0 END)
-        FROM event_timing t LEFT JOIN (SELECT sop_id, step_id, time_raw FROM sop_steps) s USING (sop_id, step_id)
-        WHERE {changed}
-        GROUP BY ALL
-        """.replace("{changed}", _CHANGED if base_run else "TRUE"),
-        [run_id],
-    )
-    if base_run:
-        conn.execute(
-            f"INSERT INTO step_metrics SELECT * REPLACE (? AS run_id) FROM step_metrics t "
-            f"WHERE run_id = ? AND NOT ({_CHANGED})", [run_id, base_run])
 
 
 def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[str, WorkingCalendar],
@@ -482,3 +458,15 @@ def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[s
 
     compute_bottlenecks(conn, run_id, calendars=calendars, previous_run=base_run,
                         changed_pairs="run_changed_sops" if base_run else None)
+    # step metrics are the per-month bottleneck rows seen from the SOP table (share over: steps with a standard)
+    conn.execute(
+        """
+        INSERT INTO step_metrics
+        SELECT b.run_id, b.institution_id, b.sop_id, b.step_id, b.period, b.n, b.wait_p50, b.wait_p90,
+               b.proc_p50, b.proc_p90, s.time_raw,
+               CASE WHEN s.standard_max IS NOT NULL THEN b.n_over / b.n END
+        FROM bottleneck_step_month b LEFT JOIN sop_steps s USING (sop_id, step_id)
+        WHERE b.run_id = ?
+        """,
+        [run_id],
+    )

@@ -163,7 +163,9 @@ CREATE TABLE IF NOT EXISTS event_timing (
     resource        VARCHAR,                 -- pseudonym
     local_start     TIMESTAMP,               -- in the institution's time zone (months, weeks, hours of day)
     local_end       TIMESTAMP,
-    local_prev_end  TIMESTAMP
+    local_prev_end  TIMESTAMP,
+    step_visit      INTEGER,                 -- 1 for the case's first execution of the step, 2 for the next...
+    step_visits     INTEGER                  -- executions of the step in the case (distinct cases = sums)
 );
 
 -- columns added after the first files were written (a no-op on a new database)
@@ -171,6 +173,8 @@ ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS resource VARCHAR;
 ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_start TIMESTAMP;
 ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_end TIMESTAMP;
 ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS local_prev_end TIMESTAMP;
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS step_visit INTEGER;
+ALTER TABLE event_timing ADD COLUMN IF NOT EXISTS step_visits INTEGER;
 
 CREATE TABLE IF NOT EXISTS alignment_cache (
     model_hash   VARCHAR NOT NULL,

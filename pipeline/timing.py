@@ -120,8 +120,12 @@ def compute_timing(
                    t.standard_measure,
                    coalesce(t.standard_max IS NOT NULL AND n.duration_std > t.standard_max + 1e-9, FALSE)
                        AS over_standard,
-                   t.resource, n.local_start, n.local_end, n.local_prev_end
+                   t.resource, n.local_start, n.local_end, n.local_prev_end,
+                   row_number() OVER visits AS step_visit, count(*) OVER visits AS step_visits
             FROM timing_src t JOIN timed_df n USING (rid)
+            -- per case and step: distinct-case counts become plain sums in bottlenecks.py
+            WINDOW visits AS (PARTITION BY t.institution_id, t.sop_id, t.case_id, t.step_id ORDER BY t.ts_end, t.rid
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
             """,
             [run_id],
         )
