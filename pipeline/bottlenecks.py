@@ -209,10 +209,12 @@ WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role
 GROUP BY institution_id, sop_id, prev_role, role
 """
 
+# The aggregates below are sums over cases (a case adds 1 to each week it was at a step, ...): an incremental
+# run updates them with its changed cases alone, old rows subtracted and new rows added (see _delta_sql).
+
 # A case waits for a step from its previous event's end to this event's start and is at the step until
 # this event's end; a week counts every case whose interval touches it.
-_WIP_SQL = """
-INSERT INTO bottleneck_wip
+_WIP_SELECT = """
 WITH et AS ({scope}),
 loc AS (
     SELECT institution_id, sop_id, step_id, case_id, step_visits,
@@ -233,40 +235,67 @@ repeated AS (
            count(DISTINCT case_id) FILTER (WHERE waits AND week <= w_start) AS waiting,
            count(DISTINCT case_id) AS at_step
     FROM weeks WHERE step_visits > 1 GROUP BY ALL)
-SELECT $run_id, institution_id, sop_id, step_id, week, a.waiting + coalesce(r.waiting, 0),
-       a.at_step + coalesce(r.at_step, 0)
+SELECT institution_id, sop_id, step_id, week, a.waiting + coalesce(r.waiting, 0) AS waiting,
+       a.at_step + coalesce(r.at_step, 0) AS at_step
 FROM agg a LEFT JOIN repeated r USING (institution_id, sop_id, step_id, week)
+"""
+
+_REWORK_SELECT = """
+WITH et AS ({scope})
+SELECT institution_id, sop_id, step_id, count(*) FILTER (WHERE step_visit = 1) AS n_cases,
+       count(*) FILTER (WHERE step_visit = 2) AS n_rework, count(*) FILTER (WHERE step_visit > 1) AS extra
+FROM et GROUP BY ALL
+"""
+
+# a case counts once per role and month however many of its events the role handled
+_ROLE_CASES_SELECT = """
+WITH et AS ({scope})
+SELECT institution_id, month, role, count(*) AS n_cases
+FROM (SELECT DISTINCT institution_id, strftime(local_end, '%Y-%m') AS month, role, sop_id, case_id
+      FROM et WHERE role IS NOT NULL)
+GROUP BY ALL
+"""
+
+_WIP_SQL = """
+INSERT INTO bottleneck_wip
+SELECT $run_id, institution_id, sop_id, step_id, week, waiting, at_step FROM ({wip})
+WHERE at_step > 0
 """
 
 _REWORK_SQL = """
 INSERT INTO bottleneck_rework
-WITH et AS ({scope}),
-pc AS (
-    SELECT institution_id, sop_id, step_id, count(*) FILTER (WHERE step_visit = 1) AS n_cases,
-           count(*) FILTER (WHERE step_visit = 2) AS n_rework, count(*) FILTER (WHERE step_visit > 1) AS extra
-    FROM et GROUP BY ALL)
-SELECT $run_id, pc.institution_id, pc.sop_id, pc.step_id, n_cases, n_rework, n_rework / n_cases, extra, s.repeat
-FROM pc LEFT JOIN sop_steps s ON s.sop_id = pc.sop_id AND s.step_id = pc.step_id
+SELECT $run_id, r.institution_id, r.sop_id, r.step_id, n_cases, n_rework, n_rework / n_cases, extra, s.repeat
+FROM ({rework}) r LEFT JOIN sop_steps s ON s.sop_id = r.sop_id AND s.step_id = r.step_id
+WHERE n_cases > 0
 """
 
-# a case counts once per role and month however many of its events the role handled
 _ROLE_LOAD_SQL = """
 INSERT INTO bottleneck_role_load
 WITH et AS ({scope}),
-ev AS (SELECT *, date_trunc('month', local_end) AS month FROM et WHERE role IS NOT NULL),
-per_case AS (
-    SELECT institution_id, month, role, sop_id, case_id, count(*) AS n, sum(proc_working) AS proc,
-           sum(wait_working) AS wait
+ev AS (SELECT *, strftime(local_end, '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
+agg AS (
+    SELECT institution_id, month, role, count(*) AS n, sum(proc_working) AS proc, sum(wait_working) AS wait,
+           count(resource) AS n_with_res
     FROM ev GROUP BY ALL),
 res AS (
-    SELECT institution_id, month, role, count(DISTINCT resource) AS n_res, count(resource) AS n_with_res
-    FROM ev GROUP BY ALL)
-SELECT $run_id, p.institution_id, strftime(p.month, '%Y-%m'), p.role, sum(p.n), count(*), sum(p.proc),
-       sum(p.wait), CASE WHEN any_value(res.n_with_res) > 0 THEN any_value(res.n_res) END
-FROM per_case p LEFT JOIN res
-  ON res.institution_id = p.institution_id AND res.month = p.month AND res.role = p.role
-GROUP BY p.institution_id, p.month, p.role
+    SELECT institution_id, month, role, count(DISTINCT resource) AS n_res FROM ev GROUP BY ALL)
+SELECT $run_id, a.institution_id, a.month, a.role, a.n, coalesce(c.n_cases, 0), a.proc, a.wait,
+       CASE WHEN a.n_with_res > 0 THEN res.n_res END
+FROM agg a
+LEFT JOIN res USING (institution_id, month, role)
+LEFT JOIN ({role_cases}) c USING (institution_id, month, role)
 """
+
+
+def _delta_sql(select: str, previous: str, keys: str, values: list[str], new_rows: str, old_rows: str) -> str:
+    """``select`` (a per-case sum over ``{scope}``) for all cases: the previous run's rows (``previous``, a
+    SELECT of ``keys`` and ``values``), plus the changed cases' new rows, minus their old rows."""
+    minus = ", ".join(f"-{v} AS {v}" for v in values)
+    columns = ", ".join(f"sum({v}) AS {v}" for v in values)
+    return (f"SELECT {keys}, {columns} FROM ({previous} "
+            f"UNION ALL BY NAME ({select.replace('{scope}', new_rows)}) "
+            f"UNION ALL BY NAME (SELECT * REPLACE ({minus}) FROM ({select.replace('{scope}', old_rows)}))) "
+            f"GROUP BY {keys}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -392,16 +421,24 @@ def _load_calendars() -> Mapping[str, WorkingCalendar]:
     return load_calendars(path)
 
 
+def _execute(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> None:
+    """Run ``sql`` with the named parameters it uses (DuckDB refuses unused ones)."""
+    conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
 def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                         calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N,
-                        changed_pairs: str | None = None, previous_run: str | None = None) -> None:
+                        changed_pairs: str | None = None, previous_run: str | None = None,
+                        old_rows: str | None = None) -> None:
     """Write the ``bottleneck_*`` tables and the ranked ``bottlenecks`` of ``run_id`` (replacing old rows).
 
     Called by run.py inside the run's transaction, after ``event_timing``, ``case_results`` and
     ``deviations`` are written. ``calendars`` default to those of the configured institutions.yaml.
     With ``changed_pairs`` (a table of (institution_id, sop_id) whose events changed) and ``previous_run``,
     only those SOPs (and, for the per-role load, their institutions) are computed again; the previous run's
-    rows of every other SOP are carried over unchanged.
+    rows of every other SOP are carried over unchanged. With ``old_rows`` (a table with the ``event_timing``
+    rows this run replaced) too, the per-case sums (weekly work in progress, rework, cases per role) are the
+    previous run's plus this run's rows minus the old ones: their cost follows the change.
     """
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
@@ -433,9 +470,29 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         scope = Scope(run_id, table="bottleneck_scope")
         role_scope = Scope(run_id, table="bottleneck_role_scope")
     params = scope.params()
-    for template, sc in ((_STEP_MONTH_SQL, scope), (_HANDOVER_SQL, scope), (_WIP_SQL, scope),
-                         (_REWORK_SQL, scope), (_ROLE_LOAD_SQL, role_scope)):
-        conn.execute(template.replace("{scope}", sc.sql(stored)), params)
+    delta = (previous_run is not None and old_rows is not None and all(v == COMPLETE for v in stored.values())
+             and not conn.execute(f"SELECT count(*) FROM {old_rows} WHERE step_visits IS NULL").fetchall()[0][0])
+    if delta:
+        params["previous"] = previous_run
+        new_rows, old = "SELECT * FROM event_timing WHERE run_id = $run_id", f"SELECT * FROM {old_rows}"
+        wip = _delta_sql(_WIP_SELECT, "SELECT institution_id, sop_id, step_id, week, cases_waiting AS waiting, "
+                         "cases_at_step AS at_step FROM bottleneck_wip WHERE run_id = $previous",
+                         "institution_id, sop_id, step_id, week", ["waiting", "at_step"], new_rows, old)
+        rework = _delta_sql(_REWORK_SELECT, "SELECT institution_id, sop_id, step_id, n_cases, n_cases_repeated "
+                            "AS n_rework, extra_executions AS extra FROM bottleneck_rework WHERE run_id = $previous",
+                            "institution_id, sop_id, step_id", ["n_cases", "n_rework", "extra"], new_rows, old)
+        role_cases = _delta_sql(_ROLE_CASES_SELECT, "SELECT institution_id, period AS month, role, n_cases "
+                                "FROM bottleneck_role_load WHERE run_id = $previous",
+                                "institution_id, month, role", ["n_cases"], new_rows, old)
+    else:
+        wip, rework = (q.replace("{scope}", scope.sql(stored)) for q in (_WIP_SELECT, _REWORK_SELECT))
+        role_cases = _ROLE_CASES_SELECT.replace("{scope}", role_scope.sql(stored))
+    _execute(conn, _STEP_MONTH_SQL.replace("{scope}", scope.sql(stored)), params)
+    _execute(conn, _HANDOVER_SQL.replace("{scope}", scope.sql(stored)), params)
+    _execute(conn, _WIP_SQL.replace("{wip}", wip), params)
+    _execute(conn, _REWORK_SQL.replace("{rework}", rework), params)
+    _execute(conn, _ROLE_LOAD_SQL.replace("{scope}", role_scope.sql(stored)).replace("{role_cases}", role_cases),
+             params)
     ranked = rank_bottlenecks(conn, scope, top=top)
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
@@ -448,6 +505,8 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         conn.unregister("ranked_df")
     if partial:
         for table in TABLES:
+            if delta and table in ("bottleneck_wip", "bottleneck_rework"):
+                continue  # already every SOP's rows
             by_institution = table in ("bottleneck_calendars", "bottleneck_role_load")
             keep = (f"p.institution_id NOT IN (SELECT institution_id FROM {changed_pairs})" if by_institution else
                     f"NOT EXISTS (SELECT 1 FROM {changed_pairs} c WHERE c.institution_id = p.institution_id"

@@ -409,6 +409,9 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
     """
     rule_sops = [sid for sid, m in models.items() if m.kind == "rules"]
     rule_list = ", ".join(sql_literal(s) for s in rule_sops) or "NULL"
+    if incremental:  # the rows replaced: bottlenecks.py subtracts them from the previous run's sums
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE run_old_timing AS SELECT * FROM event_timing e "
+                     f"WHERE FALSE {_in_table('run_dirty', 'OR')}")
     for table in CASE_TABLES:
         if incremental:
             conn.execute(f"DELETE FROM {table} e WHERE sop_id IN ({rule_list}) {_in_table('run_dirty', 'OR')}")
@@ -457,7 +460,8 @@ def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[s
     from pipeline.bottlenecks import compute_bottlenecks
 
     compute_bottlenecks(conn, run_id, calendars=calendars, previous_run=base_run,
-                        changed_pairs="run_changed_sops" if base_run else None)
+                        changed_pairs="run_changed_sops" if base_run else None,
+                        old_rows="run_old_timing" if base_run else None)
     # step metrics are the per-month bottleneck rows seen from the SOP table (share over: steps with a standard)
     conn.execute(
         """

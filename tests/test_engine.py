@@ -217,6 +217,8 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     assert hand_made.execute("SELECT count(*) FROM bottleneck_step_month WHERE sop_id = ?", [alur]).fetchall()[0][0]
     add_batch(hand_made, 2)
     add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
+    # an existing case grows (s5 again, then the end): its old rows leave the per-case sums, its new ones enter
+    add_case(hand_made, catalogue, "open", ["s5", "s6"], batch_id=2, start=BASE + dt.timedelta(hours=3))
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
     assert incremental.mode == "incremental"
     after_incremental = published_rows()
