@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -35,14 +36,22 @@ def _result_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
+@dataclass(frozen=True)
+class Changes:
+    """Temp tables of case keys an incremental run changed (see run.py)."""
+
+    dirty: str  # cases with new events: every row checked again
+    dirty_known: str  # the dirty cases an earlier run had checked (only they have rows to replace)
+    restated: str  # open cases without new events: case result and stall deviation judged again
+
+
 def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *, base_run: str | None = None,
-            changed: str | None = None, changed_timing: str | None = None) -> Path:
+            changes: Changes | None = None) -> Path:
     """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically.
 
-    With ``base_run`` (the run an incremental run started from) and ``changed`` (a table of the changed
-    cases' keys) and when ``CURRENT`` still is ``base_run``'s file, the new file starts as a copy of it and
-    only the changed cases' rows and the aggregates are rewritten: the cost follows the change, not the data.
-    ``changed_timing`` (default ``changed``) lists the cases whose ``event_timing`` rows changed.
+    With ``base_run`` (the run an incremental run started from) and its ``changes``, and when ``CURRENT``
+    still is ``base_run``'s file, the new file starts as a copy of it and only the rows this run replaced
+    and the aggregates are rewritten: the cost follows the change, not the data.
     """
     published_dir.mkdir(parents=True, exist_ok=True)
     final = published_dir / f"{run_id}.duckdb"
@@ -51,18 +60,17 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     result_tables = _result_tables(conn)
     home = conn.execute("SELECT current_database()").fetchall()[0][0]
     current = current_published(published_dir)
-    incremental = base_run is not None and changed is not None and current is not None and current.stem == base_run
+    incremental = base_run is not None and changes is not None and current is not None and current.stem == base_run
     if incremental and current is not None:
         shutil.copyfile(current, tmp)
     conn.execute(f"ATTACH '{tmp}' AS pub")
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
+        if incremental and changes is not None:
+            _replace_changed_cases(conn, home, run_id, changes)
         for table in result_tables:
-            if incremental and table in CASE_TABLES:  # rule models are checked again by every run
-                keys = (changed_timing or changed) if table == "event_timing" else changed
-                _replace_cases(conn, home, table, f"sop_id IN (SELECT sop_id FROM \"{home}\".sops "
-                               f"WHERE kind = 'rules') OR {_changed_case(keys)}")
+            if incremental and table in CASE_TABLES:
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
@@ -73,10 +81,7 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                              [run_id])
         for table in WHOLE_TABLES:
             if incremental and table == "cases":
-                # keyed by case: rewrite only the changed cases (deleting every row of a table with a
-                # primary key is slow in DuckDB, and ingest changes only the cases of new batches)
-                _replace_cases(conn, home, table, _changed_case(changed))
-                continue
+                continue  # keyed by case: _replace_changed_cases rewrote the changed ones
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
             conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
@@ -92,15 +97,31 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     return final
 
 
-def _changed_case(changed: str | None) -> str:
+def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_id: str, changes: Changes) -> None:
+    """In the published copy, do what the run did to the per-case tables and to ``cases``.
+
+    The run replaced every row of its dirty cases and of the rule models, the result and the stall deviation
+    of the restated open cases, and ingest rewrote the dirty cases' ``cases`` rows. Every row the run wrote
+    carries its ``run_id``. Deletes probe small key tables (empty when every dirty case is new).
+    """
+    rules = f"sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules')"
+    known, restated = _changed_case(changes.dirty_known), _changed_case(changes.restated)
+    deletes = {
+        "case_results": [rules, known, restated],
+        "deviations": [rules, known, f"kind = 'stalled_case' AND {restated}"],
+        "event_timing": [rules, known],
+    }
+    for table, conditions in deletes.items():
+        for condition in conditions:  # one statement each: an OR of subqueries scans as a mark join
+            conn.execute(f"DELETE FROM pub.{table} t WHERE {condition}")
+        conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
+    conn.execute(f"DELETE FROM pub.cases t WHERE {known}")
+    conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {_changed_case(changes.dirty)}')
+
+
+def _changed_case(changed: str) -> str:
     return (f"EXISTS (SELECT 1 FROM {changed} d WHERE d.institution_id = t.institution_id "
             "AND d.sop_id = t.sop_id AND d.case_id = t.case_id)")
-
-
-def _replace_cases(conn: duckdb.DuckDBPyConnection, home: str, table: str, match: str) -> None:
-    """In the published copy, replace the rows of ``table`` that ``match`` selects by the working ones."""
-    conn.execute(f"DELETE FROM pub.{table} t WHERE {match}")
-    conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} t WHERE {match}')
 
 
 def current_published(published_dir: Path) -> Path | None:

@@ -252,7 +252,9 @@ def run_compliance(
                                       AND d.sop_id = c.sop_id AND d.case_id = c.case_id)
                     """
                 )
-                # every case whose result rows this run rewrites (for publishing)
+                # the dirty cases an earlier run checked: only they have result rows to replace
+                conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty_known AS SELECT * FROM run_dirty e WHERE TRUE"
+                             + _in_table("case_results"))
                 conn.execute("CREATE OR REPLACE TEMP TABLE run_touched AS "
                              "SELECT * FROM run_dirty UNION ALL SELECT * FROM run_open")
                 # SOPs whose events changed: their aggregates are computed again, the others carried over
@@ -307,13 +309,12 @@ def run_compliance(
         conn.execute("ROLLBACK")
         raise
     if published_dir is not None:
-        from pipeline.publish import publish
+        from pipeline.publish import Changes, publish
 
         with _stage(summary, "publish", progress):
             summary.published = str(publish(
                 conn, run_id, published_dir, base_run=previous[0] if incremental and previous else None,
-                changed="run_touched" if incremental else None,
-                changed_timing="run_dirty" if incremental else None))
+                changes=Changes("run_dirty", "run_dirty_known", "run_open") if incremental else None))
         conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
 
@@ -410,11 +411,12 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
     rule_sops = [sid for sid, m in models.items() if m.kind == "rules"]
     rule_list = ", ".join(sql_literal(s) for s in rule_sops) or "NULL"
     if incremental:  # the rows replaced: bottlenecks.py subtracts them from the previous run's sums
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE run_old_timing AS SELECT * FROM event_timing e "
-                     f"WHERE FALSE {_in_table('run_dirty', 'OR')}")
+        conn.execute("CREATE OR REPLACE TEMP TABLE run_old_timing AS SELECT * FROM event_timing e WHERE TRUE"
+                     + _in_table("run_dirty_known"))
     for table in CASE_TABLES:
-        if incremental:
-            conn.execute(f"DELETE FROM {table} e WHERE sop_id IN ({rule_list}) {_in_table('run_dirty', 'OR')}")
+        if incremental:  # two statements: an OR with a subquery would scan the table as a mark join
+            conn.execute(f"DELETE FROM {table} e WHERE sop_id IN ({rule_list})")
+            conn.execute(f"DELETE FROM {table} e WHERE TRUE" + _in_table("run_dirty_known"))
         else:
             conn.execute(f"DELETE FROM {table} e WHERE {scope_filter}")
     if incremental:  # the stall status of every other open case is judged again at this as_of
