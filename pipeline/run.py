@@ -346,9 +346,9 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
         LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_deviations GROUP BY ALL) n
             USING (institution_id, sop_id, case_id)
         LEFT JOIN (SELECT institution_id, sop_id, case_id, min(coalesce(ts_start, ts_end)) AS first_ts,
-                          max(ts_end) AS last_ts FROM events GROUP BY ALL) t
+                          max(ts_end) AS last_ts FROM events e WHERE TRUE{checked} GROUP BY ALL) t
             USING (institution_id, sop_id, case_id)
-        """
+        """.replace("{checked}", _in_table("run_case_variants"))
     ).df()
     frame["lead_time_working"] = float("nan")
     for inst, part in frame.groupby("institution_id", sort=True):
