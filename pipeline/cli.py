@@ -201,21 +201,20 @@ def conform_cmd(
     console.print(f"{n_cases} kasus/cases, {n_fitting} fit; hasil/results: {out}")
 
 
-@app.command("attendance")
-def attendance_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Daily attendance exports (CSV, XLSX, Parquet)")],
-    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
-    db: DbOption = None,
-) -> None:
-    """Load daily attendance (one row per student per school day) for the rule models."""
-    from pipeline.attendance import load_attendance
-    from pipeline.config import load_secret
+def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
+    from pipeline.calendars import load_institutions
+    from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
+    from pipeline.rule_inputs import load_rule_input
 
+    institutions = load_institutions(get_settings().institutions_file)
+    if institution not in institutions:
+        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
     conn = connect(_db(db))
     try:
         for path in files:
-            res = load_attendance(conn, path, institution_id=institution, key=load_secret())
+            res = load_rule_input(conn, path, input_name=input_name, institution_id=institution, key=load_secret(),
+                                  timezone=institutions[institution].timezone)
             if res.skipped:
                 console.print(f"{path.name}: sudah dimuat / already loaded")
             else:
@@ -223,6 +222,28 @@ def attendance_cmd(
                               f"{res.rows_quarantined} karantina/quarantined")
     finally:
         conn.close()
+
+
+@app.command("attendance")
+def attendance_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Daily attendance exports (CSV, XLSX, Parquet)")],
+    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
+    db: DbOption = None,
+) -> None:
+    """Load daily attendance (one row per student per school day) for the rule models."""
+    _load_rule_inputs(files, "attendance_daily", institution, db)
+
+
+@app.command("rule-input")
+def rule_input_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Exports (CSV, XLSX, Parquet) of one rule input")],
+    input_name: Annotated[str, typer.Option("--input", help="attendance_daily, escalation_events or scores")],
+    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
+    db: DbOption = None,
+) -> None:
+    """Load an input of the rule models: daily attendance, escalations of "layanan khusus" cases, or scores
+    with their remedials (docs/rules-input.md)."""
+    _load_rule_inputs(files, input_name, institution, db)
 
 
 @app.command("demo")

@@ -65,17 +65,32 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
             row[2] += int(info.get("rows_loaded") or 0)
             row[3] += int(info.get("rows_quarantined") or 0)
             row[4] += 1 if info.get("skipped") else 0
-        from pipeline.attendance import generate_attendance, load_attendance
         from pipeline.calendars import load_calendars
         from pipeline.config import load_secret
+        from pipeline.rule_inputs import generate_attendance, generate_escalations, generate_scores, load_rule_input
 
         petasia = "smkn1-petasia"
-        attendance_file = generate_attendance(
-            out_dir / petasia / "kehadiran.csv", calendar=load_calendars(settings.institutions_file)[petasia],
-            students=max(30, cases // 100), start=synth.as_of.date().replace(day=1, month=7, year=synth.as_of.year - 1),
-            months=12, seed=seed)
-        att = load_attendance(conn, attendance_file, institution_id=petasia, key=load_secret())
-        totals[petasia] = [1, att.rows_in, att.rows_loaded, att.rows_quarantined, int(att.skipped)]
+        students = max(30, cases // 100)
+        year_start = synth.as_of.date().replace(day=1, month=7, year=synth.as_of.year - 1)
+        folder = out_dir / petasia
+        inputs = [
+            ("attendance_daily", generate_attendance(
+                folder / "kehadiran.csv", calendar=load_calendars(settings.institutions_file)[petasia],
+                students=students, start=year_start, months=12, seed=seed)),
+            ("escalation_events", generate_escalations(folder / "layanan-khusus.csv", students=students,
+                                                       cases=students * 2, start=year_start, seed=seed)),
+            ("scores", generate_scores(folder / "nilai.csv", students=students, subjects=4, start=year_start,
+                                       seed=seed)),
+        ]
+        row = totals.setdefault(petasia, [0, 0, 0, 0, 0])
+        for input_name, path in inputs:
+            res = load_rule_input(conn, path, input_name=input_name, institution_id=petasia, key=load_secret(),
+                                  timezone=institutions[petasia].timezone)
+            row[0] += 1
+            row[1] += res.rows_in
+            row[2] += res.rows_loaded
+            row[3] += res.rows_quarantined
+            row[4] += int(res.skipped)
     finally:
         conn.close()
     table = Table("instansi / institution", "file", "baris / rows", "dimuat / loaded", "karantina / quarantined",

@@ -5,8 +5,9 @@
 * ``missing_document``: in a log that records documents (``events.documents`` not NULL), an event of a step
   with kelengkapan whose recorded documents lack at least one of them (case-insensitive, whole list
   elements, however the export separated them: see :func:`_norm`; one per event);
-* rule models: checked on their input table (``attendance``); a breach is a ``rule_breach`` deviation whose
-  ``step_id`` is the rule id and whose ``case_id`` is the student's pseudonym.
+* rule models: checked on their input tables (``attendance``, ``escalations``, ``scores``: see
+  docs/rules-input.md); a breach is a ``rule_breach`` deviation whose ``step_id`` is the rule id and whose
+  ``case_id`` is the student's pseudonym.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.sop import Rule, SopModel
+from pipeline.sop import Rule, SopModel, parse_time
 
 
 @dataclass
@@ -112,37 +113,128 @@ def _attendance_sql(rule: Rule) -> str | None:
     return None
 
 
+_INPUT_TABLES = {"attendance_daily": ("attendance", "day"), "escalation_events": ("escalations", "ts::DATE"),
+                 "scores": ("scores", "assessed_on")}
+
+
+def _escalation_sql() -> str:
+    """Breaches of ``escalation_order``: per service case, the first event that starts above the lowest level,
+    skips a level or goes back down (events of roles outside ``order`` and of other topics are ignored)."""
+    return """
+        WITH ev AS (
+            SELECT institution_id, case_id, student_id, role, ts, source_row,
+                   list_position($order, role) - 1 AS lvl
+            FROM escalations
+            WHERE institution_id = $inst AND list_contains($order, role)
+              AND (topic IS NULL OR len($topics) = 0 OR list_contains($topics, topic))),
+        seq AS (
+            SELECT *, lag(lvl) OVER w AS prev,
+                   list(role) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS path
+            FROM ev WINDOW w AS (PARTITION BY institution_id, case_id ORDER BY ts, source_row))
+        SELECT institution_id, student_id, case_id, path, ts,
+               CASE WHEN prev IS NULL AND lvl > 0 THEN 'started_above_first_level'
+                    WHEN lvl > prev + 1 THEN 'skipped_level' WHEN lvl < prev THEN 'went_back_down' END AS problem
+        FROM seq
+        WHERE (prev IS NULL AND lvl > 0) OR lvl > prev + 1 OR lvl < prev
+        QUALIFY row_number() OVER (PARTITION BY institution_id, case_id ORDER BY ts, source_row) = 1
+    """
+
+
+def _remedial_sql(rule: Rule) -> str:
+    """Breaches of ``remedial_below_pass``: a score of an assessment in ``assessments`` below the pass mark,
+    not excused by tolerated absence, without a remedial or with one after the deadline (``deadline`` before
+    the final exam, when the export gives its date)."""
+    pass_mark = rule.params.get("pass_mark", "kkm")
+    mark = "kkm" if pass_mark == "kkm" else str(float(pass_mark))  # type: ignore[arg-type]
+    return f"""
+        SELECT *, CASE WHEN remedial_on IS NULL THEN 'no_remedial' ELSE 'remedial_too_late' END AS problem
+        FROM (SELECT *, {mark} AS pass_mark, (final_exam_on - to_days($deadline_days))::DATE AS deadline FROM scores)
+        WHERE institution_id = $inst AND list_contains($assessments, assessment) AND score < pass_mark
+          AND NOT coalesce(absence_excused, FALSE)
+          AND (remedial_on IS NULL OR (deadline IS NOT NULL AND remedial_on > deadline))
+    """
+
+
+def _deadline_days(rule: Rule) -> int:
+    """The rule's ``deadline`` (e.g. ``1 minggu``) in whole days."""
+    std = parse_time(str(rule.params.get("deadline") or "0"))
+    if std is None:
+        return 0
+    per_day = {"elapsed_minutes": 1440.0, "working_minutes": 1440.0}.get(std.measure, 1.0)
+    return round(std.maximum / per_day)
+
+
+def _list_param(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else ([str(value)] if value else [])
+
+
 def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> RuleStats:
-    """Check attendance rules of rule-type models on the ``attendance`` table."""
+    """Check the rules of rule-type models on their input tables (``attendance``, ``escalations``, ``scores``).
+
+    A rule counts as checked when its input has rows for the model's institution.
+    """
     stats = RuleStats()
     for sop_id, model in sorted(models.items()):
         if model.kind != "rules":
             continue
+        inst = model.institution
+        present = {name: bool(conn.execute(f"SELECT count(*) FROM {table} WHERE institution_id = ?",
+                                           [inst]).fetchall()[0][0])
+                   for name, (table, _) in _INPUT_TABLES.items()}
         for rule in model.rules:
-            sql = _attendance_sql(rule) if rule.input == "attendance_daily" else None
-            if sql is None:
+            if not present.get(rule.input):
+                continue
+            common = {"inst": inst, "sop": sop_id, "rule": rule.id, "text": rule.text, "article": rule.article}
+            before = _count(conn)
+            if rule.input == "attendance_daily":
+                sql = _attendance_sql(rule)
+                if sql is None:
+                    continue
+                conn.execute(
+                    f"""
+                    INSERT INTO run_deviations
+                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
+                           printf('%.2f', value::DOUBLE), NULL::TIMESTAMPTZ,
+                           json_object('semester', semester, 'value', value, 'limit', lim, 'days', days)
+                    FROM ({sql})
+                    """, common)
+            elif rule.check == "escalation_order":
+                conn.execute(
+                    f"""
+                    INSERT INTO run_deviations
+                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
+                           array_to_string(path, ' -> '), ts,
+                           json_object('service_case', case_id, 'problem', problem, 'path', path, 'order', $order)
+                    FROM ({_escalation_sql()})
+                    """,
+                    {**common, "order": _list_param(rule.params.get("order")),
+                     "topics": _list_param(rule.params.get("topics"))})
+            elif rule.check == "remedial_below_pass":
+                conn.execute(
+                    f"""
+                    INSERT INTO run_deviations
+                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
+                           printf('%.1f < %.1f', score, pass_mark), assessed_on::TIMESTAMPTZ,
+                           json_object('subject', subject, 'assessment', assessment, 'kd', kd, 'score', score,
+                                       'pass_mark', pass_mark, 'remedial_on', remedial_on, 'deadline', deadline,
+                                       'problem', problem)
+                    FROM ({_remedial_sql(rule)})
+                    """,
+                    {**common, "assessments": _list_param(rule.params.get("assessments")),
+                     "deadline_days": _deadline_days(rule)})
+            else:
                 continue
             stats.rules_checked += 1
-            before = _count(conn)
-            conn.execute(
-                f"""
-                INSERT INTO run_deviations
-                SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
-                       printf('%.2f', value::DOUBLE), NULL::TIMESTAMPTZ,
-                       json_object('semester', semester, 'value', value, 'limit', lim, 'days', days)
-                FROM ({sql})
-                """,
-                {"inst": model.institution, "sop": sop_id, "rule": rule.id, "text": rule.text,
-                 "article": rule.article},
-            )
             stats.rule_breaches += _count(conn) - before
-        # every student with attendance is a "case" of the rules model, compliant without a breach
+        # every student with any input row is a "case" of the rules model, compliant without a breach
+        days = " UNION ALL ".join(f"SELECT institution_id, student_id, {day} AS d FROM {table} "
+                                  "WHERE institution_id = $inst" for table, day in _INPUT_TABLES.values())
         conn.execute(
-            """
+            f"""
             INSERT INTO run_rule_cases
-            SELECT institution_id, $sop, student_id, min(day)::TIMESTAMPTZ, max(day)::TIMESTAMPTZ, count(*)
-            FROM attendance WHERE institution_id = $inst GROUP BY ALL
+            SELECT institution_id, $sop, student_id, min(d)::TIMESTAMPTZ, max(d)::TIMESTAMPTZ, count(*)
+            FROM ({days}) GROUP BY ALL
             """,
-            {"sop": sop_id, "inst": model.institution},
+            {"sop": sop_id, "inst": inst},
         )
     return stats

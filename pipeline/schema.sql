@@ -73,6 +73,35 @@ CREATE TABLE IF NOT EXISTS attendance (
     source_row     BIGINT NOT NULL
 );
 
+-- The levels that handled a student's "layanan khusus" case, input of the escalation-order rule (rules.py).
+CREATE TABLE IF NOT EXISTS escalations (
+    institution_id VARCHAR NOT NULL,
+    case_id        VARCHAR NOT NULL,         -- pseudonym of the service case
+    student_id     VARCHAR NOT NULL,         -- pseudonym
+    topic          VARCHAR,                  -- kehadiran | kepribadian | akhlak | keamanan | ...
+    role           VARCHAR NOT NULL,         -- guru_mapel | wali_kelas | guru_bk
+    ts             TIMESTAMPTZ NOT NULL,     -- when that level took the case
+    batch_id       BIGINT NOT NULL,
+    source_row     BIGINT NOT NULL
+);
+
+-- Assessment scores and remedials, input of the remedial rule (rules.py).
+CREATE TABLE IF NOT EXISTS scores (
+    institution_id  VARCHAR NOT NULL,
+    student_id      VARCHAR NOT NULL,        -- pseudonym
+    subject         VARCHAR NOT NULL,
+    assessment      VARCHAR NOT NULL,        -- ulangan_harian | uts | uas | tugas
+    kd              VARCHAR,                 -- Kompetensi Dasar of an ulangan harian
+    score           DOUBLE NOT NULL,
+    kkm             DOUBLE NOT NULL,
+    assessed_on     DATE NOT NULL,
+    remedial_on     DATE,                    -- NULL: no remedial
+    absence_excused BOOLEAN,                 -- low because of tolerated absence: pembelajaran susulan instead
+    final_exam_on   DATE,                    -- the school's final exam (the remedial deadline counts back from it)
+    batch_id        BIGINT NOT NULL,
+    source_row      BIGINT NOT NULL
+);
+
 -- ------------------------------------------------------------------------------------------ results
 CREATE TABLE IF NOT EXISTS runs (
     run_id          VARCHAR PRIMARY KEY,     -- e.g. 20261123T101500Z-3f2a

@@ -1,0 +1,339 @@
+"""Inputs of the rule models (SMK N 1 Petasia academic rules, docs/rules-input.md).
+
+Three inputs, one table each: daily attendance (``attendance``), the levels that handled a student's
+"layanan khusus" case (``escalations``) and assessment scores with their remedials (``scores``).
+:func:`load_rule_input` reads a CSV/XLSX/Parquet export of one of them as one batch in one transaction:
+columns are found by their Indonesian or English names, student and case ids are pseudonymised like case
+ids of event logs, words are normalised (H/hadir, S/sakit, ...), and a row that cannot be read goes to
+``quarantine`` with a message naming the file, row, column, the value and the form expected. The
+``generate_*`` functions write seeded demo files in which every rule has breaches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.calendars import WorkingCalendar
+from pipeline.db import sql_literal
+from pipeline.errors import UserError
+
+STATUS_WORDS = {
+    "hadir": "hadir", "h": "hadir", "present": "hadir", "dispensasi": "hadir",
+    "sakit": "sakit", "s": "sakit", "sick": "sakit",
+    "izin": "izin", "ijin": "izin", "i": "izin", "leave": "izin",
+    "alpa": "alpa", "alpha": "alpa", "alfa": "alpa", "a": "alpa", "tanpa keterangan": "alpa", "absent": "alpa",
+}
+LEVEL_WORDS = {
+    "guru_mapel": "guru_mapel", "guru mapel": "guru_mapel", "guru mata pelajaran": "guru_mapel",
+    "subject teacher": "guru_mapel",
+    "wali_kelas": "wali_kelas", "wali kelas": "wali_kelas", "walas": "wali_kelas", "homeroom teacher": "wali_kelas",
+    "guru_bk": "guru_bk", "guru bk": "guru_bk", "bk": "guru_bk", "konselor": "guru_bk", "counsellor": "guru_bk",
+    "counselor": "guru_bk",
+}
+ASSESSMENT_WORDS = {
+    "ulangan_harian": "ulangan_harian", "ulangan harian": "ulangan_harian", "uh": "ulangan_harian",
+    "daily test": "ulangan_harian",
+    "uts": "uts", "pts": "uts", "ujian tengah semester": "uts", "midterm": "uts",
+    "uas": "uas", "pas": "uas", "ujian akhir semester": "uas", "final": "uas",
+    "tugas": "tugas", "assignment": "tugas",
+}
+FLAG_WORDS = {"1": "true", "true": "true", "ya": "true", "y": "true", "yes": "true", "benar": "true",
+              "0": "false", "false": "false", "tidak": "false", "t": "false", "no": "false", "n": "false"}
+STUDENT = ("student_id", "nis", "nisn", "id_siswa", "no_induk", "siswa")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input: the names it may have in an export and how its text is read."""
+
+    name: str  # the column of the table
+    aliases: tuple[str, ...]
+    kind: str  # pseudonym | date | timestamp | word | text | number | flag
+    required: bool = True
+    words: Mapping[str, str] = field(default_factory=dict)  # kind word/flag: accepted spellings -> value
+    expected: str = ""  # what a valid value looks like (messages)
+    bad_reason: str | None = None  # quarantine reason for an unreadable value (default bad_<name>)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str  # the rules' `input`
+    table: str
+    columns: tuple[Column, ...]
+    derived: Mapping[str, str] = field(default_factory=dict)  # table column -> SQL over the read columns
+
+
+INPUTS = {
+    "attendance_daily": InputSpec("attendance_daily", "attendance", (
+        Column("student_id", STUDENT, "pseudonym", expected="a student number"),
+        Column("day", ("day", "date", "tanggal", "tgl"), "date", expected="a date such as 2026-08-17 or 17/08/2026",
+               bad_reason="bad_date"),
+        Column("status", ("status", "kehadiran", "absensi", "keterangan"), "word", words=STATUS_WORDS,
+               expected="hadir/sakit/izin/alpa (H/S/I/A)"),
+        Column("semester", ("semester",), "text", required=False),
+    ), derived={"semester": "coalesce(semester, CASE WHEN month(day) >= 7 THEN year(day) || '-1' "
+                            "ELSE (year(day) - 1) || '-2' END)"}),
+    "escalation_events": InputSpec("escalation_events", "escalations", (
+        Column("case_id", ("case_id", "id_kasus", "no_kasus", "kasus", "id_layanan"), "pseudonym",
+               expected="a case number"),
+        Column("student_id", STUDENT, "pseudonym", expected="a student number"),
+        Column("topic", ("topic", "topik", "jenis_layanan", "masalah", "bidang"), "text", required=False),
+        Column("role", ("role", "level", "jenjang", "penangan", "ditangani_oleh", "petugas"), "word",
+               words=LEVEL_WORDS, expected="guru mapel, wali kelas or guru BK"),
+        Column("ts", ("ts", "timestamp", "waktu", "tanggal", "tgl", "date"), "timestamp",
+               expected="a date and time such as 2026-08-17 09:30 or 17/08/2026 09:30"),
+    )),
+    "scores": InputSpec("scores", "scores", (
+        Column("student_id", STUDENT, "pseudonym", expected="a student number"),
+        Column("subject", ("subject", "mapel", "mata_pelajaran", "pelajaran"), "text", expected="a subject name"),
+        Column("assessment", ("assessment", "penilaian", "jenis_penilaian", "ujian", "jenis"), "word",
+               words=ASSESSMENT_WORDS, expected="ulangan harian, UTS, UAS or tugas"),
+        Column("kd", ("kd", "kompetensi_dasar"), "text", required=False),
+        Column("score", ("score", "nilai", "skor"), "number", expected="a number such as 72 or 72,5"),
+        Column("kkm", ("kkm", "pass_mark", "ketuntasan"), "number", expected="a number such as 75"),
+        Column("assessed_on", ("assessed_on", "tanggal", "tgl", "tanggal_penilaian", "date"), "date",
+               expected="a date such as 2026-08-17 or 17/08/2026"),
+        Column("remedial_on", ("remedial_on", "tanggal_remedial", "remedial", "tgl_remedial"), "date",
+               required=False, expected="a date such as 2026-08-24, or empty when there was none"),
+        Column("absence_excused", ("absence_excused", "susulan", "izin_sakit", "absen_dimaafkan"), "flag",
+               required=False, words=FLAG_WORDS, expected="ya/tidak (yes/no)"),
+        Column("final_exam_on", ("final_exam_on", "tanggal_uas", "ujian_akhir", "tanggal_ujian_akhir"), "date",
+               required=False, expected="a date such as 2026-12-01"),
+    )),
+}
+
+
+@dataclass
+class RuleInputResult:
+    file: str
+    input: str
+    batch_id: int | None
+    skipped: bool
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+
+
+def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)", [str(path)]).df()
+        if suffix == ".parquet":
+            return conn.execute("SELECT * FROM read_parquet(?)", [str(path)]).df().astype("string")
+        if suffix == ".xlsx":
+            return pd.read_excel(path, dtype=str, engine="calamine")
+    except (duckdb.Error, ValueError, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})") from None
+    raise UserError(f"{path}: a rule input must be .csv, .xlsx or .parquet")
+
+
+def _find(headers: list[str], column: Column) -> str | None:
+    lowered = {h.strip().lower().replace(" ", "_"): h for h in headers}
+    return next((lowered[a] for a in column.aliases if a in lowered), None)
+
+
+def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
+    """SQL reading text ``raw`` as ``column``'s value (NULL when empty or unreadable)."""
+    from pipeline.ingest import pseudonym_sql, timestamp_sql
+
+    text = f"nullif(trim({raw}), '')"
+    if column.kind == "pseudonym":
+        return f"CASE WHEN {text} IS NOT NULL THEN {pseudonym_sql(f'trim({raw})', key)} END"
+    if column.kind == "date":
+        return (f"coalesce(try_strptime({text}, '%Y-%m-%d'), try_strptime({text}, '%d/%m/%Y'), "
+                f"try_strptime({text}, '%d-%m-%Y'))::DATE")
+    if column.kind == "timestamp":
+        return timestamp_sql(raw, None, tz, [])
+    if column.kind == "number":
+        return f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
+    if column.kind in ("word", "flag"):
+        cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in column.words.items())
+        value = f"CASE lower(regexp_replace({text}, '\\s+', ' ', 'g')) {cases} END"
+        return f"({value})::BOOLEAN" if column.kind == "flag" else value
+    return text
+
+
+def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: str, institution_id: str,
+                    key: bytes, timezone: str = "Asia/Jakarta") -> RuleInputResult:
+    """Load one export of ``input_name`` (see :data:`INPUTS`) as one batch; a file already loaded is a no-op."""
+    from pipeline.ingest import file_sha256
+
+    if input_name not in INPUTS:
+        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
+    spec = INPUTS[input_name]
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    sha = file_sha256(path)
+    if conn.execute("SELECT count(*) FROM batches WHERE sha256 = ?", [sha]).fetchall()[0][0]:
+        return RuleInputResult(path.name, input_name, None, True, 0, 0, 0)
+    frame = _read(conn, path)
+    headers = [str(c) for c in frame.columns]
+    found = {c.name: _find(headers, c) for c in spec.columns}
+    missing = [c for c in spec.columns if c.required and found[c.name] is None]
+    if missing:
+        wanted = "; ".join(f"{c.name}: one of {', '.join(c.aliases)}" for c in missing)
+        raise UserError(f"{path}: no column for {wanted} (found: {', '.join(headers)}); rename the column in the "
+                        "export")
+    staged = pd.DataFrame({"source_row": np.arange(1, len(frame) + 1, dtype=np.int64)})
+    for name, header in found.items():
+        staged[f"{name}_raw"] = frame[header].astype("string") if header else pd.Series(
+            pd.NA, index=frame.index, dtype="string")
+    values = ", ".join(f"{_value_sql(c, f'{c.name}_raw', key, timezone)} AS {c.name}" for c in spec.columns)
+    # the first unreadable required (or filled optional) column of a row names its quarantine reason
+    checks = []
+    for c in spec.columns:
+        raw, header = f"nullif(trim({c.name}_raw), '')", f"column '{found[c.name] or c.name}'"
+        if c.required:
+            checks.append((f"{raw} IS NULL", f"missing_{c.name}",
+                           sql_literal(f"{header}: empty; fill in {c.expected}")))
+        checks.append((f"{raw} IS NOT NULL AND {c.name} IS NULL", c.bad_reason or f"bad_{c.name}",
+                       f"{sql_literal(header + ': ')} || {raw} || {sql_literal(f' is not {c.expected}; correct it')}"))
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(r)}" for cond, r, _ in checks) + " END"
+    message = "CASE " + " ".join(f"WHEN {cond} THEN {text}" for cond, _, text in checks) + " END"
+    raw_json = ", ".join(
+        f"{sql_literal(c.name)}, {c.name if c.kind == 'pseudonym' else f'{c.name}_raw'}" for c in spec.columns)
+    columns = [c.name for c in spec.columns]
+    out = ", ".join(spec.derived.get(name, name) for name in columns)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = int(conn.execute("SELECT nextval('batch_seq')").fetchall()[0][0])
+        conn.register("rule_input_raw", staged)
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_typed AS SELECT *, {values} FROM rule_input_raw")
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_checked AS SELECT *, {reason} AS reason, "
+                     f"{message} AS message FROM rule_input_typed")
+        conn.execute(
+            f"""
+            INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
+            SELECT $batch, source_row, reason, $file || ', row ' || source_row || ', ' || message,
+                   json_object({raw_json})
+            FROM rule_input_checked WHERE reason IS NOT NULL
+            """,
+            {"batch": batch_id, "file": path.name},
+        )
+        conn.execute(
+            f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "
+            f"SELECT $inst, {out}, $batch, source_row FROM rule_input_checked WHERE reason IS NULL",
+            {"inst": institution_id, "batch": batch_id},
+        )
+        loaded = int(conn.execute(f"SELECT count(*) FROM {spec.table} WHERE batch_id = ?",
+                                  [batch_id]).fetchall()[0][0])
+        rows_in = len(staged)
+        conn.execute(
+            "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, rows_in,"
+            " rows_loaded, rows_quarantined) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+            [batch_id, path.name, sha, institution_id, f"{spec.table}-{path.suffix.lower().lstrip('.')}",
+             dt.datetime.now(dt.UTC), rows_in, loaded, rows_in - loaded],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.unregister("rule_input_raw")
+    return RuleInputResult(path.name, input_name, batch_id, False, rows_in, loaded, rows_in - loaded)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Seeded demo files
+# ---------------------------------------------------------------------------------------------------
+
+
+def _student_ids(seed: int, students: int) -> np.ndarray:
+    return np.array([f"NIS{hashlib.sha1(f'{seed}-{i}'.encode()).hexdigest()[:6].upper()}"
+                     for i in range(students)])
+
+
+def generate_attendance(out: Path, *, calendar: WorkingCalendar, students: int, start: dt.date, months: int,
+                        seed: int) -> Path:
+    """A seeded daily attendance CSV on the institution's school days: most students attend well, a few
+    are often sick, on leave or absent without notice (so every attendance rule has breaches)."""
+    rng = np.random.default_rng(seed)
+    end = (pd.Timestamp(start) + pd.DateOffset(months=months)).date()
+    days = pd.date_range(start, end - dt.timedelta(days=1), freq="D")
+    days = days[calendar.is_working_day(days)]
+    profile = rng.choice(4, size=students, p=[0.85, 0.06, 0.05, 0.04])  # good, sickly, often izin, truant
+    p_table = np.array([[0.96, 0.02, 0.01, 0.01], [0.85, 0.12, 0.02, 0.01],
+                        [0.86, 0.02, 0.10, 0.02], [0.72, 0.03, 0.03, 0.22]])
+    probs = p_table[profile]
+    draws = rng.random((students, len(days)))
+    status_index = (draws[:, :, None] > np.cumsum(probs, axis=1)[:, None, :]).sum(axis=2)
+    labels = np.array(["H", "S", "I", "A"])
+    ids = _student_ids(seed, students)
+    frame = pd.DataFrame({
+        "nis": np.repeat(ids, len(days)),
+        "tanggal": np.tile(days.strftime("%d/%m/%Y"), students),
+        "status": labels[status_index.ravel()],
+    })
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    return out
+
+
+def generate_escalations(out: Path, *, students: int, cases: int, start: dt.date, seed: int) -> Path:
+    """Seeded "layanan khusus" cases: most go guru mapel -> wali kelas -> guru BK as far as needed; about one
+    in eight starts too high, skips the wali kelas or goes back down."""
+    rng = np.random.default_rng(seed + 1)
+    ids = _student_ids(seed, students)
+    levels = ["Guru Mapel", "Wali Kelas", "Guru BK"]
+    topics = ["kehadiran", "kepribadian", "akhlak", "keamanan"]
+    rows = []
+    for i in range(cases):
+        depth = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
+        path = list(range(depth))
+        kind = rng.random()
+        if kind < 0.04:
+            path = [2]  # straight to the guru BK
+        elif kind < 0.08:
+            path = [0, 2]  # the wali kelas skipped
+        elif kind < 0.12:
+            path = [0, 1, 0]  # back down
+        when = pd.Timestamp(start) + pd.Timedelta(days=int(rng.integers(0, 300)), hours=7)
+        student, topic = ids[rng.integers(0, students)], topics[rng.integers(0, len(topics))]
+        for level in path:
+            when += pd.Timedelta(hours=int(rng.integers(2, 72)))
+            rows.append((f"LK-{seed}-{i:05d}", student, topic, levels[level], when.strftime("%d/%m/%Y %H:%M")))
+    frame = pd.DataFrame(rows, columns=["no_kasus", "nis", "topik", "ditangani_oleh", "waktu"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    return out
+
+
+def generate_scores(out: Path, *, students: int, subjects: int, start: dt.date, seed: int) -> Path:
+    """Seeded scores: per student and subject four ulangan harian, a UTS and a UAS; most scores below the KKM
+    get a remedial within two weeks, some get none or get it after the final exam's deadline."""
+    rng = np.random.default_rng(seed + 2)
+    ids = _student_ids(seed, students)
+    names = ["Matematika", "Bahasa Indonesia", "Bahasa Inggris", "Produktif TKJ", "PPKn", "Fisika"][:subjects]
+    final_exam = pd.Timestamp(start) + pd.Timedelta(days=150)
+    rows = []
+    for student in ids:
+        ability = rng.normal(80, 7)
+        for subject in names:
+            kkm = 75
+            for n, (assessment, kd, day) in enumerate(
+                    [("UH", f"KD 3.{k}", 20 + 25 * k) for k in range(1, 5)] + [("UTS", "", 70), ("UAS", "", 150)]):
+                score = float(np.clip(round(rng.normal(ability, 8)), 0, 100))
+                assessed = pd.Timestamp(start) + pd.Timedelta(days=day + n)
+                remedial = ""
+                if score < kkm and assessment != "UAS":
+                    fate = rng.random()
+                    if fate < 0.85:
+                        remedial = (assessed + pd.Timedelta(days=int(rng.integers(3, 14)))).strftime("%d/%m/%Y")
+                    elif fate < 0.92:
+                        remedial = (final_exam + pd.Timedelta(days=2)).strftime("%d/%m/%Y")  # too late
+                rows.append((student, subject, assessment, kd, str(score).replace(".", ","), kkm,
+                             assessed.strftime("%d/%m/%Y"), remedial, "tidak", final_exam.strftime("%d/%m/%Y")))
+    frame = pd.DataFrame(rows, columns=["nis", "mapel", "penilaian", "kd", "nilai", "kkm", "tanggal",
+                                        "tanggal_remedial", "susulan", "tanggal_uas"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    return out

@@ -1,0 +1,141 @@
+"""Rule models on their inputs (SMK N 1 Petasia): attendance, escalations, scores; quarantine; breaches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.calendars import load_calendars, load_institutions
+from pipeline.config import get_settings
+from pipeline.db import connect
+from pipeline.errors import UserError
+from pipeline.ingest import pseudonym
+from pipeline.rule_inputs import load_rule_input
+from pipeline.run import run_compliance
+from pipeline.sop import load_catalogue
+
+KEY = b"attendance-test"
+
+
+def _write(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    path.write_text("NIS,Tanggal,Status\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows), encoding="utf-8")
+    return path
+
+
+def test_attendance_rules_report_each_breach(tmp_path: Path) -> None:
+    settings = get_settings()
+    calendar = load_calendars(settings.institutions_file)["smkn1-petasia"]
+    candidates = pd.date_range("2025-08-01", periods=120, freq="D")
+    days = list(candidates[calendar.is_working_day(candidates)][:60].date)
+    assert len(days) == 60
+    rows = []
+    for i, day in enumerate(days):
+        stamp = day.strftime("%d/%m/%Y")
+        rows.append(("RAJIN", stamp, "H"))
+        rows.append(("SAKIT", stamp, "S" if i < 8 else "H"))        # 8 sick days > 6
+        rows.append(("BOLOS", stamp, "A" if i % 4 == 0 else "H"))   # 25% alpa: < 80% present, > 15% alpa
+    rows.append(("", "01/08/2025", "H"))                            # no student id
+    rows.append(("RAJIN", "31/02/2025", "H"))                       # no such date
+    rows.append(("RAJIN", "04/08/2025", "terlambat"))               # unknown status
+    conn = connect(tmp_path / "patuh.duckdb")
+    res = load_rule_input(conn, _write(tmp_path / "absen.csv", rows), input_name="attendance_daily",
+                          institution_id="smkn1-petasia", key=KEY)
+    assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (183, 180, 3)
+    reasons = sorted(r for (r,) in conn.execute("SELECT reason FROM quarantine").fetchall())
+    assert reasons == ["bad_date", "bad_status", "missing_student_id"]
+    again = load_rule_input(conn, tmp_path / "absen.csv", input_name="attendance_daily",
+                            institution_id="smkn1-petasia", key=KEY)
+    assert again.skipped
+    catalogue = load_catalogue(settings.catalogue_dir)
+    summary = run_compliance(conn, catalogue, load_institutions(settings.institutions_file),
+                             load_calendars(settings.institutions_file), institution="smkn1-petasia",
+                             as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    found = {(c, s) for c, s in conn.execute(
+        "SELECT case_id, step_id FROM latest_deviations WHERE kind = 'rule_breach'").fetchall()}
+    sick, truant = pseudonym("SAKIT", KEY), pseudonym("BOLOS", KEY)
+    assert found == {(sick, "sakit_maks_6_hari"), (truant, "kehadiran_min_80"), (truant, "alpa_maks_15_persen")}
+    assert summary.cases == 3 and summary.compliant == 1
+    assert conn.execute("SELECT count(*) FROM latest_case_results WHERE sop_id LIKE 'smkn1-petasia/%'"
+                        ).fetchall()[0][0] == 3
+    raw = (tmp_path / "patuh.duckdb").read_bytes()
+    conn.close()
+    assert b"BOLOS" not in raw and b"SAKIT" not in raw
+
+
+def _run(conn: duckdb.DuckDBPyConnection) -> set[tuple[str, str, str]]:
+    settings = get_settings()
+    run_compliance(conn, load_catalogue(settings.catalogue_dir), load_institutions(settings.institutions_file),
+                   load_calendars(settings.institutions_file), institution="smkn1-petasia",
+                   as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    return {(c, s, o) for c, s, o in conn.execute(
+        "SELECT case_id, step_id, observed FROM latest_deviations WHERE kind = 'rule_breach'").fetchall()}
+
+
+def test_escalation_goes_guru_mapel_then_wali_kelas_then_guru_bk(tmp_path: Path) -> None:
+    rows = [
+        ("K1", "ANI", "kehadiran", "Guru Mapel", "01/09/2025 08:00"),   # by the book, one level after another
+        ("K1", "ANI", "kehadiran", "Wali Kelas", "02/09/2025 09:00"),
+        ("K1", "ANI", "kehadiran", "Guru BK", "03/09/2025 10:00"),
+        ("K2", "BUDI", "akhlak", "guru bk", "01/09/2025 08:00"),       # started at the guru BK
+        ("K3", "CICI", "kepribadian", "Guru Mapel", "01/09/2025 08:00"),  # wali kelas skipped
+        ("K3", "CICI", "kepribadian", "BK", "01/09/2025 10:00"),
+        ("K4", "DEDI", "keamanan", "Wali Kelas", "2025-09-02 08:00"),  # starts at wali kelas: above the first
+        ("K5", "EKA", "kehadiran", "Guru Mapel", "05/09/2025 08:00"),
+        ("K5", "EKA", "kehadiran", "Wali Kelas", "06/09/2025 08:00"),
+        ("K5", "EKA", "kehadiran", "Guru Mapel", "07/09/2025 08:00"),  # back down
+        ("K6", "FAJAR", "kehadiran", "Kepala Sekolah", "05/09/2025 08:00"),  # unknown level: quarantined
+        ("", "GITA", "kehadiran", "Guru Mapel", "05/09/2025 08:00"),       # no case number
+        ("K8", "HANA", "kehadiran", "Guru Mapel", "kemarin"),              # no date
+    ]
+    path = tmp_path / "layanan.csv"
+    path.write_text("No Kasus,NIS,Topik,Ditangani Oleh,Waktu\n" + "".join(",".join(r) + "\n" for r in rows),
+                    encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+    res = load_rule_input(conn, path, input_name="escalation_events", institution_id="smkn1-petasia", key=KEY)
+    assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (13, 10, 3)
+    messages = dict(conn.execute("SELECT reason, message FROM quarantine").fetchall())
+    assert set(messages) == {"bad_role", "missing_case_id", "bad_ts"}
+    assert messages["bad_role"] == ("layanan.csv, row 11, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel, "
+                                    "wali kelas or guru BK; correct it")
+    breaches = {(c, o) for c, s, o in _run(conn) if s == "layanan_berjenjang"}
+    assert breaches == {(pseudonym("BUDI", KEY), "guru_bk"), (pseudonym("CICI", KEY), "guru_mapel -> guru_bk"),
+                        (pseudonym("DEDI", KEY), "wali_kelas"),
+                        (pseudonym("EKA", KEY), "guru_mapel -> wali_kelas -> guru_mapel")}
+    raw = (tmp_path / "patuh.duckdb").read_bytes()
+    conn.close()
+    assert b"BUDI" not in raw and b"GITA" not in raw
+
+
+def test_scores_below_the_kkm_need_a_remedial_in_time(tmp_path: Path) -> None:
+    header = "NIS,Mapel,Penilaian,KD,Nilai,KKM,Tanggal,Tanggal Remedial,Susulan,Tanggal UAS\n"
+    rows = [
+        "ANI,Matematika,UH,KD 3.1,80,75,01/09/2025,,tidak,01/12/2025",          # passed
+        "BUDI,Matematika,UH,KD 3.1,60,75,01/09/2025,08/09/2025,tidak,01/12/2025",  # remedial in time
+        "CICI,Matematika,UH,KD 3.2,\"70,5\",75,01/10/2025,,tidak,01/12/2025",    # no remedial (decimal comma)
+        "DEDI,Fisika,UTS,,50,75,15/10/2025,28/11/2025,tidak,01/12/2025",       # after the deadline (1 week)
+        "EKA,Fisika,UAS,,40,75,01/12/2025,,tidak,01/12/2025",                 # final exam: no remedial rule
+        "FAJAR,Fisika,UTS,,50,75,15/10/2025,,ya,01/12/2025",                  # tolerated absence: susulan
+        "GITA,Fisika,UTS,,lima puluh,75,15/10/2025,,tidak,01/12/2025",         # not a number: quarantined
+    ]
+    path = tmp_path / "nilai.csv"
+    path.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+    res = load_rule_input(conn, path, input_name="scores", institution_id="smkn1-petasia", key=KEY)
+    assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (7, 6, 1)
+    assert conn.execute("SELECT reason FROM quarantine").fetchall() == [("bad_score",)]
+    breaches = {(c, o) for c, s, o in _run(conn) if s == "remedial_di_bawah_kkm"}
+    assert breaches == {(pseudonym("CICI", KEY), "70.5 < 75.0"), (pseudonym("DEDI", KEY), "50.0 < 75.0")}
+    conn.close()
+
+
+def test_a_rule_input_without_its_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "nilai.csv"
+    path.write_text("NIS,Nilai\nANI,80\n", encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+    with pytest.raises(UserError, match="no column for subject"):
+        load_rule_input(conn, path, input_name="scores", institution_id="smkn1-petasia", key=KEY)
+    assert conn.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 0
