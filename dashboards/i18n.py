@@ -185,6 +185,8 @@ _T: dict[str, tuple[str, str]] = {
     "kind.wrong_role": ("Pelaksana tidak sesuai", "Wrong role"),
     "kind.missing_document": ("Dokumen tidak lengkap", "Missing document"),
     "kind.stalled_case": ("Kasus macet", "Stalled case"),
+    "rule.no_remedial": ("tanpa remedial", "no remedial"),
+    "rule.remedial_too_late": ("remedial terlambat", "remedial too late"),
     # plain-language explanations ({step}, {activity}, {expected}, {observed})
     "explain.missing_step": ("Langkah {step} \u201c{activity}\u201d tidak dilakukan, padahal SOP mewajibkannya.",
                              "Step {step} \u201c{activity}\u201d never happened, although the SOP requires it."),
@@ -329,7 +331,16 @@ def observed_text(observed: Any, detail: Any, lang: str | None = DEFAULT) -> str
         value = data.get("duration", data.get("idle"))
         if data.get("measure") and isinstance(value, int | float):
             return fmt_duration(value, str(data["measure"]), lang)
+        if isinstance(data.get("path"), list):  # escalation rule: the levels in the order they took the case
+            return " → ".join(LEVEL_LABELS.get(str(level), str(level)) for level in data["path"])
+        if isinstance(data.get("score"), int | float) and isinstance(data.get("pass_mark"), int | float):
+            problem = t(f"rule.{data.get('problem')}", lang) if data.get("problem") else ""
+            return (f"{fmt_num(data['score'], 1, lang)} < KKM {fmt_num(data['pass_mark'], 1, lang)}"
+                    + (f" ({problem})" if problem else ""))
     return None if _is_missing(observed) or observed == "" else str(observed)
+
+
+LEVEL_LABELS = {"guru_mapel": "Guru Mapel", "wali_kelas": "Wali Kelas", "guru_bk": "Guru BK"}
 
 
 def plotly_separators(lang: str | None) -> str:

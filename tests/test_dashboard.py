@@ -165,6 +165,12 @@ def test_indonesian_formats() -> None:
                         observed="45 menit kerja")
     assert text == "Langkah s3 \u201cKonseling\u201d memakan waktu 45 menit kerja, melebihi standar 30 Menit."
     assert all(i18n.has(f"kind.{k}") and i18n.has(f"explain.{k}") for k in queries.DEVIATION_KINDS)
+    # rule breaches read as a supervisor would say them: the levels that took the case, the score and the KKM
+    path = '{"path": ["guru_mapel", "guru_bk"], "problem": "skipped_level"}'
+    assert i18n.observed_text("guru_mapel -> guru_bk", path) == "Guru Mapel → Guru BK"
+    score = '{"score": 70.5, "pass_mark": 75.0, "problem": "no_remedial"}'
+    assert i18n.observed_text("70.5 < 75.0", score) == "70,5 < KKM 75,0 (tanpa remedial)"
+    assert i18n.observed_text("70.5 < 75.0", score, "en") == "70.5 < KKM 75.0 (no remedial)"
 
 
 # ---------------------------------------------------------------------------------------------- auth
