@@ -131,7 +131,7 @@ def _list(items: list[str]) -> str:
     return "[" + ", ".join(sql_literal(i) for i in items) + "]"
 
 
-def _naive_sql(x: str, formats: list[str]) -> str:
+def naive_sql(x: str, formats: list[str]) -> str:
     """A naive TIMESTAMP from text ``x`` (SQL): user formats, ISO, day-first forms, month names, Excel."""
     month = f"lower({x})"
     month = f"regexp_replace({month}, '\\b({_DAYS})\\b,?', ' ', 'g')"
@@ -183,9 +183,9 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
     branches = [f"WHEN {x} IS NULL THEN NULL"]
     for word, zone in _ZONES:
         stripped = f"rtrim(left({x}, length({x}) - {len(word)}))"
-        branches.append(f"WHEN {x} ILIKE '%{word}' THEN {local_sql(_naive_sql(stripped, formats), zone)}")
+        branches.append(f"WHEN {x} ILIKE '%{word}' THEN {local_sql(naive_sql(stripped, formats), zone)}")
     offset = f"CASE WHEN regexp_matches({x}, '{_OFFSET_RE}') THEN TRY_CAST({x} AS TIMESTAMPTZ) END"
-    branches.append(f"ELSE coalesce({offset}, {local_sql(_naive_sql(x, formats), tz)})")
+    branches.append(f"ELSE coalesce({offset}, {local_sql(naive_sql(x, formats), tz)})")
     slow = "CASE " + " ".join(branches) + " END"
     fast = [local_sql(f"try_strptime({c}, {_list(formats or FAST_NAIVE)})", tz)]
     if not formats:

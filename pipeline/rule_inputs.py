@@ -143,14 +143,13 @@ def _find(headers: list[str], column: Column) -> str | None:
 
 def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
     """SQL reading text ``raw`` as ``column``'s value (NULL when empty or unreadable)."""
-    from pipeline.ingest import pseudonym_sql, timestamp_sql
+    from pipeline.ingest import naive_sql, pseudonym_sql, timestamp_sql
 
     text = f"nullif(trim({raw}), '')"
     if column.kind == "pseudonym":
         return f"CASE WHEN {text} IS NOT NULL THEN {pseudonym_sql(f'trim({raw})', key)} END"
-    if column.kind == "date":
-        return (f"coalesce(try_strptime({text}, '%Y-%m-%d'), try_strptime({text}, '%d/%m/%Y'), "
-                f"try_strptime({text}, '%d-%m-%Y'))::DATE")
+    if column.kind == "date":  # every form event logs may use (a spreadsheet's date cell reads as ISO)
+        return f"({naive_sql(text, [])})::DATE"
     if column.kind == "timestamp":
         return timestamp_sql(raw, None, tz, [])
     if column.kind == "number":

@@ -139,3 +139,19 @@ def test_a_rule_input_without_its_columns_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no column for subject"):
         load_rule_input(conn, path, input_name="scores", institution_id="smkn1-petasia", key=KEY)
     assert conn.execute("SELECT count(*) FROM batches").fetchall()[0][0] == 0
+
+
+def test_spreadsheet_date_cells_and_indonesian_month_names_are_dates(tmp_path: Path) -> None:
+    """An XLSX with real date cells (read back as '2025-09-01 00:00:00') and a CSV with '16 Januari 2025'."""
+    frame = pd.DataFrame({"NIS": ["A1", "A2"], "Tanggal": [dt.datetime(2025, 9, 1), dt.datetime(2025, 9, 2)],
+                          "Status": ["H", "S"]})
+    frame.to_excel(tmp_path / "absen.xlsx", index=False)
+    (tmp_path / "absen.csv").write_text("NIS,Tanggal,Status\nB1,16 Januari 2025,hadir\n", encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+    for name in ("absen.xlsx", "absen.csv"):
+        res = load_rule_input(conn, tmp_path / name, input_name="attendance_daily", institution_id="smkn1-petasia",
+                              key=KEY)
+        assert res.rows_quarantined == 0, name
+    days = [d for (d,) in conn.execute("SELECT day FROM attendance ORDER BY day").fetchall()]
+    assert days == [dt.date(2025, 1, 16), dt.date(2025, 9, 1), dt.date(2025, 9, 2)]
+    conn.close()
