@@ -132,6 +132,11 @@ def _print_run_summary(summary: RunSummary) -> None:
     if not summary.documents_recorded:
         console.print("Kelengkapan dokumen tidak tercatat di log: missing_document tidak diperiksa / "
                       "documents not recorded in the logs: missing_document not checked", style="yellow")
+    if summary.rules_checked or summary.rules_without_input:
+        console.print(f"Aturan diperiksa / rules checked: {summary.rules_checked}")
+    if summary.rules_without_input:
+        console.print("Aturan tanpa data masukan, tidak diperiksa / rules without input, not checked: "
+                      + ", ".join(summary.rules_without_input) + " (patuh rule-input)", style="yellow")
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.stage_seconds.items())
     console.print(f"Waktu per tahap / time per stage: {stages}")
     if summary.published:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -26,6 +26,7 @@ class RuleStats:
     documents_recorded: bool = False
     rule_breaches: int = 0
     rules_checked: int = 0
+    rules_without_input: list[str] = field(default_factory=list)  # "<rule id> (<input>)"
 
 
 def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: str = "TRUE") -> RuleStats:
@@ -183,6 +184,7 @@ def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopMode
                    for name, (table, _) in _INPUT_TABLES.items()}
         for rule in model.rules:
             if not present.get(rule.input):
+                stats.rules_without_input.append(f"{rule.id} ({rule.input})")
                 continue
             common = {"inst": inst, "sop": sop_id, "rule": rule.id, "text": rule.text, "article": rule.article}
             before = _count(conn)

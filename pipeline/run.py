@@ -66,6 +66,7 @@ class RunSummary:
     from_cache: int = 0
     documents_recorded: bool = False
     rules_checked: int = 0
+    rules_without_input: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     published: str | None = None
 
@@ -285,6 +286,7 @@ def run_compliance(
             summary.documents_recorded = role_stats.documents_recorded
             rule_stats = check_rule_models(conn, models)
             summary.rules_checked = rule_stats.rules_checked
+            summary.rules_without_input = rule_stats.rules_without_input
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
             _write_case_results(conn, run_id, calendars)

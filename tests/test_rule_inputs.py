@@ -59,6 +59,9 @@ def test_attendance_rules_report_each_breach(tmp_path: Path) -> None:
     sick, truant = pseudonym("SAKIT", KEY), pseudonym("BOLOS", KEY)
     assert found == {(sick, "sakit_maks_6_hari"), (truant, "kehadiran_min_80"), (truant, "alpa_maks_15_persen")}
     assert summary.cases == 3 and summary.compliant == 1
+    # the summary says which rules had no input to check (only attendance was loaded here)
+    assert summary.rules_checked == 5
+    assert summary.rules_without_input == ["layanan_berjenjang (escalation_events)", "remedial_di_bawah_kkm (scores)"]
     assert conn.execute("SELECT count(*) FROM latest_case_results WHERE sop_id LIKE 'smkn1-petasia/%'"
                         ).fetchall()[0][0] == 3
     raw = (tmp_path / "patuh.duckdb").read_bytes()
