@@ -71,16 +71,20 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
 
         petasia = "smkn1-petasia"
         students = max(30, cases // 100)
-        year_start = synth.as_of.date().replace(day=1, month=7, year=synth.as_of.year - 1)
+        # the school year up to the demo's as-of date (July to the month before), so the latest reports show it
+        as_of_day = synth.as_of.date()
+        year_start = as_of_day.replace(day=1, month=7, year=as_of_day.year - (as_of_day.month < 7))
+        months = max(1, (as_of_day.year - year_start.year) * 12 + as_of_day.month - year_start.month)
         folder = out_dir / petasia
         inputs = [
             ("attendance_daily", generate_attendance(
                 folder / "kehadiran.csv", calendar=load_calendars(settings.institutions_file)[petasia],
-                students=students, start=year_start, months=12, seed=seed)),
+                students=students, start=year_start, months=months, seed=seed)),
             ("escalation_events", generate_escalations(folder / "layanan-khusus.csv", students=students,
-                                                       cases=students * 2, start=year_start, seed=seed)),
+                                                       cases=students * 2, start=year_start, end=as_of_day,
+                                                       seed=seed)),
             ("scores", generate_scores(folder / "nilai.csv", students=students, subjects=4, start=year_start,
-                                       seed=seed)),
+                                       end=as_of_day, seed=seed)),
         ]
         row = totals.setdefault(petasia, [0, 0, 0, 0, 0])
         for input_name, path in inputs:

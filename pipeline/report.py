@@ -211,8 +211,12 @@ period_cases AS (
     SELECT r.*, timezone(coalesce(i.timezone, 'UTC'), r.opened_at) AS opened_local
     FROM case_results r LEFT JOIN institutions i ON i.institution_id = r.institution_id
     WHERE r.institution_id = $inst
-      AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) >= $start
-      AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) < $end),
+      AND CASE WHEN r.sop_id IN (SELECT sop_id FROM sops WHERE kind = 'rules')
+               -- a student under a rules document: every period with input (attendance, scores, ...)
+               THEN timezone(coalesce(i.timezone, 'UTC'), r.opened_at) < $end
+                    AND timezone(coalesce(i.timezone, 'UTC'), coalesce(r.closed_at, r.opened_at)) >= $start
+               ELSE timezone(coalesce(i.timezone, 'UTC'), r.opened_at) >= $start
+                    AND timezone(coalesce(i.timezone, 'UTC'), r.opened_at) < $end END),
 stalled AS (
     SELECT DISTINCT sop_id, case_id FROM deviations
     WHERE institution_id = $inst AND kind = 'stalled_case')"""

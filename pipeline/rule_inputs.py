@@ -277,9 +277,9 @@ def generate_attendance(out: Path, *, calendar: WorkingCalendar, students: int, 
     return out
 
 
-def generate_escalations(out: Path, *, students: int, cases: int, start: dt.date, seed: int) -> Path:
-    """Seeded "layanan khusus" cases: most go guru mapel -> wali kelas -> guru BK as far as needed; about one
-    in eight starts too high, skips the wali kelas or goes back down."""
+def generate_escalations(out: Path, *, students: int, cases: int, start: dt.date, end: dt.date, seed: int) -> Path:
+    """Seeded "layanan khusus" cases from ``start`` to ``end``: most go guru mapel -> wali kelas -> guru BK as
+    far as needed; about one in eight starts too high, skips the wali kelas or goes back down."""
     rng = np.random.default_rng(seed + 1)
     ids = _student_ids(seed, students)
     levels = ["Guru Mapel", "Wali Kelas", "Guru BK"]
@@ -295,7 +295,8 @@ def generate_escalations(out: Path, *, students: int, cases: int, start: dt.date
             path = [0, 2]  # the wali kelas skipped
         elif kind < 0.12:
             path = [0, 1, 0]  # back down
-        when = pd.Timestamp(start) + pd.Timedelta(days=int(rng.integers(0, 300)), hours=7)
+        span = max(1, (end - start).days - 10)  # room for the last levels before ``end``
+        when = pd.Timestamp(start) + pd.Timedelta(days=int(rng.integers(0, span)), hours=7)
         student, topic = ids[rng.integers(0, students)], topics[rng.integers(0, len(topics))]
         for level in path:
             when += pd.Timedelta(hours=int(rng.integers(2, 72)))
@@ -306,9 +307,10 @@ def generate_escalations(out: Path, *, students: int, cases: int, start: dt.date
     return out
 
 
-def generate_scores(out: Path, *, students: int, subjects: int, start: dt.date, seed: int) -> Path:
-    """Seeded scores: per student and subject four ulangan harian, a UTS and a UAS; most scores below the KKM
-    get a remedial within two weeks, some get none or get it after the final exam's deadline."""
+def generate_scores(out: Path, *, students: int, subjects: int, start: dt.date, end: dt.date, seed: int) -> Path:
+    """Seeded scores of the semester starting at ``start`` (assessments up to ``end``): per student and subject
+    four ulangan harian, a UTS and a UAS; most scores below the KKM get a remedial within two weeks, some get
+    none or get it after the final exam's deadline."""
     rng = np.random.default_rng(seed + 2)
     ids = _student_ids(seed, students)
     names = ["Matematika", "Bahasa Indonesia", "Bahasa Inggris", "Produktif TKJ", "PPKn", "Fisika"][:subjects]
@@ -322,12 +324,15 @@ def generate_scores(out: Path, *, students: int, subjects: int, start: dt.date, 
                     [("UH", f"KD 3.{k}", 20 + 25 * k) for k in range(1, 5)] + [("UTS", "", 70), ("UAS", "", 150)]):
                 score = float(np.clip(round(rng.normal(ability, 8)), 0, 100))
                 assessed = pd.Timestamp(start) + pd.Timedelta(days=day + n)
+                if assessed.date() >= end:
+                    continue
                 remedial = ""
                 if score < kkm and assessment != "UAS":
                     fate = rng.random()
-                    if fate < 0.85:
-                        remedial = (assessed + pd.Timedelta(days=int(rng.integers(3, 14)))).strftime("%d/%m/%Y")
-                    elif fate < 0.92:
+                    remedial_on = assessed + pd.Timedelta(days=int(rng.integers(3, 14)))
+                    if fate < 0.85 and remedial_on.date() < end:
+                        remedial = remedial_on.strftime("%d/%m/%Y")
+                    elif fate < 0.92 and (final_exam + pd.Timedelta(days=2)).date() < end:
                         remedial = (final_exam + pd.Timedelta(days=2)).strftime("%d/%m/%Y")  # too late
                 rows.append((student, subject, assessment, kd, str(score).replace(".", ","), kkm,
                              assessed.strftime("%d/%m/%Y"), remedial, "tidak", final_exam.strftime("%d/%m/%Y")))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import duckdb
@@ -143,8 +144,9 @@ def _escalation_sql() -> str:
 
 def _remedial_sql(rule: Rule) -> str:
     """Breaches of ``remedial_below_pass``: a score of an assessment in ``assessments`` below the pass mark,
-    not excused by tolerated absence, without a remedial or with one after the deadline (``deadline`` before
-    the final exam, when the export gives its date)."""
+    not excused by tolerated absence, with a remedial after the deadline (``deadline`` before the final exam,
+    when the export gives its date) or without one once that deadline has passed at ``as_of`` (at once when
+    the export gives no final exam date: nothing tells when it is due)."""
     pass_mark = rule.params.get("pass_mark", "kkm")
     mark = "kkm" if pass_mark == "kkm" else str(float(pass_mark))  # type: ignore[arg-type]
     return f"""
@@ -152,7 +154,8 @@ def _remedial_sql(rule: Rule) -> str:
         FROM (SELECT *, {mark} AS pass_mark, (final_exam_on - to_days($deadline_days))::DATE AS deadline FROM scores)
         WHERE institution_id = $inst AND list_contains($assessments, assessment) AND score < pass_mark
           AND NOT coalesce(absence_excused, FALSE)
-          AND (remedial_on IS NULL OR (deadline IS NOT NULL AND remedial_on > deadline))
+          AND CASE WHEN remedial_on IS NULL THEN deadline IS NULL OR deadline < $as_of
+                   ELSE deadline IS NOT NULL AND remedial_on > deadline END
     """
 
 
@@ -169,7 +172,8 @@ def _list_param(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else ([str(value)] if value else [])
 
 
-def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]) -> RuleStats:
+def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel], *,
+                      as_of: dt.date | None = None) -> RuleStats:
     """Check the rules of rule-type models on their input tables (``attendance``, ``escalations``, ``scores``).
 
     A rule counts as checked when its input has rows for the model's institution.
@@ -223,7 +227,7 @@ def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopMode
                     FROM ({_remedial_sql(rule)})
                     """,
                     {**common, "assessments": _list_param(rule.params.get("assessments")),
-                     "deadline_days": _deadline_days(rule)})
+                     "deadline_days": _deadline_days(rule), "as_of": as_of or dt.date.today()})
             else:
                 continue
             stats.rules_checked += 1

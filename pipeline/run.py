@@ -284,7 +284,7 @@ def run_compliance(
         with _stage(summary, "rules", progress):
             role_stats = check_roles_and_documents(conn, case_filter=case_filter)
             summary.documents_recorded = role_stats.documents_recorded
-            rule_stats = check_rule_models(conn, models)
+            rule_stats = check_rule_models(conn, models, as_of=as_of.date())
             summary.rules_checked = rule_stats.rules_checked
             summary.rules_without_input = rule_stats.rules_without_input
         with _stage(summary, "results", progress):

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import lxml.html
 import pandas as pd
 import pytest
 
@@ -123,12 +124,13 @@ def test_scores_below_the_kkm_need_a_remedial_in_time(tmp_path: Path) -> None:
         "EKA,Fisika,UAS,,40,75,01/12/2025,,tidak,01/12/2025",                 # final exam: no remedial rule
         "FAJAR,Fisika,UTS,,50,75,15/10/2025,,ya,01/12/2025",                  # tolerated absence: susulan
         "GITA,Fisika,UTS,,lima puluh,75,15/10/2025,,tidak,01/12/2025",         # not a number: quarantined
+        "HANA,Fisika,UH,KD 3.3,60,75,15/12/2025,,tidak,01/03/2026",            # not due yet on 1 January
     ]
     path = tmp_path / "nilai.csv"
     path.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
     conn = connect(tmp_path / "patuh.duckdb")
     res = load_rule_input(conn, path, input_name="scores", institution_id="smkn1-petasia", key=KEY)
-    assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (7, 6, 1)
+    assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (8, 7, 1)
     assert conn.execute("SELECT reason FROM quarantine").fetchall() == [("bad_score",)]
     breaches = {(c, o) for c, s, o in _run(conn) if s == "remedial_di_bawah_kkm"}
     assert breaches == {(pseudonym("CICI", KEY), "70.5 < 75.0"), (pseudonym("DEDI", KEY), "50.0 < 75.0")}
@@ -158,3 +160,31 @@ def test_spreadsheet_date_cells_and_indonesian_month_names_are_dates(tmp_path: P
     days = [d for (d,) in conn.execute("SELECT day FROM attendance ORDER BY day").fetchall()]
     assert days == [dt.date(2025, 1, 16), dt.date(2025, 9, 1), dt.date(2025, 9, 2)]
     conn.close()
+
+
+def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_path: Path) -> None:
+    """A periodic report of a rules document counts the students with input in the period, not only those
+    whose first school day fell in it (a student's attendance spans the whole semester)."""
+    from pipeline.publish import current_published
+    from pipeline.report import write_reports
+
+    days = pd.bdate_range("2025-08-04", "2025-11-28")
+    rows = [(f"S{i}", d.strftime("%d/%m/%Y"), "H") for i in range(6) for d in days]
+    conn = connect(tmp_path / "patuh.duckdb")
+    load_rule_input(conn, _write(tmp_path / "absen.csv", rows), input_name="attendance_daily",
+                    institution_id="smkn1-petasia", key=KEY)
+    settings = get_settings()
+    run_compliance(conn, load_catalogue(settings.catalogue_dir), load_institutions(settings.institutions_file),
+                   load_calendars(settings.institutions_file), institution="smkn1-petasia",
+                   as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), published_dir=tmp_path / "published")
+    conn.close()
+    published = current_published(tmp_path / "published")
+    assert published is not None
+    counts = {}
+    for period in ("2025-10", "2025-12"):
+        (html,) = [p for p in write_reports(published, period=period, institutions=["smkn1-petasia"],
+                                            formats={"html"}, out_dir=tmp_path / "reports")
+                   if p.name.startswith("smkn1-petasia")]
+        doc = lxml.html.parse(str(html)).getroot()
+        counts[period] = doc.xpath("//*[@data-key='n_cases']")[0].get("data-value")
+    assert counts == {"2025-10": "6.0", "2025-12": "0.0"}
