@@ -83,6 +83,9 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
             ("escalation_events", generate_escalations(folder / "layanan-khusus.csv", students=students,
                                                        cases=students * 2, start=year_start, end=as_of_day,
                                                        seed=seed)),
+            # scores of the last semester (its remedial deadlines have passed) and of the current one
+            ("scores", generate_scores(folder / "nilai-semester-lalu.csv", students=students, subjects=4,
+                                       start=year_start.replace(month=1), end=year_start, seed=seed)),
             ("scores", generate_scores(folder / "nilai.csv", students=students, subjects=4, start=year_start,
                                        end=as_of_day, seed=seed)),
         ]
