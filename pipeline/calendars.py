@@ -9,6 +9,7 @@ operations (a per-day cumulative table plus a per-weekday minute profile), never
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -132,6 +133,13 @@ class WorkingCalendar:
     day_is_working: npt.NDArray[np.bool_]  # per day since ORIGIN
     day_cum: npt.NDArray[np.float64]  # working minutes before each day since ORIGIN
     day_count_cum: npt.NDArray[np.float64]  # working days before each day since ORIGIN
+
+    def content_hash(self) -> str:
+        """Hash of what working time means here (zone, hours, every working day and holiday)."""
+        digest = hashlib.sha256(f"{self.institution_id}:{self.timezone};".encode())
+        for array in (self.profile, self.day_is_working, self.day_cum):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def day_minutes(self) -> npt.NDArray[np.float64]:

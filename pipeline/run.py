@@ -4,15 +4,17 @@ Stages: catalogue snapshot -> conformance (alignments per variant, cached) -> ti
 stalled cases) -> roles and documents -> rule models -> deviations with severity -> case results -> bottlenecks
 and step metrics. A failure anywhere rolls the whole run back; the previous results stay as they were.
 
-Incremental runs: when the catalogue and the run's scope are unchanged since the last successful run, only
-*dirty* cases (with events from batches loaded since that run) are checked again; every other open case is
-only judged again for stalling (that moves with ``as_of``); the rows of all other cases stay as they were,
-each tagged with the run that checked it. Aggregates are recomputed for the SOPs with new events only.
+Incremental runs: when the catalogue, the institutions' calendars and the run's scope are unchanged since the
+last successful run, only *dirty* cases (with events from batches loaded since that run) are checked again;
+every other open case is only judged again for stalling (that moves with ``as_of``); the rows of all other
+cases stay as they were, each tagged with the run that checked it. Aggregates: per-case sums are updated from
+the dirty cases alone, percentiles recomputed for the SOPs with new events (bottlenecks.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import secrets
@@ -206,12 +208,16 @@ def run_compliance(
     if missing_cal:
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
                         "institutions.yaml")
+    # what the results mean: the SOP models and the working-time calendars (a new holiday changes durations)
+    setup_hash = hashlib.sha256(
+        (catalogue.content_hash() + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars)))
+        .encode()).hexdigest()[:16]
     run_id = new_run_id()
     params = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
     scope_params = {"institution": institution, "sop": sop}
     previous = _previous_run(conn)
     incremental = (
-        not full and previous is not None and previous[2] == catalogue.content_hash()
+        not full and previous is not None and previous[2] == setup_hash
         and json.loads(previous[3] or "{}").get("scope") == scope_params
     )
     summary = RunSummary(run_id, "incremental" if incremental else "full")
@@ -220,7 +226,7 @@ def run_compliance(
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
-                     [run_id, started, catalogue.content_hash(), json.dumps({**params, "scope": scope_params}),
+                     [run_id, started, setup_hash, json.dumps({**params, "scope": scope_params}),
                       __version__])
         with _stage(summary, "catalogue", progress):
             snapshot_catalogue(conn, catalogue, institutions)

@@ -252,3 +252,23 @@ def test_bottlenecks_from_stored_visits_equal_those_derived_by_windows(hand_made
     hand_made.execute("UPDATE event_timing SET step_visit = NULL, step_visits = NULL, local_prev_end = NULL")
     compute_bottlenecks(hand_made, summary.run_id, calendars=load_calendars(get_settings().institutions_file))
     assert rows() == stored
+
+
+def test_a_changed_calendar_makes_the_next_run_full(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
+                                                    tmp_path: Path) -> None:
+    """Working-time durations depend on the calendar: a new school holiday must re-time every case."""
+    import yaml
+
+    from pipeline.calendars import load_calendars, load_institutions
+
+    settings = get_settings()
+    assert _run(hand_made, catalogue).mode == "full"
+    assert _run(hand_made, catalogue).mode == "incremental"
+    raw = yaml.safe_load(settings.institutions_file.read_text(encoding="utf-8"))
+    # the day of the hand-made cases becomes a school holiday: their working durations change
+    entry = next(i for i in raw["institutions"] if i["id"] == "smpn2-ngawi")
+    entry["non_working"].append(BASE.date().isoformat())
+    changed = tmp_path / "institutions.yaml"
+    changed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    summary = run_compliance(hand_made, catalogue, load_institutions(changed), load_calendars(changed), as_of=AS_OF)
+    assert summary.mode == "full"
