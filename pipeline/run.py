@@ -208,10 +208,11 @@ def run_compliance(
     if missing_cal:
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
                         "institutions.yaml")
-    # what the results mean: the SOP models and the working-time calendars (a new holiday changes durations)
+    # what the results mean: the SOP models, the working-time calendars (a new holiday changes durations) and
+    # the engine's version (its rules); a change in any of them makes the run full
     setup_hash = hashlib.sha256(
-        (catalogue.content_hash() + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars)))
-        .encode()).hexdigest()[:16]
+        (f"{__version__}|{catalogue.content_hash()}"
+         + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars))).encode()).hexdigest()[:16]
     run_id = new_run_id()
     params = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
     scope_params = {"institution": institution, "sop": sop}
