@@ -108,7 +108,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at      TIMESTAMPTZ NOT NULL,
     finished_at     TIMESTAMPTZ,
     status          VARCHAR NOT NULL,        -- running | ok | failed
-    catalogue_hash  VARCHAR NOT NULL,        -- SOP models and working-time calendars (a change: full run)
+    catalogue_hash  VARCHAR NOT NULL,        -- SOP models, calendars, engine version (a change: full run)
     params          JSON,
     patuh_version   VARCHAR NOT NULL,
     summary         JSON
