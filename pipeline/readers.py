@@ -154,7 +154,7 @@ def detect_encoding(path: Path, sample_size: int = 1 << 20) -> str:
         return "cp1252"
 
 
-def _transcode(path: Path, encoding: str) -> Path:
+def transcode(path: Path, encoding: str) -> Path:
     """Stream a non-UTF-8 text file to a UTF-8 temp file (cp1252, bytes it leaves undefined as Latin-1)."""
     fd, tmp = tempfile.mkstemp(prefix="patuh-", suffix=".csv")
     try:
@@ -175,7 +175,7 @@ def _transcode(path: Path, encoding: str) -> Path:
 
 def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     encoding = detect_encoding(path)
-    read_path = path if encoding == "utf-8" else _transcode(path, encoding)
+    read_path = path if encoding == "utf-8" else transcode(path, encoding)
     tag = os.urandom(4).hex()
     rejects, scans = f"_patuh_rej_{tag}", f"_patuh_scan_{tag}"
     scan = (f"read_csv({sql_literal(str(read_path))}, header=true, all_varchar=true, store_rejects=true, "

@@ -123,10 +123,19 @@ class RuleInputResult:
 
 
 def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> pd.DataFrame:
+    from pipeline.readers import detect_encoding, transcode
+
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            return conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)", [str(path)]).df()
+        if suffix == ".csv":  # UTF-8 (with or without BOM), UTF-16 or Latin-1/CP1252, as event logs
+            encoding = detect_encoding(path)
+            read_path = path if encoding == "utf-8" else transcode(path, encoding)
+            try:
+                return conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)",
+                                    [str(read_path)]).df()
+            finally:
+                if read_path != path:
+                    read_path.unlink(missing_ok=True)
         if suffix == ".parquet":
             return conn.execute("SELECT * FROM read_parquet(?)", [str(path)]).df().astype("string")
         if suffix == ".xlsx":
@@ -238,6 +247,8 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         raise
     finally:
         conn.unregister("rule_input_raw")
+        for table in ("rule_input_typed", "rule_input_checked"):  # they hold the raw student numbers
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
     return RuleInputResult(path.name, input_name, batch_id, False, rows_in, loaded, rows_in - loaded)
 
 

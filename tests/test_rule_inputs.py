@@ -152,14 +152,18 @@ def test_spreadsheet_date_cells_and_indonesian_month_names_are_dates(tmp_path: P
                           "Status": ["H", "S"]})
     frame.to_excel(tmp_path / "absen.xlsx", index=False)
     (tmp_path / "absen.csv").write_text("NIS,Tanggal,Status\nB1,16 Januari 2025,hadir\n", encoding="utf-8")
+    # an old spreadsheet export in Windows-1252 (a note column the loader never reads, with an en dash)
+    (tmp_path / "absen-lama.csv").write_bytes("NIS;Tanggal;Status;Catatan\nB2;17/01/2025;S;demam \u2013 surat dokter\n"
+                                             .encode("cp1252"))
     conn = connect(tmp_path / "patuh.duckdb")
-    for name in ("absen.xlsx", "absen.csv"):
+    for name in ("absen.xlsx", "absen.csv", "absen-lama.csv"):
         res = load_rule_input(conn, tmp_path / name, input_name="attendance_daily", institution_id="smkn1-petasia",
                               key=KEY)
         assert res.rows_quarantined == 0, name
     days = [d for (d,) in conn.execute("SELECT day FROM attendance ORDER BY day").fetchall()]
-    assert days == [dt.date(2025, 1, 16), dt.date(2025, 9, 1), dt.date(2025, 9, 2)]
+    assert days == [dt.date(2025, 1, 16), dt.date(2025, 1, 17), dt.date(2025, 9, 1), dt.date(2025, 9, 2)]
     conn.close()
+    assert b"demam" not in (tmp_path / "patuh.duckdb").read_bytes()  # a free-text column is never stored
 
 
 def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_path: Path) -> None:
