@@ -80,11 +80,10 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
                              [run_id])
         for table in WHOLE_TABLES:
-            if incremental and table == "cases":
-                continue  # keyed by case: _replace_changed_cases rewrote the changed ones
-            if incremental:
-                conn.execute(f"DELETE FROM pub.{table}")
-            conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
+            # incremental: the catalogue is the base run's (same setup hash, run.py) and _replace_changed_cases
+            # rewrote the changed cases
+            if not incremental:
+                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
         conn.execute("CHECKPOINT pub")
     finally:
         conn.execute(f'USE "{home}"')

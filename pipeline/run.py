@@ -208,10 +208,11 @@ def run_compliance(
     if missing_cal:
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
                         "institutions.yaml")
-    # what the results mean: the SOP models, the working-time calendars (a new holiday changes durations) and
-    # the engine's version (its rules); a change in any of them makes the run full
+    # what the results mean: the SOP models, the institutions and their working-time calendars (a new holiday
+    # changes durations) and the engine's version (its rules); a change in any of them makes the run full
     setup_hash = hashlib.sha256(
         (f"{__version__}|{catalogue.content_hash()}"
+         + "".join(f"|{k}:{institutions[k].model_dump_json()}" for k in sorted(institutions))
          + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars))).encode()).hexdigest()[:16]
     run_id = new_run_id()
     params = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
@@ -230,7 +231,8 @@ def run_compliance(
                      [run_id, started, setup_hash, json.dumps({**params, "scope": scope_params}),
                       __version__])
         with _stage(summary, "catalogue", progress):
-            snapshot_catalogue(conn, catalogue, institutions)
+            if not incremental:  # same setup hash: the snapshot tables already hold this catalogue
+                snapshot_catalogue(conn, catalogue, institutions)
             _prepare_temp_tables(conn, models)
         scope_filter = "TRUE"
         if institution:
