@@ -210,8 +210,10 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
     from pipeline.calendars import load_institutions
     from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
-    from pipeline.rule_inputs import load_rule_input
+    from pipeline.rule_inputs import INPUTS, load_rule_input
 
+    if input_name not in INPUTS:  # before the database is opened (or created)
+        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
     institutions = load_institutions(get_settings().institutions_file)
     if institution not in institutions:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
