@@ -39,6 +39,7 @@ CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-de
                 "--no-first-run", "--window-size=1400,1000"]
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -91,6 +92,21 @@ def driver(site: tuple[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
 def wait_for(drv: Any, css: str, timeout: float = 30) -> Any:
     WebDriverWait(drv, timeout).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
     return drv.find_elements(By.CSS_SELECTOR, css)[0]
+
+
+def click_first(driver: Any, selector: str) -> str:
+    """Click the first element matching ``selector`` and return its text; a grid that re-renders meanwhile
+    (the element went stale) is looked up again."""
+    def attempt(d: Any) -> str | bool:
+        try:
+            element = d.find_element(By.CSS_SELECTOR, selector)
+            text = str(element.text)
+            element.click()
+            return text
+        except StaleElementReferenceException:
+            return False
+
+    return str(WebDriverWait(driver, 20).until(attempt))
 
 
 def wait_idle(drv: Any, timeout: float = 30) -> None:
@@ -158,11 +174,10 @@ def test_a_filter_change_lives_in_the_url_and_narrows_the_numbers(site: tuple[st
 def test_open_a_case_from_the_deviation_grid(site: tuple[str, Path], driver: Any) -> None:
     base, _ = site
     driver.get(base + "/penyimpangan?kind=overdue_step")
-    cell = wait_for(driver, "#dev-grid .ag-row .ag-cell[col-id='case_id']")
+    wait_for(driver, "#dev-grid .ag-row .ag-cell[col-id='case_id']")
     wait_idle(driver)
     assert driver.find_element(By.ID, "dev-count").text.endswith("penyimpangan")
-    case_id = cell.text
-    cell.click()
+    case_id = click_first(driver, "#dev-grid .ag-row .ag-cell[col-id='case_id']")
     WebDriverWait(driver, 20).until(lambda d: "/kasus" in d.current_url and f"case={case_id}" in d.current_url)
     title = wait_for(driver, "#kasus-title")
     assert case_id in title.text
