@@ -185,6 +185,7 @@ _T: dict[str, tuple[str, str]] = {
     "kind.wrong_role": ("Pelaksana tidak sesuai", "Wrong role"),
     "kind.missing_document": ("Dokumen tidak lengkap", "Missing document"),
     "kind.stalled_case": ("Kasus macet", "Stalled case"),
+    "kind.rule_breach": ("Pelanggaran aturan", "Rule breach"),
     "rule.no_remedial": ("tanpa remedial", "no remedial"),
     "rule.remedial_too_late": ("remedial terlambat", "remedial too late"),
     # plain-language explanations ({step}, {activity}, {expected}, {observed})
@@ -218,6 +219,9 @@ _T: dict[str, tuple[str, str]] = {
                              "{step} \u201c{activity}\u201d ({expected}).",
                              "The case is open with no activity for longer than the standard of the next "
                              "step {step} \u201c{activity}\u201d ({expected})."),
+    "explain.rule_breach": ("Siswa melanggar aturan {step} ({expected}): {observed}. Aturannya: \u201c{activity}\u201d",
+                            "The student breached rule {step} ({expected}): {observed}. The rule: "
+                            "\u201c{activity}\u201d"),
 }
 
 

@@ -26,7 +26,7 @@ from pipeline.publish import CURRENT, current_published
 PAGE_SIZE = 100
 DEVIATION_KINDS = (
     "missing_step", "unexpected_step", "wrong_order", "repeated_step", "overdue_step",
-    "case_sla_breach", "wrong_role", "missing_document", "stalled_case",
+    "case_sla_breach", "wrong_role", "missing_document", "stalled_case", "rule_breach",
 )
 SEVERITIES = ("high", "medium", "low")
 FLOW_KINDS = ("missing_step", "unexpected_step", "wrong_order", "repeated_step")

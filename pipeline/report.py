@@ -62,6 +62,7 @@ KIND_LABELS: dict[str, dict[str, str]] = {
     "wrong_role": {"id": "Pelaksana tidak sesuai", "en": "Wrong role"},
     "missing_document": {"id": "Kelengkapan tidak tercatat", "en": "Missing document"},
     "stalled_case": {"id": "Kasus macet", "en": "Stalled case"},
+    "rule_breach": {"id": "Pelanggaran aturan", "en": "Rule breach"},
 }
 KIND_MEANING: dict[str, dict[str, str]] = {
     "missing_step": {"id": "langkah wajib tidak pernah dilakukan", "en": "a required step never happened"},
@@ -79,6 +80,8 @@ KIND_MEANING: dict[str, dict[str, str]] = {
                          "en": "a step's required documents not recorded"},
     "stalled_case": {"id": "kasus terbuka tanpa kegiatan lebih lama dari standar langkah berikutnya",
                      "en": "an open case idle for longer than the next step's standard"},
+    "rule_breach": {"id": "siswa melanggar ketentuan dokumen aturan (kehadiran, layanan berjenjang, remedial)",
+                    "en": "a student breached a rule of a rules document (attendance, escalation order, remedial)"},
 }
 SEVERITY = {"high": {"id": "tinggi", "en": "high"}, "medium": {"id": "sedang", "en": "medium"},
             "low": {"id": "rendah", "en": "low"}}

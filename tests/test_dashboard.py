@@ -57,7 +57,8 @@ def test_overview_numbers_equal_the_sql_over_the_results(pub: Path, src: queries
     by_inst = dict(sql(pub, "SELECT institution_id, avg(compliant::INT) FROM case_results GROUP BY 1"))
     got = dict(zip(ov["institution"]["institution_id"], ov["institution"]["rate"], strict=True))
     assert got == pytest.approx(by_inst)
-    assert set(ov["kind"]["kind"]) == set(queries.DEVIATION_KINDS)  # the fixture has every kind
+    # the fixture has every kind a procedure can show (rule breaches belong to rules documents)
+    assert set(ov["kind"]["kind"]) == set(queries.DEVIATION_KINDS) - {"rule_breach"}
     month = sql(pub, "SELECT count(*) FROM case_results WHERE strftime(opened_at, '%Y-%m') = '2025-10'")[0][0]
     oct_ = queries.overview(src, ALL, Filters(start="2025-10", end="2025-10"))
     assert oct_["total"]["cases"].iloc[0] == month
@@ -171,6 +172,10 @@ def test_indonesian_formats() -> None:
     score = '{"score": 70.5, "pass_mark": 75.0, "problem": "no_remedial"}'
     assert i18n.observed_text("70.5 < 75.0", score) == "70,5 < KKM 75,0 (tanpa remedial)"
     assert i18n.observed_text("70.5 < 75.0", score, "en") == "70.5 < KKM 75.0 (no remedial)"
+    assert i18n.explain("rule_breach", "id", step="layanan_berjenjang", activity="Layanan khusus berjenjang",
+                        expected="butir 1d", observed="Guru BK") == (
+        "Siswa melanggar aturan layanan_berjenjang (butir 1d): Guru BK. "
+        "Aturannya: \u201cLayanan khusus berjenjang\u201d")
 
 
 # ---------------------------------------------------------------------------------------------- auth
