@@ -34,8 +34,12 @@ def _rate(x: float | None) -> str:
     return "-" if not x else f"{x / 1e6:.2f}M/s" if x >= 1e6 else f"{x / 1e3:.0f}k/s"
 
 
-def _ratio(pm: float | None, pa: float | None) -> float | None:
-    return round(pm / pa, 1) if pm and pa else None
+def ratio(pm: float | None, pa: float | None) -> float | None:
+    """pm4py time / Patuh time: one decimal, or two significant digits below 1 (0.046x, not 0.0x)."""
+    if not pm or not pa:
+        return None
+    value = pm / pa
+    return round(value, 1) if value >= 1 else float(f"{value:.2g}")
 
 
 def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,7 +162,7 @@ def markdown(res: dict[str, Any]) -> str:
                      f"{r.get('ratio', '-')}x | {pa.get('peak_rss_mib', '-')} |")
         for alt in r.get("pm4py_alternatives", []):
             lines.append(f"| | | | | {alt.get('variant')} | {_s(alt.get('median_s'))} | "
-                         f"{_ratio(alt.get('median_s'), pa['median_s'])}x | |")
+                         f"{ratio(alt.get('median_s'), pa['median_s'])}x | |")
     lines += ["", "**Compliance run** (synthetic logs of the seed SOPs, ingest excluded, publish included; "
               "pm4py = `conformance_diagnostics_alignments` on the same traces against the compiled SOP nets)", "",
               "| events | cases | Patuh run s (spread) | of which conformance s | variants aligned | "
@@ -184,7 +188,7 @@ def markdown(res: dict[str, Any]) -> str:
         conf = (pa.get("stage_s") or {}).get("conformance")
 
         def ratios(pm_s: float | None, pa: dict[str, Any] = pa, conf: float | None = conf) -> str:
-            return f"{_ratio(pm_s, pa['median_s']) or '-'}x / {_ratio(pm_s, conf) or '-'}x"
+            return f"{ratio(pm_s, pa['median_s']) or '-'}x / {ratio(pm_s, conf) or '-'}x"
 
         inc_cells = f"{_s(inc.get('median_s'))} | {inc['share_of_full']:.1%}" if inc else "- | -"
         lines.append(

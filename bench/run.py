@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"ingest {fmt} {label}: pm4py")
                 if pm is not None:
                     row["pm4py"] = pm
-                    row["ratio"] = round(pm["median_s"] / pa["median_s"], 1)
+                    row["ratio"] = report.ratio(pm["median_s"], pa["median_s"])
                 if fmt == "xes":
                     row["pm4py_alternatives"] = []
                     for variant in ("iterparse", "chunk_regex"):
