@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
@@ -13,6 +15,19 @@ from pipeline.errors import UserError
 def sql_literal(text: str) -> str:
     """A SQL string literal (single quotes doubled), for identifiers of our own built into statements."""
     return "'" + text.replace("'", "''") + "'"
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction around the block: committed at its end, rolled back when anything in it (or the commit)
+    fails, and the error raised again."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def schema_sql() -> str:

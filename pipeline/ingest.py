@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from pipeline.db import sql_literal
+from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
 from pipeline.readers import Source, open_source
@@ -334,13 +334,8 @@ def ingest_file(
         if "timestamp" not in cols and "end" not in cols and not source.ordinal_time:
             raise UserError(f"{path.name}: no timestamp column (columns: {', '.join(map(repr, source.columns[:12]))}); "
                             "name it timestamp (or ts_start and ts_end), or map it in a mapping file")
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
         conn.execute("DROP VIEW IF EXISTS _patuh_ok")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
-from pipeline.db import sql_literal
+from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 
 STATUS_WORDS = {
@@ -211,40 +211,36 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         f"{sql_literal(c.name)}, {c.name if c.kind == 'pseudonym' else f'{c.name}_raw'}" for c in spec.columns)
     columns = [c.name for c in spec.columns]
     out = ", ".join(spec.derived.get(name, name) for name in columns)
-    conn.execute("BEGIN TRANSACTION")
     try:
-        batch_id = int(conn.execute("SELECT nextval('batch_seq')").fetchall()[0][0])
-        conn.register("rule_input_raw", staged)
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_typed AS SELECT *, {values} FROM rule_input_raw")
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_checked AS SELECT *, {reason} AS reason, "
-                     f"{message} AS message FROM rule_input_typed")
-        conn.execute(
-            f"""
-            INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
-            SELECT $batch, source_row, reason, $file || ', row ' || source_row || ', ' || message,
-                   json_object({raw_json})
-            FROM rule_input_checked WHERE reason IS NOT NULL
-            """,
-            {"batch": batch_id, "file": path.name},
-        )
-        conn.execute(
-            f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "
-            f"SELECT $inst, {out}, $batch, source_row FROM rule_input_checked WHERE reason IS NULL",
-            {"inst": institution_id, "batch": batch_id},
-        )
-        loaded = int(conn.execute(f"SELECT count(*) FROM {spec.table} WHERE batch_id = ?",
-                                  [batch_id]).fetchall()[0][0])
-        rows_in = len(staged)
-        conn.execute(
-            "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, rows_in,"
-            " rows_loaded, rows_quarantined) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
-            [batch_id, path.name, sha, institution_id, f"{spec.table}-{path.suffix.lower().lstrip('.')}",
-             dt.datetime.now(dt.UTC), rows_in, loaded, rows_in - loaded],
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            batch_id = int(conn.execute("SELECT nextval('batch_seq')").fetchall()[0][0])
+            conn.register("rule_input_raw", staged)
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_typed AS SELECT *, {values} FROM rule_input_raw")
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_checked AS SELECT *, {reason} AS reason, "
+                         f"{message} AS message FROM rule_input_typed")
+            conn.execute(
+                f"""
+                INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
+                SELECT $batch, source_row, reason, $file || ', row ' || source_row || ', ' || message,
+                       json_object({raw_json})
+                FROM rule_input_checked WHERE reason IS NOT NULL
+                """,
+                {"batch": batch_id, "file": path.name},
+            )
+            conn.execute(
+                f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "
+                f"SELECT $inst, {out}, $batch, source_row FROM rule_input_checked WHERE reason IS NULL",
+                {"inst": institution_id, "batch": batch_id},
+            )
+            loaded = int(conn.execute(f"SELECT count(*) FROM {spec.table} WHERE batch_id = ?",
+                                      [batch_id]).fetchall()[0][0])
+            rows_in = len(staged)
+            conn.execute(
+                "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, "
+                "rows_in, rows_loaded, rows_quarantined) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                [batch_id, path.name, sha, institution_id, f"{spec.table}-{path.suffix.lower().lstrip('.')}",
+                 dt.datetime.now(dt.UTC), rows_in, loaded, rows_in - loaded],
+            )
     finally:
         conn.unregister("rule_input_raw")
         for table in ("rule_input_typed", "rule_input_checked"):  # they hold the raw student numbers

@@ -31,7 +31,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
-from pipeline.db import sql_literal
+from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.publish import CASE_TABLES
 from pipeline.rules import check_roles_and_documents, check_rule_models
@@ -225,8 +225,7 @@ def run_compliance(
     summary = RunSummary(run_id, "incremental" if incremental else "full")
     started = dt.datetime.now(dt.UTC)
 
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
                      [run_id, started, setup_hash, json.dumps({**params, "scope": scope_params}),
                       __version__])
@@ -315,10 +314,6 @@ def run_compliance(
             "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     if published_dir is not None:
         from pipeline.publish import Changes, publish
 
