@@ -386,12 +386,15 @@ def explain(row: Mapping[str, Any], lang: str = "id") -> str:
 
 
 def rank_bottlenecks(conn: duckdb.DuckDBPyConnection, scope: Scope, *, top: int = TOP_N,
-                     min_cases: int = 1) -> list[dict[str, Any]]:
+                     min_cases: int = 1, stored: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The top steps per institution x SOP by score (module docstring), with sentences in both languages.
 
-    Needs ``bottleneck_calendars`` rows for the run (else a 7-hour working day is assumed).
+    Needs ``bottleneck_calendars`` rows for the run (else a 7-hour working day is assumed). ``stored``: what
+    :func:`stored_columns` says (looked up when not given and the scope is not a materialised table).
     """
-    sql = _RANK_SQL.replace("{scope}", scope.sql(stored_columns(conn)))
+    if stored is None and scope.table is None:
+        stored = stored_columns(conn)
+    sql = _RANK_SQL.replace("{scope}", scope.sql(stored))
     cur = conn.execute(sql, {**scope.params(), "top": top, "min_cases": min_cases})
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -466,9 +469,12 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     if any(state != COMPLETE for state in stored.values()):
         # windows derive what timing.py did not store: materialise the scopes once instead of per statement
         conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {scope.sql(stored)}")
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {role_scope.sql(stored)}")
         scope = Scope(run_id, table="bottleneck_scope")
-        role_scope = Scope(run_id, table="bottleneck_role_scope")
+        if partial:
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {role_scope.sql(stored)}")
+            role_scope = Scope(run_id, table="bottleneck_role_scope")
+        else:
+            role_scope = scope
     params = scope.params()
     delta = (previous_run is not None and old_rows is not None and all(v == COMPLETE for v in stored.values())
              and not conn.execute(f"SELECT count(*) FROM {old_rows} WHERE step_visits IS NULL").fetchall()[0][0])
@@ -493,7 +499,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     _execute(conn, _REWORK_SQL.replace("{rework}", rework), params)
     _execute(conn, _ROLE_LOAD_SQL.replace("{scope}", role_scope.sql(stored)).replace("{role_cases}", role_cases),
              params)
-    ranked = rank_bottlenecks(conn, scope, top=top)
+    ranked = rank_bottlenecks(conn, scope, top=top, stored=stored)
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
                    "wait_p50", "wait_p90", "proc_p50", "proc_p90", "standard", "share_cases_over", "wait_total",
