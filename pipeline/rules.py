@@ -172,6 +172,35 @@ def _list_param(value: object) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else ([str(value)] if value else [])
 
 
+def _breaches(rule: Rule, as_of: dt.date) -> tuple[str, dict[str, object]] | None:
+    """SQL of one rule's breaches as (institution_id, student_id, observed, occurred_at, detail), and the
+    parameters it needs besides ``$inst``; None for a check this module does not know."""
+    if rule.input == "attendance_daily":
+        sql = _attendance_sql(rule)
+        return None if sql is None else (
+            f"""SELECT institution_id, student_id, printf('%.2f', value::DOUBLE) AS observed,
+                       NULL::TIMESTAMPTZ AS occurred_at,
+                       json_object('semester', semester, 'value', value, 'limit', lim, 'days', days) AS detail
+                FROM ({sql})""", {})
+    if rule.check == "escalation_order":
+        return (f"""SELECT institution_id, student_id, array_to_string(path, ' -> ') AS observed,
+                           ts AS occurred_at,
+                           json_object('service_case', case_id, 'problem', problem, 'path', path,
+                                       'order', $order) AS detail
+                    FROM ({_escalation_sql()})""",
+                {"order": _list_param(rule.params.get("order")), "topics": _list_param(rule.params.get("topics"))})
+    if rule.check == "remedial_below_pass":
+        return (f"""SELECT institution_id, student_id, printf('%.1f < %.1f', score, pass_mark) AS observed,
+                           assessed_on::TIMESTAMPTZ AS occurred_at,
+                           json_object('subject', subject, 'assessment', assessment, 'kd', kd, 'score', score,
+                                       'pass_mark', pass_mark, 'remedial_on', remedial_on, 'deadline', deadline,
+                                       'problem', problem) AS detail
+                    FROM ({_remedial_sql(rule)})""",
+                {"assessments": _list_param(rule.params.get("assessments")),
+                 "deadline_days": _deadline_days(rule), "as_of": as_of})
+    return None
+
+
 def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel], *,
                       as_of: dt.date | None = None) -> RuleStats:
     """Check the rules of rule-type models on their input tables (``attendance``, ``escalations``, ``scores``).
@@ -190,46 +219,19 @@ def check_rule_models(conn: duckdb.DuckDBPyConnection, models: dict[str, SopMode
             if not present.get(rule.input):
                 stats.rules_without_input.append(f"{rule.id} ({rule.input})")
                 continue
-            common = {"inst": inst, "sop": sop_id, "rule": rule.id, "text": rule.text, "article": rule.article}
-            before = _count(conn)
-            if rule.input == "attendance_daily":
-                sql = _attendance_sql(rule)
-                if sql is None:
-                    continue
-                conn.execute(
-                    f"""
-                    INSERT INTO run_deviations
-                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
-                           printf('%.2f', value::DOUBLE), NULL::TIMESTAMPTZ,
-                           json_object('semester', semester, 'value', value, 'limit', lim, 'days', days)
-                    FROM ({sql})
-                    """, common)
-            elif rule.check == "escalation_order":
-                conn.execute(
-                    f"""
-                    INSERT INTO run_deviations
-                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
-                           array_to_string(path, ' -> '), ts,
-                           json_object('service_case', case_id, 'problem', problem, 'path', path, 'order', $order)
-                    FROM ({_escalation_sql()})
-                    """,
-                    {**common, "order": _list_param(rule.params.get("order")),
-                     "topics": _list_param(rule.params.get("topics"))})
-            elif rule.check == "remedial_below_pass":
-                conn.execute(
-                    f"""
-                    INSERT INTO run_deviations
-                    SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article,
-                           printf('%.1f < %.1f', score, pass_mark), assessed_on::TIMESTAMPTZ,
-                           json_object('subject', subject, 'assessment', assessment, 'kd', kd, 'score', score,
-                                       'pass_mark', pass_mark, 'remedial_on', remedial_on, 'deadline', deadline,
-                                       'problem', problem)
-                    FROM ({_remedial_sql(rule)})
-                    """,
-                    {**common, "assessments": _list_param(rule.params.get("assessments")),
-                     "deadline_days": _deadline_days(rule), "as_of": as_of or dt.date.today()})
-            else:
+            found = _breaches(rule, as_of or dt.date.today())
+            if found is None:
                 continue
+            sql, params = found
+            before = _count(conn)
+            conn.execute(
+                f"""
+                INSERT INTO run_deviations
+                SELECT institution_id, $sop, student_id, 'rule_breach', $rule, $text, $article, observed,
+                       occurred_at, detail
+                FROM ({sql})
+                """,
+                {"inst": inst, "sop": sop_id, "rule": rule.id, "text": rule.text, "article": rule.article, **params})
             stats.rules_checked += 1
             stats.rule_breaches += _count(conn) - before
         # every student with any input row is a "case" of the rules model, compliant without a breach
