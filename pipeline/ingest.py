@@ -193,7 +193,7 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
     return f"coalesce({', '.join(fast)}, {slow})"
 
 
-def _norm_sql(expr: str) -> str:
+def norm_sql(expr: str) -> str:
     return f"lower(regexp_replace(trim({expr}), '\\s+', ' ', 'g'))"
 
 
@@ -622,12 +622,12 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     joins: list[str] = []
     if steps:
         with_sql.append(f"""acts AS (SELECT a.activity, s.step_id FROM (SELECT DISTINCT activity FROM _patuh_v) a
-                      LEFT JOIN _patuh_steps s ON s.label = {_norm_sql('a.activity')})""")
+                      LEFT JOIN _patuh_steps s ON s.label = {norm_sql('a.activity')})""")
         joins.append("LEFT JOIN acts ON acts.activity = d.activity")
     if "role" in cols:
-        with_sql.append(f"""rls AS (SELECT r.role_raw, coalesce(k.role_key, {_norm_sql('r.role_raw')}) AS role
+        with_sql.append(f"""rls AS (SELECT r.role_raw, coalesce(k.role_key, {norm_sql('r.role_raw')}) AS role
                 FROM (SELECT DISTINCT role_raw FROM _patuh_v WHERE role_raw IS NOT NULL) r
-                LEFT JOIN _patuh_roles k ON k.label = {_norm_sql('r.role_raw')})""")
+                LEFT JOIN _patuh_roles k ON k.label = {norm_sql('r.role_raw')})""")
         joins.append("LEFT JOIN rls ON rls.role_raw = d.role_raw")
     if "resource" in cols:
         joins.append("LEFT JOIN _patuh_ids ri ON ri.raw = d.resource_raw")

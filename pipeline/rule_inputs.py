@@ -152,7 +152,7 @@ def _find(headers: list[str], column: Column) -> str | None:
 
 def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
     """SQL reading text ``raw`` as ``column``'s value (NULL when empty or unreadable)."""
-    from pipeline.ingest import naive_sql, pseudonym_sql, timestamp_sql
+    from pipeline.ingest import naive_sql, norm_sql, pseudonym_sql, timestamp_sql
 
     text = f"nullif(trim({raw}), '')"
     if column.kind == "pseudonym":
@@ -165,7 +165,7 @@ def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
         return f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
     if column.kind in ("word", "flag"):
         cases = " ".join(f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in column.words.items())
-        value = f"CASE lower(regexp_replace({text}, '\\s+', ' ', 'g')) {cases} END"
+        value = f"CASE {norm_sql(text)} {cases} END"
         return f"({value})::BOOLEAN" if column.kind == "flag" else value
     return text
 
