@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +28,20 @@ def _quarter(day: dt.date) -> str:
     """The last complete quarter before ``day``."""
     q = (day.month - 1) // 3  # quarters completed this year
     return f"{day.year}-Q{q}" if q else f"{day.year - 1}-Q4"
+
+
+class _Loaded(Protocol):
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    skipped: bool
+
+
+def _tally(totals: dict[str, list[int]], institution_id: str, result: _Loaded) -> None:
+    """Add one loaded file to its institution's row: files, rows in, loaded, quarantined, already loaded."""
+    row = totals.setdefault(institution_id, [0, 0, 0, 0, 0])
+    for i, value in enumerate((1, result.rows_in, result.rows_loaded, result.rows_quarantined, int(result.skipped))):
+        row[i] += value
 
 
 def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool = True,
@@ -57,14 +72,8 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
     totals: dict[str, list[int]] = {}
     try:
         for f in synth.files:
-            info = ingest_file(conn, f.path, institution_id=f.institution_id, sop_id=f.sop_id,
-                               catalogue=catalogue, calendars=institutions).as_dict()
-            row = totals.setdefault(f.institution_id, [0, 0, 0, 0, 0])
-            row[0] += 1
-            row[1] += int(info.get("rows_in") or 0)
-            row[2] += int(info.get("rows_loaded") or 0)
-            row[3] += int(info.get("rows_quarantined") or 0)
-            row[4] += 1 if info.get("skipped") else 0
+            _tally(totals, f.institution_id, ingest_file(conn, f.path, institution_id=f.institution_id,
+                                                         sop_id=f.sop_id, catalogue=catalogue, calendars=institutions))
         from pipeline.calendars import load_calendars
         from pipeline.config import load_secret
         from pipeline.rule_inputs import generate_attendance, generate_escalations, generate_scores, load_rule_input
@@ -89,15 +98,10 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
             ("scores", generate_scores(folder / "nilai.csv", students=students, subjects=4, start=year_start,
                                        end=as_of_day, seed=seed)),
         ]
-        row = totals.setdefault(petasia, [0, 0, 0, 0, 0])
+        key = load_secret()
         for input_name, path in inputs:
-            res = load_rule_input(conn, path, input_name=input_name, institution_id=petasia, key=load_secret(),
-                                  timezone=institutions[petasia].timezone)
-            row[0] += 1
-            row[1] += res.rows_in
-            row[2] += res.rows_loaded
-            row[3] += res.rows_quarantined
-            row[4] += int(res.skipped)
+            _tally(totals, petasia, load_rule_input(conn, path, input_name=input_name, institution_id=petasia,
+                                                    key=key, timezone=institutions[petasia].timezone))
     finally:
         conn.close()
     table = Table("instansi / institution", "file", "baris / rows", "dimuat / loaded", "karantina / quarantined",
