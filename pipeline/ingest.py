@@ -40,7 +40,7 @@ import duckdb
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import Source, open_source
+from pipeline.readers import WIDE_LINE_BYTES, Source, line_too_long, open_source
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -71,6 +71,10 @@ FIXED_OFFSETS = {"Asia/Jakarta": 7, "Asia/Pontianak": 7, "Asia/Makassar": 8, "As
 # what makes two rows exact duplicates (the raw case id and resource: pseudonyms come later)
 ROW_HASH = "hash(case_raw, activity, ts_start, ts_end, resource_raw, role_raw, documents, status)"
 EXPECTED_DATES = "e.g. 2020-01-16 08:30, 16/01/2020 08:30, 16-01-2020 08:30, 16 Januari 2020 08:30"
+
+
+class _ReadAgain(Exception):
+    """The scan failed on a too-long CSV line; the batch was rolled back and is read again, wider."""
 
 
 @dataclass
@@ -334,8 +338,13 @@ def ingest_file(
         if "timestamp" not in cols and "end" not in cols and not source.ordinal_time:
             raise UserError(f"{path.name}: no timestamp column (columns: {', '.join(map(repr, source.columns[:12]))}); "
                             "name it timestamp (or ts_start and ts_end), or map it in a mapping file")
-        with transaction(conn):
-            result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)
+        while True:
+            try:
+                with transaction(conn):
+                    result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)
+                break
+            except _ReadAgain:
+                continue  # the source now reads longer lines (see readers.WIDE_LINE_BYTES)
     finally:
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
         conn.execute("DROP VIEW IF EXISTS _patuh_ok")
@@ -466,6 +475,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     except duckdb.Error as exc:
         if isinstance(exc, duckdb.InterruptException):
             raise
+        if line_too_long(exc) and source.widen():
+            raise _ReadAgain from None
         raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
     finally:
         conn.execute("RESET disabled_optimizers")
@@ -524,11 +535,16 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
         WHERE p.reason IS NOT NULL ORDER BY p.source_row""")
     rejects = source.rejects(conn)
+    if any(r.too_long for r in rejects) and source.widen():
+        raise _ReadAgain
     if rejects:
         conn.executemany(
             "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",
-            [[batch_id, r.line, f"{name}: line {r.line}: {r.message}; a line must have as many values as the "
-              "header: look for a missing or extra delimiter, or a delimiter inside an unquoted value"]
+            [[batch_id, r.line, f"{name}: line {r.line}: {r.message}; " + (
+                f"a line may be at most {WIDE_LINE_BYTES // 1_000_000} MB: shorten the long free-text cell "
+                "(Patuh does not keep free text)" if r.too_long else
+                "a line must have as many values as the header: look for a missing or extra delimiter, "
+                "or a delimiter inside an unquoted value")]
              for r in rejects])
 
     # -- documents lists and status words, once per distinct text; the rows that pass validation

@@ -42,6 +42,7 @@ class Reject:
 
     line: int
     message: str
+    too_long: bool = False  # longer than the scan's line limit (not a delimiter problem)
 
 
 @dataclass
@@ -60,6 +61,14 @@ class Source:
     numbered: bool = True             # has __row; else (CSV) the row number is the row's position
     notes: list[str] = field(default_factory=list)
     _cleanup: list[Callable[[], None]] = field(default_factory=list)
+    _widen: Callable[[], str] | None = None  # CSV: the scan again with a larger line limit
+
+    def widen(self) -> bool:
+        """After a scan failed on a too-long line: read with a larger limit (once). False when it cannot."""
+        if self._widen is None:
+            return False
+        self.sql, self._widen = self._widen(), None
+        return True
 
     def rejects(self, conn: duckdb.DuckDBPyConnection) -> list[Reject]:
         if self.rejects_table is None:
@@ -68,7 +77,8 @@ class Source:
             f"SELECT line, any_value(error_type), any_value(error_message) FROM {self.rejects_table} "
             "GROUP BY line ORDER BY line"
         ).fetchall()
-        return [Reject(int(line), f"{kind.lower()}: {msg}") for line, kind, msg in rows]
+        return [Reject(int(line), f"{kind.lower()}: {msg}", kind == "LINE SIZE OVER MAXIMUM")
+                for line, kind, msg in rows]
 
     def close(self, conn: duckdb.DuckDBPyConnection) -> None:
         for fn in reversed(self._cleanup):
@@ -173,19 +183,44 @@ def transcode(path: Path, encoding: str) -> Path:
     return Path(tmp)
 
 
+# DuckDB's default line limit (2 MB) keeps its CSV scan parallel in small buffers; a file with a longer line
+# (a multi-MB free-text cell) fails as a whole with it, and is read again with this limit (2.5x slower scan)
+WIDE_LINE_BYTES = 10_000_000
+
+
+def line_too_long(exc: duckdb.Error) -> bool:
+    """The CSV scan failed on a line longer than its limit (read again with ``Source.widen``)."""
+    return "Maximum line size" in str(exc)
+
+
+def _csv_scan(path: Path, src: Source, conn: duckdb.DuckDBPyConnection, wide: bool) -> str:
+    """A read_csv FROM item with its own rejects tables (dropped when ``src`` closes)."""
+    tag = os.urandom(4).hex()
+    rejects, scans = f"_patuh_rej_{tag}", f"_patuh_scan_{tag}"
+    src.rejects_table = rejects
+    src._cleanup.append(lambda: _drop(conn, rejects, scans))
+    return (f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, store_rejects=true, "
+            f"rejects_table={sql_literal(rejects)}, rejects_scan={sql_literal(scans)}"
+            + (f", max_line_size={WIDE_LINE_BYTES})" if wide else ")"))
+
+
 def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     encoding = detect_encoding(path)
     read_path = path if encoding == "utf-8" else transcode(path, encoding)
-    tag = os.urandom(4).hex()
-    rejects, scans = f"_patuh_rej_{tag}", f"_patuh_scan_{tag}"
-    scan = (f"read_csv({sql_literal(str(read_path))}, header=true, all_varchar=true, store_rejects=true, "
-            f"rejects_table={sql_literal(rejects)}, rejects_scan={sql_literal(scans)}, max_line_size=10000000)")
     src = Source("csv", "", [], notes=[] if encoding == "utf-8" else [f"encoding: {encoding}"])
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
-    src._cleanup.append(lambda: _drop(conn, rejects, scans))
+    src._widen = lambda: _csv_scan(read_path, src, conn, wide=True)
+    scan = _csv_scan(read_path, src, conn, wide=False)
     try:
-        described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        try:
+            described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        except duckdb.Error as exc:
+            if not line_too_long(exc):
+                raise
+            scan = src._widen()
+            src._widen = None
+            described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
     except duckdb.Error as exc:
         src.close(conn)
         raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
@@ -193,7 +228,6 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     src.columns = [str(row[0]) for row in described]
     src.sql = scan
     src.numbered = False
-    src.rejects_table = rejects
     return src
 
 

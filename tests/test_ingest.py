@@ -121,6 +121,35 @@ def test_a_second_batch_updates_its_cases(tmp_path: Path) -> None:
     assert status == {pseudonym("A", KEY): "closed:4", pseudonym("B", KEY): "closed:2"}
 
 
+@pytest.mark.parametrize("long_row", [3, 30_000])  # inside DuckDB's sniffing sample, and far after it
+def test_a_multi_megabyte_cell_is_read_not_refused(tmp_path: Path, long_row: int) -> None:
+    """A case note pasted whole (3 MB in one cell) is longer than DuckDB's default CSV line limit."""
+    path = tmp_path / "notes.csv"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("case_id,activity,timestamp,catatan\n")
+        for i in range(1, 40_001):
+            note = "kronologi " * 300_000 if i == long_row else "ok"
+            fh.write(f"K{i // 4},s{i % 4 + 1},2024-03-04 08:{i % 60:02d},\"{note}\"\n")
+        fh.write("K1,s1\n")  # a ragged line is still quarantined after the wider read
+    conn = connect(tmp_path / "t.duckdb")
+    result = ingest_file(conn, path, institution_id="smpn2-ngawi")
+    assert (result.rows_in, result.rows_loaded, result.rows_quarantined) == (40_001, 40_000, 1)
+    assert result.quarantined_by_reason == {"ragged_line": 1}
+    assert _counts(conn) == (40_000, 10_001, 1, 1)
+
+
+def test_a_line_over_ten_megabytes_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text("case_id,activity,timestamp,catatan\n" + "K1,s1,2024-03-04 08:00,ok\n" * 30_000
+                    + "K2,s1,2024-03-04 09:00,\"" + "x" * 11_000_000 + "\"\n", encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    result = ingest_file(conn, path, institution_id="smpn2-ngawi")
+    counts = (result.rows_in, result.rows_loaded, result.rows_duplicate, result.rows_quarantined)
+    assert counts == (30_001, 1, 29_999, 1)
+    message = conn.execute("SELECT message FROM quarantine").fetchall()[0][0]
+    assert message.startswith("notes.csv: line 30002: ") and "at most 10 MB" in message
+
+
 def test_an_error_mid_batch_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("case_id,activity,timestamp\nA,x,2024-03-04 08:00\n")
