@@ -40,7 +40,7 @@ import duckdb
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import WIDE_LINE_BYTES, Source, line_too_long, open_source
+from pipeline.readers import WIDE_LINE_BYTES, Source, open_source
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -475,8 +475,6 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     except duckdb.Error as exc:
         if isinstance(exc, duckdb.InterruptException):
             raise
-        if line_too_long(exc) and source.widen():
-            raise _ReadAgain from None
         raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
     finally:
         conn.execute("RESET disabled_optimizers")
