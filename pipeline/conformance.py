@@ -203,8 +203,11 @@ def check_conformance(
     case_filter: str = "TRUE",
     executor: Executor | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    events: str = "events",
 ) -> ConformanceStats:
     """Align every case's variant; write the control-flow deviations into ``run_deviations``.
+
+    ``events``: the table the cases' events are read from (an incremental run passes its changed cases' events).
 
     Leaves temp tables ``run_variants`` (variant -> steps, fitness, cost) and ``run_case_variants``
     (case -> variant, fitness, cost) for the later stages.
@@ -216,7 +219,7 @@ def check_conformance(
         SELECT institution_id, sop_id, case_id,
                list(coalesce(step_id, '{UNKNOWN_PREFIX}' || activity) ORDER BY ts_end, source_row) AS trace,
                list(ts_end ORDER BY ts_end, source_row) AS times
-        FROM events e
+        FROM {events} e
         WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
         GROUP BY ALL
         """

@@ -30,8 +30,10 @@ class RuleStats:
     rules_without_input: list[str] = field(default_factory=list)  # "<rule id> (<input>)"
 
 
-def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: str = "TRUE") -> RuleStats:
-    """Write ``wrong_role`` and ``missing_document`` deviations into ``run_deviations``."""
+def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: str = "TRUE",
+                              events: str = "events") -> RuleStats:
+    """Write ``wrong_role`` and ``missing_document`` deviations into ``run_deviations`` (events of the table
+    ``events`` that pass ``case_filter``)."""
     stats = RuleStats()
     before = _count(conn)
     conn.execute(
@@ -40,7 +42,7 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
         SELECT e.institution_id, e.sop_id, e.case_id, 'wrong_role', e.step_id, s.activity,
                array_to_string(s.allowed_labels, ' / '), e.role, e.ts_end,
                json_object('allowed', s.allowed_roles, 'role', e.role)
-        FROM events e JOIN run_steps s USING (sop_id, step_id)
+        FROM {events} e JOIN run_steps s USING (sop_id, step_id)
         WHERE e.role IS NOT NULL AND s.role IS NOT NULL AND NOT list_contains(s.allowed_roles, e.role)
           AND {case_filter}
         """
@@ -50,22 +52,28 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
     conn.execute(
         f"""
         INSERT INTO run_deviations
-        SELECT institution_id, sop_id, case_id, 'missing_document', step_id, activity,
-               array_to_string(required, '; '), array_to_string(documents, '; '), ts_end,
-               json_object('missing', missing)
-        FROM (
-            SELECT e.*, s.activity, s.documents AS required,
-                   list_filter(s.documents, lambda d: NOT contains({_norm("array_to_string(e.documents, '|')")},
-                                                                   {_norm("d")})) AS missing
-            FROM events e JOIN run_steps s USING (sop_id, step_id)
-            WHERE e.documents IS NOT NULL AND len(s.documents) > 0 AND {case_filter}
-        )
-        WHERE len(missing) > 0
+        WITH ev AS (
+            SELECT e.institution_id, e.sop_id, e.case_id, e.step_id, e.documents, e.ts_end
+            FROM {events} e SEMI JOIN run_steps s ON s.sop_id = e.sop_id AND s.step_id = e.step_id
+                AND len(s.documents) > 0
+            WHERE e.documents IS NOT NULL AND {case_filter}),
+        -- a log repeats a few document lists: each (step, list) is judged once, not once per event
+        judged AS (
+            SELECT c.sop_id, c.step_id, c.documents, s.activity, s.documents AS required,
+                   list_filter(s.documents, lambda d: NOT contains(c.have, {_norm("d")})) AS missing
+            FROM (SELECT *, {_norm("array_to_string(documents, '|')")} AS have
+                  FROM (SELECT DISTINCT sop_id, step_id, documents FROM ev)) c
+            JOIN run_steps s USING (sop_id, step_id))
+        SELECT ev.institution_id, ev.sop_id, ev.case_id, 'missing_document', ev.step_id, j.activity,
+               array_to_string(j.required, '; '), array_to_string(ev.documents, '; '), ev.ts_end,
+               json_object('missing', j.missing)
+        FROM ev JOIN judged j ON j.sop_id = ev.sop_id AND j.step_id = ev.step_id AND j.documents = ev.documents
+        WHERE len(j.missing) > 0
         """
     )
     stats.missing_document = _count(conn) - before
     recorded = conn.execute(
-        f"SELECT count(*) FROM events e WHERE documents IS NOT NULL AND sop_id IN "
+        f"SELECT count(*) FROM {events} e WHERE documents IS NOT NULL AND sop_id IN "
         f"(SELECT sop_id FROM run_models) AND {case_filter}"
     ).fetchall()
     stats.documents_recorded = bool(recorded[0][0])

@@ -240,6 +240,7 @@ def run_compliance(
         if sop:
             scope_filter += f" AND e.sop_id = {sql_literal(sop)}"
         case_filter = stall_filter = scope_filter
+        events = "events"  # where the checked cases' events are read from
         if incremental and previous is not None:
             with _stage(summary, "dirty", progress):
                 conn.execute(
@@ -277,28 +278,30 @@ def run_compliance(
                     """,
                     {"since": previous[1]},
                 )
-                case_filter = scope_filter + _in_table("run_dirty")
+                _changed_events(conn, previous[1], scope_filter)
+                events, case_filter = "run_events", "TRUE"
                 stall_filter = scope_filter + _in_table("run_touched")
         with _stage(summary, "scope", progress):
             _clear_checked_rows(conn, incremental, scope_filter, models)
         with _stage(summary, "conformance", progress):
-            conf = check_conformance(conn, run_id, models, case_filter=case_filter, executor=executor)
+            conf = check_conformance(conn, run_id, models, case_filter=case_filter, executor=executor,
+                                     events=events)
             summary.variants, summary.aligned, summary.from_cache = conf.variants, conf.aligned, conf.from_cache
             summary.cases_checked = conf.cases
         if fail_after_stage == "conformance":
             raise RuntimeError("injected failure (test)")
         with _stage(summary, "timing", progress):
             compute_timing(conn, run_id, models, calendars, as_of=as_of, case_filter=case_filter,
-                           stall_filter=stall_filter)
+                           stall_filter=stall_filter, events=events)
         with _stage(summary, "rules", progress):
-            role_stats = check_roles_and_documents(conn, case_filter=case_filter)
+            role_stats = check_roles_and_documents(conn, case_filter=case_filter, events=events)
             summary.documents_recorded = role_stats.documents_recorded
             rule_stats = check_rule_models(conn, models, as_of=as_of.date())
             summary.rules_checked = rule_stats.rules_checked
             summary.rules_without_input = rule_stats.rules_without_input
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
-            _write_case_results(conn, run_id, calendars)
+            _write_case_results(conn, run_id, calendars, events)
             if incremental:
                 _restate_open_cases(conn, run_id)
                 summary.open_restated = int(conn.execute("SELECT count(*) FROM run_open").fetchall()[0][0])
@@ -342,7 +345,7 @@ def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 
 def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
-                        calendars: dict[str, WorkingCalendar]) -> None:
+                        calendars: dict[str, WorkingCalendar], events: str) -> None:
     frame = conn.execute(
         """
         SELECT v.institution_id, v.sop_id, v.case_id, c.opened_at, c.closed_at, v.fitness, v.cost, c.status,
@@ -353,9 +356,9 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
         LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_deviations GROUP BY ALL) n
             USING (institution_id, sop_id, case_id)
         LEFT JOIN (SELECT institution_id, sop_id, case_id, min(coalesce(ts_start, ts_end)) AS first_ts,
-                          max(ts_end) AS last_ts FROM events e WHERE TRUE{checked} GROUP BY ALL) t
+                          max(ts_end) AS last_ts FROM {events} e WHERE TRUE{checked} GROUP BY ALL) t
             USING (institution_id, sop_id, case_id)
-        """.replace("{checked}", _in_table("run_case_variants"))
+        """.replace("{checked}", _in_table("run_case_variants")).replace("{events}", events)
     ).df()
     frame["lead_time_working"] = float("nan")
     for inst, part in frame.groupby("institution_id", sort=True):
@@ -386,6 +389,28 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
         """,
         [run_id],
     )
+
+
+def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_filter: str) -> None:
+    """``run_events``: every event of the cases in ``run_dirty`` (the cases with events loaded ``since``).
+
+    Each stage then reads these few rows instead of filtering the whole ``events`` table again. The new
+    batches' rows lie together at the table's end (batch ids grow with loading), so the scan skips the
+    older row groups; older events are looked up only for cases that have some (``cases.n_events``).
+    """
+    new_batches = [int(r[0]) for r in conn.execute(
+        "SELECT batch_id FROM batches WHERE loaded_at >= ? ORDER BY 1", [since]).fetchall()]
+    in_new = (f"e.batch_id BETWEEN {new_batches[0]} AND {new_batches[-1]} AND e.batch_id IN "
+              f"({', '.join(map(str, new_batches))})") if new_batches else "FALSE"
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE run_events AS SELECT * FROM events e WHERE {in_new} AND {scope_filter}")
+    grown = conn.execute("""
+        SELECT count(*) FROM (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_events GROUP BY ALL) r
+        LEFT JOIN cases c ON c.institution_id = r.institution_id AND c.sop_id = coalesce(r.sop_id, '')
+            AND c.case_id = r.case_id
+        WHERE c.n_events IS DISTINCT FROM r.n""").fetchall()[0][0]
+    if grown:
+        conn.execute(f"INSERT INTO run_events SELECT * FROM events e WHERE NOT ({in_new}) AND {scope_filter}"
+                     + _in_table("run_dirty"))
 
 
 def _in_table(table: str, op: str = "AND") -> str:

@@ -70,11 +70,12 @@ def compute_timing(
     as_of: dt.datetime,
     case_filter: str = "TRUE",
     stall_filter: str | None = None,
+    events: str = "events",
 ) -> TimingStats:
     """Write ``event_timing`` for ``run_id`` and the time deviations into ``run_deviations``.
 
-    ``case_filter`` selects the cases to time; ``stall_filter`` (default: the same) the open cases whose
-    stall status is judged at ``as_of``.
+    ``case_filter`` selects the cases to time from the table ``events``; ``stall_filter`` (default: the same)
+    the open cases whose stall status is judged at ``as_of`` (read from ``events``, the whole table).
     """
     stats = TimingStats()
     # strings stay in DuckDB; only timestamps and measure codes travel to numpy and back (by row id)
@@ -87,7 +88,7 @@ def compute_timing(
                     WHEN 'elapsed_minutes' THEN 3 ELSE 0 END AS measure_code
         FROM (SELECT institution_id, sop_id, case_id, step_id, role, resource, ts_start, ts_end,
                      lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role
-              FROM events e
+              FROM {events} e
               WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
               WINDOW w AS (PARTITION BY institution_id, sop_id, case_id ORDER BY ts_end, source_row)) x
         LEFT JOIN standards_df s USING (sop_id, step_id)
@@ -143,13 +144,14 @@ def compute_timing(
     )
     stats.overdue = int(conn.execute("SELECT count(*) FROM event_timing WHERE run_id = ? AND over_standard",
                                      [run_id]).fetchall()[0][0])
-    stats.sla_breaches = _case_standards(conn, models, calendars, case_filter)
-    stats.stalled = _stalled(conn, models, calendars, as_of, stall_filter or case_filter)
+    stats.sla_breaches = _case_standards(conn, models, calendars, case_filter, events)
+    stats.stalled = _stalled(conn, models, calendars, as_of, case_filter if stall_filter is None else stall_filter,
+                             events if stall_filter is None else "events")
     return stats
 
 
 def _case_standards(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
-                    calendars: dict[str, WorkingCalendar], case_filter: str) -> int:
+                    calendars: dict[str, WorkingCalendar], case_filter: str, events: str) -> int:
     """``case_sla_breach`` for case_time and for each between-step SLA."""
     checks: list[tuple[str, str | None, str | None, str | None, TimeStandard, str | None]] = []
     for sop_id, model in models.items():
@@ -165,13 +167,13 @@ def _case_standards(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]
         if step_a is None:
             spans = conn.execute(
                 f"""SELECT institution_id, case_id, min(coalesce(ts_start, ts_end)) AS a, max(ts_end) AS b
-                    FROM events e WHERE sop_id = ? AND {case_filter} GROUP BY ALL""", [sop_id]).df()
+                    FROM {events} e WHERE sop_id = ? AND {case_filter} GROUP BY ALL""", [sop_id]).df()
         else:
             spans = conn.execute(
                 f"""SELECT institution_id, case_id,
                            min(coalesce(ts_start, ts_end)) FILTER (WHERE step_id = ?) AS a,
                            min(ts_end) FILTER (WHERE step_id = ?) AS b
-                    FROM events e WHERE sop_id = ? AND {case_filter} GROUP BY ALL
+                    FROM {events} e WHERE sop_id = ? AND {case_filter} GROUP BY ALL
                     HAVING a IS NOT NULL AND b IS NOT NULL""", [step_a, step_b, sop_id]).df()
         if spans.empty:
             continue
@@ -203,7 +205,7 @@ def _case_standards(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel]
 
 
 def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
-             calendars: dict[str, WorkingCalendar], as_of: dt.datetime, case_filter: str) -> int:
+             calendars: dict[str, WorkingCalendar], as_of: dt.datetime, case_filter: str, events: str) -> int:
     """``stalled_case`` for open cases, measured against the next steps' largest standard."""
     thresholds = []
     for sop_id, model in models.items():
@@ -226,7 +228,7 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
         FROM cases c
         JOIN (SELECT institution_id, sop_id, case_id, arg_max(step_id, (ts_end, source_row)) AS step_id,
                      max(ts_end) AS ts_end
-              FROM events e WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+              FROM {events} e WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
               GROUP BY ALL) l USING (institution_id, sop_id, case_id)
         JOIN stall_df s ON s.sop_id = l.sop_id AND s.step_id = l.step_id
         WHERE c.status = 'open'
