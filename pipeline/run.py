@@ -234,11 +234,7 @@ def run_compliance(
             if not incremental:  # same setup hash: the snapshot tables already hold this catalogue
                 snapshot_catalogue(conn, catalogue, institutions)
             _prepare_temp_tables(conn, models)
-        scope_filter = "TRUE"
-        if institution:
-            scope_filter += f" AND e.institution_id = {sql_literal(institution)}"
-        if sop:
-            scope_filter += f" AND e.sop_id = {sql_literal(sop)}"
+        scope_filter = _scope_sql("e", institution, sop)
         case_filter = stall_filter = scope_filter
         events = "events"  # where the checked cases' events are read from
         if incremental and previous is not None:
@@ -256,9 +252,7 @@ def run_compliance(
                     f"""
                     CREATE OR REPLACE TEMP TABLE run_open AS
                     SELECT c.institution_id, c.sop_id, c.case_id FROM cases c
-                    WHERE c.status = 'open'
-                      AND EXISTS (SELECT 1 FROM events e WHERE e.institution_id = c.institution_id
-                                  AND e.sop_id = c.sop_id AND e.case_id = c.case_id AND {scope_filter})
+                    WHERE c.status = 'open' AND {_scope_sql("c", institution, sop)}
                       AND NOT EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id = c.institution_id
                                       AND d.sop_id = c.sop_id AND d.case_id = c.case_id)
                     """
@@ -413,6 +407,16 @@ def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_f
                      + _in_table("run_dirty"))
 
 
+def _scope_sql(alias: str, institution: str | None, sop: str | None) -> str:
+    """SQL: the row aliased ``alias`` (events or cases) is in the run's scope (``--institution``, ``--sop``)."""
+    sql = "TRUE"
+    if institution:
+        sql += f" AND {alias}.institution_id = {sql_literal(institution)}"
+    if sop:
+        sql += f" AND {alias}.sop_id = {sql_literal(sop)}"
+    return sql
+
+
 def _in_table(table: str, op: str = "AND") -> str:
     """SQL: the event or row aliased ``e`` belongs to a case listed in ``table``."""
     return (f" {op} EXISTS (SELECT 1 FROM {table} d WHERE d.institution_id = e.institution_id "
@@ -481,9 +485,9 @@ def _write_variants(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
     conn.execute(
         """
         INSERT INTO variants
-        SELECT ?, r.institution_id, r.sop_id, r.variant_hash, s.steps, count(*), any_value(s.fitness)
-        FROM case_results r JOIN run_all_variant_steps s USING (sop_id, variant_hash)
-        GROUP BY ALL
+        SELECT ?, r.institution_id, r.sop_id, r.variant_hash, s.steps, r.n, s.fitness
+        FROM (SELECT institution_id, sop_id, variant_hash, count(*) AS n FROM case_results GROUP BY ALL) r
+        JOIN run_all_variant_steps s USING (sop_id, variant_hash)
         """,
         [run_id],
     )

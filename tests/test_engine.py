@@ -18,7 +18,7 @@ from pipeline.calendars import load_calendars, load_institutions
 from pipeline.config import get_settings
 from pipeline.run import run_compliance
 from pipeline.sop import Catalogue, load_catalogue
-from tests.engine_fixtures import BASE, add_batch, add_case, new_db
+from tests.engine_fixtures import BASE, PROSEDUR, add_batch, add_case, new_db
 
 AS_OF = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
 COMPARED = ("case_results", "deviations", "event_timing", "variants", "step_metrics", "bottleneck_step_month",
@@ -128,6 +128,30 @@ def test_incremental_run_checks_only_new_and_open_cases(hand_made: duckdb.DuckDB
     assert third.deviations["missing_step"] == first.deviations["missing_step"] + 1
     full = _run(hand_made, catalogue, full=True)
     assert full.mode == "full" and full.deviations == third.deviations
+
+
+def test_a_scoped_run_checks_only_its_sop(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    """``patuh run --sop``: cases of other SOPs are neither checked nor judged stalled, full or incremental."""
+    other = "smpn2-ngawi/bk001-alur"
+
+    def add_other(case_id: str, batch_id: int) -> None:
+        add_case(hand_made, catalogue, case_id, ["s1"], batch_id=batch_id, status="open")
+        for table in ("events", "cases"):
+            hand_made.execute(f"UPDATE {table} SET sop_id = ? WHERE case_id = ?", [other, case_id])
+
+    add_other("other-1", 1)
+    n_prosedur = hand_made.execute("SELECT count(*) FROM cases WHERE sop_id = ?", [PROSEDUR]).fetchall()[0][0]
+    first = _run(hand_made, catalogue, sop=PROSEDUR)
+    assert first.mode == "full" and first.cases_checked == n_prosedur
+    add_batch(hand_made, 2)
+    add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
+    add_other("other-2", 2)
+    second = _run(hand_made, catalogue, sop=PROSEDUR)
+    assert second.mode == "incremental" and second.cases_checked == 1 and second.open_restated == 1
+    checked = {r[0] for r in hand_made.execute("SELECT DISTINCT sop_id FROM case_results").fetchall()}
+    assert checked == {PROSEDUR}
+    everything = _run(hand_made, catalogue)  # another scope: a full run over every SOP
+    assert everything.mode == "full" and everything.cases_checked == n_prosedur + 3
 
 
 def test_run_is_published_atomically(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
