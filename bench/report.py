@@ -97,7 +97,8 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
             "stalling); the largest stages left: " + ", ".join(
                 f"{k} {v:.1f} s" for k, v in sorted((r["incremental"].get("stage_s") or {}).items(),
                                                    key=lambda kv: -kv[1])[:2])
-            + " (aggregates of every SOP the new events touch are recomputed)")
+            + " (exact percentiles per step, month and handover read every value of the SOPs the new events "
+            "touch; the published copy is checkpointed)")
     d10 = res.get("dashboard_10m") or {}
     if d10.get("callbacks"):
         p95 = d10["callbacks"]["all"]["filter_change"]["p95_ms"]

@@ -6,10 +6,10 @@ and step metrics. A failure anywhere rolls the whole run back; the previous resu
 
 Incremental runs: when the catalogue, the institutions and their calendars, the engine version and the run's
 scope are unchanged since the last successful run (``runs.catalogue_hash``), only *dirty* cases (with events
-from batches loaded since that run) are checked again; every other open case is only judged again for stalling
-(that moves with ``as_of``); the rows of all other cases stay as they were, each tagged with the run that
-checked it. Aggregates: per-case sums are updated from the dirty cases alone, percentiles recomputed for the
-SOPs with new events (bottlenecks.py).
+from batches loaded since that run) are checked again, their events read once into ``run_events``; every other
+open case is only judged again for stalling (that moves with ``as_of``); the rows of all other cases stay as
+they were, each tagged with the run that checked it. Aggregates: per-case sums are updated from the dirty cases
+alone, percentiles recomputed for the SOPs with new events (bottlenecks.py).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pipeline.ingest import pseudonym
 from pipeline.rule_inputs import load_rule_input
 from pipeline.run import run_compliance
 from pipeline.sop import load_catalogue
+from tests.cli_process import patuh
 
 KEY = b"attendance-test"
 
@@ -195,22 +196,14 @@ def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_pa
 
 
 def test_cli_rule_input_loads_and_refuses_a_wrong_input_name(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     path = tmp_path / "layanan.csv"
     path.write_text("No Kasus,NIS,Ditangani Oleh,Waktu\nK1,ANI,Guru Mapel,01/09/2025 08:00\n", encoding="utf-8")
     db = tmp_path / "patuh.duckdb"
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "PATUH_SECRET": KEY.decode(), "COLUMNS": "250"}
-        return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                              cwd=Path(__file__).parent.parent, check=False)
-
-    ok = cli("rule-input", str(path), "--input", "escalation_events", "--institution", "smkn1-petasia", "--db", str(db))
+    ok = patuh("rule-input", str(path), "--input", "escalation_events", "--institution", "smkn1-petasia",
+               "--db", str(db), secret=KEY.decode())
     assert ok.returncode == 0, ok.stderr
     assert "1 dimuat/loaded" in ok.stdout
-    bad = cli("rule-input", str(path), "--input", "nilai", "--institution", "smkn1-petasia", "--db", str(db))
+    bad = patuh("rule-input", str(path), "--input", "nilai", "--institution", "smkn1-petasia", "--db", str(db),
+                secret=KEY.decode())
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "unknown rule input 'nilai'" in bad.stderr and "scores" in bad.stderr
