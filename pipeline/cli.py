@@ -274,8 +274,12 @@ map_app = typer.Typer(help="Column mappings for exports: suggest.", no_args_is_h
 app.add_typer(map_app, name="map")
 
 
-def print_ingest_summary(results: list[Any]) -> None:
-    """The per-file table ``patuh ingest`` prints (IngestResult rows)."""
+QUARANTINE_SHOWN = 5  # messages printed per file after loading; `patuh quarantine` shows them all
+
+
+def print_ingest_summary(results: list[Any], first_messages: dict[int, list[str]] | None = None) -> None:
+    """The per-file table ``patuh ingest`` prints (IngestResult rows), then per file its first quarantine
+    messages (``first_messages`` by batch id) and how to see all of them."""
     from rich.table import Table
 
     table = Table("berkas / file", "baris / rows in", "dimuat / loaded", "karantina / quarantined",
@@ -295,8 +299,14 @@ def print_ingest_summary(results: list[Any]) -> None:
         for note in r.notes:
             console.print(f"{r.file}: {note}", style="yellow", markup=False, highlight=False)
         if r.rows_quarantined and not r.skipped:
-            console.print(f"{r.file}: {r.rows_quarantined} baris dikarantina / rows quarantined: "
-                          f"SELECT * FROM quarantine WHERE batch_id = {r.batch_id}", markup=False, highlight=False)
+            console.print(f"{r.file}: {r.rows_quarantined} baris dikarantina / rows quarantined (batch {r.batch_id}):",
+                          style="yellow", markup=False, highlight=False)
+            shown = (first_messages or {}).get(r.batch_id, [])
+            for message in shown:
+                console.print(f"  {message}", markup=False, highlight=False)
+            more = f"{r.rows_quarantined - len(shown)} lagi / more: " if r.rows_quarantined > len(shown) else ""
+            console.print(f"  {more}patuh quarantine --batch {r.batch_id} [--out karantina.csv]",
+                          markup=False, highlight=False)
 
 
 @app.command("ingest")
@@ -311,11 +321,13 @@ def ingest_cmd(
     """Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pipeline.batches import quarantined_rows
     from pipeline.db import connect
     from pipeline.ingest import ingest_file
     from pipeline.mapping import load_mapping
 
     loaded_mapping = load_mapping(mapping) if mapping else None
+    first_messages: dict[int, list[str]] = {}
     for f in files:
         if not f.is_file():
             raise UserError(f"{f}: no such file")
@@ -332,10 +344,13 @@ def ingest_cmd(
 
                 results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
                                            mapping=loaded_mapping, sheet=sheet, progress=report))
+        first_messages = {r.batch_id: quarantined_rows(conn, batch_id=r.batch_id, limit=QUARANTINE_SHOWN)
+                          ["message"].tolist() for r in results
+                          if r.rows_quarantined and not r.skipped and r.batch_id is not None}
     finally:
         conn.close()
         if results:
-            print_ingest_summary(results)
+            print_ingest_summary(results, first_messages)
 
 
 @map_app.command("suggest")
@@ -358,6 +373,69 @@ def map_suggest_cmd(
 user_app = typer.Typer(help="Dashboard users: add.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 UsersOption = Annotated[Path | None, typer.Option("--users", help="Users file (default <db dir>/users.yaml)")]
+
+
+@app.command("batches")
+def batches_cmd(
+    institution: Annotated[str | None, typer.Option("--institution", help="Only this institution")] = None,
+    db: DbOption = None,
+) -> None:
+    """List the loaded files (batches): rows in, loaded, quarantined, duplicates."""
+    from rich.table import Table
+
+    from pipeline.batches import list_batches
+    from pipeline.db import connect
+
+    conn = connect(_db(db), read_only=True)
+    try:
+        frame = list_batches(conn, institution_id=institution)
+    finally:
+        conn.close()
+    if frame.empty:
+        console.print("belum ada berkas dimuat / nothing loaded yet")
+        return
+    table = Table("batch", "berkas / file", "instansi / institution", "SOP", "format", "dimuat / loaded at (UTC)",
+                  "baris / rows in", "dimuat / loaded", "karantina / quarantined", "duplikat", title="patuh batches")
+    for row in frame.itertuples(index=False):
+        table.add_row(str(row.batch_id), str(row.source_file), str(row.institution_id), str(row.sop_id or "-"),
+                      str(row.format), f"{row.loaded_at:%Y-%m-%d %H:%M}", str(row.rows_in), str(row.rows_loaded),
+                      str(row.rows_quarantined), str(row.rows_duplicate))
+    console.print(table)
+
+
+@app.command("quarantine")
+def quarantine_cmd(
+    batch: Annotated[int | None, typer.Option("--batch", help="Only this batch (see patuh batches)")] = None,
+    institution: Annotated[str | None, typer.Option("--institution", help="Only this institution")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write every row to this CSV file")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows shown on screen")] = 20,
+    db: DbOption = None,
+) -> None:
+    """Show the rows that could not be loaded and what to fix in each; --out writes all of them to CSV."""
+    from rich.table import Table
+
+    from pipeline.batches import quarantined_rows
+    from pipeline.db import connect
+
+    conn = connect(_db(db), read_only=True)
+    try:
+        frame = quarantined_rows(conn, batch_id=batch, institution_id=institution)
+    finally:
+        conn.close()
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False, encoding="utf-8-sig")  # with a BOM: Excel opens it as UTF-8
+        console.print(f"ditulis / written: {out} ({len(frame)} baris / rows)")
+        return
+    if frame.empty:
+        console.print("tidak ada baris dikarantina / no quarantined rows")
+        return
+    table = Table("batch", "baris / row", "alasan / reason", "pesan / message", title="patuh quarantine")
+    for row in frame.head(limit).itertuples(index=False):
+        table.add_row(str(row.batch_id), str(row.source_row), str(row.reason), str(row.message))
+    console.print(table)
+    if len(frame) > limit:
+        console.print(f"{len(frame) - limit} lagi / more: --limit {len(frame)} or --out karantina.csv")
 
 
 @app.command("serve")

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 
 from pipeline.db import connect
 from pipeline.errors import UserError
 from pipeline.ingest import ingest_file, pseudonym
+from tests.cli_process import patuh
 
 MESSY = Path(__file__).parent / "fixtures" / "messy"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((MESSY / "expected.yaml").read_text(encoding="utf-8"))
@@ -204,27 +206,50 @@ def test_no_raw_identifier_or_name_in_the_database_file(tmp_path: Path) -> None:
     assert not wal.exists() or b"Budi" not in wal.read_bytes()
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATUH_SECRET": KEY.decode(), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).parent.parent, check=False)
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return patuh(*args, secret=KEY.decode())
 
 
 def test_cli_ingest_prints_a_summary_and_refuses_a_bad_file(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
     ok = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
-              "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db),
-              cwd=tmp_path)
+              "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
     assert ok.returncode == 0, ok.stderr
     assert "kasus_bk.csv" in ok.stdout and "out_of_range 2" in ok.stdout
-    bad = _cli("ingest", str(MESSY / "truncated.xes"), "--institution", "smpn2-ngawi", "--db", str(db), cwd=tmp_path)
+    bad = _cli("ingest", str(MESSY / "truncated.xes"), "--institution", "smpn2-ngawi", "--db", str(db))
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr and "not a complete XES file" in bad.stderr
     assert len([line for line in bad.stderr.splitlines() if line.strip()]) <= 3  # one message (may wrap)
 
 
+def test_quarantined_rows_are_shown_without_sql(tmp_path: Path) -> None:
+    """After loading, the user reads what to fix in each refused row: in the ingest output, on screen and as CSV."""
+    db = tmp_path / "t.duckdb"
+    ok = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+              "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
+    assert ok.returncode == 0, ok.stderr
+    assert "4 baris dikarantina / rows quarantined (batch 1)" in ok.stdout
+    assert "kasus_bk.csv: row 9: column 'No Kasus': every event needs its case number" in ok.stdout
+    assert "patuh quarantine --batch 1" in ok.stdout and "SELECT" not in ok.stdout
+    listed = _cli("batches", "--db", str(db))
+    assert listed.returncode == 0 and "kasus_bk.csv" in listed.stdout and "smpn2-ngawi" in listed.stdout
+    shown = _cli("quarantine", "--batch", "1", "--limit", "2", "--db", str(db))
+    assert shown.returncode == 0, shown.stderr
+    assert "missing_case_id" in shown.stdout and "2 lagi / more" in shown.stdout
+    csv = tmp_path / "karantina.csv"
+    written = _cli("quarantine", "--batch", "1", "--out", str(csv), "--db", str(db))
+    assert written.returncode == 0 and "(4 baris / rows)" in written.stdout
+    frame = pd.read_csv(csv, encoding="utf-8-sig")
+    assert list(frame.columns) == ["batch_id", "source_file", "source_row", "reason", "message", "raw"]
+    assert sorted(frame["reason"]) == ["bad_timestamp", "missing_case_id", "out_of_range", "out_of_range"]
+    assert not any(name in csv.read_text(encoding="utf-8-sig") for name in ("K-001", "Budi Santoso"))
+    unknown = _cli("quarantine", "--batch", "9", "--db", str(db))
+    assert unknown.returncode == 1 and "no batch 9 (batches are 1..1)" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
 def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
-    out = _cli("map", "suggest", str(MESSY / "kasus_bk.csv"), "--sop", "smpn2-ngawi/bk001-prosedur", cwd=tmp_path)
+    out = _cli("map", "suggest", str(MESSY / "kasus_bk.csv"), "--sop", "smpn2-ngawi/bk001-prosedur")
     assert out.returncode == 0, out.stderr
     suggestion = yaml.safe_load(out.stdout)
     assert suggestion["columns"]["case_id"] == "No Kasus"

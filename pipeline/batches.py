@@ -1,0 +1,42 @@
+"""What was loaded and what was refused: the batches and their quarantined rows, for the people who fix exports.
+
+Every ``patuh ingest`` / ``patuh rule-input`` file is one batch; a row that could not be loaded is kept in
+``quarantine`` with a message naming the file, the row, the column, what was expected and how to fix it.
+These readers let a user see those messages without SQL (``patuh batches``, ``patuh quarantine``).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from pipeline.errors import UserError
+
+BATCH_COLUMNS = ["batch_id", "source_file", "institution_id", "sop_id", "format", "loaded_at", "rows_in",
+                 "rows_loaded", "rows_quarantined", "rows_duplicate"]
+QUARANTINE_COLUMNS = ["batch_id", "source_file", "source_row", "reason", "message", "raw"]
+
+
+def list_batches(conn: duckdb.DuckDBPyConnection, *, institution_id: str | None = None) -> pd.DataFrame:
+    """One row per loaded file, oldest first (``BATCH_COLUMNS``)."""
+    return conn.execute(
+        f"SELECT {', '.join(BATCH_COLUMNS)} FROM batches "
+        "WHERE $institution IS NULL OR institution_id = $institution ORDER BY batch_id",
+        {"institution": institution_id}).df()
+
+
+def quarantined_rows(conn: duckdb.DuckDBPyConnection, *, batch_id: int | None = None,
+                     institution_id: str | None = None, limit: int | None = None) -> pd.DataFrame:
+    """The quarantined rows (``QUARANTINE_COLUMNS``), by batch and row, the first ``limit`` of them; ``raw``
+    holds the mapped columns only, identifiers pseudonymised. An unknown ``batch_id`` is a :class:`UserError`."""
+    if batch_id is not None and not conn.execute(
+            "SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0][0]:
+        known = conn.execute("SELECT min(batch_id), max(batch_id) FROM batches").fetchall()[0]
+        hint = f"batches are {known[0]}..{known[1]}" if known[0] is not None else "nothing is loaded yet"
+        raise UserError(f"no batch {batch_id} ({hint}); 'patuh batches' lists them")
+    return conn.execute(
+        f"SELECT {', '.join('q.' + c if c != 'source_file' else 'b.source_file' for c in QUARANTINE_COLUMNS)} "
+        "FROM quarantine q JOIN batches b USING (batch_id) "
+        "WHERE ($batch IS NULL OR q.batch_id = $batch) AND ($institution IS NULL OR b.institution_id = $institution) "
+        "ORDER BY q.batch_id, q.source_row" + ("" if limit is None else f" LIMIT {int(limit)}"),
+        {"batch": batch_id, "institution": institution_id}).df()
