@@ -207,6 +207,7 @@ def conform_cmd(
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
+    from pipeline.batches import quarantined_rows
     from pipeline.calendars import load_institutions
     from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
@@ -227,6 +228,9 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
             else:
                 console.print(f"{path.name}: {res.rows_in} baris/rows, {res.rows_loaded} dimuat/loaded, "
                               f"{res.rows_quarantined} karantina/quarantined")
+                if res.rows_quarantined:
+                    shown = quarantined_rows(conn, batch_id=res.batch_id, limit=QUARANTINE_SHOWN)["message"]
+                    _print_quarantined(path.name, res.rows_quarantined, res.batch_id, shown.tolist())
     finally:
         conn.close()
 
@@ -299,14 +303,17 @@ def print_ingest_summary(results: list[Any], first_messages: dict[int, list[str]
         for note in r.notes:
             console.print(f"{r.file}: {note}", style="yellow", markup=False, highlight=False)
         if r.rows_quarantined and not r.skipped:
-            console.print(f"{r.file}: {r.rows_quarantined} baris dikarantina / rows quarantined (batch {r.batch_id}):",
-                          style="yellow", markup=False, highlight=False)
-            shown = (first_messages or {}).get(r.batch_id, [])
-            for message in shown:
-                console.print(f"  {message}", markup=False, highlight=False)
-            more = f"{r.rows_quarantined - len(shown)} lagi / more: " if r.rows_quarantined > len(shown) else ""
-            console.print(f"  {more}patuh quarantine --batch {r.batch_id} [--out karantina.csv]",
-                          markup=False, highlight=False)
+            _print_quarantined(r.file, r.rows_quarantined, r.batch_id, (first_messages or {}).get(r.batch_id, []))
+
+
+def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[str]) -> None:
+    """A file's quarantined rows: how many, the first messages, how to see them all."""
+    console.print(f"{name}: {n} baris dikarantina / rows quarantined (batch {batch_id}):", style="yellow",
+                  markup=False, highlight=False)
+    for message in messages:
+        console.print(f"  {message}", markup=False, highlight=False)
+    more = f"{n - len(messages)} lagi / more: " if n > len(messages) else ""
+    console.print(f"  {more}patuh quarantine --batch {batch_id} [--out karantina.csv]", markup=False, highlight=False)
 
 
 @app.command("ingest")

@@ -197,12 +197,16 @@ def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_pa
 
 def test_cli_rule_input_loads_and_refuses_a_wrong_input_name(tmp_path: Path) -> None:
     path = tmp_path / "layanan.csv"
-    path.write_text("No Kasus,NIS,Ditangani Oleh,Waktu\nK1,ANI,Guru Mapel,01/09/2025 08:00\n", encoding="utf-8")
+    path.write_text("No Kasus,NIS,Ditangani Oleh,Waktu\nK1,ANI,Guru Mapel,01/09/2025 08:00\n"
+                    "K2,BUDI,Kepala Sekolah,02/09/2025 08:00\n", encoding="utf-8")
     db = tmp_path / "patuh.duckdb"
     ok = patuh("rule-input", str(path), "--input", "escalation_events", "--institution", "smkn1-petasia",
                "--db", str(db), secret=KEY.decode())
     assert ok.returncode == 0, ok.stderr
-    assert "1 dimuat/loaded" in ok.stdout
+    assert "1 dimuat/loaded, 1 karantina/quarantined" in ok.stdout
+    # the refused row's message, not only a count
+    assert "layanan.csv, row 2, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel" in ok.stdout
+    assert "patuh quarantine --batch 1" in ok.stdout
     bad = patuh("rule-input", str(path), "--input", "nilai", "--institution", "smkn1-petasia", "--db", str(db),
                 secret=KEY.decode())
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
