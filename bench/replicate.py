@@ -3,8 +3,8 @@
 Generating 10M events with the synthesizer takes too long, so the dashboard benchmark of issue 9 runs on
 a replica: every per-case table (``case_results``, ``deviations``, ``event_timing``, ``cases``) is copied
 N times with new case pseudonyms and every timestamp shifted back by k years (copy k = 0..N-1); monthly
-aggregates (``step_metrics``, ``bottleneck_step_month``, ``bottleneck_role_load``) are copied with their
-period shifted the same way, ``bottleneck_wip`` with its week; ``variants`` keep their rows with
+aggregates (``step_metrics``, ``bottleneck_step_month``, ``bottleneck_role_load``, ``bottleneck_role_resources``)
+are copied with their period shifted the same way, ``bottleneck_wip`` with its week; ``variants`` keep their rows with
 ``n_cases`` multiplied by N; the catalogue tables, ``runs`` and the other aggregates are kept as they are.
 """
 
@@ -22,7 +22,7 @@ from pipeline.db import schema_sql
 from pipeline.publish import CURRENT, current_published
 
 CASE_TABLES = ("case_results", "deviations", "event_timing", "cases")
-PERIOD_TABLES = ("step_metrics", "bottleneck_step_month", "bottleneck_role_load")
+PERIOD_TABLES = ("step_metrics", "bottleneck_step_month", "bottleneck_role_load", "bottleneck_role_resources")
 
 
 def build(src_published: Path, target_events: int, out_dir: Path) -> dict[str, Any]:

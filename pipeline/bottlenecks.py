@@ -34,7 +34,7 @@ PARTIAL_MAX_SHARE = 0.5  # above this share of changed event rows, an incrementa
 DEFAULT_WORKDAY_MINUTES = 420.0  # 7 hours, when an institution's calendar is unknown
 DEFAULT_WORKDAYS_PER_WEEK = 5.0
 TABLES = ("bottleneck_calendars", "bottleneck_step_month", "bottleneck_handovers", "bottleneck_wip",
-          "bottleneck_rework", "bottleneck_role_load", "bottlenecks")
+          "bottleneck_rework", "bottleneck_role_resources", "bottleneck_role_load", "bottlenecks")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -269,21 +269,31 @@ FROM ({rework}) r LEFT JOIN sop_steps s ON s.sop_id = r.sop_id AND s.step_id = r
 WHERE n_cases > 0
 """
 
+_ROLE_RESOURCES_SELECT = """
+WITH et AS ({scope})
+SELECT institution_id, strftime(local_end, '%Y-%m') AS month, role, resource, count(*) AS n,
+       sum(proc_working) AS proc, count(proc_working) AS n_proc, sum(wait_working) AS wait,
+       count(wait_working) AS n_wait
+FROM et WHERE role IS NOT NULL
+GROUP BY ALL
+"""
+
+_ROLE_RESOURCES_SQL = """
+INSERT INTO bottleneck_role_resources
+SELECT $run_id, institution_id, month, role, resource, n, CASE WHEN n_proc > 0 THEN proc END, n_proc,
+       CASE WHEN n_wait > 0 THEN wait END, n_wait
+FROM ({resources}) WHERE n > 0
+"""
+
+# distinct resources per role and month: one row per resource (a NULL resource row stands for events without)
 _ROLE_LOAD_SQL = """
 INSERT INTO bottleneck_role_load
-WITH et AS ({scope}),
-ev AS (SELECT *, strftime(local_end, '%Y-%m') AS month FROM et WHERE role IS NOT NULL),
-agg AS (
-    SELECT institution_id, month, role, count(*) AS n, sum(proc_working) AS proc, sum(wait_working) AS wait,
-           count(resource) AS n_with_res
-    FROM ev GROUP BY ALL),
-res AS (
-    SELECT institution_id, month, role, count(DISTINCT resource) AS n_res FROM ev GROUP BY ALL)
-SELECT $run_id, a.institution_id, a.month, a.role, a.n, coalesce(c.n_cases, 0), a.proc, a.wait,
-       CASE WHEN a.n_with_res > 0 THEN res.n_res END
-FROM agg a
-LEFT JOIN res USING (institution_id, month, role)
-LEFT JOIN ({role_cases}) c USING (institution_id, month, role)
+SELECT $run_id, r.institution_id, r.period, r.role, sum(r.n_events), coalesce(any_value(c.n_cases), 0),
+       sum(r.proc_minutes), sum(r.wait_minutes), nullif(count(r.resource), 0)
+FROM bottleneck_role_resources r
+LEFT JOIN ({role_cases}) c ON c.institution_id = r.institution_id AND c.month = r.period AND c.role = r.role
+WHERE r.run_id = $run_id
+GROUP BY r.institution_id, r.period, r.role
 """
 
 
@@ -440,8 +450,9 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     With ``changed_pairs`` (a table of (institution_id, sop_id) whose events changed) and ``previous_run``,
     only those SOPs (and, for the per-role load, their institutions) are computed again; the previous run's
     rows of every other SOP are carried over unchanged. With ``old_rows`` (a table with the ``event_timing``
-    rows this run replaced) too, the per-case sums (weekly work in progress, rework, cases per role) are the
-    previous run's plus this run's rows minus the old ones: their cost follows the change.
+    rows this run replaced) too, the per-case sums (weekly work in progress, rework, cases, events, working
+    times and resources per role) are the previous run's plus this run's rows minus the old ones: their cost
+    follows the change. Only the percentiles read every event of the changed SOPs again.
     """
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
@@ -477,7 +488,11 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
             role_scope = scope
     params = scope.params()
     delta = (previous_run is not None and old_rows is not None and all(v == COMPLETE for v in stored.values())
-             and not conn.execute(f"SELECT count(*) FROM {old_rows} WHERE step_visits IS NULL").fetchall()[0][0])
+             and not conn.execute(f"SELECT count(*) FROM {old_rows} WHERE step_visits IS NULL").fetchall()[0][0]
+             # the previous run's per-resource rows (a run of an older version wrote none)
+             and conn.execute("SELECT (SELECT count(*) FROM bottleneck_role_resources WHERE run_id = $p) > 0 OR "
+                              "(SELECT count(*) FROM bottleneck_role_load WHERE run_id = $p) = 0",
+                              {"p": previous_run}).fetchall()[0][0])
     if delta:
         params["previous"] = previous_run
         new_rows, old = "SELECT * FROM event_timing WHERE run_id = $run_id", f"SELECT * FROM {old_rows}"
@@ -490,15 +505,21 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         role_cases = _delta_sql(_ROLE_CASES_SELECT, "SELECT institution_id, period AS month, role, n_cases "
                                 "FROM bottleneck_role_load WHERE run_id = $previous",
                                 "institution_id, month, role", ["n_cases"], new_rows, old)
+        resources = _delta_sql(_ROLE_RESOURCES_SELECT, "SELECT institution_id, period AS month, role, resource, "
+                               "n_events AS n, proc_minutes AS proc, n_proc, wait_minutes AS wait, n_wait "
+                               "FROM bottleneck_role_resources WHERE run_id = $previous",
+                               "institution_id, month, role, resource", ["n", "proc", "n_proc", "wait", "n_wait"],
+                               new_rows, old)
     else:
         wip, rework = (q.replace("{scope}", scope.sql(stored)) for q in (_WIP_SELECT, _REWORK_SELECT))
         role_cases = _ROLE_CASES_SELECT.replace("{scope}", role_scope.sql(stored))
+        resources = _ROLE_RESOURCES_SELECT.replace("{scope}", role_scope.sql(stored))
     _execute(conn, _STEP_MONTH_SQL.replace("{scope}", scope.sql(stored)), params)
     _execute(conn, _HANDOVER_SQL.replace("{scope}", scope.sql(stored)), params)
     _execute(conn, _WIP_SQL.replace("{wip}", wip), params)
     _execute(conn, _REWORK_SQL.replace("{rework}", rework), params)
-    _execute(conn, _ROLE_LOAD_SQL.replace("{scope}", role_scope.sql(stored)).replace("{role_cases}", role_cases),
-             params)
+    _execute(conn, _ROLE_RESOURCES_SQL.replace("{resources}", resources), params)
+    _execute(conn, _ROLE_LOAD_SQL.replace("{role_cases}", role_cases), params)
     ranked = rank_bottlenecks(conn, scope, top=top, stored=stored)
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
@@ -511,9 +532,10 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         conn.unregister("ranked_df")
     if partial:
         for table in TABLES:
-            if delta and table in ("bottleneck_wip", "bottleneck_rework"):
+            if delta and table in ("bottleneck_wip", "bottleneck_rework", "bottleneck_role_resources",
+                                   "bottleneck_role_load"):
                 continue  # already every SOP's rows
-            by_institution = table in ("bottleneck_calendars", "bottleneck_role_load")
+            by_institution = table in ("bottleneck_calendars", "bottleneck_role_resources", "bottleneck_role_load")
             keep = (f"p.institution_id NOT IN (SELECT institution_id FROM {changed_pairs})" if by_institution else
                     f"NOT EXISTS (SELECT 1 FROM {changed_pairs} c WHERE c.institution_id = p.institution_id"
                     " AND c.sop_id = p.sop_id)")

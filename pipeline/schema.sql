@@ -346,6 +346,21 @@ CREATE TABLE IF NOT EXISTS bottleneck_role_load (
     n_resources    BIGINT                     -- distinct (pseudonymised) resources; NULL when not logged
 );
 
+-- The events of each role, month and resource and their summed working times: bottleneck_role_load is their
+-- sum (distinct resources = rows), so an incremental run updates both from its changed cases alone.
+CREATE TABLE IF NOT EXISTS bottleneck_role_resources (
+    run_id         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    period         VARCHAR NOT NULL,          -- YYYY-MM, local time
+    role           VARCHAR NOT NULL,
+    resource       VARCHAR,                   -- pseudonym; NULL: the role's events without a resource
+    n_events       BIGINT NOT NULL,
+    proc_minutes   DOUBLE,                    -- NULL when no event has a processing time
+    n_proc         BIGINT NOT NULL,           -- events with a processing time
+    wait_minutes   DOUBLE,
+    n_wait         BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS bottlenecks (
     run_id           VARCHAR NOT NULL,
     institution_id   VARCHAR NOT NULL,

@@ -22,7 +22,8 @@ from tests.engine_fixtures import BASE, PROSEDUR, add_batch, add_case, new_db
 
 AS_OF = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
 COMPARED = ("case_results", "deviations", "event_timing", "variants", "step_metrics", "bottleneck_step_month",
-            "bottleneck_handovers", "bottleneck_wip", "bottleneck_rework", "bottleneck_role_load", "bottlenecks",
+            "bottleneck_handovers", "bottleneck_wip", "bottleneck_rework", "bottleneck_role_resources",
+            "bottleneck_role_load", "bottlenecks",
             "bottleneck_calendars")
 
 
