@@ -11,8 +11,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import multiprocessing
+import os
 import re
+import sys
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -573,6 +578,49 @@ def _write_pdf(html: str, path: Path) -> None:
     tmp.replace(path)
 
 
+class _PdfWriter:
+    """Writes the PDFs: in a worker process when there are several, so weasyprint lays out one report (seconds
+    for a long one, on one core) while this process queries and draws the charts of the next."""
+
+    def __init__(self, parallel: bool) -> None:
+        main = sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+        # spawn re-imports the main module: from its spec (python -m), its file, or not at all (a REPL)
+        self._parallel = parallel and (getattr(main, "__spec__", None) is not None or main_file is None
+                                       or Path(main_file).is_file())
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[tuple[Future[None], str, Path]] = []
+
+    def write(self, html: str, path: Path) -> None:
+        if not self._parallel:
+            _write_pdf(html, path)
+            return
+        if self._pool is None:
+            # spawn: a forked child would inherit DuckDB's and kaleido's threads mid-state
+            self._pool = ProcessPoolExecutor(max(1, (os.cpu_count() or 2) - 1),
+                                             mp_context=multiprocessing.get_context("spawn"))
+        try:
+            self._pending.append((self._pool.submit(_write_pdf, html, path), html, path))
+        except BrokenProcessPool:  # the worker could not start: the rest is written here
+            self._parallel = False
+            _write_pdf(html, path)
+
+    def finish(self) -> None:
+        """Wait for every PDF (the first failure is raised) and stop the worker; a worker that could not start
+        costs only time: its PDFs are written here."""
+        try:
+            for future, html, path in self._pending:
+                try:
+                    future.result()
+                except BrokenProcessPool:
+                    _write_pdf(html, path)
+        finally:
+            self._pending.clear()
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
+
+
 def _write_text(text: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -615,22 +663,26 @@ def write_reports(published_db: Path, *, period: str, institutions: list[str] | 
         css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
         template = env.get_template("report.html.j2")
         entries = []
-        with _chart_server() as charts:
-            for iid in ids:
-                ctx = institution_report(conn, iid, parsed, lang, run_id=run_id, charts=charts)
-                html = template.render(r=ctx, css=css)
-                files: dict[str, str] = {}
-                if "html" in chosen_formats:
-                    path = out_dir / f"{iid}_{parsed.key}.html"
-                    _write_text(html, path)
-                    written.append(path)
-                    files["html"] = path.name
-                if "pdf" in chosen_formats:
-                    path = out_dir / f"{iid}_{parsed.key}.pdf"
-                    _write_pdf(html, path)
-                    written.append(path)
-                    files["pdf"] = path.name
-                entries.append({"r": ctx, "files": files})
+        pdfs = _PdfWriter(parallel="pdf" in chosen_formats and len(ids) > 1)
+        try:
+            with _chart_server() as charts:
+                for iid in ids:
+                    ctx = institution_report(conn, iid, parsed, lang, run_id=run_id, charts=charts)
+                    html = template.render(r=ctx, css=css)
+                    files: dict[str, str] = {}
+                    if "html" in chosen_formats:
+                        path = out_dir / f"{iid}_{parsed.key}.html"
+                        _write_text(html, path)
+                        written.append(path)
+                        files["html"] = path.name
+                    if "pdf" in chosen_formats:
+                        path = out_dir / f"{iid}_{parsed.key}.pdf"
+                        pdfs.write(html, path)
+                        written.append(path)
+                        files["pdf"] = path.name
+                    entries.append({"r": ctx, "files": files})
+        finally:
+            pdfs.finish()
         if institutions is None:
             index = env.get_template("index.html.j2").render(
                 entries=entries, css=css, lang=lang, period_title=parsed.title(lang), period=parsed.key,
