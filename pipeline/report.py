@@ -471,6 +471,8 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
         sop_steps = [s for s in steps if s["sop_id"] == sop["sop_id"]]
         block = {
             "sop_id": sop["sop_id"], "number": sop["number"], "title": sop["title"], "kind": sop["kind"],
+            # fewer than 5 cases: every time and rate is suppressed, so the section shrinks to its deviations
+            "small": sop["n_cases"] < SUPPRESS_BELOW, "empty": sop["n_cases"] == 0,
             "n_cases": count_cell(sop["n_cases"], lang),
             "n_open": count_cell(sop["n_open"], lang),
             "rate": rate_cell(sop["n_compliant"], sop["n_cases"], lang),

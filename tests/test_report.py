@@ -136,6 +136,12 @@ def test_small_counts_are_suppressed(published: Path, tmp_path: Path) -> None:
             if key.startswith(("n_", "sop_n", "step_n", "dev_n", "bn_n", "cover_n", "prev_n")):
                 assert not 0 < float(value) < 5, key
     assert doc.xpath("//*[@data-key='bn_n_cases']") == []  # nothing is ranked from fewer than 5 cases
+    # an SOP with 1-4 cases is a short section on the flow of the page: its deviations, no step table of "n < 5"
+    sections = doc.xpath("//section[contains(concat(' ', @class, ' '), ' sop ')]")
+    assert sections and all("small" in sec.get("class").split() for sec in sections)
+    assert doc.xpath("//*[@data-key='step_n_cases']") == []
+    with_cases = [sec for sec in sections if sec.xpath(".//*[@data-key='sop_n_cases'][@data-value='suppressed']")]
+    assert with_cases and all("Fewer than 5 cases" in sec.text_content() for sec in with_cases)
 
 
 def test_rerun_replaces_files(reports: Path, published: Path) -> None:
