@@ -2,6 +2,11 @@
 
 It compiles SOP models to workflow nets, loads PNML and BPMN files as models, checks soundness, and
 computes alignments. pm4py's own dataframe column names (``case:concept:name`` …) appear only here.
+
+pm4py is imported on first use, not with this module: importing it takes about 2 s, and a compliance run
+whose nets are all SOP state machines never calls it. :func:`compile_sop` therefore builds its net from
+small classes shaped like pm4py's (``places``, ``transitions``, ``arcs``, ``in_arcs``/``out_arcs``, ``label``,
+``weight``), which everything here reads the same way; a pm4py function gets a pm4py copy (:func:`to_pm4py`).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +24,6 @@ sys._pm4py_welcome_shown = True  # type: ignore[attr-defined]
 os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
 warnings.filterwarnings("ignore", module="pm4py")
 
-import pm4py  # noqa: E402
-from pm4py.objects.petri_net.obj import Marking, PetriNet  # noqa: E402
-from pm4py.objects.petri_net.utils import petri_utils  # noqa: E402
-
 from pipeline.errors import UserError  # noqa: E402
 from pipeline.net_align import MOVE_COST as MOVE_COST  # noqa: E402  (re-exported: pm4py's standard costs)
 from pipeline.net_align import SKIP as SKIP  # noqa: E402
@@ -30,20 +31,76 @@ from pipeline.net_align import TAU_COST as TAU_COST  # noqa: E402
 from pipeline.net_align import NetAligner, NetTransition, NotSafe  # noqa: E402
 from pipeline.sop import END, SopModel  # noqa: E402
 
+
+def _pm4py() -> Any:
+    """The pm4py module (imported on the first call)."""
+    import pm4py
+
+    return pm4py
+
 CASE = "case:concept:name"
 ACTIVITY = "concept:name"
 TIMESTAMP = "time:timestamp"
 RESOURCE = "org:resource"
 
 
+class _Node:
+    """A place or transition of a compiled SOP net (pm4py's attribute names; identity equality as pm4py's)."""
+
+    __slots__ = ("in_arcs", "label", "name", "out_arcs")
+
+    def __init__(self, name: str, label: str | None = None) -> None:
+        self.name, self.label = name, label
+        self.in_arcs: set[_Arc] = set()
+        self.out_arcs: set[_Arc] = set()
+
+
+class _Arc:
+    __slots__ = ("source", "target", "weight")
+
+    def __init__(self, source: _Node, target: _Node) -> None:
+        self.source, self.target, self.weight = source, target, 1
+
+
+class _Net:
+    """A workflow net as compile_sop builds it (see the module docstring)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.places: set[_Node] = set()
+        self.transitions: set[_Node] = set()
+        self.arcs: set[_Arc] = set()
+
+    def place(self, name: str) -> _Node:
+        node = _Node(name)
+        self.places.add(node)
+        return node
+
+    def transition(self, name: str, label: str | None) -> _Node:
+        node = _Node(name, label)
+        self.transitions.add(node)
+        return node
+
+    def arc(self, source: _Node, target: _Node) -> None:
+        arc = _Arc(source, target)
+        self.arcs.add(arc)
+        source.out_arcs.add(arc)
+        target.in_arcs.add(arc)
+
+
 @dataclass
 class ProcessModel:
-    """A workflow net with its markings; ``labels`` are the visible transition labels."""
+    """A workflow net with its markings; ``labels`` are the visible transition labels.
 
-    net: PetriNet
-    initial: Marking
-    final: Marking
+    ``net`` is a pm4py ``PetriNet`` (a PNML or BPMN file) or the same-shaped net of :func:`compile_sop`;
+    the markings map its places to token counts.
+    """
+
+    net: Any
+    initial: Any
+    final: Any
     name: str
+    _pm4py_copy: tuple[Any, Any, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def labels(self) -> set[str]:
@@ -59,24 +116,18 @@ def compile_sop(model: SopModel) -> ProcessModel:
     ``optional`` adds a silent skip from the step's input to its exit; ``repeat`` routes the step through
     a place from which a silent transition goes back (again) or on (done).
     """
-    net = PetriNet(model.id)
-    source = PetriNet.Place("source")
-    sink = PetriNet.Place("sink")
-    net.places.update({source, sink})
-    entry: dict[str, PetriNet.Place] = {}
-    for step in model.steps:
-        place = PetriNet.Place(f"p_{step.id}")
-        net.places.add(place)
-        entry[step.id] = place
+    net = _Net(model.id)
+    source = net.place("source")
+    sink = net.place("sink")
+    entry = {step.id: net.place(f"p_{step.id}") for step in model.steps}
 
-    def target_place(target: str) -> PetriNet.Place:
+    def target_place(target: str) -> _Node:
         return sink if target == END else entry[target]
 
-    def silent(name: str, src: PetriNet.Place, dst: PetriNet.Place) -> None:
-        tau = PetriNet.Transition(name, None)
-        net.transitions.add(tau)
-        petri_utils.add_arc_from_to(src, tau, net)
-        petri_utils.add_arc_from_to(tau, dst, net)
+    def silent(name: str, src: _Node, dst: _Node) -> None:
+        tau = net.transition(name, None)
+        net.arc(src, tau)
+        net.arc(tau, dst)
 
     first = model.steps[0].id
     silent("tau_start", source, entry[first])
@@ -85,29 +136,51 @@ def compile_sop(model: SopModel) -> ProcessModel:
         if len(targets) == 1:
             exit_place = target_place(targets[0])
         else:
-            exit_place = PetriNet.Place(f"x_{step_id}")
-            net.places.add(exit_place)
+            exit_place = net.place(f"x_{step_id}")
             for target in targets:
                 silent(f"tau_{step_id}_to_{target}", exit_place, target_place(target))
-        transition = PetriNet.Transition(f"t_{step_id}", step_id)
-        net.transitions.add(transition)
-        petri_utils.add_arc_from_to(entry[step_id], transition, net)
+        transition = net.transition(f"t_{step_id}", step_id)
+        net.arc(entry[step_id], transition)
         if step.repeat:
-            again = PetriNet.Place(f"r_{step_id}")
-            net.places.add(again)
-            petri_utils.add_arc_from_to(transition, again, net)
+            again = net.place(f"r_{step_id}")
+            net.arc(transition, again)
             silent(f"tau_{step_id}_again", again, entry[step_id])
             silent(f"tau_{step_id}_done", again, exit_place)
         else:
-            petri_utils.add_arc_from_to(transition, exit_place, net)
+            net.arc(transition, exit_place)
         if step.optional:
             silent(f"tau_{step_id}_skip", entry[step_id], exit_place)
-    return ProcessModel(net, Marking({source: 1}), Marking({sink: 1}), model.id)
+    return ProcessModel(net, {source: 1}, {sink: 1}, model.id)
+
+
+def to_pm4py(model: ProcessModel) -> tuple[Any, Any, Any]:
+    """``model`` as pm4py's (net, initial marking, final marking), converted once from a compiled SOP net."""
+    if model._pm4py_copy is None:
+        _pm4py()
+        from pm4py.objects.petri_net.obj import Marking, PetriNet
+        from pm4py.objects.petri_net.utils import petri_utils
+
+        if isinstance(model.net, PetriNet):
+            model._pm4py_copy = (model.net, model.initial, model.final)
+        else:
+            net = PetriNet(model.net.name)
+            copies: dict[Any, Any] = {}
+            for p in model.net.places:
+                copies[p] = PetriNet.Place(p.name)
+                net.places.add(copies[p])
+            for t in model.net.transitions:
+                copies[t] = PetriNet.Transition(t.name, t.label)
+                net.transitions.add(copies[t])
+            for a in model.net.arcs:
+                petri_utils.add_arc_from_to(copies[a.source], copies[a.target], net, weight=a.weight)
+            model._pm4py_copy = (net, Marking({copies[p]: n for p, n in model.initial.items()}),
+                                 Marking({copies[p]: n for p, n in model.final.items()}))
+    return model._pm4py_copy
 
 
 def is_sound(model: ProcessModel) -> bool:
     """pm4py's soundness check (WOFLAN) of a workflow net."""
-    result = pm4py.check_soundness(model.net, model.initial, model.final)
+    result = _pm4py().check_soundness(*to_pm4py(model))
     return bool(result[0])
 
 
@@ -118,8 +191,9 @@ def load_model(path: Path) -> ProcessModel:
         raise UserError(f"{path}: no such model file")
     try:
         if suffix == ".pnml":
-            net, im, fm = pm4py.read_pnml(str(path))
+            net, im, fm = _pm4py().read_pnml(str(path))
         elif suffix == ".bpmn":
+            pm4py = _pm4py()
             net, im, fm = pm4py.convert_to_petri_net(pm4py.read_bpmn(str(path)))
         elif suffix in {".yaml", ".yml"}:
             from pipeline.sop import load_model_file
@@ -161,11 +235,12 @@ def align_variants(model: ProcessModel, variants: Sequence[Sequence[str]]) -> li
         for j, label in enumerate(trace):
             rows.append({CASE: str(i), ACTIVITY: label, TIMESTAMP: base + pd.Timedelta(seconds=j)})
     frame = pd.DataFrame(rows, columns=[CASE, ACTIVITY, TIMESTAMP])
+    pm4py = _pm4py()
     log = pm4py.convert_to_event_log(frame) if len(frame) else None
     out: list[AlignmentResult] = []
     if log is None:
         return [align_trace(model, []) for _ in variants]
-    diagnostics = pm4py.conformance_diagnostics_alignments(log, model.net, model.initial, model.final)
+    diagnostics = pm4py.conformance_diagnostics_alignments(log, *to_pm4py(model))
     by_case = {str(trace.attributes["concept:name"]): diag for trace, diag in zip(log, diagnostics, strict=True)}
     for i, trace in enumerate(variants):
         if not trace:
@@ -178,11 +253,12 @@ def align_variants(model: ProcessModel, variants: Sequence[Sequence[str]]) -> li
 
 def align_trace(model: ProcessModel, trace: Sequence[str]) -> AlignmentResult:
     """Align one trace (used for the empty trace, which pm4py's log APIs cannot express)."""
+    _pm4py()
     from pm4py.algo.conformance.alignments.petri_net import algorithm as alignments
     from pm4py.objects.log.obj import Event, Trace
 
     pm_trace = Trace([Event({ACTIVITY: label}) for label in trace])
-    diag = alignments.apply_trace(pm_trace, model.net, model.initial, model.final)
+    diag = alignments.apply_trace(pm_trace, *to_pm4py(model))
     return _result(diag)
 
 
@@ -343,6 +419,7 @@ def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
     name = path.name.lower()
     if not path.exists():
         raise UserError(f"{path}: no such log file")
+    pm4py = _pm4py()
     try:
         if name.endswith((".xes", ".xes.gz")):
             frame = pm4py.read_xes(str(path))

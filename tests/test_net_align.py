@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pm4py
 import pytest
+from pm4py.objects.petri_net.obj import Marking, PetriNet
+from pm4py.objects.petri_net.utils import petri_utils
 
 from pipeline import pm4py_adapter
 from pipeline.net_align import SKIP, NetAligner, NetTransition, NotSafe
-from pipeline.pm4py_adapter import Marking, PetriNet, ProcessModel, petri_utils
+from pipeline.pm4py_adapter import ProcessModel
 from tests.engine_fixtures import perturbed_trace
 
 
@@ -140,7 +143,7 @@ def test_conform_reports_progress_and_one_row_per_case(tmp_path: Path) -> None:
 
     model = _net(CONCURRENT, "concurrent")
     pnml = tmp_path / "concurrent.pnml"
-    pm4py_adapter.pm4py.write_pnml(model.net, model.initial, model.final, str(pnml))
+    pm4py.write_pnml(model.net, model.initial, model.final, str(pnml))
     rng = random.Random(3)
     traces = [_perturbed(rng, ["register", "check_documents", "interview", "decide", "accept"]) or ("register",)
               for _ in range(40)]
