@@ -25,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 END = "end"  # reserved flow target: the case ends here
 
 
-class YamlLoader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. In YAML 1.1 the column key ``no`` would read as ``False``."""
+class YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML 1.2 booleans: only true/false. In YAML 1.1 the column key ``no`` would read as ``False``.
+
+    libyaml's parser when PyYAML has it (10x faster: the catalogue is read by every command)."""
 
 
 YamlLoader.yaml_implicit_resolvers = {
@@ -40,6 +42,16 @@ YamlLoader.add_implicit_resolver(
 
 def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=YamlLoader)
+
+
+def read_yaml_with_nodes(text: str) -> tuple[Any, Any]:
+    """(the document's node tree, for line numbers; its data), from one parse."""
+    loader = YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (None if node is None else loader.construct_document(node))
+    finally:
+        loader.dispose()
 
 # ---------------------------------------------------------------------------------------------------
 # Time standards
@@ -366,8 +378,7 @@ def load_model_file(path: Path, root: Path | None = None) -> LoadedModel:
     shown = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=YamlLoader)
-        data = read_yaml(text)
+        node, data = read_yaml_with_nodes(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         return LoadedModel(
