@@ -283,7 +283,9 @@ def build_calendar(inst: Institution) -> WorkingCalendar:
     n_days = (HORIZON - ORIGIN).days + 1
     days = pd.date_range(ORIGIN, periods=n_days, freq="D")
     weekday = np.asarray(days.weekday)
-    off = np.isin(days.date, np.array(sorted(non_working_dates(inst)), dtype=object))
+    # as datetime64 days: np.isin over Python date objects takes 0.2 s per institution
+    off = np.isin(days.values.astype("datetime64[D]"),
+                  np.array(sorted(non_working_dates(inst)), dtype="datetime64[D]"))
     minutes = profile[weekday, 1440]
     is_working = (minutes > 0) & ~off
     per_day = np.where(is_working, minutes, 0.0)
