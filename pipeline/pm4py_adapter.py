@@ -38,6 +38,7 @@ def _pm4py() -> Any:
 
     return pm4py
 
+
 CASE = "case:concept:name"
 ACTIVITY = "concept:name"
 TIMESTAMP = "time:timestamp"
