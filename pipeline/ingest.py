@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import WIDE_LINE_BYTES, Source, open_source
+from pipeline.readers import WIDE_LINE_BYTES, Source, csv_record_lines, open_source
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -350,7 +351,7 @@ def ingest_file(
         conn.execute("DROP VIEW IF EXISTS _patuh_ok")
         conn.execute("DROP VIEW IF EXISTS _patuh_p")
         for t in ("_patuh_lc", "_patuh_p0", "_patuh_ids", "_patuh_steps", "_patuh_roles", "_patuh_aff", "_patuh_dup",
-                  "_patuh_old", "_patuh_docs", "_patuh_status"):
+                  "_patuh_old", "_patuh_docs", "_patuh_status", "_patuh_lines"):
             conn.execute(f"DROP TABLE IF EXISTS {t}")
         source.close(conn)
     result.seconds = time.perf_counter() - t0
@@ -506,7 +507,23 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         "end_before_start": "the end is before the start: check the two times (day and month swapped?)",
         "out_of_range": "the date is before 2000 or in the future: check the year (and day/month order)",
     }
-    loc = f"coalesce(loc, {sql_literal(source.row_word + ' ')} || source_row)"
+    rejects = source.rejects(conn)
+    if any(r.too_long for r in rejects) and source.widen():
+        raise _ReadAgain
+    # a refused CSV row is named by its line in the file, as an editor or a spreadsheet shows it (its position
+    # among the parsed records skips the header, blank lines and ragged lines)
+    lines: dict[int, int] = {}
+    if source.read_path is not None:
+        refused = [int(r[0]) for r in conn.execute(
+            "SELECT source_row FROM _patuh_p WHERE reason IS NOT NULL").fetchall()]
+        lines, reject_lines = csv_record_lines(source.read_path, source.columns, refused, [r.line for r in rejects])
+        for r in rejects:
+            r.line = reject_lines.get(r.line, r.line)
+    conn.register("_patuh_lines_arrow", pa.table({"pos": pa.array(list(lines), pa.int64()),
+                                                  "line": pa.array(list(lines.values()), pa.int64())}))
+    conn.execute("CREATE TEMP TABLE _patuh_lines AS SELECT * FROM _patuh_lines_arrow")
+    conn.unregister("_patuh_lines_arrow")
+    loc = f"coalesce(loc, 'line ' || ln.line, {sql_literal(source.row_word + ' ')} || source_row)"
     msg_cases = " ".join(
         f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {sql_literal(name)}, {loc}, "
         f"{sql_literal(repr(col_of[r]))}, {sql_literal(fix)})"
@@ -527,14 +544,12 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     raw_json = "json_object(" + ", ".join(f"{sql_literal(c)}, {e}" for c, e in raw_pairs) + ")"
     conn.execute(f"""
         INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
-        SELECT {batch_id}, p.source_row, p.reason,
+        SELECT {batch_id}, coalesce(ln.line, p.source_row), p.reason,
                CASE p.reason {msg_cases} WHEN 'bad_timestamp' THEN {bad_ts} END, {raw_json}
         FROM _patuh_p p LEFT JOIN _patuh_ids ci ON ci.raw = p.case_raw
         LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
+        LEFT JOIN _patuh_lines ln ON ln.pos = p.source_row
         WHERE p.reason IS NOT NULL ORDER BY p.source_row""")
-    rejects = source.rejects(conn)
-    if any(r.too_long for r in rejects) and source.widen():
-        raise _ReadAgain
     if rejects:
         conn.executemany(
             "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import datetime as dt
 import gzip
 import os
@@ -18,7 +19,7 @@ import re
 import sys
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class Source:
     rows_read: int | None = None      # known up front (XLSX, XES)
     rejects_table: str | None = None  # CSV: DuckDB's rejects, read after the scan
     numbered: bool = True             # has __row; else (CSV) the row number is the row's position
+    read_path: Path | None = None     # CSV: the UTF-8 file DuckDB reads (for csv_record_lines)
     notes: list[str] = field(default_factory=list)
     _cleanup: list[Callable[[], None]] = field(default_factory=list)
     _widen: Callable[[], str] | None = None  # CSV: the scan again with a larger line limit
@@ -224,7 +226,45 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     src.columns = [str(row[0]) for row in described]
     src.sql = scan
     src.numbered = False
+    src.read_path = read_path
     return src
+
+
+def csv_record_lines(path: Path, columns: list[str], positions: Iterable[int],
+                     rejected: Iterable[int] = ()) -> tuple[dict[int, int], dict[int, int]]:
+    """File lines of CSV records, as a user finds them in an editor or a spreadsheet.
+
+    ``positions`` number the data records as DuckDB's scan does (1 = the first after the header; blank lines
+    and ragged records not counted); ``rejected`` are the line numbers DuckDB gives ragged records, which count
+    every record and blank line as one line (a cell spanning lines does not add any). Returns the physical line
+    each starts on, for both. One streaming pass up to the last record asked for, with the delimiter that
+    splits the header into DuckDB's ``columns`` (run only for files with refused rows)."""
+    wanted, skip = set(positions), set(rejected)
+    if not wanted and not skip:
+        return {}, {}
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        head = fh.readline().rstrip("\r\n")
+    delimiter = next((d for d in (",", ";", "\t", "|") if next(csv.reader([head], delimiter=d)) == columns), ",")
+    last_pos, last_line = max(wanted, default=0), max(skip, default=0)
+    csv.field_size_limit(max(csv.field_size_limit(), 2 * WIDE_LINE_BYTES))  # the reader's default is 128 KiB
+    found: dict[int, int] = {}
+    rejected_at: dict[int, int] = {}
+    position = logical = consumed = 0
+    with path.open(encoding="utf-8-sig", newline="") as fh, contextlib.suppress(csv.Error):
+        # a record Python's reader cannot split (a cell over the limit) ends the mapping: the rest keep positions
+        reader = csv.reader(fh, delimiter=delimiter)
+        for record in reader:
+            start, consumed = consumed + 1, reader.line_num
+            logical += 1
+            if logical in skip:
+                rejected_at[logical] = start
+            elif record and logical > 1:  # not blank, not the header
+                position += 1
+                if position in wanted:
+                    found[position] = start
+            if position >= last_pos and logical >= last_line:
+                break
+    return found, rejected_at
 
 
 # -------------------------------------------------------------------------------------------- Parquet

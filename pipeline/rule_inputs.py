@@ -122,8 +122,10 @@ class RuleInputResult:
     rows_quarantined: int
 
 
-def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> pd.DataFrame:
-    from pipeline.readers import detect_encoding, transcode
+def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """The file's rows, and where a user finds each: (frame, numbers, "line" or "row"). A CSV row is named by
+    its line in the file, an XLSX row by its sheet row (the header is row 1), a Parquet row by its position."""
+    from pipeline.readers import csv_record_lines, detect_encoding, transcode
 
     suffix = path.suffix.lower()
     try:
@@ -131,15 +133,20 @@ def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> pd.DataFrame:
             encoding = detect_encoding(path)
             read_path = path if encoding == "utf-8" else transcode(path, encoding)
             try:
-                return conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)",
-                                    [str(read_path)]).df()
+                frame = conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)",
+                                     [str(read_path)]).df()
+                positions = range(1, len(frame) + 1)
+                lines, _ = csv_record_lines(read_path, [str(c) for c in frame.columns], positions)
+                return frame, np.array([lines.get(i, i) for i in positions], dtype=np.int64), "line"
             finally:
                 if read_path != path:
                     read_path.unlink(missing_ok=True)
         if suffix == ".parquet":
-            return conn.execute("SELECT * FROM read_parquet(?)", [str(path)]).df().astype("string")
+            frame = conn.execute("SELECT * FROM read_parquet(?)", [str(path)]).df().astype("string")
+            return frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row"
         if suffix == ".xlsx":
-            return pd.read_excel(path, dtype=str, engine="calamine")
+            frame = pd.read_excel(path, dtype=str, engine="calamine")  # keeps blank rows: index + 2 is the sheet row
+            return frame, np.arange(2, len(frame) + 2, dtype=np.int64), "row"
     except (duckdb.Error, ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})") from None
     raise UserError(f"{path}: a rule input must be .csv, .xlsx or .parquet")
@@ -183,7 +190,7 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     sha = file_sha256(path)
     if conn.execute("SELECT count(*) FROM batches WHERE sha256 = ?", [sha]).fetchall()[0][0]:
         return RuleInputResult(path.name, input_name, None, True, 0, 0, 0)
-    frame = _read(conn, path)
+    frame, shown_rows, row_word = _read(conn, path)
     headers = [str(c) for c in frame.columns]
     found = {c.name: _find(headers, c) for c in spec.columns}
     missing = [c for c in spec.columns if c.required and found[c.name] is None]
@@ -191,7 +198,7 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         wanted = "; ".join(f"{c.name}: one of {', '.join(c.aliases)}" for c in missing)
         raise UserError(f"{path}: no column for {wanted} (found: {', '.join(headers)}); rename the column in the "
                         "export")
-    staged = pd.DataFrame({"source_row": np.arange(1, len(frame) + 1, dtype=np.int64)})
+    staged = pd.DataFrame({"source_row": shown_rows})
     for name, header in found.items():
         staged[f"{name}_raw"] = frame[header].astype("string") if header else pd.Series(
             pd.NA, index=frame.index, dtype="string")
@@ -221,11 +228,11 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
             conn.execute(
                 f"""
                 INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
-                SELECT $batch, source_row, reason, $file || ', row ' || source_row || ', ' || message,
+                SELECT $batch, source_row, reason, $file || ', ' || $word || ' ' || source_row || ', ' || message,
                        json_object({raw_json})
                 FROM rule_input_checked WHERE reason IS NOT NULL
                 """,
-                {"batch": batch_id, "file": path.name},
+                {"batch": batch_id, "file": path.name, "word": row_word},
             )
             conn.execute(
                 f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "

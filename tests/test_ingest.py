@@ -152,6 +152,22 @@ def test_a_line_over_ten_megabytes_is_quarantined_with_its_reason(tmp_path: Path
     assert message.startswith("notes.csv: line 30002: ") and "at most 10 MB" in message
 
 
+def test_a_refused_csv_row_is_named_by_its_line_in_the_file(tmp_path: Path) -> None:
+    """The line a user finds in an editor or a spreadsheet: the header, a cell spanning two lines, a blank line
+    and a ragged line before the refused row all count."""
+    path = tmp_path / "kasus.csv"
+    path.write_text('case_id,activity,timestamp,catatan\nA,s1,2024-03-04 08:00,"dua\nbaris"\n\n'
+                    "B,s1,2024-03-04 08:30,x,lebih\n,s1,2024-03-04 09:00,ok\nC,s1,kemarin,ok\n", encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    result = ingest_file(conn, path, institution_id="smpn2-ngawi")
+    assert result.quarantined_by_reason == {"missing_case_id": 1, "bad_timestamp": 1, "ragged_line": 1}
+    rows = dict(conn.execute("SELECT reason, source_row FROM quarantine").fetchall())
+    assert rows == {"ragged_line": 5, "missing_case_id": 6, "bad_timestamp": 7}
+    messages = [m for (m,) in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    assert messages[1].startswith("kasus.csv: line 6: column 'case_id'")
+    assert messages[2].startswith("kasus.csv: line 7: column 'timestamp': 'kemarin' is not a date")
+
+
 def test_an_error_mid_batch_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("case_id,activity,timestamp\nA,x,2024-03-04 08:00\n")
@@ -229,7 +245,7 @@ def test_quarantined_rows_are_shown_without_sql(tmp_path: Path) -> None:
               "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
     assert ok.returncode == 0, ok.stderr
     assert "4 baris dikarantina / rows quarantined (batch 1)" in ok.stdout
-    assert "kasus_bk.csv: row 9: column 'No Kasus': every event needs its case number" in ok.stdout
+    assert "kasus_bk.csv: line 12: column 'No Kasus': every event needs its case number" in ok.stdout
     assert "patuh quarantine --batch 1" in ok.stdout and "SELECT" not in ok.stdout
     listed = _cli("batches", "--db", str(db))
     assert listed.returncode == 0 and "kasus_bk.csv" in listed.stdout and "smpn2-ngawi" in listed.stdout

@@ -104,7 +104,7 @@ def test_escalation_goes_guru_mapel_then_wali_kelas_then_guru_bk(tmp_path: Path)
     assert (res.rows_in, res.rows_loaded, res.rows_quarantined) == (13, 10, 3)
     messages = dict(conn.execute("SELECT reason, message FROM quarantine").fetchall())
     assert set(messages) == {"bad_role", "missing_case_id", "bad_ts"}
-    assert messages["bad_role"] == ("layanan.csv, row 11, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel, "
+    assert messages["bad_role"] == ("layanan.csv, line 12, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel, "
                                     "wali kelas or guru BK; correct it")
     breaches = {(c, o) for c, s, o in _run(conn) if s == "layanan_berjenjang"}
     assert breaches == {(pseudonym("BUDI", KEY), "guru_bk"), (pseudonym("CICI", KEY), "guru_mapel -> guru_bk"),
@@ -167,6 +167,18 @@ def test_spreadsheet_date_cells_and_indonesian_month_names_are_dates(tmp_path: P
     assert b"demam" not in (tmp_path / "patuh.duckdb").read_bytes()  # a free-text column is never stored
 
 
+def test_a_refused_row_is_named_where_the_user_finds_it(tmp_path: Path) -> None:
+    """XLSX: the sheet row (the header is row 1); CSV: the line in the file (a blank line counts)."""
+    pd.DataFrame({"NIS": ["A1", "A2", "A3"], "Tanggal": ["01/09/2025", "02/09/2025", "03/09/2025"],
+                  "Status": ["H", "X", "S"]}).to_excel(tmp_path / "absen.xlsx", index=False)
+    (tmp_path / "absen.csv").write_text("NIS,Tanggal,Status\nB1,01/09/2025,H\n\nB2,02/09/2025,X\n", encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+    for name in ("absen.xlsx", "absen.csv"):
+        load_rule_input(conn, tmp_path / name, input_name="attendance_daily", institution_id="smkn1-petasia", key=KEY)
+    messages = sorted(m for (m,) in conn.execute("SELECT message FROM quarantine").fetchall())
+    assert [m.split(", column")[0] for m in messages] == ["absen.csv, line 4", "absen.xlsx, row 3"]
+
+
 def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_path: Path) -> None:
     """A periodic report of a rules document counts the students with input in the period, not only those
     whose first school day fell in it (a student's attendance spans the whole semester)."""
@@ -205,7 +217,7 @@ def test_cli_rule_input_loads_and_refuses_a_wrong_input_name(tmp_path: Path) -> 
     assert ok.returncode == 0, ok.stderr
     assert "1 dimuat/loaded, 1 karantina/quarantined" in ok.stdout
     # the refused row's message, not only a count
-    assert "layanan.csv, row 2, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel" in ok.stdout
+    assert "layanan.csv, line 3, column 'Ditangani Oleh': Kepala Sekolah is not guru mapel" in ok.stdout
     assert "patuh quarantine --batch 1" in ok.stdout
     bad = patuh("rule-input", str(path), "--input", "nilai", "--institution", "smkn1-petasia", "--db", str(db),
                 secret=KEY.decode())
