@@ -41,7 +41,7 @@ import pyarrow as pa
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import WIDE_LINE_BYTES, Source, csv_record_lines, open_source
+from pipeline.readers import Source, csv_record_lines, open_source, reject_message
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -553,12 +553,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if rejects:
         conn.executemany(
             "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",
-            [[batch_id, r.line, f"{name}: line {r.line}: {r.message}; " + (
-                f"a line may be at most {WIDE_LINE_BYTES // 1_000_000} MB: shorten the long free-text cell "
-                "(Patuh does not keep free text)" if r.too_long else
-                "a line must have as many values as the header: look for a missing or extra delimiter, "
-                "or a delimiter inside an unquoted value")]
-             for r in rejects])
+            [[batch_id, r.line, reject_message(name, r)] for r in rejects])
 
     # -- documents lists and status words, once per distinct text; the rows that pass validation
     joins_ok: list[str] = []

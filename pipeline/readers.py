@@ -73,20 +73,30 @@ class Source:
         return True
 
     def rejects(self, conn: duckdb.DuckDBPyConnection) -> list[Reject]:
-        if self.rejects_table is None:
-            return []
-        rows = conn.execute(
-            f"SELECT line, any_value(error_type), any_value(error_message) FROM {self.rejects_table} "
-            "GROUP BY line ORDER BY line"
-        ).fetchall()
-        return [Reject(int(line), f"{kind.lower()}: {msg}", kind == "LINE SIZE OVER MAXIMUM")
-                for line, kind, msg in rows]
+        return [] if self.rejects_table is None else read_rejects(conn, self.rejects_table)
 
     def close(self, conn: duckdb.DuckDBPyConnection) -> None:
         for fn in reversed(self._cleanup):
             with contextlib.suppress(duckdb.Error):
                 fn()
         self._cleanup.clear()
+
+
+def read_rejects(conn: duckdb.DuckDBPyConnection, table: str) -> list[Reject]:
+    """The lines a ``read_csv(..., store_rejects=true, rejects_table=table)`` scan could not split."""
+    rows = conn.execute(
+        f"SELECT line, any_value(error_type), any_value(error_message) FROM {table} GROUP BY line ORDER BY line"
+    ).fetchall()
+    return [Reject(int(line), f"{kind.lower()}: {msg}", kind == "LINE SIZE OVER MAXIMUM") for line, kind, msg in rows]
+
+
+def reject_message(name: str, reject: Reject) -> str:
+    """The quarantine message of a line the CSV scan could not split: where, what, and how to fix it."""
+    fix = (f"a line may be at most {WIDE_LINE_BYTES // 1_000_000} MB: shorten the long free-text cell "
+           "(Patuh does not keep free text)" if reject.too_long else
+           "a line must have as many values as the header: look for a missing or extra delimiter, "
+           "or a delimiter inside an unquoted value")
+    return f"{name}: line {reject.line}: {reject.message}; {fix}"
 
 
 def sniff_format(path: Path) -> str:

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
+from pipeline.readers import Reject, reject_message
 
 STATUS_WORDS = {
     "hadir": "hadir", "h": "hadir", "present": "hadir", "dispensasi": "hadir",
@@ -122,31 +125,49 @@ class RuleInputResult:
     rows_quarantined: int
 
 
-def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
-    """The file's rows, and where a user finds each: (frame, numbers, "line" or "row"). A CSV row is named by
-    its line in the file, an XLSX row by its sheet row (the header is row 1), a Parquet row by its position."""
-    from pipeline.readers import csv_record_lines, detect_encoding, transcode
+@dataclass
+class _Rows:
+    """A rule-input file as read: its rows, where a user finds each ("line" N of a CSV, sheet "row" N of an
+    XLSX with the header as row 1, "row" N of a Parquet file) and the CSV lines that could not be split."""
+
+    frame: pd.DataFrame
+    shown: npt.NDArray[np.int64]
+    word: str
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> _Rows:
+    from pipeline.readers import csv_record_lines, detect_encoding, read_rejects, transcode
 
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":  # UTF-8 (with or without BOM), UTF-16 or Latin-1/CP1252, as event logs
             encoding = detect_encoding(path)
             read_path = path if encoding == "utf-8" else transcode(path, encoding)
+            tag = os.urandom(4).hex()
+            rejects_table, scans = f"_patuh_rrej_{tag}", f"_patuh_rscan_{tag}"
             try:
-                frame = conn.execute("SELECT * FROM read_csv(?, all_varchar = true, header = true)",
-                                     [str(read_path)]).df()
+                frame = conn.execute(
+                    "SELECT * FROM read_csv(?, all_varchar = true, header = true, store_rejects = true, "
+                    f"rejects_table = '{rejects_table}', rejects_scan = '{scans}')", [str(read_path)]).df()
+                rejects = read_rejects(conn, rejects_table)
                 positions = range(1, len(frame) + 1)
-                lines, _ = csv_record_lines(read_path, [str(c) for c in frame.columns], positions)
-                return frame, np.array([lines.get(i, i) for i in positions], dtype=np.int64), "line"
+                lines, reject_lines = csv_record_lines(read_path, [str(c) for c in frame.columns], positions,
+                                                       [r.line for r in rejects])
+                for r in rejects:
+                    r.line = reject_lines.get(r.line, r.line)
+                return _Rows(frame, np.array([lines.get(i, i) for i in positions], dtype=np.int64), "line", rejects)
             finally:
+                for table in (rejects_table, scans):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
                 if read_path != path:
                     read_path.unlink(missing_ok=True)
         if suffix == ".parquet":
             frame = conn.execute("SELECT * FROM read_parquet(?)", [str(path)]).df().astype("string")
-            return frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row"
+            return _Rows(frame, np.arange(1, len(frame) + 1, dtype=np.int64), "row")
         if suffix == ".xlsx":
             frame = pd.read_excel(path, dtype=str, engine="calamine")  # keeps blank rows: index + 2 is the sheet row
-            return frame, np.arange(2, len(frame) + 2, dtype=np.int64), "row"
+            return _Rows(frame, np.arange(2, len(frame) + 2, dtype=np.int64), "row")
     except (duckdb.Error, ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})") from None
     raise UserError(f"{path}: a rule input must be .csv, .xlsx or .parquet")
@@ -190,7 +211,8 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     sha = file_sha256(path)
     if conn.execute("SELECT count(*) FROM batches WHERE sha256 = ?", [sha]).fetchall()[0][0]:
         return RuleInputResult(path.name, input_name, None, True, 0, 0, 0)
-    frame, shown_rows, row_word = _read(conn, path)
+    read = _read(conn, path)
+    frame = read.frame
     headers = [str(c) for c in frame.columns]
     found = {c.name: _find(headers, c) for c in spec.columns}
     missing = [c for c in spec.columns if c.required and found[c.name] is None]
@@ -198,7 +220,7 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         wanted = "; ".join(f"{c.name}: one of {', '.join(c.aliases)}" for c in missing)
         raise UserError(f"{path}: no column for {wanted} (found: {', '.join(headers)}); rename the column in the "
                         "export")
-    staged = pd.DataFrame({"source_row": shown_rows})
+    staged = pd.DataFrame({"source_row": read.shown})
     for name, header in found.items():
         staged[f"{name}_raw"] = frame[header].astype("string") if header else pd.Series(
             pd.NA, index=frame.index, dtype="string")
@@ -232,8 +254,13 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
                        json_object({raw_json})
                 FROM rule_input_checked WHERE reason IS NOT NULL
                 """,
-                {"batch": batch_id, "file": path.name, "word": row_word},
+                {"batch": batch_id, "file": path.name, "word": read.word},
             )
+            if read.rejects:  # ragged CSV lines: quarantined with their line, the rest of the file loads
+                conn.executemany(
+                    "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) "
+                    "VALUES (?, ?, 'ragged_line', ?, NULL)",
+                    [[batch_id, r.line, reject_message(path.name, r)] for r in read.rejects])
             conn.execute(
                 f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "
                 f"SELECT $inst, {out}, $batch, source_row FROM rule_input_checked WHERE reason IS NULL",
@@ -241,7 +268,7 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
             )
             loaded = int(conn.execute(f"SELECT count(*) FROM {spec.table} WHERE batch_id = ?",
                                       [batch_id]).fetchall()[0][0])
-            rows_in = len(staged)
+            rows_in = len(staged) + len(read.rejects)
             conn.execute(
                 "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, "
                 "rows_in, rows_loaded, rows_quarantined) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",

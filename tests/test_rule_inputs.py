@@ -171,12 +171,16 @@ def test_a_refused_row_is_named_where_the_user_finds_it(tmp_path: Path) -> None:
     """XLSX: the sheet row (the header is row 1); CSV: the line in the file (a blank line counts)."""
     pd.DataFrame({"NIS": ["A1", "A2", "A3"], "Tanggal": ["01/09/2025", "02/09/2025", "03/09/2025"],
                   "Status": ["H", "X", "S"]}).to_excel(tmp_path / "absen.xlsx", index=False)
-    (tmp_path / "absen.csv").write_text("NIS,Tanggal,Status\nB1,01/09/2025,H\n\nB2,02/09/2025,X\n", encoding="utf-8")
+    (tmp_path / "absen.csv").write_text("NIS,Tanggal,Status\nB1,01/09/2025,H\n\nB2,02/09/2025,X\n"
+                                        "B3,03/09/2025,H,terlambat\nB4,04/09/2025,H\n", encoding="utf-8")
     conn = connect(tmp_path / "patuh.duckdb")
-    for name in ("absen.xlsx", "absen.csv"):
-        load_rule_input(conn, tmp_path / name, input_name="attendance_daily", institution_id="smkn1-petasia", key=KEY)
+    results = [load_rule_input(conn, tmp_path / name, input_name="attendance_daily", institution_id="smkn1-petasia",
+                               key=KEY) for name in ("absen.xlsx", "absen.csv")]
     messages = sorted(m for (m,) in conn.execute("SELECT message FROM quarantine").fetchall())
-    assert [m.split(", column")[0] for m in messages] == ["absen.csv, line 4", "absen.xlsx, row 3"]
+    assert [m.split(", column")[0] for m in messages if ", column" in m] == ["absen.csv, line 4", "absen.xlsx, row 3"]
+    # a ragged line is quarantined with its line and the rest of the file loads (before, the whole file was refused)
+    assert next(m for m in messages if ", column" not in m).startswith("absen.csv: line 5: too many columns")
+    assert [(r.rows_in, r.rows_loaded, r.rows_quarantined) for r in results] == [(3, 2, 1), (4, 2, 2)]
 
 
 def test_students_under_the_rules_belong_to_every_period_with_their_input(tmp_path: Path) -> None:
