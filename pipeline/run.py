@@ -239,14 +239,7 @@ def run_compliance(
         events = "events"  # where the checked cases' events are read from
         if incremental and previous is not None:
             with _stage(summary, "dirty", progress):
-                conn.execute(
-                    f"""
-                    CREATE OR REPLACE TEMP TABLE run_dirty AS
-                    SELECT DISTINCT e.institution_id, e.sop_id, e.case_id FROM events e
-                    WHERE e.batch_id IN (SELECT batch_id FROM batches WHERE loaded_at >= $since) AND {scope_filter}
-                    """,
-                    {"since": previous[1]},
-                )
+                _changed_events(conn, previous[1], scope_filter)
                 # open cases without new events: only their stall status moves (with as_of)
                 conn.execute(
                     f"""
@@ -263,16 +256,8 @@ def run_compliance(
                 conn.execute("CREATE OR REPLACE TEMP TABLE run_touched AS "
                              "SELECT * FROM run_dirty UNION ALL SELECT * FROM run_open")
                 # SOPs whose events changed: their aggregates are computed again, the others carried over
-                conn.execute(
-                    f"""
-                    CREATE OR REPLACE TEMP TABLE run_changed_sops AS
-                    SELECT DISTINCT e.institution_id, e.sop_id FROM events e
-                    WHERE e.batch_id IN (SELECT batch_id FROM batches WHERE loaded_at >= $since)
-                      AND e.sop_id IN (SELECT sop_id FROM run_models) AND {scope_filter}
-                    """,
-                    {"since": previous[1]},
-                )
-                _changed_events(conn, previous[1], scope_filter)
+                conn.execute("CREATE OR REPLACE TEMP TABLE run_changed_sops AS SELECT DISTINCT institution_id, sop_id "
+                             "FROM run_dirty WHERE sop_id IN (SELECT sop_id FROM run_models)")
                 events, case_filter = "run_events", "TRUE"
                 stall_filter = scope_filter + _in_table("run_touched")
         with _stage(summary, "scope", progress):
@@ -386,7 +371,7 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
 
 
 def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_filter: str) -> None:
-    """``run_events``: every event of the cases in ``run_dirty`` (the cases with events loaded ``since``).
+    """``run_dirty``: the cases in scope with events loaded ``since``; ``run_events``: every event of them.
 
     Each stage then reads these few rows instead of filtering the whole ``events`` table again. The new
     batches' rows lie together at the table's end (batch ids grow with loading), so the scan skips the
@@ -397,6 +382,8 @@ def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_f
     in_new = (f"e.batch_id BETWEEN {new_batches[0]} AND {new_batches[-1]} AND e.batch_id IN "
               f"({', '.join(map(str, new_batches))})") if new_batches else "FALSE"
     conn.execute(f"CREATE OR REPLACE TEMP TABLE run_events AS SELECT * FROM events e WHERE {in_new} AND {scope_filter}")
+    conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty AS "
+                 "SELECT DISTINCT institution_id, sop_id, case_id FROM run_events")
     grown = conn.execute("""
         SELECT count(*) FROM (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_events GROUP BY ALL) r
         LEFT JOIN cases c ON c.institution_id = r.institution_id AND c.sop_id = coalesce(r.sop_id, '')
