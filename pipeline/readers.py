@@ -219,22 +219,19 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
     src._widen = lambda: _csv_scan(read_path, src, conn, wide=True)
-    scan = _csv_scan(read_path, src, conn, wide=False)
+    src.sql = _csv_scan(read_path, src, conn, wide=False)
     try:
         try:
-            described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            described = conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
         except duckdb.Error as exc:
-            if "Maximum line size" not in str(exc):  # a long line in the sniffed sample
+            if "Maximum line size" not in str(exc) or not src.widen():  # a long line in the sniffed sample
                 raise
-            scan = src._widen()
-            src._widen = None
-            described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+            described = conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
     except duckdb.Error as exc:
         src.close(conn)
         raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
                         "export the log again as CSV with a header row") from None
     src.columns = [str(row[0]) for row in described]
-    src.sql = scan
     src.numbered = False
     src.read_path = read_path
     return src
