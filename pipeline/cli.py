@@ -318,7 +318,8 @@ def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[s
 
 @app.command("ingest")
 def ingest_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Exports: CSV, XLSX, XES, .xes.gz, Parquet")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Exports (CSV, XLSX, XES, .xes.gz, Parquet) or folders of them")],
     institution: Annotated[str, typer.Option("--institution", help="Institution id (sop_models/institutions.yaml)")],
     sop: Annotated[str | None, typer.Option("--sop", help="SOP id the log belongs to (optional)")] = None,
     mapping: Annotated[Path | None, typer.Option("--mapping", help="Column mapping YAML (patuh map suggest)")] = None,
@@ -330,14 +331,12 @@ def ingest_cmd(
 
     from pipeline.batches import quarantined_rows
     from pipeline.db import connect
-    from pipeline.ingest import ingest_file
+    from pipeline.ingest import expand_inputs, ingest_file
     from pipeline.mapping import load_mapping
 
     loaded_mapping = load_mapping(mapping) if mapping else None
     first_messages: dict[int, list[str]] = {}
-    for f in files:
-        if not f.is_file():
-            raise UserError(f"{f}: no such file")
+    files = expand_inputs(files)
     conn = connect(_db(db))
     results = []
     try:

@@ -238,6 +238,31 @@ def end_steps(model: SopModel) -> list[str]:
     return [sid for sid, succ in model.successors().items() if END in succ]
 
 
+EXPORT_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xes", ".xes.gz", ".parquet")
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """The files to load: each file as given, each folder's exports (by name, not recursing).
+
+    Hidden files and Excel's ``~$`` lock files are left out. A path that does not exist, or a folder with no
+    export in it, is a :class:`UserError` before anything is loaded.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(EXPORT_SUFFIXES)
+                           and not p.name.startswith((".", "~$")))
+            if not found:
+                raise UserError(f"{path}: a folder without exports ({', '.join(EXPORT_SUFFIXES)}); "
+                                "give the files, or the folder they are in")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such file or folder")
+    return files
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:

@@ -238,6 +238,32 @@ def test_cli_ingest_prints_a_summary_and_refuses_a_bad_file(tmp_path: Path) -> N
     assert len([line for line in bad.stderr.splitlines() if line.strip()]) <= 3  # one message (may wrap)
 
 
+def test_cli_ingest_loads_every_export_in_a_folder(tmp_path: Path) -> None:
+    """A monthly export folder loads file by file; notes, hidden files and Excel lock files are left alone."""
+    exports = tmp_path / "ekspor"
+    exports.mkdir()
+    header = "case:concept:name,concept:name,time:timestamp\n"
+    (exports / "2024-03.csv").write_text(header + "K-1,s1,2024-03-04 08:00\nK-1,s2,2024-03-05 09:00\n")
+    (exports / "2024-04.csv").write_text(header + "K-2,s1,2024-04-01 08:00\n")
+    (exports / "catatan.docx").write_bytes(b"PK\x03\x04 not an export")
+    (exports / "~$2024-05.xlsx").write_bytes(b"lock")
+    (exports / ".2024-05.csv.swp").write_text("swap")
+    db = tmp_path / "t.duckdb"
+    ok = _cli("ingest", str(exports), "--institution", "smpn2-ngawi", "--db", str(db))
+    assert ok.returncode == 0, ok.stderr
+    conn = duckdb.connect(str(db), read_only=True)
+    batches = conn.execute("SELECT source_file, rows_loaded FROM batches ORDER BY batch_id").fetchall()
+    conn.close()
+    assert batches == [("2024-03.csv", 2), ("2024-04.csv", 1)]
+    empty = tmp_path / "kosong"
+    empty.mkdir()
+    refused = _cli("ingest", str(empty), "--institution", "smpn2-ngawi", "--db", str(db))
+    assert refused.returncode == 1 and "a folder without exports" in refused.stderr
+    missing = _cli("ingest", str(tmp_path / "nope.csv"), "--institution", "smpn2-ngawi", "--db", str(db))
+    assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+    assert "Traceback" not in refused.stderr + missing.stderr
+
+
 def test_quarantined_rows_are_shown_without_sql(tmp_path: Path) -> None:
     """After loading, the user reads what to fix in each refused row: in the ingest output, on screen and as CSV."""
     db = tmp_path / "t.duckdb"
