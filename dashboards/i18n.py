@@ -50,6 +50,7 @@ _T: dict[str, tuple[str, str]] = {
     "empty": ("Tidak ada data untuk filter ini.", "No data for these filters."),
     "empty.hint": ("Ubah instansi, SOP atau periode di atas.", "Change the institution, SOP or period above."),
     "choose_sop": ("Pilih satu SOP di filter di atas.", "Choose one SOP in the filters above."),
+    "sop_auto": ("Otomatis: {sop}", "Automatic: {sop}"),
     "click_hint": ("Klik batang atau titik untuk melihat kasus di baliknya.",
                    "Click a bar or point to see the cases behind it."),
     # overview

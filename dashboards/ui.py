@@ -94,6 +94,12 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
     sops = queries.sops(ctx.env.src, ctx.grants, f.with_(sop=None))
     sop_opts = [{"label": f"{title} ({sid.split('/')[0]})" if not f.inst else title, "value": sid}
                 for sid, title in zip(sops.get("sop_id", []), sops.get("title", []), strict=True)]
+    sop_hint = t("filter.all_sop", lang)
+    if need_sop:  # the page shows one SOP: without a choice, the first procedure in view (default_sop)
+        procedures = sops[sops["kind"] == "procedure"] if not sops.empty else sops
+        labels = dict(zip((o["value"] for o in sop_opts), (o["label"] for o in sop_opts), strict=True))
+        sop_hint = (t("choose_sop", lang) if procedures.empty
+                    else t("sop_auto", lang, sop=labels[str(procedures["sop_id"].iloc[0])]))
     months = queries.periods(ctx.env.src, ctx.grants, f)
     month_opts = [{"label": i18n.fmt_month(m, lang), "value": m} for m in months]
     if len(inst_opts) == 1:  # a kepala (or a one-school pengawas) has nothing to choose
@@ -105,8 +111,7 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
                                 placeholder=t("filter.all_inst", lang), width="260px")
     return [
         inst_control,
-        dropdown("sop", t("filter.sop", lang), sop_opts, f.sop, lang=lang,
-                 placeholder=t("choose_sop", lang) if need_sop else t("filter.all_sop", lang), width="320px"),
+        dropdown("sop", t("filter.sop", lang), sop_opts, f.sop, lang=lang, placeholder=sop_hint, width="320px"),
         dropdown("start", t("filter.start", lang), month_opts, f.start, lang=lang, width="150px"),
         dropdown("end", t("filter.end", lang), month_opts, f.end, lang=lang, width="150px"),
     ]

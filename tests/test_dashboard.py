@@ -340,6 +340,25 @@ def test_every_page_renders_for_every_role(app_client: tuple[Any, Path]) -> None
             assert "smpn2-ngawi" not in text
 
 
+def test_a_one_sop_page_names_the_sop_it_chose(app_client: tuple[Any, Path], pub: Path) -> None:
+    """Without a chosen SOP, the process map and step times show one: the SOP filter says which."""
+    app, _ = app_client
+    client = app.server.test_client()
+    login(client, "pengawas")
+    for path, prefix in (("/peta-proses", "peta"), ("/waktu-langkah", "waktu")):
+        for search, word in (("", "Otomatis"), ("?lang=en", "Automatic")):
+            page = post_callback(client, app, ["app-root"], [
+                {"id": "url", "property": "pathname", "value": path},
+                {"id": "url", "property": "search", "value": search}]).get_data(as_text=True)
+            lang = "en" if search else "id"
+            shown = post_callback(client, app, [f"{prefix}-sop-title"], [
+                {"id": f"{prefix}-ctx", "property": "data", "value": {"lang": lang}}]).get_json()["response"]
+            sop_id = shown[f"{prefix}-sop-title"]["children"].split(" ")[0]
+            title = sql(pub, "SELECT title FROM sops WHERE sop_id = ?", [sop_id])[0][0]
+            placeholder = f"{word}: {title} ({sop_id.split('/')[0]})"
+            assert placeholder in json.dumps(json.loads(page), ensure_ascii=False), (path, search)
+
+
 def test_cli_user_add(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
