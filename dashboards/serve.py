@@ -6,11 +6,14 @@ It reads ``<db dir>/published/`` only (never the working database), so it keeps 
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
 from dashboards.auth import DEMO_PASSWORD, ensure_demo_users
+from pipeline.errors import UserError
 
 
 def default_users_file(db: Path) -> Path:
@@ -28,12 +31,40 @@ def build(db: Path, users: Path | None = None) -> tuple[object, Path, bool]:
     return app.server, users_file, created
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> UserError:
+    if exc.errno == errno.EADDRINUSE:
+        return UserError(f"port {port} on {host} is already in use (another 'patuh serve' or 'patuh demo'?): "
+                         "stop it, or choose another port with --port")
+    return UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port")
+
+
+def check_port(host: str = "127.0.0.1", port: int = 8050) -> None:
+    """Refuse early (before a long job whose end serves) when ``host:port`` cannot be listened on."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {host}:{port} ({exc}); check --host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise _cannot_listen(host, port, exc) from None
+
+
 def serve(db: Path, host: str = "127.0.0.1", port: int = 8050, users: Path | None = None,
           threads: int = 8, console: Any = None) -> None:
     """Serve until interrupted; ``console`` (rich) gets the address and, for new demo users, their logins."""
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
     wsgi, users_file, created = build(db, users)
+    logging.basicConfig()  # as waitress.serve: its warnings (e.g. a full task queue) reach the terminal
+    logging.getLogger("waitress").setLevel(logging.WARNING)
+    try:
+        server = create_server(wsgi, host=host, port=port, threads=threads, ident="patuh")
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
     if console is not None:
         if created:
             console.print(f"Pengguna demo / demo users -> {users_file}: qa, pengawas, kepala-rppsa "
@@ -42,5 +73,4 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8050, users: Path | Non
         if not (db.parent / "published" / "CURRENT").exists():
             console.print("Belum ada hasil terbit / nothing published yet: run 'patuh run' first", style="yellow")
         console.print(f"Dasbor / dashboard: http://{host}:{port}/  (Ctrl+C untuk berhenti / to stop)")
-    logging.getLogger("waitress").setLevel(logging.WARNING)
-    waitress_serve(wsgi, host=host, port=port, threads=threads, ident="patuh")
+    server.run()  # until Ctrl+C (waitress shuts its threads down then)

@@ -60,6 +60,10 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
         raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
     institutions = load_institutions(settings.institutions_file)
     out_dir = db.parent / "demo"
+    if serve:  # a port in use is said now, not after a minute of work
+        import importlib
+
+        importlib.import_module("dashboards.serve").check_port(host, port)
 
     started = time.perf_counter()
     console.rule("[bold]1. Log sintetis / synthetic logs")
@@ -136,7 +140,5 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
 
     if serve:
         console.rule("[bold]5. Dasbor / dashboard")
-        import importlib
-
         serve_module = importlib.import_module("dashboards.serve")
         serve_module.serve(db, host=host, port=port, console=console)

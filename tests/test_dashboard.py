@@ -384,3 +384,21 @@ def test_serve_builds_the_app_over_the_published_folder_with_demo_users(tmp_path
     assert login(client, "kepala-rppsa").status_code == 302
     assert client.get("/").status_code == 200
     assert build(tmp_path / "patuh.duckdb")[2] is False  # an existing users file is kept
+
+
+def test_a_port_in_use_is_a_clear_error_before_any_work(tmp_path: Path) -> None:
+    """`patuh serve` and `patuh demo` on a busy port: one message, exit 1, and the demo writes nothing."""
+    import socket
+
+    from tests.cli_process import patuh
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for args in (["serve"], ["demo", "--cases", "200"]):
+            db = tmp_path / args[0] / "patuh.duckdb"
+            out = patuh(*args, "--port", port, "--db", str(db), secret="k" * 32)
+            assert out.returncode == 1, (args, out.stdout, out.stderr)
+            assert f"port {port} on 127.0.0.1 is already in use" in out.stderr and "Traceback" not in out.stderr
+            assert not (db.parent / "demo").exists() and not db.exists()
