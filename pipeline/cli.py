@@ -125,11 +125,15 @@ def _print_run_summary(summary: RunSummary) -> None:
                   f"open cases re-judged for stalling), kepatuhan/compliance {rate}")
     console.print(f"Varian/variants: {summary.variants} ({summary.aligned} aligned, "
                   f"{summary.from_cache} from cache)")
-    table = Table("penyimpangan / deviation", "n")
-    for kind, n in sorted(summary.deviations.items()):
-        table.add_row(kind, str(n))
-    console.print(table)
-    if not summary.documents_recorded:
+    if summary.cases == 0 and not summary.rules_checked:
+        console.print("Tidak ada kasus untuk diperiksa / no cases to check: load logs with 'patuh ingest' first "
+                      "(or check --institution and --sop)", style="yellow")
+    else:
+        table = Table("penyimpangan / deviation", "n")
+        for kind, n in sorted(summary.deviations.items()):
+            table.add_row(kind, str(n))
+        console.print(table)
+    if not summary.documents_recorded and summary.cases:
         console.print("Kelengkapan dokumen tidak tercatat di log: missing_document tidak diperiksa / "
                       "documents not recorded in the logs: missing_document not checked", style="yellow")
     if summary.rules_checked or summary.rules_without_input:

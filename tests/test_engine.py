@@ -297,3 +297,17 @@ def test_a_changed_calendar_makes_the_next_run_full(hand_made: duckdb.DuckDBPyCo
     changed.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     summary = run_compliance(hand_made, catalogue, load_institutions(changed), load_calendars(changed), as_of=AS_OF)
     assert summary.mode == "full"
+
+
+def test_a_run_with_nothing_loaded_says_what_to_do(tmp_path: Path) -> None:
+    """`patuh run` on a new database: exit 0, published, and a hint to load logs (no empty table, no
+    claim that the logs record no documents)."""
+    from tests.cli_process import patuh
+
+    db = tmp_path / "patuh.duckdb"
+    out = patuh("run", "--db", str(db), secret="k" * 32)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "no cases to check: load logs with 'patuh ingest' first" in text
+    assert "missing_document not checked" not in text and "penyimpangan / deviation" not in text
+    assert (tmp_path / "published" / "CURRENT").exists()
