@@ -32,7 +32,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboards import i18n
 from dashboards.queries import Grants
-from pipeline.errors import UserError
+from pipeline.errors import UserError, yaml_error
 
 Role = Literal["qa", "pengawas", "kepala"]
 ROLES: tuple[Role, ...] = ("qa", "pengawas", "kepala")
@@ -103,8 +103,10 @@ def load_users(path: Path) -> dict[str, User]:
             return cached[1]
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read the users file ({exc.__class__.__name__})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the users file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise yaml_error(path, exc) from None
     users = _parse(path, data)
     with _CACHE_LOCK:
         _CACHE[path] = (stamp, users)

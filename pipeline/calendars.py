@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, validation_errors, yaml_error
 from pipeline.sop import Problem
 
 if TYPE_CHECKING:
@@ -90,11 +90,9 @@ def load_institutions(path: Path) -> dict[str, Institution]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read institutions ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
+        raise yaml_error(path, exc) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"{path}: {loc}: {first['msg']}") from None
+        raise validation_errors(path, exc.errors()) from None
     return {inst.id: inst for inst in parsed.institutions}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 
 class UserError(Exception):
     """Bad input or a bad request: the message says what is wrong and how to fix it."""
@@ -11,3 +14,27 @@ class UserError(Exception):
     def __init__(self, message: str, *, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def yaml_error(path: Path | str, exc: Exception) -> UserError:
+    """A YAML syntax error as a message with the file, the line and what the parser found."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    start, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
+    where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
+    found = problem or str(exc).splitlines()[0]
+    if context:  # e.g. an unclosed quote: say where it opened
+        opened = f" that starts on line {start.line + 1}" if start is not None and start.line != getattr(
+            mark, "line", None) else ""
+        found = f"{found}, {context}{opened}"
+    return UserError(f"{where}: not valid YAML ({found}); check quoting and indentation "
+                     "(a ':' inside text needs quotes)")
+
+
+def validation_errors(path: Path | str, errors: list[Any], hint: str = "") -> UserError:
+    """Every problem pydantic found (``ValidationError.errors()``), each with its field, in one message."""
+    parts = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err["loc"])
+        fix = "remove it or correct its spelling" if err["type"] == "extra_forbidden" else "correct the value"
+        parts.append(f"{loc}: {err['msg']} ({fix})")
+    return UserError(f"{path}: " + "; ".join(parts) + (f"; {hint}" if hint else ""))

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, validation_errors, yaml_error
 from pipeline.sop import SopModel, read_yaml
 
 # role -> accepted column names, in order of preference (exact name first, then case-insensitive)
@@ -111,14 +111,11 @@ def load_mapping(path: Path) -> Mapping:
     except OSError as exc:
         raise UserError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); check quoting and indentation") from None
+        raise yaml_error(path, exc) from None
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        hint = "remove it or correct its spelling" if err["type"] == "extra_forbidden" else "correct the value"
-        raise UserError(f"{path}: {loc}: {err['msg']}; {hint} (see README, 'patuh map suggest')") from None
+        raise validation_errors(path, exc.errors(), "see README, 'patuh map suggest'") from None
     mapping.check(str(path))
     return mapping
 

@@ -389,3 +389,24 @@ def test_a_log_without_sop_joins_its_cases(tmp_path: Path) -> None:
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM events JOIN cases "
         "USING (institution_id, sop_id, case_id)), (SELECT list(DISTINCT sop_id) FROM events)").fetchall()[0]
     assert n_events == joined == 42 and sops == [""]
+
+
+def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path) -> None:
+    from pipeline.mapping import load_mapping
+
+    unclosed = tmp_path / "kutip.yaml"
+    unclosed.write_text('columns:\n  case_id: "No Kasus\n  activity: Kegiatan\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"kutip.yaml, line 4: not valid YAML \(found unexpected end of stream, "
+                                        r"while scanning a quoted scalar that starts on line 2\)"):
+        load_mapping(unclosed)
+    indent = tmp_path / "indent.yaml"
+    indent.write_text("columns:\n  case_id: No Kasus\n activity: Kegiatan\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"indent.yaml, line 3: not valid YAML"):
+        load_mapping(indent)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("columns:\n  case_id: No Kasus\n  activty: Kegiatan\n  timestamp: Tanggal\n", encoding="utf-8")
+    with pytest.raises(UserError) as caught:
+        load_mapping(typo)
+    message = str(caught.value)
+    assert "columns.activity: Field required" in message
+    assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
