@@ -29,14 +29,19 @@ def quarantined_rows(conn: duckdb.DuckDBPyConnection, *, batch_id: int | None = 
                      institution_id: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """The quarantined rows (``QUARANTINE_COLUMNS``), by batch and row, the first ``limit`` of them; ``raw``
     holds the mapped columns only, identifiers pseudonymised. An unknown ``batch_id`` is a :class:`UserError`."""
-    if batch_id is not None and not conn.execute(
-            "SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0][0]:
-        known = conn.execute("SELECT min(batch_id), max(batch_id) FROM batches").fetchall()[0]
-        hint = f"batches are {known[0]}..{known[1]}" if known[0] is not None else "nothing is loaded yet"
-        raise UserError(f"no batch {batch_id} ({hint}); 'patuh batches' lists them")
+    if batch_id is not None:
+        require_batch(conn, batch_id)
     return conn.execute(
         f"SELECT {', '.join('q.' + c if c != 'source_file' else 'b.source_file' for c in QUARANTINE_COLUMNS)} "
         "FROM quarantine q JOIN batches b USING (batch_id) "
         "WHERE ($batch IS NULL OR q.batch_id = $batch) AND ($institution IS NULL OR b.institution_id = $institution) "
         "ORDER BY q.batch_id, q.source_row" + ("" if limit is None else f" LIMIT {int(limit)}"),
         {"batch": batch_id, "institution": institution_id}).df()
+
+
+def require_batch(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
+    """A :class:`UserError` naming the loaded batch ids when ``batch_id`` is not one of them."""
+    if not conn.execute("SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0][0]:
+        known = conn.execute("SELECT min(batch_id), max(batch_id) FROM batches").fetchall()[0]
+        hint = f"batches are {known[0]}..{known[1]}" if known[0] is not None else "nothing is loaded yet"
+        raise UserError(f"no batch {batch_id} ({hint}); 'patuh batches' lists them")

@@ -329,6 +329,8 @@ def ingest_cmd(
     mapping: Annotated[Path | None, typer.Option("--mapping", help="Column mapping YAML (patuh map suggest)")] = None,
     db: DbOption = None,
     sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Load a file again that was loaded before (e.g. with a corrected mapping)")] = False,
 ) -> None:
     """Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -353,7 +355,7 @@ def ingest_cmd(
                     bar.update(task, completed=frac, description=f"{name}: {stage}")
 
                 results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
-                                           mapping=loaded_mapping, sheet=sheet, progress=report))
+                                           mapping=loaded_mapping, sheet=sheet, progress=report, replace=replace))
         first_messages = {r.batch_id: quarantined_rows(conn, batch_id=r.batch_id, limit=QUARANTINE_SHOWN)
                           ["message"].tolist() for r in results
                           if r.rows_quarantined and not r.skipped and r.batch_id is not None}
@@ -411,6 +413,41 @@ def batches_cmd(
                       str(row.format), f"{row.loaded_at:%Y-%m-%d %H:%M}", str(row.rows_in), str(row.rows_loaded),
                       str(row.rows_quarantined), str(row.rows_duplicate))
     console.print(table)
+
+
+@app.command("unload")
+def unload_cmd(
+    batch: Annotated[list[int], typer.Option("--batch", help="Batch to take out (see patuh batches; repeatable)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    db: DbOption = None,
+) -> None:
+    """Take loaded files (batches) out again: their events go, their cases are recomputed; the next run is full."""
+    from pipeline.batches import list_batches, require_batch
+    from pipeline.db import connect
+    from pipeline.ingest import remove_batch
+
+    conn = connect(_db(db))
+    try:
+        for batch_id in batch:
+            require_batch(conn, batch_id)
+        known = list_batches(conn).set_index("batch_id")
+        if not yes:
+            for batch_id in batch:
+                row = known.loc[batch_id]
+                console.print(f"batch {batch_id}: {row.source_file} ({row.institution_id}, {row.rows_loaded} "
+                              "peristiwa/events)", markup=False, highlight=False)
+            if not typer.confirm("Hapus / remove?", default=False):
+                raise typer.Exit(1)
+        for batch_id in batch:
+            removed = remove_batch(conn, batch_id)
+            console.print(f"batch {removed.batch_id} ({removed.source_file}) dihapus / removed: {removed.events} "
+                          f"peristiwa/events, {removed.quarantined} baris karantina/quarantined rows, "
+                          f"{removed.rule_rows} baris aturan/rule-input rows; {removed.cases_rebuilt} kasus dihitung "
+                          f"ulang/cases recomputed, {removed.cases_removed} kasus dihapus/cases removed",
+                          markup=False, highlight=False)
+    finally:
+        conn.close()
+    console.print("Pemeriksaan berikutnya lengkap / the next 'patuh run' checks every case again")
 
 
 @app.command("quarantine")

@@ -109,6 +109,21 @@ class IngestResult:
 # ---------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RemovedBatch:
+    """What taking one batch out did (``patuh unload``)."""
+
+    batch_id: int
+    source_file: str
+    institution_id: str
+    sop_id: str | None
+    events: int
+    quarantined: int
+    rule_rows: int
+    cases_rebuilt: int
+    cases_removed: int
+
+
 def pseudonym(raw: str, key: bytes) -> str:
     """HMAC-SHA256 of an identifier, 16 hex characters (64 bits: no collisions at school scale)."""
     return hmac.new(key, raw.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
@@ -318,6 +333,7 @@ def ingest_file(
     progress: Progress | None = None,
     sheet: str | None = None,
     key: bytes | None = None,
+    replace: bool = False,
 ) -> IngestResult:
     """Load one export as one batch (see the module docstring).
 
@@ -327,6 +343,8 @@ def ingest_file(
     n-th ``complete`` and gives it its ``ts_start``; other lifecycle rows (unpaired starts, schedule,
     suspend, ...) are not loaded and are counted in ``rows_lifecycle``. A log with no timestamp at all
     (pm4py's a12 test logs) keeps its order: ``ts_end`` is 1970-01-01 plus the event number in seconds.
+    With ``replace``, a file loaded before (same sha256) is loaded again: its old batch is removed in the same
+    transaction (see :func:`remove_batch`), e.g. after correcting the mapping.
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -341,7 +359,8 @@ def ingest_file(
     done = conn.execute(
         "SELECT batch_id, format, rows_in, rows_loaded, rows_quarantined, rows_duplicate, rows_unknown_activity, "
         "coalesce(rows_lifecycle, 0) FROM batches WHERE sha256 = ?", [sha]).fetchone()
-    if done is not None:
+    replaced = int(done[0]) if done is not None and replace else None
+    if done is not None and not replace:
         return IngestResult(path.name, sha, str(done[1]), int(done[0]), skipped=True, rows_in=int(done[2]),
                             rows_loaded=int(done[3]), rows_quarantined=int(done[4]), rows_duplicate=int(done[5]),
                             rows_unknown_activity=int(done[6]), rows_lifecycle=int(done[7]),
@@ -367,6 +386,8 @@ def ingest_file(
         while True:
             try:
                 with transaction(conn):
+                    if replaced is not None:
+                        _remove_batch(conn, replaced, catalogue)
                     result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)
                 break
             except _ReadAgain:
@@ -381,6 +402,8 @@ def ingest_file(
         source.close(conn)
     result.seconds = time.perf_counter() - t0
     result.notes = source.notes + result.notes
+    if replaced is not None:
+        result.notes.append(f"loaded again: batch {replaced} (the same file) was removed")
     if progress:
         progress("selesai / done", 1.0)
     return result
@@ -702,37 +725,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     # -- cases: recompute every case this batch touched from all its events
     if progress:
         progress("kasus / cases", 0.8)
-    case_sop = sop_sql
     conn.execute(f"CREATE TEMP TABLE _patuh_aff AS SELECT DISTINCT case_id FROM events WHERE batch_id = {batch_id}")
-    cases_updated = int(conn.execute(f"""
-        SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
-        WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}""").fetchall()[0][0])
-    if cases_updated:
-        conn.execute(f"""
-            DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}
-            AND c.case_id IN (SELECT case_id FROM _patuh_aff)""")
-    ends = _list(end_steps(model)) if model else "[]"
-    rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
-    # the last event (by time, then batch and row) gives the step; the last recorded status wins.
-    # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
-    last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
-    conn.execute(f"""
-        INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
-        WITH agg AS (
-            SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
-                   count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
-                   arg_max(x.status, {last}) AS last_status
-            FROM events x SEMI JOIN _patuh_aff a ON a.case_id = x.case_id
-            WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
-            GROUP BY x.case_id)
-        SELECT {inst}, {case_sop}, case_id, opened_at,
-               CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,
-               coalesce(last_status, {rule}), n
-        FROM agg""")
-    cases_open = int(conn.execute(f"""
-        SELECT count(*) FROM cases c SEMI JOIN _patuh_aff a ON a.case_id = c.case_id
-        WHERE c.institution_id = {inst} AND c.sop_id = {case_sop}
-        AND c.status = 'open'""").fetchall()[0][0])
+    cases_updated, cases_open = _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_aff")
     n_aff = _count(conn, "_patuh_aff")
 
     # -- counts and the batch row
@@ -768,6 +762,85 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
          result.rows_quarantined, result.rows_duplicate, result.rows_unknown_activity, result.rows_lifecycle,
          json.dumps(mapping_json)])
     return result
+
+
+def remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, *, catalogue: Any = None) -> RemovedBatch:
+    """Take a loaded file out again, in one transaction: its events, quarantined rows and rule-input rows go,
+    the cases it touched are recomputed from the events left (a case with none left goes), ``batch_removals``
+    keeps what was removed, and the next compliance run is a full one. The file can then be loaded again."""
+    with transaction(conn):
+        return _remove_batch(conn, batch_id, catalogue)
+
+
+def _remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, catalogue: Any) -> RemovedBatch:
+    from pipeline.batches import require_batch
+
+    require_batch(conn, batch_id)
+    name, institution_id, sop_id = conn.execute(
+        "SELECT source_file, institution_id, sop_id FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0]
+    model = None
+    if sop_id:
+        if catalogue is None:
+            from pipeline.config import get_settings
+            from pipeline.sop import load_catalogue
+
+            catalogue = load_catalogue(get_settings().catalogue_dir)
+        model = catalogue.models.get(sop_id)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _patuh_removed AS SELECT DISTINCT case_id FROM events "
+                 "WHERE batch_id = ?", [batch_id])
+    try:
+        had = _count(conn, "_patuh_removed")
+        events = int(conn.execute("DELETE FROM events WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
+        quarantined = int(conn.execute("DELETE FROM quarantine WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
+        rule_rows = sum(int(conn.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
+                        for table in ("attendance", "escalations", "scores"))
+        _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_removed")
+        left = int(conn.execute(
+            "SELECT count(*) FROM cases c SEMI JOIN _patuh_removed r ON r.case_id = c.case_id "
+            "WHERE c.institution_id = ? AND c.sop_id = ?", [institution_id, sop_id or ""]).fetchall()[0][0])
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _patuh_removed")
+    conn.execute("INSERT INTO batch_removals SELECT batch_id, source_file, sha256, institution_id, sop_id, loaded_at, "
+                 "rows_loaded, now() FROM batches WHERE batch_id = ?", [batch_id])
+    conn.execute("DELETE FROM batches WHERE batch_id = ?", [batch_id])
+    return RemovedBatch(batch_id, str(name), str(institution_id), sop_id, events, quarantined, rule_rows,
+                        cases_rebuilt=left, cases_removed=had - left)
+
+
+def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id: str, model: SopModel | None,
+                   affected: str) -> tuple[int, int]:
+    """Recompute the ``cases`` rows of the case ids in table ``affected`` from all their events (a case without
+    events left has no row); returns (cases that had a row before, cases open now)."""
+    inst, sop_sql = sql_literal(institution_id), sql_literal(sop_id)
+    cases_updated = int(conn.execute(f"""
+        SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id
+        WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}""").fetchall()[0][0])
+    if cases_updated:
+        conn.execute(f"""
+            DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}
+            AND c.case_id IN (SELECT case_id FROM {affected})""")
+    ends = _list(end_steps(model)) if model else "[]"
+    rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
+    # the last event (by time, then batch and row) gives the step; the last recorded status wins.
+    # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
+    last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
+    conn.execute(f"""
+        INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
+        WITH agg AS (
+            SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
+                   count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
+                   arg_max(x.status, {last}) AS last_status
+            FROM events x SEMI JOIN {affected} a ON a.case_id = x.case_id
+            WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
+            GROUP BY x.case_id)
+        SELECT {inst}, {sop_sql}, case_id, opened_at,
+               CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,
+               coalesce(last_status, {rule}), n
+        FROM agg""")
+    cases_open = int(conn.execute(f"""
+        SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id
+        WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql} AND c.status = 'open'""").fetchall()[0][0])
+    return cases_updated, cases_open
 
 
 def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:

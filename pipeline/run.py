@@ -222,6 +222,9 @@ def run_compliance(
     incremental = (
         not full and previous is not None and previous[2] == setup_hash
         and json.loads(previous[3] or "{}").get("scope") == scope_params
+        # a batch taken out since (patuh unload): an incremental run only sees what was added
+        and not conn.execute("SELECT count(*) FROM batch_removals WHERE removed_at >= ?",
+                             [previous[1]]).fetchall()[0][0]
     )
     summary = RunSummary(run_id, "incremental" if incremental else "full")
     started = dt.datetime.now(dt.UTC)

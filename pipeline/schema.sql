@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS quarantine (
 ALTER TABLE events ADD COLUMN IF NOT EXISTS status VARCHAR;
 ALTER TABLE batches ADD COLUMN IF NOT EXISTS rows_lifecycle BIGINT DEFAULT 0;
 
+-- Batches taken out again (patuh unload, patuh ingest --replace): what was removed and when. A removal makes
+-- the next compliance run full (an incremental run only sees what was added).
+CREATE TABLE IF NOT EXISTS batch_removals (
+    batch_id       BIGINT NOT NULL,
+    source_file    VARCHAR NOT NULL,
+    sha256         VARCHAR NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR,
+    loaded_at      TIMESTAMPTZ NOT NULL,
+    rows_loaded    BIGINT NOT NULL,
+    removed_at     TIMESTAMPTZ NOT NULL
+);
+
 -- Daily attendance, the input of the SMK N 1 Petasia attendance rules (rules.py).
 CREATE TABLE IF NOT EXISTS attendance (
     institution_id VARCHAR NOT NULL,

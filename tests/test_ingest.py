@@ -410,3 +410,81 @@ def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path)
     message = str(caught.value)
     assert "columns.activity: Field required" in message
     assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
+
+
+def test_a_wrong_load_is_taken_out_or_loaded_again(tmp_path: Path) -> None:
+    """A file loaded by mistake comes out again (events, quarantine, its cases recomputed, the next run full);
+    a file loaded with a wrong mapping loads again with --replace instead of 'already loaded'."""
+    import datetime as dt
+
+    from pipeline.calendars import load_calendars, load_institutions
+    from pipeline.config import get_settings
+    from pipeline.ingest import remove_batch
+    from pipeline.run import run_compliance
+    from pipeline.sop import load_catalogue
+
+    settings = get_settings()
+    catalogue = load_catalogue(settings.catalogue_dir)
+    sop = "smpn2-ngawi/bk001-prosedur"
+    first, second = tmp_path / "maret.csv", tmp_path / "april.csv"
+    first.write_text("case_id,activity,timestamp\nK-1,s1,2026-03-02 08:00\nK-2,s1,2026-03-02 09:00\n"
+                     "K-2,s2,2026-03-03 09:00\nK-3,s1,bukan tanggal\n", encoding="utf-8")
+    second.write_text("case_id,activity,timestamp\nK-1,s2,2026-03-04 08:00\n", encoding="utf-8")
+    conn = connect(tmp_path / "patuh.duckdb")
+
+    def load(path: Path, **kw: Any) -> Any:
+        return ingest_file(conn, path, institution_id="smpn2-ngawi", sop_id=sop, catalogue=catalogue, key=KEY, **kw)
+
+    def run() -> Any:
+        return run_compliance(conn, catalogue, load_institutions(settings.institutions_file),
+                              load_calendars(settings.institutions_file),
+                              as_of=dt.datetime(2026, 3, 20, tzinfo=dt.UTC))
+
+    a, b = load(first), load(second)
+    assert (a.rows_loaded, a.rows_quarantined, b.rows_loaded) == (3, 1, 1)
+    run()
+    k1, k2 = pseudonym("K-1", KEY), pseudonym("K-2", KEY)
+    removed = remove_batch(conn, a.batch_id, catalogue=catalogue)
+    assert (removed.events, removed.quarantined, removed.cases_rebuilt, removed.cases_removed) == (3, 1, 1, 1)
+    assert conn.execute("SELECT case_id, n_events FROM cases").fetchall() == [(k1, 1)]
+    assert conn.execute("SELECT count(*) FROM quarantine").fetchall()[0][0] == 0
+    assert conn.execute("SELECT source_file FROM batch_removals").fetchall() == [("maret.csv",)]
+    again = run()
+    assert again.mode == "full"  # an incremental run would keep K-2's results
+    assert [r[0] for r in conn.execute("SELECT case_id FROM latest_case_results").fetchall()] == [k1]
+    assert run().mode == "incremental"
+    reloaded = load(first)
+    assert not reloaded.skipped and reloaded.rows_loaded == 3
+    with pytest.raises(UserError, match="no batch 99"):
+        remove_batch(conn, 99)
+    replaced = load(first, replace=True)
+    assert not replaced.skipped and replaced.batch_id != reloaded.batch_id and replaced.rows_duplicate == 0
+    assert f"batch {reloaded.batch_id} (the same file) was removed" in " ".join(replaced.notes)
+    assert conn.execute("SELECT count(*) FROM events").fetchall()[0][0] == 4
+    assert sorted(conn.execute("SELECT case_id, n_events FROM cases").fetchall()) == sorted([(k1, 2), (k2, 2)])
+    conn.close()
+
+
+def test_cli_unload(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    ok = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+              "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
+    assert ok.returncode == 0, ok.stderr
+    again = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+                 "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db),
+                 "--replace")
+    assert again.returncode == 0 and "batch 1 (the same file) was removed" in again.stdout
+    out = _cli("unload", "--batch", "2", "--yes", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "batch 2 (kasus_bk.csv) dihapus / removed" in out.stdout and "checks every case again" in out.stdout
+    loaded = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+                  "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
+    assert loaded.returncode == 0 and "already loaded" not in loaded.stdout  # batch 3
+    unknown = _cli("unload", "--batch", "2", "--yes", "--db", str(db))
+    assert unknown.returncode == 1 and "no batch 2 (batches are 3..3)" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    asked = subprocess.run([sys.executable, "-m", "pipeline.cli", "unload", "--batch", "3", "--db", str(db)],
+                           input="n\n", capture_output=True, text=True, env={**os.environ, "PATUH_SECRET": "x"},
+                           cwd=Path(__file__).parent.parent, check=False)
+    assert asked.returncode == 1 and "batch 3: kasus_bk.csv" in asked.stdout
+    assert "kasus_bk.csv" in _cli("batches", "--db", str(db)).stdout  # answered no: still loaded
