@@ -291,12 +291,22 @@ def file_sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
-                     calendars: Any) -> tuple[str, SopModel | None]:
+def _catalogue(catalogue: Any) -> Any:
+    """``catalogue``, or the configured one when None."""
+    if catalogue is not None:
+        return catalogue
     from pipeline.config import get_settings
+    from pipeline.sop import load_catalogue
 
+    return load_catalogue(get_settings().catalogue_dir)
+
+
+def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
+                     calendars: Any) -> tuple[str, SopModel | None, Any]:
+    """(the institution's time zone, the SOP model or None, the catalogue when it had to be read)."""
     if calendars is None:
         from pipeline.calendars import load_institutions
+        from pipeline.config import get_settings
 
         calendars = load_institutions(get_settings().institutions_file)
     if institution_id not in calendars:
@@ -305,10 +315,7 @@ def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
     tz = str(calendars[institution_id].timezone)
     model = None
     if sop_id is not None:
-        if catalogue is None:
-            from pipeline.sop import load_catalogue
-
-            catalogue = load_catalogue(get_settings().catalogue_dir)
+        catalogue = _catalogue(catalogue)
         try:
             model = catalogue.get(sop_id)
         except KeyError as exc:
@@ -318,7 +325,7 @@ def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
                             "pass the matching --institution")
         if not model.steps:
             raise UserError(f"SOP {sop_id!r} has no steps (a rules document); event logs need a procedure SOP")
-    return tz, model
+    return tz, model, catalogue
 
 
 def ingest_file(
@@ -352,7 +359,7 @@ def ingest_file(
         raise UserError(f"{path}: no such file")
     if isinstance(mapping, str | Path):
         mapping = load_mapping(Path(mapping))
-    tz, model = _resolve_context(institution_id, sop_id, catalogue, calendars)
+    tz, model, catalogue = _resolve_context(institution_id, sop_id, catalogue, calendars)
     if mapping is not None and mapping.timezone:
         tz = mapping.timezone
     sha = file_sha256(path)
@@ -726,8 +733,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if progress:
         progress("kasus / cases", 0.8)
     conn.execute(f"CREATE TEMP TABLE _patuh_aff AS SELECT DISTINCT case_id FROM events WHERE batch_id = {batch_id}")
-    cases_updated, cases_open = _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_aff")
-    n_aff = _count(conn, "_patuh_aff")
+    # every case of the batch has events (this batch's): one row written per case
+    cases_updated, n_aff, cases_open = _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_aff")
 
     # -- counts and the batch row
     n_parsed = _count(conn, "_patuh_p0")
@@ -774,18 +781,12 @@ def remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, *, catalogue: A
 
 def _remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, catalogue: Any) -> RemovedBatch:
     from pipeline.batches import require_batch
+    from pipeline.rule_inputs import INPUTS
 
     require_batch(conn, batch_id)
     name, institution_id, sop_id = conn.execute(
         "SELECT source_file, institution_id, sop_id FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0]
-    model = None
-    if sop_id:
-        if catalogue is None:
-            from pipeline.config import get_settings
-            from pipeline.sop import load_catalogue
-
-            catalogue = load_catalogue(get_settings().catalogue_dir)
-        model = catalogue.models.get(sop_id)
+    model = _catalogue(catalogue).models.get(sop_id) if sop_id else None
     conn.execute("CREATE OR REPLACE TEMP TABLE _patuh_removed AS SELECT DISTINCT case_id FROM events "
                  "WHERE batch_id = ?", [batch_id])
     try:
@@ -793,11 +794,8 @@ def _remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, catalogue: Any
         events = int(conn.execute("DELETE FROM events WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
         quarantined = int(conn.execute("DELETE FROM quarantine WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
         rule_rows = sum(int(conn.execute(f"DELETE FROM {table} WHERE batch_id = ?", [batch_id]).fetchall()[0][0])
-                        for table in ("attendance", "escalations", "scores"))
-        _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_removed")
-        left = int(conn.execute(
-            "SELECT count(*) FROM cases c SEMI JOIN _patuh_removed r ON r.case_id = c.case_id "
-            "WHERE c.institution_id = ? AND c.sop_id = ?", [institution_id, sop_id or ""]).fetchall()[0][0])
+                        for table in sorted({spec.table for spec in INPUTS.values()}))
+        left = _rebuild_cases(conn, institution_id, sop_id or "", model, "_patuh_removed")[1]
     finally:
         conn.execute("DROP TABLE IF EXISTS _patuh_removed")
     conn.execute("INSERT INTO batch_removals SELECT batch_id, source_file, sha256, institution_id, sop_id, loaded_at, "
@@ -808,9 +806,9 @@ def _remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, catalogue: Any
 
 
 def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id: str, model: SopModel | None,
-                   affected: str) -> tuple[int, int]:
+                   affected: str) -> tuple[int, int, int]:
     """Recompute the ``cases`` rows of the case ids in table ``affected`` from all their events (a case without
-    events left has no row); returns (cases that had a row before, cases open now)."""
+    events left has no row); returns (cases that had a row before, cases written, of which open)."""
     inst, sop_sql = sql_literal(institution_id), sql_literal(sop_id)
     cases_updated = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id
@@ -824,7 +822,7 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
     # the last event (by time, then batch and row) gives the step; the last recorded status wins.
     # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
     last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
-    conn.execute(f"""
+    written = conn.execute(f"""
         INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
         WITH agg AS (
             SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
@@ -836,11 +834,11 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
         SELECT {inst}, {sop_sql}, case_id, opened_at,
                CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,
                coalesce(last_status, {rule}), n
-        FROM agg""")
+        FROM agg""").fetchall()[0][0]
     cases_open = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id
         WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql} AND c.status = 'open'""").fetchall()[0][0])
-    return cases_updated, cases_open
+    return cases_updated, int(written), cases_open
 
 
 def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
