@@ -211,7 +211,6 @@ def conform_cmd(
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
-    from pipeline.batches import quarantined_rows
     from pipeline.calendars import load_institutions
     from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
@@ -232,9 +231,9 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
             else:
                 console.print(f"{path.name}: {res.rows_in} baris/rows, {res.rows_loaded} dimuat/loaded, "
                               f"{res.rows_quarantined} karantina/quarantined")
-                if res.rows_quarantined:
-                    shown = quarantined_rows(conn, batch_id=res.batch_id, limit=QUARANTINE_SHOWN)["message"]
-                    _print_quarantined(path.name, res.rows_quarantined, res.batch_id, shown.tolist())
+                if res.rows_quarantined and res.batch_id is not None:
+                    _print_quarantined(path.name, res.rows_quarantined, res.batch_id,
+                                       _first_messages(conn, res.batch_id))
     finally:
         conn.close()
 
@@ -310,6 +309,13 @@ def print_ingest_summary(results: list[Any], first_messages: dict[int, list[str]
             _print_quarantined(r.file, r.rows_quarantined, r.batch_id, (first_messages or {}).get(r.batch_id, []))
 
 
+def _first_messages(conn: Any, batch_id: int) -> list[str]:
+    """The first ``QUARANTINE_SHOWN`` quarantine messages of a batch, as printed after loading it."""
+    from pipeline.batches import quarantined_rows
+
+    return [str(m) for m in quarantined_rows(conn, batch_id=batch_id, limit=QUARANTINE_SHOWN)["message"]]
+
+
 def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[str]) -> None:
     """A file's quarantined rows: how many, the first messages, how to see them all."""
     console.print(f"{name}: {n} baris dikarantina / rows quarantined (batch {batch_id}):", style="yellow",
@@ -335,7 +341,6 @@ def ingest_cmd(
     """Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.batches import quarantined_rows
     from pipeline.db import connect
     from pipeline.ingest import expand_inputs, ingest_file
     from pipeline.mapping import load_mapping
@@ -356,8 +361,7 @@ def ingest_cmd(
 
                 results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
                                            mapping=loaded_mapping, sheet=sheet, progress=report, replace=replace))
-        first_messages = {r.batch_id: quarantined_rows(conn, batch_id=r.batch_id, limit=QUARANTINE_SHOWN)
-                          ["message"].tolist() for r in results
+        first_messages = {r.batch_id: _first_messages(conn, r.batch_id) for r in results
                           if r.rows_quarantined and not r.skipped and r.batch_id is not None}
     finally:
         conn.close()
@@ -430,8 +434,8 @@ def unload_cmd(
     try:
         for batch_id in batch:
             require_batch(conn, batch_id)
-        known = list_batches(conn).set_index("batch_id")
         if not yes:
+            known = list_batches(conn).set_index("batch_id")
             for batch_id in batch:
                 row = known.loc[batch_id]
                 console.print(f"batch {batch_id}: {row.source_file} ({row.institution_id}, {row.rows_loaded} "
