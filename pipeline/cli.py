@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.padding import Padding
+from rich.text import Text
 
 from pipeline.config import get_settings
 from pipeline.errors import UserError
+from pipeline.tables import Column, print_table
 
 if TYPE_CHECKING:
     from pipeline.run import RunSummary
@@ -75,18 +78,14 @@ def sop_list(
     institution: Annotated[str | None, typer.Option(help="Only this institution")] = None,
 ) -> None:
     """List the catalogue: id, number, title, steps."""
-    from rich.table import Table
-
     from pipeline.sop import load_catalogue
 
     catalogue = load_catalogue(_sop_dir(sop_dir))
-    table = Table("id", "nomor", "judul / title", "langkah", "jenis")
-    for sop_id, model in sorted(catalogue.models.items()):
-        if institution and model.institution != institution:
-            continue
-        table.add_row(sop_id, model.number or "-", model.title,
-                      str(len(model.steps) or len(model.rules)), model.kind)
-    console.print(table)
+    rows = [(sop_id, model.number or "-", model.title, str(len(model.steps) or len(model.rules)), model.kind)
+            for sop_id, model in sorted(catalogue.models.items())
+            if not institution or model.institution == institution]
+    print_table(console, [Column("id"), Column("nomor", "number"), Column("judul", "title", wrap=True),
+                          Column("langkah", "steps", number=True), Column("jenis", "kind")], rows)
     if catalogue.errors:
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
@@ -117,8 +116,6 @@ def _parse_as_of(value: str | None) -> datetime.datetime | None:
 
 
 def _print_run_summary(summary: RunSummary) -> None:
-    from rich.table import Table
-
     rate = "-" if summary.compliance_rate is None else f"{summary.compliance_rate:.1%}"
     console.print(f"[bold]Run {summary.run_id}[/] ({summary.mode}): {summary.cases} kasus/cases "
                   f"({summary.cases_checked} diperiksa/checked, {summary.open_restated} kasus terbuka dinilai ulang/"
@@ -129,10 +126,8 @@ def _print_run_summary(summary: RunSummary) -> None:
         console.print("Tidak ada kasus untuk diperiksa / no cases to check: load logs with 'patuh ingest' first "
                       "(or check --institution and --sop)", style="yellow")
     else:
-        table = Table("penyimpangan / deviation", "n")
-        for kind, n in sorted(summary.deviations.items()):
-            table.add_row(kind, str(n))
-        console.print(table)
+        print_table(console, [Column("penyimpangan", "deviation"), Column("n", number=True)],
+                    [(kind, str(n)) for kind, n in sorted(summary.deviations.items())])
     if not summary.documents_recorded and summary.cases:
         console.print("Kelengkapan dokumen tidak tercatat di log: missing_document tidak diperiksa / "
                       "documents not recorded in the logs: missing_document not checked", style="yellow")
@@ -287,21 +282,23 @@ QUARANTINE_SHOWN = 5  # messages printed per file after loading; `patuh quaranti
 def print_ingest_summary(results: list[Any], first_messages: dict[int, list[str]] | None = None) -> None:
     """The per-file table ``patuh ingest`` prints (IngestResult rows), then per file its first quarantine
     messages (``first_messages`` by batch id) and how to see all of them."""
-    from rich.table import Table
-
-    table = Table("berkas / file", "baris / rows in", "dimuat / loaded", "karantina / quarantined",
-                  "duplikat", "siklus / lifecycle", "aktivitas asing / unknown", "kasus baru / new",
-                  "diperbarui / updated", "terbuka / open", "detik / s", title="patuh ingest")
+    rows = []
     for r in results:
         if r.skipped:
-            table.add_row(r.file, str(r.rows_in), "-", "-", "-", "-", "-", "-", "-", "-", f"{r.seconds:.2f}")
+            rows.append((r.file, str(r.rows_in), *["-"] * 9, f"{r.seconds:.2f}"))
             continue
         reasons = ", ".join(f"{k} {v}" for k, v in r.quarantined_by_reason.items())
-        quarantined = str(r.rows_quarantined) + (f" ({reasons})" if reasons else "")
-        table.add_row(r.file, str(r.rows_in), str(r.rows_loaded), quarantined, str(r.rows_duplicate),
-                      str(r.rows_lifecycle), str(r.rows_unknown_activity), str(r.cases_new), str(r.cases_updated),
-                      str(r.cases_open), f"{r.seconds:.2f}")
-    console.print(table)
+        rows.append((r.file, str(r.rows_in), str(r.rows_loaded), str(r.rows_quarantined), reasons or "-",
+                     str(r.rows_duplicate), str(r.rows_lifecycle), str(r.rows_unknown_activity), str(r.cases_new),
+                     str(r.cases_updated), str(r.cases_open), f"{r.seconds:.2f}"))
+    print_table(console, [Column("berkas", "file"), Column("baris", "rows in", number=True),
+                          Column("dimuat", "loaded", number=True), Column("karantina", "quarantined", number=True),
+                          Column("alasan", "reasons", wrap=True), Column("duplikat", "duplicates", number=True),
+                          Column("siklus", "lifecycle", number=True),
+                          Column("aktivitas asing", "unknown activity", number=True),
+                          Column("kasus baru", "new cases", number=True),
+                          Column("diperbarui", "updated", number=True), Column("terbuka", "open", number=True),
+                          Column("detik", "s", number=True)], rows, title="patuh ingest")
     for r in results:
         for note in r.notes:
             console.print(f"{r.file}: {note}", style="yellow", markup=False, highlight=False)
@@ -320,8 +317,8 @@ def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[s
     """A file's quarantined rows: how many, the first messages, how to see them all."""
     console.print(f"{name}: {n} baris dikarantina / rows quarantined (batch {batch_id}):", style="yellow",
                   markup=False, highlight=False)
-    for message in messages:
-        console.print(f"  {message}", markup=False, highlight=False)
+    for message in messages:  # wrapped lines keep the indent
+        console.print(Padding(Text(message), (0, 0, 0, 2), expand=False), highlight=False)
     more = f"{n - len(messages)} lagi / more: " if n > len(messages) else ""
     console.print(f"  {more}patuh quarantine --batch {batch_id} [--out karantina.csv]", markup=False, highlight=False)
 
@@ -346,7 +343,6 @@ def ingest_cmd(
     from pipeline.mapping import load_mapping
 
     loaded_mapping = load_mapping(mapping) if mapping else None
-    first_messages: dict[int, list[str]] = {}
     files = expand_inputs(files)
     conn = connect(_db(db))
     results = []
@@ -361,10 +357,12 @@ def ingest_cmd(
 
                 results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
                                            mapping=loaded_mapping, sheet=sheet, progress=report, replace=replace))
-        first_messages = {r.batch_id: _first_messages(conn, r.batch_id) for r in results
-                          if r.rows_quarantined and not r.skipped and r.batch_id is not None}
     finally:
-        conn.close()
+        try:  # the files loaded before one that failed are reported in full too
+            first_messages = {r.batch_id: _first_messages(conn, r.batch_id) for r in results
+                              if r.rows_quarantined and not r.skipped and r.batch_id is not None}
+        finally:
+            conn.close()
         if results:
             print_ingest_summary(results, first_messages)
 
@@ -397,8 +395,6 @@ def batches_cmd(
     db: DbOption = None,
 ) -> None:
     """List the loaded files (batches): rows in, loaded, quarantined, duplicates."""
-    from rich.table import Table
-
     from pipeline.batches import list_batches
     from pipeline.db import connect
 
@@ -410,13 +406,14 @@ def batches_cmd(
     if frame.empty:
         console.print("belum ada berkas dimuat / nothing loaded yet")
         return
-    table = Table("batch", "berkas / file", "instansi / institution", "SOP", "format", "dimuat / loaded at (UTC)",
-                  "baris / rows in", "dimuat / loaded", "karantina / quarantined", "duplikat", title="patuh batches")
-    for row in frame.itertuples(index=False):
-        table.add_row(str(row.batch_id), str(row.source_file), str(row.institution_id), str(row.sop_id or "-"),
-                      str(row.format), f"{row.loaded_at:%Y-%m-%d %H:%M}", str(row.rows_in), str(row.rows_loaded),
-                      str(row.rows_quarantined), str(row.rows_duplicate))
-    console.print(table)
+    rows = [(str(row.batch_id), str(row.source_file), str(row.institution_id), str(row.sop_id or "-"),
+             str(row.format), f"{row.loaded_at:%Y-%m-%d %H:%M}", str(row.rows_in), str(row.rows_loaded),
+             str(row.rows_quarantined), str(row.rows_duplicate)) for row in frame.itertuples(index=False)]
+    print_table(console, [Column("batch", number=True), Column("berkas", "file"), Column("instansi", "institution"),
+                          Column("SOP"), Column("format"), Column("dimuat (UTC)", "loaded at (UTC)"),
+                          Column("baris", "rows in", number=True), Column("dimuat", "loaded", number=True),
+                          Column("karantina", "quarantined", number=True),
+                          Column("duplikat", "duplicates", number=True)], rows, title="patuh batches", keys=2)
 
 
 @app.command("unload")
@@ -463,8 +460,6 @@ def quarantine_cmd(
     db: DbOption = None,
 ) -> None:
     """Show the rows that could not be loaded and what to fix in each; --out writes all of them to CSV."""
-    from rich.table import Table
-
     from pipeline.batches import quarantined_rows
     from pipeline.db import connect
 
@@ -481,10 +476,11 @@ def quarantine_cmd(
     if frame.empty:
         console.print("tidak ada baris dikarantina / no quarantined rows")
         return
-    table = Table("batch", "baris / row", "alasan / reason", "pesan / message", title="patuh quarantine")
-    for row in frame.head(limit).itertuples(index=False):
-        table.add_row(str(row.batch_id), str(row.source_row), str(row.reason), str(row.message))
-    console.print(table)
+    rows = [(str(row.batch_id), str(row.source_row), str(row.reason), str(row.message))
+            for row in frame.head(limit).itertuples(index=False)]
+    print_table(console, [Column("batch", number=True), Column("baris", "row", number=True),
+                          Column("alasan", "reason"), Column("pesan", "message", wrap=True)], rows,
+                title="patuh quarantine", keys=3)
     if len(frame) > limit:
         console.print(f"{len(frame) - limit} lagi / more: --limit {len(frame)} or --out karantina.csv")
 
@@ -604,8 +600,6 @@ def synth_cmd(
     """Synthetic event logs with labelled deviations (ground_truth.csv) for testing the checker."""
     import time
 
-    from rich.table import Table
-
     from pipeline.synth import generate
 
     if fmt not in ("csv", "parquet", "xlsx", "xes"):
@@ -615,14 +609,13 @@ def synth_cmd(
                       months=months, deviation_rate=deviation_rate, seed=seed, fmt=fmt,  # type: ignore[arg-type]
                       messy=messy)
     seconds = time.perf_counter() - began
-    table = Table("institusi / institution", "SOP", "kasus / cases", "peristiwa / events", "terbuka / open")
-    for f in result.files:
-        table.add_row(f.institution_id, f.sop_id, str(f.cases), str(f.events), str(f.open_cases))
-    console.print(table)
-    labels = Table("penyimpangan / deviation", "diminta / asked", "disuntik / injected", "alami / natural")
-    for kind, c in result.counts.items():
-        labels.add_row(kind, str(c["asked"]), str(c["injected"]), str(c["natural"]))
-    console.print(labels)
+    print_table(console, [Column("institusi", "institution"), Column("SOP"), Column("kasus", "cases", number=True),
+                          Column("peristiwa", "events", number=True), Column("terbuka", "open", number=True)],
+                [(f.institution_id, f.sop_id, str(f.cases), str(f.events), str(f.open_cases)) for f in result.files],
+                keys=2)
+    print_table(console, [Column("penyimpangan", "deviation"), Column("diminta", "asked", number=True),
+                          Column("disuntik", "injected", number=True), Column("alami", "natural", number=True)],
+                [(kind, str(c["asked"]), str(c["injected"]), str(c["natural"])) for kind, c in result.counts.items()])
     console.print(f"{result.cases} kasus/cases, {result.events} peristiwa/events in {seconds:.1f}s; "
                   f"as_of {result.as_of.isoformat()}; ground truth: {result.ground_truth}")
     if result.expected:

@@ -10,8 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 
 
-def patuh(*args: str, secret: str) -> subprocess.CompletedProcess[str]:
-    """``patuh ARGS...`` with the pseudonymisation secret ``secret`` and a wide terminal (no wrapped tables)."""
-    env = {**os.environ, "PATUH_SECRET": secret, "COLUMNS": "250"}
+def patuh(*args: str, secret: str, columns: int = 250) -> subprocess.CompletedProcess[str]:
+    """``patuh ARGS...`` with the pseudonymisation secret ``secret`` in a terminal ``columns`` wide (default: so
+    wide that no table wraps)."""
+    env = {**os.environ, "PATUH_SECRET": secret, "COLUMNS": str(columns)}
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
                           cwd=ROOT, check=False)

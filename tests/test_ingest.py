@@ -264,6 +264,28 @@ def test_cli_ingest_loads_every_export_in_a_folder(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr + missing.stderr
 
 
+def test_cli_output_reads_whole_in_an_80_column_terminal(tmp_path: Path) -> None:
+    """In a default 80-column terminal the ingest summary and the batch list give every file name, SOP id and
+    count whole (one record per file), and no line is cut; a wide terminal gets the same numbers as a table.
+    Rich's tables squeezed eleven columns to a few letters each ("kas…", "smpn…") before."""
+    export = tmp_path / "kasus-bimbingan-konseling-semester-ganjil-2025.csv"
+    export.write_bytes((MESSY / "kasus_bk.csv").read_bytes())
+    db = tmp_path / "t.duckdb"
+    loaded = patuh("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
+                   "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db), secret=KEY.decode(), columns=80)
+    listed = patuh("batches", "--db", str(db), secret=KEY.decode(), columns=80)
+    assert loaded.returncode == 0 and listed.returncode == 0, loaded.stderr + listed.stderr
+    for out in (loaded.stdout, listed.stdout):
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+        assert export.name in out and "dimuat / loaded: 8" in out and "karantina / quarantined: 4" in out
+    assert "alasan / reasons: out_of_range 2, bad_timestamp 1, missing_case_id 1" in loaded.stdout
+    assert "batch 1  " + export.name in listed.stdout and "SOP: smpn2-ngawi/bk001-prosedur" in listed.stdout
+    wide = patuh("batches", "--db", str(db), secret=KEY.decode(), columns=200)
+    row = next(line for line in wide.stdout.splitlines() if export.name in line)
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][2:4] == ["smpn2-ngawi", "smpn2-ngawi/bk001-prosedur"]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][-4:] == ["13", "8", "4", "1"]
+
+
 def test_quarantined_rows_are_shown_without_sql(tmp_path: Path) -> None:
     """After loading, the user reads what to fix in each refused row: in the ingest output, on screen and as CSV."""
     db = tmp_path / "t.duckdb"
