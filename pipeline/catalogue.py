@@ -64,12 +64,16 @@ def sop_table(model: SopModel) -> list[Any]:
         header.add_row(label, "-" if value in (None, "") else str(value))
     out: list[Any] = [Panel(header, title=model.id)]
     if model.kind == "rules":
-        rules = Table("id", "pasal", "aturan", "cek", "parameter", title="Aturan")
+        rules = Table(title="Aturan")
+        for name in ("id", "pasal", "aturan", "cek", "parameter"):
+            rules.add_column(name, overflow="fold")
         for rule in model.rules:
             rules.add_row(rule.id, rule.article, rule.text, rule.check, str(rule.params))
         out.append(rules)
         return out
-    table = Table("No", "Kegiatan", "Pelaksana", "Kelengkapan", "Waktu", "Output", "Ket.", show_lines=True)
+    table = Table(show_lines=True)
+    for name in ("No", "Kegiatan", "Pelaksana", "Kelengkapan", "Waktu", "Output", "Ket."):
+        table.add_column(name, overflow="fold")  # a narrow terminal breaks a long word, never cuts it
     succ = model.successors()
     ids = model.step_ids
     for i, step in enumerate(model.steps):

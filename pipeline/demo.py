@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
-from rich.table import Table
 
 from pipeline.config import get_settings
 from pipeline.errors import UserError
+from pipeline.tables import Column, print_table
 
 
 def _previous_month(day: dt.date) -> str:
@@ -108,11 +108,11 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
                                                     key=key, timezone=institutions[petasia].timezone))
     finally:
         conn.close()
-    table = Table("instansi / institution", "file", "baris / rows", "dimuat / loaded", "karantina / quarantined",
-                  "sudah dimuat / already loaded")
-    for inst, (n_files, rows_in, loaded, quarantined, skipped) in sorted(totals.items()):
-        table.add_row(inst, str(n_files), str(rows_in), str(loaded), str(quarantined), str(skipped))
-    console.print(table)
+    print_table(console, [Column("instansi", "institution"), Column("berkas", "files", number=True),
+                          Column("baris", "rows", number=True), Column("dimuat", "loaded", number=True),
+                          Column("karantina", "quarantined", number=True),
+                          Column("sudah dimuat", "already loaded", number=True)],
+                [(inst, *map(str, counts)) for inst, counts in sorted(totals.items())])
 
     console.rule("[bold]3. Pemeriksaan kepatuhan / compliance run")
     summary = run_for_db(db, as_of=synth.as_of)

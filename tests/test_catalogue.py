@@ -186,3 +186,18 @@ def test_validate_exits_0_on_the_catalogue() -> None:
     result = CliRunner().invoke(app, ["sop", "validate", "--sop-dir", str(ROOT)])
     assert result.exit_code == 0, result.output
     assert f"{len(_CAT.models)} model(s), {len(PROCEDURES)} sound net(s), 0 error(s)" in result.output
+
+
+def test_the_catalogue_reads_whole_in_an_80_column_terminal() -> None:
+    """``patuh sop list`` and ``patuh sop show`` in a default 80-column terminal: every SOP id can be copied
+    as it is and no word of a step is cut off with an ellipsis (before: "bontang-bk/konse…", "berkoordi…")."""
+    from tests.cli_process import patuh
+
+    listed = patuh("sop", "list", secret="x", columns=80)
+    shown = patuh("sop", "show", "smpn2-ngawi/bk001-prosedur", secret="x", columns=80)
+    assert listed.returncode == 0 and shown.returncode == 0, listed.stderr + shown.stderr
+    for out in (listed.stdout, shown.stdout):
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80
+    assert set(_CAT.models) <= set(listed.stdout.splitlines())
+    assert "judul / title: Prosedur Layanan Penanganan Siswa" in listed.stdout
+    assert "berkoordinasi" in shown.stdout.replace("│", "").replace(" ", "").replace("\n", "")
