@@ -33,6 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from dashboards import i18n
 from dashboards.queries import Grants
 from pipeline.errors import UserError, yaml_error
+from pipeline.sop import read_yaml
 
 Role = Literal["qa", "pengawas", "kepala"]
 ROLES: tuple[Role, ...] = ("qa", "pengawas", "kepala")
@@ -102,7 +103,7 @@ def load_users(path: Path) -> dict[str, User]:
         if cached and cached[0] == stamp:
             return cached[1]
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))  # YAML 1.2: a user named 'on' stays 'on'
     except OSError as exc:
         raise UserError(f"{path}: cannot read the users file ({exc.strerror})") from None
     except yaml.YAMLError as exc:

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipeline.errors import UserError, validation_errors, yaml_error
-from pipeline.sop import Problem
+from pipeline.sop import Problem, read_yaml
 
 if TYPE_CHECKING:
     from pipeline.sop import Catalogue, TimeStandard
@@ -85,7 +85,7 @@ class InstitutionsFile(BaseModel):
 def load_institutions(path: Path) -> dict[str, Institution]:
     """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming the problem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path.read_text(encoding="utf-8"))
         parsed = InstitutionsFile.model_validate(data)
     except OSError as exc:
         raise UserError(f"{path}: cannot read institutions ({exc.strerror})") from None

@@ -359,6 +359,17 @@ def test_a_one_sop_page_names_the_sop_it_chose(app_client: tuple[Any, Path], pub
             assert placeholder in json.dumps(json.loads(page), ensure_ascii=False), (path, search)
 
 
+def test_a_hand_written_users_file_keeps_a_user_named_on(tmp_path: Path) -> None:
+    """Users files are read as YAML 1.2, like every other Patuh file: a user typed in by hand as ``on:`` (or
+    ``no:``, ``yes:``) keeps that name and can log in. YAML 1.1 read these keys as booleans ("True")."""
+    users = tmp_path / "users.yaml"
+    auth.add_user(users, "budi", "pengawas", ["smpn2-ngawi"], "rahasia-123")
+    entry = auth.load_users(users)["budi"]
+    users.write_text(f"users:\n  on:\n    role: qa\n    password_hash: '{entry.password_hash}'\n", encoding="utf-8")
+    assert set(auth.load_users(users)) == {"on"}
+    assert auth.authenticate(users, "on", "rahasia-123") is not None
+
+
 def test_cli_user_add(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
