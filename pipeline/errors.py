@@ -16,16 +16,22 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
-def yaml_error(path: Path | str, exc: Exception) -> UserError:
-    """A YAML syntax error as a message with the file, the line and what the parser found."""
+def yaml_problem(exc: Exception) -> tuple[int | None, str]:
+    """A YAML syntax error's 1-based line (None when unknown) and what the parser found there."""
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
     start, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
-    where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
     found = problem or str(exc).splitlines()[0]
     if context:  # e.g. an unclosed quote: say where it opened
         opened = f" that starts on line {start.line + 1}" if start is not None and start.line != getattr(
             mark, "line", None) else ""
         found = f"{found}, {context}{opened}"
+    return (None if mark is None else mark.line + 1), found
+
+
+def yaml_error(path: Path | str, exc: Exception) -> UserError:
+    """A YAML syntax error as a message with the file, the line and what the parser found."""
+    line, found = yaml_problem(exc)
+    where = str(path) if line is None else f"{path}, line {line}"
     return UserError(f"{where}: not valid YAML ({found}); check quoting and indentation "
                      "(a ':' inside text needs quotes)")
 

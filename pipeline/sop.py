@@ -22,6 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.errors import yaml_problem
+
 END = "end"  # reserved flow target: the case ends here
 
 
@@ -379,13 +381,13 @@ def load_model_file(path: Path, root: Path | None = None) -> LoadedModel:
     try:
         text = path.read_text(encoding="utf-8")
         node, data = read_yaml_with_nodes(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        return LoadedModel(
-            path, None, [Problem(shown, f"cannot read the file as YAML ({exc.__class__.__name__})",
-                                 "check indentation and quoting; a ':' inside text needs quotes",
-                                 None if line is None else line + 1)]
-        )
+    except (OSError, UnicodeDecodeError) as exc:
+        return LoadedModel(path, None, [Problem(shown, f"cannot read the file ({exc})", "save it as UTF-8 text")])
+    except yaml.YAMLError as exc:
+        line, found = yaml_problem(exc)
+        return LoadedModel(path, None, [Problem(shown, f"not valid YAML ({found})",
+                                                "check indentation and quoting; a ':' inside text needs quotes",
+                                                line)])
     if not isinstance(data, dict):
         return LoadedModel(path, None, [Problem(shown, "the file is not a YAML mapping", "start with 'id: ...'")])
     try:

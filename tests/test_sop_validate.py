@@ -76,3 +76,16 @@ def test_catalogue_is_valid() -> None:
     result = CliRunner().invoke(app, ["sop", "validate", "--sop-dir", str(REPO / "sop_models")])
     assert result.exit_code == 0, result.output
     assert " 0 error(s)" in result.output
+
+
+def test_a_yaml_syntax_error_names_its_line_and_what_the_parser_found(tmp_path: Path) -> None:
+    """An SOP author who forgets a closing quote is told the line, what the parser found and where the quote
+    opened, not only the parser's class name ("ScannerError") as before."""
+    model = tmp_path / "kutip.yaml"
+    model.write_text('id: smpn2-ngawi/kutip\ntitle: "Prosedur tanpa kutip penutup\nsteps: []\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["sop", "validate", str(model)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = next(line for line in result.output.splitlines() if "kutip.yaml" in line)
+    assert "not valid YAML (found unexpected end of stream, while scanning a quoted scalar that starts on line 2)" \
+        in " ".join(result.output.split())
+    assert ":4" in line or "line 4" in line, line
