@@ -101,7 +101,7 @@ def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_id: s
 
     The run replaced every row of its dirty cases and of the rule models, the result and the stall deviation
     of the restated open cases, and ingest rewrote the dirty cases' ``cases`` rows. Every row the run wrote
-    carries its ``run_id``. Deletes probe small key tables (empty when every dirty case is new).
+    carries its ``run_id``. Deletes of results probe small key tables (empty when every dirty case is new).
     """
     rules = f"sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules')"
     known, restated = _changed_case(changes.dirty_known), _changed_case(changes.restated)
@@ -114,8 +114,11 @@ def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_id: s
         for condition in conditions:  # one statement each: an OR of subqueries scans as a mark join
             conn.execute(f"DELETE FROM pub.{table} t WHERE {condition}")
         conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
-    conn.execute(f"DELETE FROM pub.cases t WHERE {known}")
-    conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {_changed_case(changes.dirty)}')
+    # every dirty case: one that no run checked (a log without an SOP model) has a row in cases and none in
+    # case_results
+    dirty = _changed_case(changes.dirty)
+    conn.execute(f"DELETE FROM pub.cases t WHERE {dirty}")
+    conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {dirty}')
 
 
 def _changed_case(changed: str) -> str:

@@ -311,3 +311,27 @@ def test_a_run_with_nothing_loaded_says_what_to_do(tmp_path: Path) -> None:
     assert "no cases to check: load logs with 'patuh ingest' first" in text
     assert "missing_document not checked" not in text and "penyimpangan / deviation" not in text
     assert (tmp_path / "published" / "CURRENT").exists()
+
+
+def test_a_log_without_sop_grows_and_the_next_run_publishes_it(tmp_path: Path) -> None:
+    """A third-party log loaded without --sop in two exports, the second adding an event to a case of the
+    first: the incremental run publishes that case once, with all its events. Before, its publish failed on a
+    duplicate key (the case had no result to replace), with a traceback, and the dashboard kept old counts."""
+    from pipeline.publish import current_published
+    from tests.cli_process import patuh
+
+    first, second, db = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "patuh.duckdb"
+    first.write_text("case_id,activity,timestamp\nA,x,2025-01-02 08:00\nA,y,2025-01-02 09:00\n", encoding="utf-8")
+    second.write_text("case_id,activity,timestamp\nA,z,2025-01-03 08:00\nB,x,2025-01-03 09:00\n", encoding="utf-8")
+    for export in (first, second):
+        loaded = patuh("ingest", str(export), "--institution", "smpn2-ngawi", "--db", str(db), secret="k" * 32)
+        ran = patuh("run", "--db", str(db), secret="k" * 32)
+        assert loaded.returncode == 0 and ran.returncode == 0, loaded.stderr + ran.stderr
+    assert "(incremental)" in ran.stdout
+    published = current_published(tmp_path / "published")
+    assert published is not None
+    reader = duckdb.connect(str(published), read_only=True)
+    try:
+        assert sorted(r[0] for r in reader.execute("SELECT n_events FROM cases").fetchall()) == [1, 3]
+    finally:
+        reader.close()
