@@ -15,8 +15,8 @@ identified by the file's sha256 (loading it again is a no-op). The work is set-b
 6. activities map to SOP step ids, roles to SOP role keys (once per distinct label); ``cases`` rows
    are recomputed from all their events.
 
-A log loaded without ``--sop`` has ``sop_id = ''`` in ``events`` and in ``cases`` (a primary key
-column cannot be NULL), so the two tables join on ``(institution_id, sop_id, case_id)``.
+A log loaded without ``--sop`` has ``sop_id = ''`` in ``events`` and in ``cases`` (not NULL, which ``=`` never
+matches), so the two tables join on ``(institution_id, sop_id, case_id)``.
 
 Accounting, per batch: ``rows_in = rows_loaded + rows_quarantined + rows_duplicate + rows_lifecycle``
 (DESIGN writes ``rows_in = rows_loaded + rows_quarantined``; folded rows are neither lost nor errors,
@@ -688,8 +688,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if roles:
         conn.executemany("INSERT INTO _patuh_roles VALUES (?, ?)", [[k, v] for k, v in roles.items()])
     sop_id = model.id if model else None
-    # a log that belongs to no SOP gets sop_id '' in events as in cases (the cases primary key cannot hold
-    # NULL), so both tables join on (institution_id, sop_id, case_id); coalesce() also finds events
+    # a log that belongs to no SOP gets sop_id '' in events as in cases (not NULL, which = never matches),
+    # so both tables join on (institution_id, sop_id, case_id); coalesce() also finds events
     # loaded before this rule, when their sop_id was NULL
     sop_sql = sql_literal(sop_id or "")
     inst = sql_literal(institution_id)
