@@ -8,6 +8,8 @@ from typing import Any
 
 from bench.common import ROOT, size_label
 
+NOTES = ROOT / "bench" / "notes.md"  # hand-written, kept across regenerated README sections
+
 GOALS = {
     "ingest_rate": "ingest CSV/Parquet >= 1M events/s",
     "ingest_ratio": "ingest CSV/Parquet >= 20x pandas + pm4py.format_dataframe",
@@ -299,8 +301,13 @@ def scaling_png(res: dict[str, Any], path: Path) -> str | None:
 
 
 def update_readme(table: str, readme: Path = ROOT / "README.md") -> None:
-    """Replace the README's '## Performance' section (or add it at the end) with the latest table."""
+    """Replace the README's '## Performance' section (or add it at the end) with the latest table and the
+    notes of ``bench/notes.md``."""
     text = readme.read_text(encoding="utf-8")
+    if NOTES.exists():  # hand-written context (repeated runs, accuracy) after the goals table
+        notes = NOTES.read_text(encoding="utf-8").strip() + "\n\n"
+        at = table.find("**Ingest**")
+        table = table[:at] + notes + table[at:] if at >= 0 else table.rstrip("\n") + "\n\n" + notes
     body = ("## Performance\n\n"
             "Measured by `make bench` (`make bench QUICK=1` for a quick check; `SIZES=10k,100k,1M`); the full "
             "history is in `bench/results/`. Each figure is a ratio against the plain-pm4py way of doing the same "
