@@ -60,3 +60,17 @@ def test_a_tiny_run_writes_the_json_and_the_table(tmp_path: Path, monkeypatch: p
     assert "| goal | status | measured | why |" in table and "**Compliance run**" in table
     assert "2k" in table
     assert (ROOT / "README.md").read_bytes() == readme_before  # only the default --out updates the README
+
+
+def test_a_regenerated_performance_section_keeps_the_hand_written_notes(tmp_path: Path) -> None:
+    """The README's Performance section is rewritten by every full run; the notes on repeated runs and
+    accuracy (bench/notes.md) come back after the goals table instead of being lost, and the rest stays."""
+    from bench import report
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# Patuh\n\n## Performance\n\nold table\n\n## Licence\n\nAGPL\n", encoding="utf-8")
+    report.update_readme("**Goals**\n\n| goal |\n\n**Ingest**\n\n| events |\n", readme)
+    text = readme.read_text(encoding="utf-8")
+    notes = report.NOTES.read_text(encoding="utf-8").strip()
+    assert "old table" not in text and text.endswith("## Licence\n\nAGPL\n")
+    assert text.index("**Goals**") < text.index(notes) < text.index("**Ingest**")
