@@ -373,13 +373,19 @@ def ingest_file(
     sha = file_sha256(path)
     done = conn.execute(
         "SELECT batch_id, format, rows_in, rows_loaded, rows_quarantined, rows_duplicate, rows_unknown_activity, "
-        "coalesce(rows_lifecycle, 0) FROM batches WHERE sha256 = ?", [sha]).fetchone()
+        "coalesce(rows_lifecycle, 0), institution_id, coalesce(sop_id, '') FROM batches WHERE sha256 = ?",
+        [sha]).fetchone()
     replaced = int(done[0]) if done is not None and replace else None
     if done is not None and not replace:
+        note = f"already loaded as batch {done[0]} (same sha256): nothing to do"
+        asked = (institution_id, model.id if model else "")
+        if (done[8], done[9]) != asked:  # e.g. loaded first with the wrong --sop: say how to correct it
+            note = (f"already loaded as batch {done[0]} (same sha256) for {done[8]}, SOP {done[9] or '(none)'}, "
+                    f"not for {asked[0]}, SOP {asked[1] or '(none)'}: nothing loaded; to move it, "
+                    f"'patuh ingest {path.name} --replace' with the right --institution and --sop")
         return IngestResult(path.name, sha, str(done[1]), int(done[0]), skipped=True, rows_in=int(done[2]),
                             rows_loaded=int(done[3]), rows_quarantined=int(done[4]), rows_duplicate=int(done[5]),
-                            rows_unknown_activity=int(done[6]), rows_lifecycle=int(done[7]),
-                            notes=[f"already loaded as batch {done[0]} (same sha256): nothing to do"])
+                            rows_unknown_activity=int(done[6]), rows_lifecycle=int(done[7]), notes=[note])
     if key is None:
         from pipeline.config import load_secret
 

@@ -434,6 +434,30 @@ def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path)
     assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
 
 
+def test_a_file_loaded_under_the_wrong_sop_says_how_to_move_it(tmp_path: Path) -> None:
+    """The same export again with another --sop is not loaded twice; the note names where it is and how to
+    move it, and --replace moves its events and cases to the SOP asked for."""
+    db = tmp_path / "t.duckdb"
+    wrong, right = "smpn2-ngawi/bk001-alur", "smpn2-ngawi/bk001-prosedur"
+    mapping = str(MESSY / "kasus_bk.mapping.yaml")
+    for sop in (wrong, right):
+        out = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop", sop,
+                   "--mapping", mapping, "--db", str(db))
+        assert out.returncode == 0, out.stderr
+    note = " ".join(out.stdout.split())
+    assert f"already loaded as batch 1 (same sha256) for smpn2-ngawi, SOP {wrong}, not for smpn2-ngawi, SOP {right}" \
+        in note and "--replace" in note
+    moved = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop", right,
+                 "--mapping", mapping, "--db", str(db), "--replace")
+    assert moved.returncode == 0, moved.stderr
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        assert conn.execute("SELECT DISTINCT sop_id FROM events").fetchall() == [(right,)]
+        assert conn.execute("SELECT sop_id, count(*) FROM cases GROUP BY ALL").fetchall() == [(right, 3)]
+    finally:
+        conn.close()
+
+
 def test_a_wrong_load_is_taken_out_or_loaded_again(tmp_path: Path) -> None:
     """A file loaded by mistake comes out again (events, quarantine, its cases recomputed, the next run full);
     a file loaded with a wrong mapping loads again with --replace instead of 'already loaded'."""
