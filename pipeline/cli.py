@@ -629,7 +629,7 @@ def main() -> None:
     """Entry point: run the app and turn a user's mistake into a message and exit code."""
     try:
         # without standalone mode click returns a command's typer.Exit code instead of exiting with it
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="patuh")
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
@@ -642,12 +642,13 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # usage errors (a missing or unknown option): Typer 0.2x raises those of its own copy of click
+        # (typer._click), which click.ClickException does not match, so recognise them by what they can do
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         raise
 
 

@@ -67,3 +67,18 @@ def test_each_command_has_help() -> None:
         result = runner.invoke(app, [*path, "--help"])
         assert result.exit_code == 0, f"patuh {' '.join(path)} --help: {result.output}"
         assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (("report",), "Missing option '--period'"),
+    (("ingest", "log.csv"), "Missing option '--institution'"),
+    (("run", "--nope"), "No such option: --nope"),
+])
+def test_a_usage_mistake_is_a_short_message_not_a_traceback(args: tuple[str, ...], says: str) -> None:
+    """The installed command, as a user types it: a missing or unknown option prints the usage line and the
+    error with exit 2. Typer's own copy of click raised its errors past the handler as a traceback before."""
+    from tests.cli_process import patuh
+
+    out = patuh(*args, secret="x")
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert f"Usage: patuh {args[0]}" in out.stderr
