@@ -19,6 +19,7 @@ import os
 import secrets
 import stat
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboards import i18n
 from dashboards.queries import Grants
-from pipeline.errors import UserError, yaml_error
+from pipeline.errors import UserError, read_text_file, yaml_error
 from pipeline.sop import read_yaml
 
 Role = Literal["qa", "pengawas", "kepala"]
@@ -103,9 +104,7 @@ def load_users(path: Path) -> dict[str, User]:
         if cached and cached[0] == stamp:
             return cached[1]
     try:
-        data = read_yaml(path.read_text(encoding="utf-8"))  # YAML 1.2: a user named 'on' stays 'on'
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the users file ({exc.strerror})") from None
+        data = read_yaml(read_text_file(path, "users file"))  # YAML 1.2: a user named 'on' stays 'on'
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     users = _parse(path, data)
@@ -131,8 +130,9 @@ def _dump(path: Path, users: dict[str, User]) -> None:
     _write_private(path, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True))
 
 
-def add_user(path: Path, name: str, role: Role | str, institutions: list[str], password: str) -> User:
-    """Add or replace one user (the password is stored hashed)."""
+def check_user(name: str, role: Role | str, institutions: list[str], known: Collection[str] | None = None) -> None:
+    """A :class:`UserError` for a user that cannot be added (before any password is asked for); ``known``:
+    the institution ids that exist (a misspelt grant would silently show nothing)."""
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError(f"user name '{name}': use letters, digits, '-', '_' or '.'")
     if role not in ROLES:
@@ -141,6 +141,15 @@ def add_user(path: Path, name: str, role: Role | str, institutions: list[str], p
         raise UserError("a kepala has exactly one institution: pass --institution once")
     if role == "pengawas" and not institutions:
         raise UserError("a pengawas needs at least one --institution")
+    unknown = [i for i in institutions if known is not None and i not in known]
+    if unknown:
+        raise UserError(f"unknown institution(s) {', '.join(map(repr, unknown))}; "
+                        f"known: {', '.join(sorted(known or []))}")
+
+
+def add_user(path: Path, name: str, role: Role | str, institutions: list[str], password: str) -> User:
+    """Add or replace one user (the password is stored hashed)."""
+    check_user(name, role, institutions)
     if len(password) < 8:
         raise UserError("the password is too short: use at least 8 characters")
     users = dict(load_users(path)) if path.exists() else {}

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import UserError, validation_errors, yaml_error
+from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
 from pipeline.sop import Problem, read_yaml
 
 if TYPE_CHECKING:
@@ -85,10 +85,8 @@ class InstitutionsFile(BaseModel):
 def load_institutions(path: Path) -> dict[str, Institution]:
     """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming the problem."""
     try:
-        data = read_yaml(path.read_text(encoding="utf-8"))
+        data = read_yaml(read_text_file(path, "institutions file"))
         parsed = InstitutionsFile.model_validate(data)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read institutions ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     except ValidationError as exc:

@@ -262,7 +262,7 @@ def demo_cmd(
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard at the end")] = True,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 20261123,
     host: Annotated[str, typer.Option(help="Dashboard host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Dashboard port")] = 8050,
+    port: Annotated[int, typer.Option(help="Dashboard port", min=1, max=65535)] = 8050,
 ) -> None:
     """The main job on the embedded default: demo logs -> database -> compliance run -> reports -> dashboard."""
     from pipeline.demo import run_demo
@@ -489,7 +489,7 @@ def quarantine_cmd(
 def serve_cmd(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8050,
+    port: Annotated[int, typer.Option(help="Port", min=1, max=65535)] = 8050,
     users: UsersOption = None,
 ) -> None:
     """Serve the dashboard (waitress) from <db dir>/published; keeps working while 'patuh run' writes."""
@@ -511,8 +511,11 @@ def user_add_cmd(
     import importlib
     import os
 
+    from pipeline.calendars import load_institutions
+
     auth = importlib.import_module("dashboards.auth")
     users_file = users or _db(db).parent / "users.yaml"
+    auth.check_user(name, role, list(institution or []), load_institutions(get_settings().institutions_file))
     password = os.environ.get("PATUH_NEW_PASSWORD") or typer.prompt(
         "Kata sandi / password", hide_input=True, confirmation_prompt=True)
     user = auth.add_user(users_file, name, role, list(institution or []), password)

@@ -16,6 +16,17 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A configuration file's text; one that cannot be read, or is not UTF-8 (a spreadsheet or an export
+    given by mistake), is a :class:`UserError` naming ``what`` it should have been."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file; is it the {what}? (save it as UTF-8 YAML)") from None
+
+
 def yaml_problem(exc: Exception) -> tuple[int | None, str]:
     """A YAML syntax error's 1-based line (None when unknown) and what the parser found there."""
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)

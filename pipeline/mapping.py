@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import UserError, validation_errors, yaml_error
+from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
 from pipeline.sop import SopModel, read_yaml
 
 # role -> accepted column names, in order of preference (exact name first, then case-insensitive)
@@ -107,9 +107,7 @@ class Mapping(BaseModel):
 def load_mapping(path: Path) -> Mapping:
     """Read and validate a mapping file; a problem is a :class:`UserError` naming the file and field."""
     try:
-        data = read_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the mapping file ({exc.strerror})") from None
+        data = read_yaml(read_text_file(path, "mapping file"))
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     try:

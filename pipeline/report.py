@@ -625,8 +625,12 @@ class _PdfWriter:
 
 def _write_text(text: str, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write the report ({exc.strerror}); choose another folder with --out") \
+            from None
 
 
 def _parse_formats(formats: set[str] | Sequence[str]) -> set[str]:
@@ -660,7 +664,11 @@ def write_reports(published_db: Path, *, period: str, institutions: list[str] | 
                 "ORDER BY institution_id").fetchall()]
         else:
             ids = list(dict.fromkeys(institutions))
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{out_dir}: cannot create the report folder ({exc.strerror}); "
+                            "choose another with --out") from None
         env = _env()
         css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
         template = env.get_template("report.html.j2")

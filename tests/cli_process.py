@@ -15,4 +15,4 @@ def patuh(*args: str, secret: str, columns: int = 250) -> subprocess.CompletedPr
     wide that no table wraps)."""
     env = {**os.environ, "PATUH_SECRET": secret, "COLUMNS": str(columns)}
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, check=False)
+                          cwd=ROOT, check=False, timeout=300)  # a command that hangs fails its test

@@ -73,6 +73,7 @@ def test_each_command_has_help() -> None:
     (("report",), "Missing option '--period'"),
     (("ingest", "log.csv"), "Missing option '--institution'"),
     (("run", "--nope"), "No such option: --nope"),
+    (("serve", "--port", "99999"), "Invalid value for '--port'"),  # it served on 99999 - 65536 before
 ])
 def test_a_usage_mistake_is_a_short_message_not_a_traceback(args: tuple[str, ...], says: str) -> None:
     """The installed command, as a user types it: a missing or unknown option prints the usage line and the

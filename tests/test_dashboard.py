@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from dashboards import auth, i18n, queries
 from dashboards.app import create_app
 from dashboards.queries import ALL, Filters, Grants
+from pipeline.errors import UserError
 from tests.fixtures_published import build_published_db
 
 PENGAWAS = Grants.only(["smpn2-ngawi", "bontang-bk"])
@@ -381,6 +382,11 @@ def test_cli_user_add(tmp_path: Path) -> None:
                                       "smpn2-ngawi", "--users", str(users)], env=env)
     assert result.exit_code == 0, result.output
     assert auth.authenticate(users, "siti", "rahasia-123") is not None
+    # a misspelt institution would grant nothing: refused before any password is asked for
+    typo = CliRunner().invoke(app, ["user", "add", "budi", "--role", "pengawas", "--institution", "smpn2-ngawai",
+                                    "--users", str(users)], env={**os.environ, "PATUH_NEW_PASSWORD": ""})
+    assert isinstance(typo.exception, UserError) and "unknown institution(s) 'smpn2-ngawai'" in str(typo.exception)
+    assert "budi" not in auth.load_users(users)
 
 
 def test_serve_builds_the_app_over_the_published_folder_with_demo_users(tmp_path: Path) -> None:

@@ -432,6 +432,9 @@ def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path)
     message = str(caught.value)
     assert "columns.activity: Field required" in message
     assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
+    # the export itself given as --mapping by mistake (a Latin-1 CSV): said so, not a UnicodeDecodeError
+    with pytest.raises(UserError, match=r"latin1.csv: not a UTF-8 text file; is it the mapping file\?"):
+        load_mapping(MESSY / "latin1.csv")
 
 
 def test_a_file_loaded_under_the_wrong_sop_says_how_to_move_it(tmp_path: Path) -> None:

@@ -175,6 +175,10 @@ def test_bad_requests_are_user_errors(published: Path, tmp_path: Path) -> None:
         write_reports(published, period="2025-13", institutions=None, formats={"html"}, out_dir=tmp_path)
     with pytest.raises(UserError, match="known institutions"):
         write_reports(published, period=PERIOD, institutions=["nope"], formats={"html"}, out_dir=tmp_path)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("", encoding="utf-8")  # --out below a file: the folder cannot be made
+    with pytest.raises(UserError, match=r"cannot create the report folder .*choose another with --out"):
+        write_reports(published, period=PERIOD, institutions=None, formats={"html"}, out_dir=blocked / "reports")
     result = subprocess.run([sys.executable, "-m", "pipeline.cli", "report", "--all", "--period", PERIOD,
                              "--db", str(tmp_path / "empty" / "patuh.duckdb")], capture_output=True, text=True)
     assert result.returncode == 1
