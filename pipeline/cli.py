@@ -40,7 +40,10 @@ SopDirOption = Annotated[Path | None, typer.Option("--sop-dir", help="SOP model 
 
 
 def _sop_dir(value: Path | None) -> Path:
-    return value or get_settings().catalogue_dir
+    path = value or get_settings().catalogue_dir
+    if not path.is_dir():  # a typo would list an empty catalogue
+        raise UserError(f"{path}: no such SOP model folder; give the folder of the .yaml models with --sop-dir")
+    return path
 
 
 def _db(value: Path | None) -> Path:
@@ -643,6 +646,10 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # the file system refused: a folder that does not exist, no permission, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]Galat / Error:[/] {where}{exc.strerror or exc}", highlight=False)
+        sys.exit(1)
     except typer.Abort:
         sys.exit(130)
     except Exception as exc:

@@ -414,6 +414,7 @@ def ingest_file(
             except _ReadAgain:
                 continue  # the source now reads longer lines (see readers.WIDE_LINE_BYTES)
     finally:
+        conn.execute("RESET disabled_optimizers")
         conn.execute("DROP VIEW IF EXISTS _patuh_v")
         conn.execute("DROP VIEW IF EXISTS _patuh_ok")
         conn.execute("DROP VIEW IF EXISTS _patuh_p")
@@ -542,12 +543,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                                {range_check}
                           END AS reason
                 FROM ({parse}))""")
-    except duckdb.Error as exc:
+    except duckdb.Error as exc:  # the transaction is aborted: ingest_file resets the optimizer after rollback
         if isinstance(exc, duckdb.InterruptException):
             raise
         raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
-    finally:
-        conn.execute("RESET disabled_optimizers")
+    conn.execute("RESET disabled_optimizers")
     # a CSV's row numbers are positions: the table keeps the file's order (DuckDB preserves insertion
     # order) and numbering rows while reading (row_number() OVER ()) would force a single thread.
     # Rows written in this transaction have row ids from a large base: positions count from the first.

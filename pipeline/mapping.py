@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -102,6 +103,25 @@ class Mapping(BaseModel):
         overlap = set(c.mapped().values()) & set(self.drop)
         if overlap:
             raise UserError(f"{where}: column(s) {sorted(overlap)} are both mapped and in 'drop'; choose one")
+        given = ([self.date_format] if self.date_format else []) + self.date_formats
+        for text, fmt in zip(given, self.formats(), strict=True):
+            if not _is_date_format(fmt):
+                raise UserError(f"{where}: date format {text!r} is not a date format; write it like "
+                                "'dd/mm/yyyy HH:MM' (or with strptime codes such as %d/%m/%Y %H:%M)")
+
+
+def _is_date_format(fmt: str) -> bool:
+    """Whether DuckDB's strptime takes ``fmt`` (an unknown directive fails the whole load otherwise)."""
+    if "%" not in fmt:
+        return False
+    probe = duckdb.connect()
+    try:
+        probe.execute("SELECT try_strptime('2000-01-01', ?)", [fmt]).fetchall()
+        return True
+    except duckdb.Error:
+        return False
+    finally:
+        probe.close()
 
 
 def load_mapping(path: Path) -> Mapping:

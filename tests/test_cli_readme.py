@@ -83,3 +83,17 @@ def test_a_usage_mistake_is_a_short_message_not_a_traceback(args: tuple[str, ...
     out = patuh(*args, secret="x")
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert f"Usage: patuh {args[0]}" in out.stderr
+
+
+def test_a_folder_that_cannot_be_written_or_found_is_a_message(tmp_path: Path) -> None:
+    """An output path below a file, or a missing SOP folder: one line naming the path and exit 1, no traceback."""
+    from tests.cli_process import patuh
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    rendered = patuh("sop", "render", "smpn2-ngawi/bk001-prosedur", "--out", str(blocker / "alur.svg"), secret="x")
+    missing = patuh("sop", "list", "--sop-dir", str(tmp_path / "tidak-ada"), secret="x")
+    for out in (rendered, missing):
+        assert out.returncode == 1 and "Galat / Error:" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert str(blocker) in " ".join(rendered.stderr.split())
+    assert "no such SOP model folder" in missing.stderr

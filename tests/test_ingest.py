@@ -432,9 +432,29 @@ def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path)
     message = str(caught.value)
     assert "columns.activity: Field required" in message
     assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
+    bad_format = tmp_path / "format.yaml"
+    bad_format.write_text("columns:\n  case_id: No Kasus\n  activity: Kegiatan\n  timestamp: Tanggal\n"
+                          "date_formats: ['%Q']\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"format.yaml: date format '%Q' is not a date format"):
+        load_mapping(bad_format)
     # the export itself given as --mapping by mistake (a Latin-1 CSV): said so, not a UnicodeDecodeError
     with pytest.raises(UserError, match=r"latin1.csv: not a UTF-8 text file; is it the mapping file\?"):
         load_mapping(MESSY / "latin1.csv")
+
+
+def test_a_parse_that_duckdb_refuses_leaves_the_connection_usable(tmp_path: Path) -> None:
+    """A mapping built in code skips load_mapping's checks: DuckDB then refuses the format inside the load's
+    transaction. The user gets the UserError (before: a TransactionException from resetting a setting in the
+    aborted transaction) and the next load on the same connection works."""
+    from pipeline.mapping import Mapping
+
+    conn = connect(tmp_path / "t.duckdb")
+    unchecked = Mapping.model_validate({"columns": {"case_id": "No Kasus", "activity": "Kegiatan",
+                                                    "timestamp": "Tanggal"}, "date_formats": ["%Q"]})
+    with pytest.raises(UserError, match=r"kasus_bk\.csv: cannot read the file"):
+        ingest_file(conn, MESSY / "kasus_bk.csv", institution_id="smpn2-ngawi", mapping=unchecked)
+    assert ingest_file(conn, MESSY / "latin1.csv", institution_id="smpn2-ngawi").rows_loaded == 3
+    assert conn.execute("SELECT count(*) FROM batches").fetchall() == [(1,)]
 
 
 def test_a_file_loaded_under_the_wrong_sop_says_how_to_move_it(tmp_path: Path) -> None:
