@@ -773,6 +773,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         raise RuntimeError(f"{name}: row accounting does not add up ({result.rows_in} in, {total} accounted)")
     if source.ordinal_time:
         result.notes.append("no timestamps in this log: event order kept as 1970-01-01 + event number (seconds)")
+    if not result.rows_in:
+        result.notes.append("the file has its header but no rows: nothing loaded (an export of an empty period?)")
     mapping_json = {"columns": cols, "timezone": tz, "date_formats": formats, "ordinal_time": source.ordinal_time,
                     "drop": mapping.drop if mapping else []}
     conn.execute(

@@ -457,6 +457,14 @@ def test_a_parse_that_duckdb_refuses_leaves_the_connection_usable(tmp_path: Path
     assert conn.execute("SELECT count(*) FROM batches").fetchall() == [(1,)]
 
 
+def test_an_export_with_only_its_header_says_nothing_was_loaded(tmp_path: Path) -> None:
+    export = tmp_path / "kosong.csv"
+    export.write_text("case_id,activity,timestamp\n", encoding="utf-8")
+    result = ingest_file(connect(tmp_path / "t.duckdb"), export, institution_id="smpn2-ngawi")
+    assert (result.rows_in, result.rows_loaded) == (0, 0)
+    assert "the file has its header but no rows: nothing loaded" in " ".join(result.notes)
+
+
 def test_a_file_loaded_under_the_wrong_sop_says_how_to_move_it(tmp_path: Path) -> None:
     """The same export again with another --sop is not loaded twice; the note names where it is and how to
     move it, and --replace moves its events and cases to the SOP asked for."""
