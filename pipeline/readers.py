@@ -129,6 +129,9 @@ def sniff_format(path: Path) -> str:
                         "export the log as CSV, XLSX or XES")
     if name.endswith((".xes", ".xml")):
         raise UserError(f"{path.name}: not an XES file (no XML header); export it again")
+    if name.endswith((".gz", ".parquet", ".xlsx")):  # named for a binary format, but text: a mix-up
+        raise UserError(f"{path.name}: not a {name.rsplit('.', 1)[1]} file, whatever its name says; "
+                        "export the log again")
     return "csv"
 
 

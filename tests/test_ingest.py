@@ -457,6 +457,16 @@ def test_a_parse_that_duckdb_refuses_leaves_the_connection_usable(tmp_path: Path
     assert conn.execute("SELECT count(*) FROM batches").fetchall() == [(1,)]
 
 
+@pytest.mark.parametrize("name", ["log.xes.gz", "log.parquet", "log.xlsx"])
+def test_a_text_file_named_for_a_binary_format_is_refused_by_that_name(tmp_path: Path, name: str) -> None:
+    """A CSV saved as .xes.gz (or .parquet, .xlsx) is a mix-up: said so, instead of "cannot read it as CSV"."""
+    export = tmp_path / name
+    export.write_text("case_id,activity,timestamp\nA,x,2025-01-02 08:00\n", encoding="utf-8")
+    kind = name.rsplit(".", 1)[1]
+    with pytest.raises(UserError, match=rf"{name}: not a {kind} file, whatever its name says"):
+        ingest_file(connect(tmp_path / "t.duckdb"), export, institution_id="smpn2-ngawi")
+
+
 def test_an_export_with_only_its_header_says_nothing_was_loaded(tmp_path: Path) -> None:
     export = tmp_path / "kosong.csv"
     export.write_text("case_id,activity,timestamp\n", encoding="utf-8")
