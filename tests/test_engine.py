@@ -244,9 +244,20 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     add_case(hand_made, catalogue, "new", ["s1", "s2", "s6"], batch_id=2)
     # an existing case grows (s5 again, then the end): its old rows leave the per-case sums, its new ones enter
     add_case(hand_made, catalogue, "open", ["s5", "s6"], batch_id=2, start=BASE + dt.timedelta(hours=3))
+    # an institution and SOP with no case before: its first aggregates, and the per-role load of a new institution
+    bontang = ("bontang-bk", "bontang-bk/konseling-individu")
+    hand_made.execute("INSERT INTO events SELECT * REPLACE (?::VARCHAR AS institution_id, ?::VARCHAR AS sop_id, "
+                      "'first-b' AS case_id, 2 AS batch_id, source_row + 2000 AS source_row) FROM events "
+                      "WHERE case_id = 'fits' AND sop_id = ? AND step_id IN ('s1', 's2', 's3', 's4')",
+                      [*bontang, PROSEDUR])  # steps s1..s4 exist in both models
+    hand_made.execute("INSERT INTO cases SELECT * REPLACE (?::VARCHAR AS institution_id, ?::VARCHAR AS sop_id, "
+                      "'first-b' AS case_id, 4 AS n_events) FROM cases WHERE case_id = 'fits' AND sop_id = ?",
+                      [*bontang, PROSEDUR])
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
     assert incremental.mode == "incremental"
     after_incremental = published_rows()
+    assert any(row[0] == "bontang-bk" for row in after_incremental["bottleneck_step_month"])
+    assert any(row[2] == "first-b" for row in after_incremental["case_results"])
     # unchanged cases keep the run that checked them; the new and the open case carry the new run
     assert sorted(after_incremental["ids"]) == sorted([(first.run_id,), (incremental.run_id,)])
     full = _run(hand_made, catalogue, full=True, published_dir=tmp_path / "published")
