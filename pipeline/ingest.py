@@ -401,6 +401,12 @@ def ingest_file(
                          accept=accept, progress=progress)
     try:
         cols = resolve_columns(source.columns, mapping, path.name)
+        # a header repeated in the export: the readers name the second copy '<name>_<n>' and the first is used
+        twins = sorted({c for c in cols.values() for other in source.columns
+                        if re.fullmatch(rf"{re.escape(c)}_\d+", other)})
+        if twins:
+            source.notes.append(f"the header has {', '.join(map(repr, twins))} twice (the second read as "
+                                f"'{twins[0]}_<n>'): the first is used; rename one in the export if that is wrong")
         if "timestamp" not in cols and "end" not in cols and not source.ordinal_time:
             raise UserError(f"{path.name}: no timestamp column (columns: {', '.join(map(repr, source.columns[:12]))}); "
                             "name it timestamp (or ts_start and ts_end), or map it in a mapping file")

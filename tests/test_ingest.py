@@ -467,6 +467,16 @@ def test_a_text_file_named_for_a_binary_format_is_refused_by_that_name(tmp_path:
         ingest_file(connect(tmp_path / "t.duckdb"), export, institution_id="smpn2-ngawi")
 
 
+def test_a_repeated_header_is_named_in_a_note(tmp_path: Path) -> None:
+    """Two 'case_id' columns (a spreadsheet pasted together): the first is used, and the note says so."""
+    export = tmp_path / "dua.csv"
+    export.write_text("case_id,activity,case_id,timestamp\nA,x,B,2025-01-02 08:00\n", encoding="utf-8")
+    result = ingest_file(connect(tmp_path / "t.duckdb"), export, institution_id="smpn2-ngawi")
+    assert result.rows_loaded == 1
+    assert "the header has 'case_id' twice (the second read as 'case_id_<n>'): the first is used" \
+        in " ".join(result.notes)
+
+
 def test_an_export_with_only_its_header_says_nothing_was_loaded(tmp_path: Path) -> None:
     export = tmp_path / "kosong.csv"
     export.write_text("case_id,activity,timestamp\n", encoding="utf-8")
