@@ -225,7 +225,9 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
             res = load_rule_input(conn, path, input_name=input_name, institution_id=institution, key=load_secret(),
                                   timezone=institutions[institution].timezone)
             if res.skipped:
-                console.print(f"{path.name}: sudah dimuat / already loaded")
+                console.print(f"{path.name}: sudah dimuat / already loaded as batch {res.batch_id} (same sha256); "
+                              "'patuh batches' shows where, 'patuh unload --batch N' takes it out to load it again",
+                              markup=False, highlight=False)
             else:
                 console.print(f"{path.name}: {res.rows_in} baris/rows, {res.rows_loaded} dimuat/loaded, "
                               f"{res.rows_quarantined} karantina/quarantined")

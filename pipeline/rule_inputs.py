@@ -209,8 +209,10 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     if not path.exists():
         raise UserError(f"{path}: no such file")
     sha = file_sha256(path)
-    if conn.execute("SELECT count(*) FROM batches WHERE sha256 = ?", [sha]).fetchall()[0][0]:
-        return RuleInputResult(path.name, input_name, None, True, 0, 0, 0)
+    done = conn.execute("SELECT batch_id, rows_in, rows_loaded, rows_quarantined FROM batches WHERE sha256 = ?",
+                        [sha]).fetchall()
+    if done:  # the batch it is loaded as (an event log or another input, for whichever institution)
+        return RuleInputResult(path.name, input_name, int(done[0][0]), True, *map(int, done[0][1:]))
     read = _read(conn, path)
     frame = read.frame
     headers = [str(c) for c in frame.columns]

@@ -51,7 +51,8 @@ def test_attendance_rules_report_each_breach(tmp_path: Path) -> None:
     assert reasons == ["bad_date", "bad_status", "missing_student_id"]
     again = load_rule_input(conn, tmp_path / "absen.csv", input_name="attendance_daily",
                             institution_id="smkn1-petasia", key=KEY)
-    assert again.skipped
+    assert again.skipped and again.batch_id == res.batch_id  # which batch it is, to unload it if need be
+    assert (again.rows_in, again.rows_loaded, again.rows_quarantined) == (183, 180, 3)
     catalogue = load_catalogue(settings.catalogue_dir)
     summary = run_compliance(conn, catalogue, load_institutions(settings.institutions_file),
                              load_calendars(settings.institutions_file), institution="smkn1-petasia",
