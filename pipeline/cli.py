@@ -30,7 +30,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sop_app = typer.Typer(help="SOP models: validate, list, show, render.", no_args_is_help=True)
+sop_app = typer.Typer(help="Model SOP: validasi, daftar, tampilkan, gambar. "
+                           "/ SOP models: validate, list, show, render.", no_args_is_help=True)
 app.add_typer(sop_app, name="sop")
 console = Console()
 err_console = Console(stderr=True)
@@ -59,7 +60,8 @@ def sop_validate(
     sop_dir: SopDirOption = None,
     strict: Annotated[bool, typer.Option(help="Treat warnings as errors")] = False,
 ) -> None:
-    """Check every model file; report every problem (file, line, step, fix) at once."""
+    """Periksa setiap berkas model; semua masalah (berkas, baris, langkah, perbaikan) dilaporkan sekaligus.
+    / Check every model file; report every problem (file, line, step, fix) at once."""
     from pipeline.catalogue import validate_catalogue
 
     report = validate_catalogue(_sop_dir(sop_dir), files or None)
@@ -80,7 +82,8 @@ def sop_list(
     sop_dir: SopDirOption = None,
     institution: Annotated[str | None, typer.Option(help="Only this institution")] = None,
 ) -> None:
-    """List the catalogue: id, number, title, steps."""
+    """Daftar katalog: id, nomor, judul, langkah.
+    / List the catalogue: id, number, title, steps."""
     from pipeline.sop import load_catalogue
 
     catalogue = load_catalogue(_sop_dir(sop_dir))
@@ -95,7 +98,8 @@ def sop_list(
 
 @sop_app.command("show")
 def sop_show(sop_id: str, sop_dir: SopDirOption = None) -> None:
-    """Print one SOP as its paper table (steps, lanes, kelengkapan, waktu, output)."""
+    """Cetak satu SOP sebagai tabel aslinya (langkah, pelaksana, kelengkapan, waktu, output).
+    / Print one SOP as its paper table (steps, lanes, kelengkapan, waktu, output)."""
     from pipeline.catalogue import sop_table
     from pipeline.sop import load_catalogue
 
@@ -183,7 +187,8 @@ def run_cmd(
     full: Annotated[bool, typer.Option(help="Check every case again (no incremental carry-over)")] = False,
     workers: Annotated[int, typer.Option(help="Processes for alignments")] = 2,
 ) -> None:
-    """Check every case against its SOP (one transaction), then publish for the dashboard and reports."""
+    """Periksa setiap kasus terhadap SOP-nya (satu transaksi), lalu terbitkan untuk dasbor dan laporan.
+    / Check every case against its SOP (one transaction), then publish for the dashboard and reports."""
     summary = run_for_db(_db(db), institution=institution, sop=sop, as_of=_parse_as_of(as_of), full=full,
                          workers=workers)
     _print_run_summary(summary)
@@ -195,7 +200,8 @@ def conform_cmd(
     model: Annotated[Path, typer.Option("--model", help="Model: PNML, BPMN or an SOP .yaml")],
     out: Annotated[Path, typer.Option("--out", help="CSV with one row per case")],
 ) -> None:
-    """Check any log against any model without a database (compare with pm4py or other tools)."""
+    """Periksa log apa pun terhadap model apa pun tanpa basis data (pembanding pm4py atau alat lain).
+    / Check any log against any model without a database (compare with pm4py or other tools)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline.conform import conform_file
@@ -244,7 +250,8 @@ def attendance_cmd(
     institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
     db: DbOption = None,
 ) -> None:
-    """Load daily attendance (one row per student per school day) for the rule models."""
+    """Muat presensi harian (satu baris per siswa per hari sekolah) untuk model aturan.
+    / Load daily attendance (one row per student per school day) for the rule models."""
     _load_rule_inputs(files, "attendance_daily", institution, db)
 
 
@@ -255,7 +262,8 @@ def rule_input_cmd(
     institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
     db: DbOption = None,
 ) -> None:
-    """Load an input of the rule models: daily attendance, escalations of "layanan khusus" cases, or scores
+    """Muat masukan model aturan: presensi harian, eskalasi kasus layanan khusus, atau nilai dan remedialnya.
+    / Load an input of the rule models: daily attendance, escalations of "layanan khusus" cases, or scores
     with their remedials (docs/rules-input.md)."""
     _load_rule_inputs(files, input_name, institution, db)
 
@@ -269,7 +277,8 @@ def demo_cmd(
     host: Annotated[str, typer.Option(help="Dashboard host")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Dashboard port", min=1, max=65535)] = 8050,
 ) -> None:
-    """The main job on the embedded default: demo logs -> database -> compliance run -> reports -> dashboard."""
+    """Pekerjaan utama dengan data bawaan: log demo -> basis data -> pemeriksaan -> laporan -> dasbor.
+    / The main job on the embedded default: demo logs -> database -> compliance run -> reports -> dashboard."""
     from pipeline.demo import run_demo
 
     run_demo(_db(db), cases=cases, seed=seed, console=console, serve=serve, host=host, port=port)
@@ -277,7 +286,8 @@ def demo_cmd(
 
 # --- ingest (ingest, map suggest) ---
 
-map_app = typer.Typer(help="Column mappings for exports: suggest.", no_args_is_help=True)
+map_app = typer.Typer(help="Pemetaan kolom ekspor: usulan. / Column mappings for exports: suggest.",
+                      no_args_is_help=True)
 app.add_typer(map_app, name="map")
 
 
@@ -340,7 +350,8 @@ def ingest_cmd(
     replace: Annotated[bool, typer.Option(
         "--replace", help="Load a file again that was loaded before (e.g. with a corrected mapping)")] = False,
 ) -> None:
-    """Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
+    """Muat log peristiwa ke basis data: satu batch per berkas, baris bermasalah dikarantina, identitas dipseudonimkan.
+    / Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from pipeline.db import connect
@@ -379,7 +390,8 @@ def map_suggest_cmd(
     sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
     sop_dir: SopDirOption = None,
 ) -> None:
-    """Print a mapping YAML for FILE (Indonesian or English headers, fuzzy-matched activities) to review."""
+    """Cetak usulan pemetaan YAML untuk FILE (judul kolom Indonesia atau Inggris, aktivitas dicocokkan) untuk ditinjau.
+    / Print a mapping YAML for FILE (Indonesian or English headers, fuzzy-matched activities) to review."""
     from pipeline.mapping import suggest_for_file
     from pipeline.sop import load_catalogue
 
@@ -389,7 +401,7 @@ def map_suggest_cmd(
 
 # --- dashboard (serve, user) ---
 # The engine never imports the dashboard (import contract): these commands load it by name, lazily.
-user_app = typer.Typer(help="Dashboard users: add.", no_args_is_help=True)
+user_app = typer.Typer(help="Pengguna dasbor: tambah. / Dashboard users: add.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 UsersOption = Annotated[Path | None, typer.Option("--users", help="Users file (default <db dir>/users.yaml)")]
 
@@ -399,7 +411,8 @@ def batches_cmd(
     institution: Annotated[str | None, typer.Option("--institution", help="Only this institution")] = None,
     db: DbOption = None,
 ) -> None:
-    """List the loaded files (batches): rows in, loaded, quarantined, duplicates."""
+    """Daftar berkas yang dimuat (batch): baris masuk, dimuat, dikarantina, duplikat.
+    / List the loaded files (batches): rows in, loaded, quarantined, duplicates."""
     from pipeline.batches import list_batches
     from pipeline.db import connect
 
@@ -427,7 +440,8 @@ def unload_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
     db: DbOption = None,
 ) -> None:
-    """Take loaded files (batches) out again: their events go, their cases are recomputed; the next run is full."""
+    """Keluarkan berkas yang sudah dimuat: peristiwanya dihapus, kasusnya dihitung ulang; pemeriksaan berikutnya penuh.
+    / Take loaded files (batches) out again: their events go, their cases are recomputed; the next run is full."""
     from pipeline.batches import list_batches, require_batch
     from pipeline.db import connect
     from pipeline.ingest import remove_batch
@@ -464,7 +478,8 @@ def quarantine_cmd(
     limit: Annotated[int, typer.Option("--limit", help="Rows shown on screen")] = 20,
     db: DbOption = None,
 ) -> None:
-    """Show the rows that could not be loaded and what to fix in each; --out writes all of them to CSV."""
+    """Tampilkan baris yang tidak dapat dimuat dan perbaikannya; --out menulis semuanya ke CSV.
+    / Show the rows that could not be loaded and what to fix in each; --out writes all of them to CSV."""
     from pipeline.batches import quarantined_rows
     from pipeline.db import connect
 
@@ -497,7 +512,8 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="Port", min=1, max=65535)] = 8050,
     users: UsersOption = None,
 ) -> None:
-    """Serve the dashboard (waitress) from <db dir>/published; keeps working while 'patuh run' writes."""
+    """Jalankan dasbor (waitress) dari <folder db>/published; tetap melayani selama 'patuh run' menulis.
+    / Serve the dashboard (waitress) from <db dir>/published; keeps working while 'patuh run' writes."""
     import importlib
 
     serve_mod = importlib.import_module("dashboards.serve")
@@ -512,7 +528,8 @@ def user_add_cmd(
     users: UsersOption = None,
     db: DbOption = None,
 ) -> None:
-    """Add or replace a dashboard user; the password is prompted for (or read from PATUH_NEW_PASSWORD)."""
+    """Tambah atau ganti pengguna dasbor; kata sandi ditanyakan (atau dibaca dari PATUH_NEW_PASSWORD).
+    / Add or replace a dashboard user; the password is prompted for (or read from PATUH_NEW_PASSWORD)."""
     import importlib
     import os
 
@@ -542,7 +559,8 @@ def report_cmd(
     lang: Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) or en")] = "id",
     db: DbOption = None,
 ) -> None:
-    """Write periodic compliance reports (HTML, PDF) from the current published results."""
+    """Tulis laporan kepatuhan berkala (HTML, PDF) dari hasil terbitan terkini.
+    / Write periodic compliance reports (HTML, PDF) from the current published results."""
     from pipeline.publish import current_published
     from pipeline.report import write_reports
 
@@ -570,7 +588,8 @@ def sop_render(
     graph: Annotated[bool, typer.Option("--graph", help="Draw the compiled process instead of the table")] = False,
     sop_dir: SopDirOption = None,
 ) -> None:
-    """Draw one SOP like the paper original (Permenpan-RB table) or, with --graph, its process."""
+    """Gambar satu SOP seperti aslinya (tabel Permenpan-RB) atau, dengan --graph, alur prosesnya.
+    / Draw one SOP like the paper original (Permenpan-RB table) or, with --graph, its process."""
     from pipeline.render import institution_name, render_to_file
     from pipeline.sop import load_catalogue
 
@@ -605,7 +624,8 @@ def synth_cmd(
     fmt: Annotated[str, typer.Option("--format", help="csv, parquet, xlsx or xes")] = "parquet",
     messy: Annotated[bool, typer.Option("--messy", help="Also write real-looking exports (XLSX, Latin-1 CSV)")] = False,
 ) -> None:
-    """Synthetic event logs with labelled deviations (ground_truth.csv) for testing the checker."""
+    """Log peristiwa sintetis dengan penyimpangan berlabel (ground_truth.csv) untuk menguji pemeriksa.
+    / Synthetic event logs with labelled deviations (ground_truth.csv) for testing the checker."""
     import time
 
     from pipeline.synth import generate

@@ -61,12 +61,17 @@ def test_patuh_help_lists_the_commands() -> None:
 
 
 def test_each_command_has_help() -> None:
-    """`patuh <command> --help` exits 0 and prints a usage line for every command and group."""
+    """`patuh <command> --help` exits 0 and prints a usage line for every command and group, and its help
+    speaks Bahasa Indonesia first and English second ("<Indonesian> / <English>")."""
     runner = CliRunner()
     for path in COMMANDS:
-        result = runner.invoke(app, [*path, "--help"])
+        result = runner.invoke(app, [*path, "--help"], terminal_width=250)
         assert result.exit_code == 0, f"patuh {' '.join(path)} --help: {result.output}"
         assert "Usage:" in result.output
+        words = " ".join(result.output.replace("│", " ").split())
+        assert re.search(r"\b(Periksa|Muat|Daftar|Cetak|Tampilkan|Keluarkan|Jalankan|Tulis|Tambah|Gambar|Log|"
+                         r"Pekerjaan|Model SOP|Pemetaan|Pengguna)\b.*? / [A-Z]", words), \
+            f"patuh {' '.join(path)} --help has no Indonesian help before the English one"
 
 
 @pytest.mark.parametrize("args, says", [
