@@ -759,7 +759,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     # -- counts and the batch row
     n_parsed = _count(conn, "_patuh_p0")
     by_reason = dict(conn.execute(
-        "SELECT reason, count(*) FROM _patuh_p WHERE reason IS NOT NULL GROUP BY reason ORDER BY 2 DESC").fetchall())
+        "SELECT reason, count(*) FROM _patuh_p WHERE reason IS NOT NULL GROUP BY reason ORDER BY 2 DESC, 1").fetchall())
     if rejects:
         by_reason["ragged_line"] = len(rejects)
     n_valid = n_parsed - sum(v for k, v in by_reason.items() if k != "ragged_line")

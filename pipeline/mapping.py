@@ -294,7 +294,7 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
             if "activity" in roles:
                 col = '"' + roles["activity"].replace('"', '""') + '"'
                 rows = conn.execute(f"SELECT trim({col}) AS a, count(*) FROM {source.sql} WHERE trim({col}) <> '' "
-                                    "GROUP BY a ORDER BY 2 DESC LIMIT 500").fetchall()
+                                    "GROUP BY a ORDER BY 2 DESC, 1 LIMIT 500").fetchall()
                 labels = [str(r[0]) for r in rows]
         finally:
             source.close(conn)
