@@ -343,7 +343,7 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
     wd = _Where(grants, f, "d").eq("sop_id", f.sop).period("occurred_at", f)
     # one scan: deviations per kind, and the stalled cases (one stalled_case deviation per open case)
     kinds = _df(src, f"SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind "
-                     "ORDER BY n DESC", wd.params)
+                     "ORDER BY n DESC, d.kind", wd.params)
     stalled = kinds.loc[kinds["kind"] == "stalled_case", "n"] if not kinds.empty else kinds
     total["stalled"] = int(stalled.iloc[0]) if len(stalled) else 0
     return {"total": total, "institution": roll(["institution_id"]).sort_values("institution_id"),
@@ -608,7 +608,7 @@ def attention_cases(src: Source, grants: Grants, f: Filters, limit: int = 20) ->
     return _df(src, f"""
         SELECT r.case_id, r.institution_id, r.sop_id, r.opened_at, r.status, r.n_deviations, r.fitness
         FROM case_results r WHERE {w.sql}
-        ORDER BY r.opened_at DESC, r.n_deviations DESC LIMIT {min(limit, PAGE_SIZE)}
+        ORDER BY r.opened_at DESC, r.n_deviations DESC, r.case_id LIMIT {min(limit, PAGE_SIZE)}
     """, w.params)
 
 
