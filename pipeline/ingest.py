@@ -204,6 +204,9 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
     for word, zone in _ZONES:
         stripped = f"rtrim(left({x}, length({x}) - {len(word)}))"
         branches.append(f"WHEN {x} ILIKE '%{word}' THEN {local_sql(naive_sql(stripped, formats), zone)}")
+    # Unix time from application exports: 10 digits are seconds (2001-2286), 13 milliseconds; always UTC
+    branches.append(f"WHEN regexp_full_match({x}, '\\d{{10}}') THEN to_timestamp(CAST({x} AS BIGINT))")
+    branches.append(f"WHEN regexp_full_match({x}, '\\d{{13}}') THEN to_timestamp(CAST({x} AS BIGINT) / 1000.0)")
     offset = f"CASE WHEN regexp_matches({x}, '{_OFFSET_RE}') THEN TRY_CAST({x} AS TIMESTAMPTZ) END"
     branches.append(f"ELSE coalesce({offset}, {local_sql(naive_sql(x, formats), tz)})")
     slow = "CASE " + " ".join(branches) + " END"

@@ -404,6 +404,22 @@ def test_dates_fast_and_slow_forms_agree(tmp_path: Path) -> None:
                    "2024-03-04 05:00", "2024-03-03 17:00"]
 
 
+def test_unix_time_from_application_exports_is_read_as_utc(tmp_path: Path) -> None:
+    """10 digits are seconds and 13 milliseconds since 1970 (UTC, whatever the institution's zone); as text in
+    a CSV or as integers in Parquet. Before, every such row was quarantined as bad_timestamp."""
+    csv = tmp_path / "app.csv"
+    csv.write_text("case_id,activity,timestamp\nA,s1,1709539200\nA,s2,1709542800000\n", encoding="utf-8")
+    parquet = tmp_path / "app.parquet"
+    pd.DataFrame({"case_id": ["B", "B"], "activity": ["s1", "s2"],
+                  "timestamp": [1709539200, 1709542800]}).to_parquet(parquet)
+    conn = connect(tmp_path / "t.duckdb")
+    for path in (csv, parquet):
+        assert ingest_file(conn, path, institution_id="smpn2-ngawi").rows_quarantined == 0
+    got = conn.execute("SELECT batch_id, strftime(ts_end, '%Y-%m-%d %H:%M') FROM events ORDER BY ALL").fetchall()
+    assert got == [(1, "2024-03-04 08:00"), (1, "2024-03-04 09:00"), (2, "2024-03-04 08:00"),
+                   (2, "2024-03-04 09:00")]
+
+
 def test_a_log_without_sop_joins_its_cases(tmp_path: Path) -> None:
     conn = connect(tmp_path / "t.duckdb")
     ingest_file(conn, REFERENCE / "running-example.csv", institution_id="smpn2-ngawi")
