@@ -41,7 +41,7 @@ import pyarrow as pa
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import Source, csv_record_lines, open_source, reject_message
+from pipeline.readers import Source, csv_record_lines, open_source, quarantine_rejects
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -628,10 +628,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
         LEFT JOIN _patuh_lines ln ON ln.pos = p.source_row
         WHERE p.reason IS NOT NULL ORDER BY p.source_row""")
-    if rejects:
-        conn.executemany(
-            "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",
-            [[batch_id, r.line, reject_message(name, r)] for r in rejects])
+    quarantine_rejects(conn, batch_id, name, rejects)
 
     # -- documents lists and status words, once per distinct text; the rows that pass validation
     joins_ok: list[str] = []
@@ -836,12 +833,8 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
     events left has no row); returns (cases that had a row before, cases written, of which open)."""
     inst, sop_sql = sql_literal(institution_id), sql_literal(sop_id)
     cases_updated = int(conn.execute(f"""
-        SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id
-        WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}""").fetchall()[0][0])
-    if cases_updated:
-        conn.execute(f"""
-            DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}
-            AND c.case_id IN (SELECT case_id FROM {affected})""")
+        DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}
+        AND c.case_id IN (SELECT case_id FROM {affected})""").fetchall()[0][0])
     ends = _list(end_steps(model)) if model else "[]"
     rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
     # the last event (by time, then batch and row) gives the step; the last recorded status wins.

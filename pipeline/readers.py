@@ -99,6 +99,14 @@ def reject_message(name: str, reject: Reject) -> str:
     return f"{name}: line {reject.line}: {reject.message}; {fix}"
 
 
+def quarantine_rejects(conn: duckdb.DuckDBPyConnection, batch_id: int, name: str, rejects: list[Reject]) -> None:
+    """Quarantine rows ``ragged_line`` for the lines of file ``name`` a CSV scan could not split."""
+    if rejects:
+        conn.executemany(
+            "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",
+            [[batch_id, r.line, reject_message(name, r)] for r in rejects])
+
+
 def sniff_format(path: Path) -> str:
     """csv | xlsx | parquet | xes | xes.gz from the first bytes (the extension only breaks ties)."""
     try:

@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline.calendars import WorkingCalendar
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
-from pipeline.readers import Reject, reject_message
+from pipeline.readers import Reject, quarantine_rejects
 
 STATUS_WORDS = {
     "hadir": "hadir", "h": "hadir", "present": "hadir", "dispensasi": "hadir",
@@ -258,18 +258,13 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
                 """,
                 {"batch": batch_id, "file": path.name, "word": read.word},
             )
-            if read.rejects:  # ragged CSV lines: quarantined with their line, the rest of the file loads
-                conn.executemany(
-                    "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) "
-                    "VALUES (?, ?, 'ragged_line', ?, NULL)",
-                    [[batch_id, r.line, reject_message(path.name, r)] for r in read.rejects])
-            conn.execute(
+            # ragged CSV lines: quarantined with their line, the rest of the file loads
+            quarantine_rejects(conn, batch_id, path.name, read.rejects)
+            loaded = int(conn.execute(
                 f"INSERT INTO {spec.table} ({', '.join(['institution_id', *columns, 'batch_id', 'source_row'])}) "
                 f"SELECT $inst, {out}, $batch, source_row FROM rule_input_checked WHERE reason IS NULL",
                 {"inst": institution_id, "batch": batch_id},
-            )
-            loaded = int(conn.execute(f"SELECT count(*) FROM {spec.table} WHERE batch_id = ?",
-                                      [batch_id]).fetchall()[0][0])
+            ).fetchall()[0][0])
             rows_in = len(staged) + len(read.rejects)
             conn.execute(
                 "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, "

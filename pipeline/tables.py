@@ -1,9 +1,9 @@
 """Tables the ``patuh`` command prints, readable at any terminal width (80 columns included).
 
 A table whose columns fit the terminal is printed as a table. One that does not (the ingest summary has
-eleven columns) is printed as one record per row instead: its key cells on one line, then its ``label: value``
-pairs, as many to a line as fit. Rich would otherwise squeeze every column to a few letters and cut identifiers with an
-ellipsis, and a user could no longer read a file name or copy an SOP id.
+eleven columns) is printed as one record per row instead: its key cells on one line, then its
+``label: value`` pairs, as many to a line as fit. Rich would otherwise squeeze every column to a few letters
+and cut identifiers with an ellipsis, and a user could no longer read a file name or copy an SOP id.
 """
 
 from __future__ import annotations
