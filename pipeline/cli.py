@@ -36,8 +36,12 @@ app.add_typer(sop_app, name="sop")
 console = Console()
 err_console = Console(stderr=True)
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default data/patuh.duckdb)")]
-SopDirOption = Annotated[Path | None, typer.Option("--sop-dir", help="SOP model folder (default sop_models/)")]
+DbOption = Annotated[Path | None, typer.Option(
+    "--db", help="Berkas DuckDB (bawaan data/patuh.duckdb) / DuckDB file (default data/patuh.duckdb)")]
+SopDirOption = Annotated[Path | None, typer.Option(
+    "--sop-dir", help="Folder model SOP (bawaan sop_models/) / SOP model folder (default sop_models/)")]
+SopIdArgument = Annotated[str, typer.Argument(
+    help="Id SOP, mis. smpn2-ngawi/bk001-prosedur (lihat patuh sop list) / SOP id (see patuh sop list)")]
 
 
 def _sop_dir(value: Path | None) -> Path:
@@ -56,9 +60,11 @@ def _db(value: Path | None) -> Path:
 
 @sop_app.command("validate")
 def sop_validate(
-    files: Annotated[list[Path] | None, typer.Argument(help="Model files (default: the whole catalogue)")] = None,
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="Berkas model (bawaan: seluruh katalog) / "
+             "Model files (default: the whole catalogue)")] = None,
     sop_dir: SopDirOption = None,
-    strict: Annotated[bool, typer.Option(help="Treat warnings as errors")] = False,
+    strict: Annotated[bool, typer.Option(help="Peringatan dianggap galat / Treat warnings as errors")] = False,
 ) -> None:
     """Periksa setiap berkas model; semua masalah (berkas, baris, langkah, perbaikan) dilaporkan sekaligus.
     / Check every model file; report every problem (file, line, step, fix) at once."""
@@ -80,7 +86,7 @@ def sop_validate(
 @sop_app.command("list")
 def sop_list(
     sop_dir: SopDirOption = None,
-    institution: Annotated[str | None, typer.Option(help="Only this institution")] = None,
+    institution: Annotated[str | None, typer.Option(help="Hanya lembaga ini / Only this institution")] = None,
 ) -> None:
     """Daftar katalog: id, nomor, judul, langkah.
     / List the catalogue: id, number, title, steps."""
@@ -97,7 +103,7 @@ def sop_list(
 
 
 @sop_app.command("show")
-def sop_show(sop_id: str, sop_dir: SopDirOption = None) -> None:
+def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
     """Cetak satu SOP sebagai tabel aslinya (langkah, pelaksana, kelengkapan, waktu, output).
     / Print one SOP as its paper table (steps, lanes, kelengkapan, waktu, output)."""
     from pipeline.catalogue import sop_table
@@ -181,11 +187,15 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
 @app.command("run")
 def run_cmd(
     db: DbOption = None,
-    institution: Annotated[str | None, typer.Option(help="Only this institution")] = None,
-    sop: Annotated[str | None, typer.Option(help="Only this SOP id")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Judge open cases at this time (ISO)")] = None,
-    full: Annotated[bool, typer.Option(help="Check every case again (no incremental carry-over)")] = False,
-    workers: Annotated[int, typer.Option(help="Processes for alignments")] = 2,
+    institution: Annotated[str | None, typer.Option(help="Hanya lembaga ini / Only this institution")] = None,
+    sop: Annotated[str | None, typer.Option(help="Hanya SOP ini (id) / Only this SOP id")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Nilai kasus terbuka pada waktu ini (ISO) / "
+                        "Judge open cases at this time (ISO)")] = None,
+    full: Annotated[bool, typer.Option(
+        help="Periksa ulang semua kasus (tanpa hasil lama) / "
+             "Check every case again (no incremental carry-over)")] = False,
+    workers: Annotated[int, typer.Option(help="Jumlah proses untuk alignment / Processes for alignments")] = 2,
 ) -> None:
     """Periksa setiap kasus terhadap SOP-nya (satu transaksi), lalu terbitkan untuk dasbor dan laporan.
     / Check every case against its SOP (one transaction), then publish for the dashboard and reports."""
@@ -196,9 +206,13 @@ def run_cmd(
 
 @app.command("conform")
 def conform_cmd(
-    log: Annotated[Path, typer.Option("--log", help="Event log: XES, .xes.gz or CSV (pm4py columns)")],
-    model: Annotated[Path, typer.Option("--model", help="Model: PNML, BPMN or an SOP .yaml")],
-    out: Annotated[Path, typer.Option("--out", help="CSV with one row per case")],
+    log: Annotated[Path, typer.Option(
+        "--log", help="Log peristiwa: XES, .xes.gz atau CSV (kolom pm4py) / "
+                      "Event log: XES, .xes.gz or CSV (pm4py columns)")],
+    model: Annotated[Path, typer.Option(
+        "--model", help="Model: PNML, BPMN atau .yaml SOP / "
+                        "Model: PNML, BPMN or an SOP .yaml")],
+    out: Annotated[Path, typer.Option("--out", help="CSV satu baris per kasus / CSV with one row per case")],
 ) -> None:
     """Periksa log apa pun terhadap model apa pun tanpa basis data (pembanding pm4py atau alat lain).
     / Check any log against any model without a database (compare with pm4py or other tools)."""
@@ -246,8 +260,12 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
 
 @app.command("attendance")
 def attendance_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Daily attendance exports (CSV, XLSX, Parquet)")],
-    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Ekspor presensi harian (CSV, XLSX, Parquet) / "
+             "Daily attendance exports (CSV, XLSX, Parquet)")],
+    institution: Annotated[str, typer.Option(
+        help="Id lembaga, mis. smkn1-petasia / "
+             "Institution id, e.g. smkn1-petasia")],
     db: DbOption = None,
 ) -> None:
     """Muat presensi harian (satu baris per siswa per hari sekolah) untuk model aturan.
@@ -257,9 +275,13 @@ def attendance_cmd(
 
 @app.command("rule-input")
 def rule_input_cmd(
-    files: Annotated[list[Path], typer.Argument(help="Exports (CSV, XLSX, Parquet) of one rule input")],
-    input_name: Annotated[str, typer.Option("--input", help="attendance_daily, escalation_events or scores")],
-    institution: Annotated[str, typer.Option(help="Institution id, e.g. smkn1-petasia")],
+    files: Annotated[list[Path], typer.Argument(
+        help="Ekspor (CSV, XLSX, Parquet) satu masukan aturan / "
+             "Exports (CSV, XLSX, Parquet) of one rule input")],
+    input_name: Annotated[str, typer.Option("--input", help="attendance_daily, escalation_events atau/or scores")],
+    institution: Annotated[str, typer.Option(
+        help="Id lembaga, mis. smkn1-petasia / "
+             "Institution id, e.g. smkn1-petasia")],
     db: DbOption = None,
 ) -> None:
     """Muat masukan model aturan: presensi harian, eskalasi kasus layanan khusus, atau nilai dan remedialnya.
@@ -270,12 +292,16 @@ def rule_input_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    cases: Annotated[int, typer.Option(help="Number of synthetic cases")] = 20000,
+    cases: Annotated[int, typer.Option(help="Jumlah kasus sintetis / Number of synthetic cases")] = 20000,
     db: DbOption = None,
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard at the end")] = True,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 20261123,
-    host: Annotated[str, typer.Option(help="Dashboard host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Dashboard port", min=1, max=65535)] = 8050,
+    serve: Annotated[bool, typer.Option(
+        "--serve/--no-serve", help="Sajikan dasbor di akhir / "
+                                   "Serve the dashboard at the end")] = True,
+    seed: Annotated[int, typer.Option(
+        help="Benih acak (benih sama, data sama) / "
+             "Random seed (same seed, same data)")] = 20261123,
+    host: Annotated[str, typer.Option(help="Host dasbor / Dashboard host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port dasbor / Dashboard port", min=1, max=65535)] = 8050,
 ) -> None:
     """Pekerjaan utama dengan data bawaan: log demo -> basis data -> pemeriksaan -> laporan -> dasbor.
     / The main job on the embedded default: demo logs -> database -> compliance run -> reports -> dashboard."""
@@ -341,14 +367,22 @@ def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[s
 @app.command("ingest")
 def ingest_cmd(
     files: Annotated[list[Path], typer.Argument(
-        help="Exports (CSV, XLSX, XES, .xes.gz, Parquet) or folders of them")],
-    institution: Annotated[str, typer.Option("--institution", help="Institution id (sop_models/institutions.yaml)")],
-    sop: Annotated[str | None, typer.Option("--sop", help="SOP id the log belongs to (optional)")] = None,
-    mapping: Annotated[Path | None, typer.Option("--mapping", help="Column mapping YAML (patuh map suggest)")] = None,
+        help="Ekspor (CSV, XLSX, XES, .xes.gz, Parquet) atau foldernya / "
+             "Exports (CSV, XLSX, XES, .xes.gz, Parquet) or folders of them")],
+    institution: Annotated[str, typer.Option(
+        "--institution", help="Id lembaga (sop_models/institutions.yaml) / "
+                              "Institution id")],
+    sop: Annotated[str | None, typer.Option(
+        "--sop", help="Id SOP log ini (opsional) / "
+                      "SOP id the log belongs to (optional)")] = None,
+    mapping: Annotated[Path | None, typer.Option(
+        "--mapping", help="YAML pemetaan kolom (patuh map suggest) / "
+                          "Column mapping YAML")] = None,
     db: DbOption = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: hanya lembar ini / XLSX: only this sheet")] = None,
     replace: Annotated[bool, typer.Option(
-        "--replace", help="Load a file again that was loaded before (e.g. with a corrected mapping)")] = False,
+        "--replace", help="Muat ulang berkas yang sudah dimuat (mis. dengan pemetaan yang diperbaiki) / "
+                          "Load a file again that was loaded before (e.g. with a corrected mapping)")] = False,
 ) -> None:
     """Muat log peristiwa ke basis data: satu batch per berkas, baris bermasalah dikarantina, identitas dipseudonimkan.
     / Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
@@ -385,9 +419,13 @@ def ingest_cmd(
 
 @map_app.command("suggest")
 def map_suggest_cmd(
-    file: Annotated[Path, typer.Argument(help="An export (CSV, XLSX, XES, Parquet)")],
-    sop: Annotated[str | None, typer.Option("--sop", help="SOP id, to match activity labels to its steps")] = None,
-    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: only this sheet")] = None,
+    file: Annotated[Path, typer.Argument(
+        help="Sebuah ekspor (CSV, XLSX, XES, Parquet) / "
+             "An export (CSV, XLSX, XES, Parquet)")],
+    sop: Annotated[str | None, typer.Option(
+        "--sop", help="Id SOP, untuk mencocokkan label aktivitas dengan langkahnya / "
+                      "SOP id, to match activity labels to its steps")] = None,
+    sheet: Annotated[str | None, typer.Option("--sheet", help="XLSX: hanya lembar ini / XLSX: only this sheet")] = None,
     sop_dir: SopDirOption = None,
 ) -> None:
     """Cetak usulan pemetaan YAML untuk FILE (judul kolom Indonesia atau Inggris, aktivitas dicocokkan) untuk ditinjau.
@@ -403,12 +441,15 @@ def map_suggest_cmd(
 # The engine never imports the dashboard (import contract): these commands load it by name, lazily.
 user_app = typer.Typer(help="Pengguna dasbor: tambah. / Dashboard users: add.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
-UsersOption = Annotated[Path | None, typer.Option("--users", help="Users file (default <db dir>/users.yaml)")]
+UsersOption = Annotated[Path | None, typer.Option(
+    "--users", help="Berkas pengguna (bawaan <folder db>/users.yaml) / Users file (default <db dir>/users.yaml)")]
 
 
 @app.command("batches")
 def batches_cmd(
-    institution: Annotated[str | None, typer.Option("--institution", help="Only this institution")] = None,
+    institution: Annotated[str | None, typer.Option(
+        "--institution", help="Hanya lembaga ini / "
+                              "Only this institution")] = None,
     db: DbOption = None,
 ) -> None:
     """Daftar berkas yang dimuat (batch): baris masuk, dimuat, dikarantina, duplikat.
@@ -436,8 +477,10 @@ def batches_cmd(
 
 @app.command("unload")
 def unload_cmd(
-    batch: Annotated[list[int], typer.Option("--batch", help="Batch to take out (see patuh batches; repeatable)")],
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+    batch: Annotated[list[int], typer.Option(
+        "--batch", help="Batch yang dikeluarkan (lihat patuh batches; boleh diulang) / "
+                        "Batch to take out (see patuh batches; repeatable)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Tanpa konfirmasi / Do not ask for confirmation")] = False,
     db: DbOption = None,
 ) -> None:
     """Keluarkan berkas yang sudah dimuat: peristiwanya dihapus, kasusnya dihitung ulang; pemeriksaan berikutnya penuh.
@@ -472,10 +515,16 @@ def unload_cmd(
 
 @app.command("quarantine")
 def quarantine_cmd(
-    batch: Annotated[int | None, typer.Option("--batch", help="Only this batch (see patuh batches)")] = None,
-    institution: Annotated[str | None, typer.Option("--institution", help="Only this institution")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write every row to this CSV file")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Rows shown on screen")] = 20,
+    batch: Annotated[int | None, typer.Option(
+        "--batch", help="Hanya batch ini (lihat patuh batches) / "
+                        "Only this batch (see patuh batches)")] = None,
+    institution: Annotated[str | None, typer.Option(
+        "--institution", help="Hanya lembaga ini / "
+                              "Only this institution")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Tulis semua baris ke berkas CSV ini / "
+                      "Write every row to this CSV file")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Baris yang ditampilkan di layar / Rows shown on screen")] = 20,
     db: DbOption = None,
 ) -> None:
     """Tampilkan baris yang tidak dapat dimuat dan perbaikannya; --out menulis semuanya ke CSV.
@@ -508,8 +557,8 @@ def quarantine_cmd(
 @app.command("serve")
 def serve_cmd(
     db: DbOption = None,
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port", min=1, max=65535)] = 8050,
+    host: Annotated[str, typer.Option(help="Alamat yang didengarkan / Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port dasbor / Dashboard port", min=1, max=65535)] = 8050,
     users: UsersOption = None,
 ) -> None:
     """Jalankan dasbor (waitress) dari <folder db>/published; tetap melayani selama 'patuh run' menulis.
@@ -522,9 +571,13 @@ def serve_cmd(
 
 @user_app.command("add")
 def user_add_cmd(
-    name: Annotated[str, typer.Argument(help="User name")],
-    role: Annotated[str, typer.Option(help="qa (all) | pengawas (granted institutions) | kepala (one)")],
-    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeat)")] = None,
+    name: Annotated[str, typer.Argument(help="Nama pengguna / User name")],
+    role: Annotated[str, typer.Option(
+        help="qa (semua) | pengawas (lembaga yang diberikan) | kepala (satu) / "
+             "qa (all) | pengawas (granted institutions) | kepala (one)")],
+    institution: Annotated[list[str] | None, typer.Option(
+        "--institution", help="Id lembaga (boleh diulang) / "
+                              "Id lembaga (boleh diulang) / Institution id (repeatable)")] = None,
     users: UsersOption = None,
     db: DbOption = None,
 ) -> None:
@@ -550,13 +603,21 @@ def user_add_cmd(
 
 @app.command("report")
 def report_cmd(
-    period: Annotated[str, typer.Option("--period", help="2026-10 (month), 2026-Q3, 2026-S1 or 2026")],
-    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeatable)")]
+    period: Annotated[str, typer.Option(
+        "--period", help="2026-10 (bulan), 2026-Q3 (triwulan), 2026-S1 (semester) atau 2026 / "
+                         "month, quarter, half-year or year")],
+    institution: Annotated[list[str] | None, typer.Option(
+        "--institution", help="Id lembaga (boleh diulang) / "
+                              "Institution id (repeatable)")]
     = None,
-    all_: Annotated[bool, typer.Option("--all", help="Every institution, plus index.html")] = False,
-    fmt: Annotated[str, typer.Option("--format", help="html, pdf or html,pdf")] = "html,pdf",
-    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default <db dir>/reports)")] = None,
-    lang: Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) or en")] = "id",
+    all_: Annotated[bool, typer.Option(
+        "--all", help="Semua lembaga, dengan index.html / "
+                      "Every institution, plus index.html")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="html, pdf atau/or html,pdf")] = "html,pdf",
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Folder keluaran (bawaan <folder db>/reports) / "
+                      "Output folder (default <db dir>/reports)")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="id (Bahasa Indonesia) atau/or en (English)")] = "id",
     db: DbOption = None,
 ) -> None:
     """Tulis laporan kepatuhan berkala (HTML, PDF) dari hasil terbitan terkini.
@@ -582,10 +643,14 @@ def report_cmd(
 
 @sop_app.command("render")
 def sop_render(
-    sop_id: str,
-    out: Annotated[Path, typer.Option("--out", help="Output file")],
-    fmt: Annotated[str, typer.Option("--format", help="html | svg | png (png needs Chromium)")] = "html",
-    graph: Annotated[bool, typer.Option("--graph", help="Draw the compiled process instead of the table")] = False,
+    sop_id: SopIdArgument,
+    out: Annotated[Path, typer.Option("--out", help="Berkas keluaran / Output file")],
+    fmt: Annotated[str, typer.Option(
+        "--format", help="html | svg | png (png perlu Chromium / "
+                         "png needs Chromium)")] = "html",
+    graph: Annotated[bool, typer.Option(
+        "--graph", help="Gambar proses hasil kompilasi, bukan tabel / "
+                        "Draw the compiled process instead of the table")] = False,
     sop_dir: SopDirOption = None,
 ) -> None:
     """Gambar satu SOP seperti aslinya (tabel Permenpan-RB) atau, dengan --graph, alur prosesnya.
@@ -611,18 +676,28 @@ def sop_render(
 
 @app.command("synth")
 def synth_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Output folder")],
-    institution: Annotated[list[str] | None, typer.Option("--institution", help="Institution id (repeatable)")] = None,
-    sop: Annotated[list[str] | None, typer.Option("--sop", help="SOP id (repeatable)")] = None,
-    cases: Annotated[int, typer.Option("--cases", help="Cases in total, split across the SOPs")] = 1000,
-    start: Annotated[datetime.datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First day")] = (
+    out: Annotated[Path, typer.Option("--out", help="Folder keluaran / Output folder")],
+    institution: Annotated[list[str] | None, typer.Option(
+        "--institution", help="Id lembaga (boleh diulang) / "
+                              "Institution id (repeatable)")] = None,
+    sop: Annotated[list[str] | None, typer.Option("--sop", help="Id SOP (boleh diulang) / SOP id (repeatable)")] = None,
+    cases: Annotated[int, typer.Option(
+        "--cases", help="Jumlah kasus, dibagi ke semua SOP / "
+                        "Cases in total, split across the SOPs")] = 1000,
+    start: Annotated[datetime.datetime, typer.Option(
+        "--start", formats=["%Y-%m-%d"], help="Hari pertama / "
+                                              "First day")] = (
         datetime.datetime(2025, 11, 1)),
-    months: Annotated[int, typer.Option("--months", help="Length of the period")] = 12,
-    deviation_rate: Annotated[float, typer.Option("--deviation-rate", help="Share of cases with an injected "
-                                                  "deviation")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes)")] = 20261123,
-    fmt: Annotated[str, typer.Option("--format", help="csv, parquet, xlsx or xes")] = "parquet",
-    messy: Annotated[bool, typer.Option("--messy", help="Also write real-looking exports (XLSX, Latin-1 CSV)")] = False,
+    months: Annotated[int, typer.Option("--months", help="Panjang periode, bulan / Length of the period, months")] = 12,
+    deviation_rate: Annotated[float, typer.Option("--deviation-rate", help="Bagian kasus dengan penyimpangan sisipan / "
+                                                  "Share of cases with an injected deviation")] = 0.1,
+    seed: Annotated[int, typer.Option(
+        "--seed", help="Benih acak (benih sama, byte sama) / "
+                       "Random seed (same seed, same bytes)")] = 20261123,
+    fmt: Annotated[str, typer.Option("--format", help="csv, parquet, xlsx atau/or xes")] = "parquet",
+    messy: Annotated[bool, typer.Option(
+        "--messy", help="Tulis juga ekspor mirip asli (XLSX, CSV Latin-1) / "
+                        "Also write real-looking exports (XLSX, Latin-1 CSV)")] = False,
 ) -> None:
     """Log peristiwa sintetis dengan penyimpangan berlabel (ground_truth.csv) untuk menguji pemeriksa.
     / Synthetic event logs with labelled deviations (ground_truth.csv) for testing the checker."""
@@ -631,7 +706,7 @@ def synth_cmd(
     from pipeline.synth import generate
 
     if fmt not in ("csv", "parquet", "xlsx", "xes"):
-        raise UserError(f"--format {fmt!r}: use csv, parquet, xlsx or xes")
+        raise UserError(f"--format {fmt!r}: use csv, parquet, xlsx atau/or xes")
     began = time.perf_counter()
     result = generate(out, institutions=institution or [], sops=sop or [], cases=cases, start=start.date(),
                       months=months, deviation_rate=deviation_rate, seed=seed, fmt=fmt,  # type: ignore[arg-type]

@@ -74,6 +74,24 @@ def test_each_command_has_help() -> None:
             f"patuh {' '.join(path)} --help has no Indonesian help before the English one"
 
 
+def test_every_option_and_argument_is_explained_in_both_languages() -> None:
+    """Each option and argument of every command (``--help`` aside) has help text that speaks Bahasa Indonesia
+    first and English second: '<Indonesian> / <English>', or 'atau/or' inside a list of values."""
+    root = typer.main.get_command(app)
+    untranslated = []
+    for path in COMMANDS:
+        command: Any = root
+        for name in path:
+            command = command.commands[name]
+        for param in getattr(command, "params", []):
+            if param.name == "help":
+                continue
+            text = getattr(param, "help", None) or ""
+            if " / " not in text and "atau/or" not in text:
+                untranslated.append(f"patuh {' '.join(path)} {param.opts[0]}: {text!r}")
+    assert not untranslated, "help without Indonesian and English:\n" + "\n".join(untranslated)
+
+
 @pytest.mark.parametrize("args, says", [
     (("report",), "Missing option '--period'"),
     (("ingest", "log.csv"), "Missing option '--institution'"),
