@@ -14,8 +14,10 @@ import contextlib
 import csv
 import datetime as dt
 import gzip
+import importlib.util
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import zlib
@@ -462,19 +464,11 @@ def _quiet_fds() -> Iterator[list[bytes]]:
             captured.append(sink.read(65536))
 
 
-def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
-              progress: Progress | None) -> Source | None:
-    """Read with rustxes; None when it is not installed, not safe for this file, or fails (a Rust panic
-    is caught, its message kept off the terminal) or warns (an unparseable date): lxml decides then."""
-    try:
-        import polars as pl
-        import rustxes
-    except ImportError:
-        return None
-    if not _xes_prescan(path):
-        return None
-    if progress is not None:
-        progress("XES", 0.05)
+def _rustxes_read(path: Path) -> Any:
+    """One rustxes parse in this process: its polars frame, or None after a panic or a date it could not
+    read (it would leave NULL; lxml quarantines the event with a message instead)."""
+    import rustxes
+
     try:
         with _quiet_fds() as said:
             frame, _ = rustxes.import_xes(str(path))
@@ -482,26 +476,123 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
         raise
     except BaseException:  # a Rust panic is a pyo3 PanicException, a BaseException
         return None
-    if said and b"Failed to parse" in said[0]:
-        return None  # a date rustxes could not read (it leaves NULL): lxml quarantines it with a message
-    if frame.height == 0:
+    return None if said and b"Failed to parse" in said[0] else frame
+
+
+# A plain .xes at least this large is parsed in two halves, the second by a child process: rustxes holds
+# the GIL and uses one core. Smaller files do not pay back the child's start (about 0.2 s).
+XES_SPLIT_BYTES = 48 << 20
+_TRACE_TAG = re.compile(rb"<trace[\s>]")
+_RUSTXES_CHILD = """
+import sys, rustxes
+frame, _ = rustxes.import_xes(sys.argv[1])
+frame.write_ipc(sys.argv[2])
+"""
+
+
+def _copy_range(src: Any, dst: Any, start: int, length: int) -> None:
+    """Append ``length`` bytes of ``src`` from ``start`` to ``dst``, in the kernel where it can."""
+    dst.flush()
+    with contextlib.suppress(AttributeError, OSError):  # no copy_file_range here: copy in chunks below
+        while length > 0 and (done := os.copy_file_range(src.fileno(), dst.fileno(), length, start)):
+            start += done
+            length -= done
+    src.seek(start)
+    while length > 0:
+        chunk = src.read(min(length, 1 << 20))
+        if not chunk:
+            raise OSError(f"{src.name}: shorter than expected")
+        dst.write(chunk)
+        length -= len(chunk)
+
+
+def _rustxes_halves(path: Path) -> list[Any] | None:
+    """Parse a large XES as two XES files cut at a ``<trace>`` near the middle, each with the log's header:
+    this process reads the first half while a child process reads the second. The frames keep the file's
+    event order. None when there is no cut, or either half fails: the caller reads the whole file then."""
+    import polars as pl
+
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        first = _TRACE_TAG.search(fh.read(_SAMPLE))
+        fh.seek(size // 2)
+        middle = _TRACE_TAG.search(fh.read(_SAMPLE))
+    if first is None or middle is None:
         return None
+    header_end, cut = first.start(), size // 2 + middle.start()
+    with tempfile.TemporaryDirectory(prefix="patuh-xes-") as tmp:
+        head, tail, tail_frame = Path(tmp, "a.xes"), Path(tmp, "b.xes"), Path(tmp, "b.arrow")
+        try:
+            with path.open("rb") as src:
+                with tail.open("wb") as dst:
+                    dst.write(src.read(header_end))
+                    _copy_range(src, dst, cut, size - cut)
+                with head.open("wb") as dst:
+                    _copy_range(src, dst, 0, cut)
+                    dst.write(b"\n</log>\n")
+        except OSError:  # e.g. no room in the temp folder
+            return None
+        child = subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(tail), str(tail_frame)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            first_half = _rustxes_read(head)
+            said, _ = child.communicate()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if first_half is None or child.returncode != 0 or b"Failed to parse" in said:
+            return None
+        return [first_half, pl.read_ipc(tail_frame.read_bytes())]
+
+
+def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
+              progress: Progress | None) -> Source | None:
+    """Read with rustxes; None when it is not installed, not safe for this file, or fails (a Rust panic
+    is caught, its message kept off the terminal) or warns (an unparseable date): lxml decides then."""
+    try:
+        import polars as pl
+    except ImportError:
+        return None
+    if importlib.util.find_spec("rustxes") is None:
+        return None
+    if not _xes_prescan(path):
+        return None
+    if progress is not None:
+        progress("XES", 0.05)
     keys = set(XES_KEYS) | wanted
-    exprs: list[Any] = []
     types: dict[str, str] = {}
-    for name, dtype in frame.schema.items():
-        if name not in keys:
-            continue
-        col = pl.col(name)
-        if isinstance(dtype, pl.Datetime):
-            # rustxes gives UTC wall time without a zone (offsets applied); say so
-            col = col.dt.cast_time_unit("us")
-            col = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone("UTC")
-            types[name] = "TIMESTAMP WITH TIME ZONE"
-        elif dtype != pl.String:
-            col = col.cast(pl.String)
-        exprs.append(col.alias(name))
-    table = frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
+
+    def to_arrow(frame: pl.DataFrame) -> pa.Table:
+        exprs: list[Any] = []
+        for name, dtype in frame.schema.items():
+            if name not in keys:
+                continue
+            col = pl.col(name)
+            if isinstance(dtype, pl.Datetime):
+                # rustxes gives UTC wall time without a zone (offsets applied); say so
+                col = col.dt.cast_time_unit("us")
+                col = col.dt.convert_time_zone("UTC") if dtype.time_zone else col.dt.replace_time_zone("UTC")
+                types[name] = "TIMESTAMP WITH TIME ZONE"
+            elif dtype != pl.String:
+                col = col.cast(pl.String)
+            exprs.append(col.alias(name))
+        return frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
+
+    table: pa.Table | None = None
+    if path.stat().st_size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
+        halves = _rustxes_halves(path)
+        if halves is not None:
+            with contextlib.suppress(pa.ArrowException):  # halves that disagree on a column's type
+                table = pa.concat_tables([to_arrow(h) for h in halves], promote_options="default")
+    if table is None:
+        types.clear()
+        frame = _rustxes_read(path)
+        if frame is None:
+            return None
+        table = to_arrow(frame)
+    if table.num_rows == 0:
+        return None
     n = table.num_rows
     table = table.append_column("__row", pa.array(np.arange(1, n + 1, dtype=np.int64)))
     if progress is not None:

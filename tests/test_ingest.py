@@ -380,6 +380,59 @@ def test_xes_fast_reader_matches_lxml_and_reads_case_status(tmp_path: Path, monk
     assert statuses[pseudonym("K-1", KEY)] == "closed"  # the trace's status wins over the step rule
 
 
+def _long_xes(traces: int, bad_date_in_trace: int | None = None) -> str:
+    """A log whose second half records a role the first half never does, so the halves differ in columns."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n<log xes.version="1.0">\n'
+           '<global scope="trace"><string key="concept:name" value="name"/></global>\n']
+    for t in range(traces):
+        role = '<string key="org:role" value="Guru BK"/>' if t >= traces // 2 else ""
+        out.append(f'<trace>\n<string key="concept:name" value="K-{t}"/>\n')
+        for e in range(3):
+            day = "kemarin" if t == bad_date_in_trace and e == 1 else f"2024-03-{e + 4:02d}T08:{t % 60:02d}:00+07:00"
+            out.append(f'<event><string key="concept:name" value="s{e + 1}"/>{role}'
+                       f'<date key="time:timestamp" value="{day}"/></event>\n')
+        out.append("</trace>\n")
+    out.append("</log>\n")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("bad_date", [None, 150], ids=["clean", "bad-date-in-second-half"])
+def test_a_large_xes_read_in_two_halves_loads_what_one_read_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_date: int | None) -> None:
+    """Large plain XES files are parsed in two halves (the second by a child process). Same events, same
+    order, same quarantine as one parse; a date rustxes cannot read in the child's half still ends in
+    quarantine with a message (the whole file goes to the slower reader that explains it)."""
+    from pipeline import readers
+
+    path = tmp_path / "log.xes"
+    path.write_text(_long_xes(200, bad_date), encoding="utf-8")
+    halves: list[bool] = []
+    split = readers._rustxes_halves
+
+    def spy(*args: Any) -> Any:
+        frames = split(*args)
+        halves.append(frames is not None and len(frames) == 2)
+        return frames
+
+    monkeypatch.setattr(readers, "_rustxes_halves", spy)
+    loaded = []
+    for threshold in (0, 1 << 40):
+        monkeypatch.setattr(readers, "XES_SPLIT_BYTES", threshold)
+        conn = connect(tmp_path / f"t{threshold}.duckdb")
+        result = ingest_file(conn, path, institution_id="smpn2-ngawi", key=KEY)
+        rows = conn.execute("SELECT case_id, activity, role, ts_end, source_row FROM events ORDER BY source_row")
+        loaded.append((result.rows_loaded, result.rows_quarantined, rows.fetchall(),
+                       conn.execute("SELECT source_row, reason, message FROM quarantine").fetchall()))
+    assert halves == [bad_date is None]  # the split ran once; it gave up on the unreadable date
+    assert loaded[0] == loaded[1]
+    n_loaded, n_quarantined, rows, quarantined = loaded[0]
+    assert (n_loaded, n_quarantined) == ((600, 0) if bad_date is None else (599, 1))
+    assert rows[0][0] == pseudonym("K-0", KEY) and rows[-1][0] == pseudonym("K-199", KEY)  # the file's order
+    assert rows[0][2] is None and rows[-1][2] == "guru bk"  # a column only the second half has
+    if bad_date is not None:
+        assert quarantined[0][0] == 3 * bad_date + 2 and "kemarin" in quarantined[0][2]
+
+
 def test_a_broken_xes_never_shows_a_rust_panic(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.xes"
     broken.write_text(_XES.replace('<event><string key="concept:name" value="s2"/>', '<event><string key="c'),
