@@ -479,8 +479,8 @@ def _rustxes_read(path: Path) -> Any:
     return None if said and b"Failed to parse" in said[0] else frame
 
 
-# A plain .xes at least this large is parsed in two halves, the second by a child process: rustxes holds
-# the GIL and uses one core. Smaller files do not pay back the child's start (about 0.2 s).
+# A plain .xes at least this large is parsed in parts, one per core, all but the first by child processes:
+# rustxes holds the GIL and uses one core. Smaller files do not pay back a child's start (about 0.2 s).
 XES_SPLIT_BYTES = 48 << 20
 _TRACE_TAG = re.compile(rb"<trace[\s>]")
 _RUSTXES_CHILD = """
@@ -488,6 +488,15 @@ import sys, rustxes
 frame, _ = rustxes.import_xes(sys.argv[1])
 frame.write_ipc(sys.argv[2])
 """
+
+
+def xes_parts() -> int:
+    """How many parts a large XES is parsed in: the cores this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 def _copy_range(src: Any, dst: Any, start: int, length: int) -> None:
@@ -506,44 +515,63 @@ def _copy_range(src: Any, dst: Any, start: int, length: int) -> None:
         length -= len(chunk)
 
 
-def _rustxes_halves(path: Path) -> list[Any] | None:
-    """Parse a large XES as two XES files cut at a ``<trace>`` near the middle, each with the log's header:
-    this process reads the first half while a child process reads the second. The frames keep the file's
-    event order. None when there is no cut, or either half fails: the caller reads the whole file then."""
-    import polars as pl
-
+def _trace_cuts(path: Path, parts: int) -> tuple[int, list[int]] | None:
+    """Where the log's header ends, and the byte offsets of a ``<trace>`` at or after each 1/parts of the
+    file (distinct, rising); None when the file has no traces to cut at."""
     size = path.stat().st_size
+    cuts: list[int] = []
     with path.open("rb") as fh:
         first = _TRACE_TAG.search(fh.read(_SAMPLE))
-        fh.seek(size // 2)
-        middle = _TRACE_TAG.search(fh.read(_SAMPLE))
-    if first is None or middle is None:
+        for k in range(1, parts):
+            fh.seek(k * size // parts)
+            found = _TRACE_TAG.search(fh.read(_SAMPLE))
+            if found is not None and k * size // parts + found.start() > (cuts[-1] if cuts else 0):
+                cuts.append(k * size // parts + found.start())
+    if first is None or not cuts or cuts[0] <= first.start():
         return None
-    header_end, cut = first.start(), size // 2 + middle.start()
+    return first.start(), cuts
+
+
+def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
+    """Parse a large XES as several XES files cut at ``<trace>`` tags, each with the log's header: this
+    process reads the first part while child processes read the others. The frames keep the file's event
+    order. None when there is nothing to cut, or any part fails: the caller reads the whole file then."""
+    import polars as pl
+
+    found = _trace_cuts(path, parts)
+    if found is None:
+        return None
+    header_end, cuts = found
+    bounds = list(zip([0, *cuts], [*cuts, path.stat().st_size], strict=True))
     with tempfile.TemporaryDirectory(prefix="patuh-xes-") as tmp:
-        head, tail, tail_frame = Path(tmp, "a.xes"), Path(tmp, "b.xes"), Path(tmp, "b.arrow")
+        files = [Path(tmp, f"part{i}.xes") for i in range(len(bounds))]
         try:
             with path.open("rb") as src:
-                with tail.open("wb") as dst:
-                    dst.write(src.read(header_end))
-                    _copy_range(src, dst, cut, size - cut)
-                with head.open("wb") as dst:
-                    _copy_range(src, dst, 0, cut)
-                    dst.write(b"\n</log>\n")
+                for i, (start, end) in enumerate(bounds):
+                    with files[i].open("wb") as dst:
+                        if i > 0:
+                            src.seek(0)
+                            dst.write(src.read(header_end))
+                        _copy_range(src, dst, start, end - start)
+                        if i < len(bounds) - 1:
+                            dst.write(b"\n</log>\n")
         except OSError:  # e.g. no room in the temp folder
             return None
-        child = subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(tail), str(tail_frame)],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        children = [subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(f), str(f.with_suffix(".arrow"))],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                    for f in files[1:]]
         try:
-            first_half = _rustxes_read(head)
-            said, _ = child.communicate()
+            frames = [_rustxes_read(files[0])]
+            said = [child.communicate()[0] for child in children]
         finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        if first_half is None or child.returncode != 0 or b"Failed to parse" in said:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        if frames[0] is None or any(c.returncode != 0 or b"Failed to parse" in out for c, out in zip(
+                children, said, strict=True)):
             return None
-        return [first_half, pl.read_ipc(tail_frame.read_bytes())]
+        return frames + [pl.read_ipc(f.with_suffix(".arrow").read_bytes()) for f in files[1:]]
 
 
 def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
@@ -580,11 +608,12 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
         return frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
 
     table: pa.Table | None = None
-    if path.stat().st_size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
-        halves = _rustxes_halves(path)
-        if halves is not None:
-            with contextlib.suppress(pa.ArrowException):  # halves that disagree on a column's type
-                table = pa.concat_tables([to_arrow(h) for h in halves], promote_options="default")
+    parts = xes_parts()
+    if parts > 1 and path.stat().st_size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
+        frames = _rustxes_parts(path, parts)
+        if frames is not None:
+            with contextlib.suppress(pa.ArrowException):  # parts that disagree on a column's type
+                table = pa.concat_tables([to_arrow(f) for f in frames], promote_options="default")
     if table is None:
         types.clear()
         frame = _rustxes_read(path)

@@ -381,7 +381,7 @@ def test_xes_fast_reader_matches_lxml_and_reads_case_status(tmp_path: Path, monk
 
 
 def _long_xes(traces: int, bad_date_in_trace: int | None = None) -> str:
-    """A log whose second half records a role the first half never does, so the halves differ in columns."""
+    """A log whose second half records a role the first half never does, so its parts differ in columns."""
     out = ['<?xml version="1.0" encoding="UTF-8"?>\n<log xes.version="1.0">\n'
            '<global scope="trace"><string key="concept:name" value="name"/></global>\n']
     for t in range(traces):
@@ -396,25 +396,27 @@ def _long_xes(traces: int, bad_date_in_trace: int | None = None) -> str:
     return "".join(out)
 
 
-@pytest.mark.parametrize("bad_date", [None, 150], ids=["clean", "bad-date-in-second-half"])
-def test_a_large_xes_read_in_two_halves_loads_what_one_read_does(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_date: int | None) -> None:
-    """Large plain XES files are parsed in two halves (the second by a child process). Same events, same
-    order, same quarantine as one parse; a date rustxes cannot read in the child's half still ends in
-    quarantine with a message (the whole file goes to the slower reader that explains it)."""
+@pytest.mark.parametrize("parts, bad_date", [(2, None), (3, None), (2, 150)],
+                         ids=["2-parts", "3-parts", "bad-date-in-a-child-part"])
+def test_a_large_xes_read_in_parts_loads_what_one_read_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parts: int, bad_date: int | None) -> None:
+    """Large plain XES files are parsed in parts, one per core (all but the first by child processes). Same
+    events, same order, same quarantine as one parse; a date rustxes cannot read in a child's part still
+    ends in quarantine with a message (the whole file goes to the slower reader that explains it)."""
     from pipeline import readers
 
     path = tmp_path / "log.xes"
     path.write_text(_long_xes(200, bad_date), encoding="utf-8")
-    halves: list[bool] = []
-    split = readers._rustxes_halves
+    read_in_parts: list[int] = []
+    split = readers._rustxes_parts
 
     def spy(*args: Any) -> Any:
         frames = split(*args)
-        halves.append(frames is not None and len(frames) == 2)
+        read_in_parts.append(0 if frames is None else len(frames))
         return frames
 
-    monkeypatch.setattr(readers, "_rustxes_halves", spy)
+    monkeypatch.setattr(readers, "_rustxes_parts", spy)
+    monkeypatch.setattr(readers, "xes_parts", lambda: parts)
     loaded = []
     for threshold in (0, 1 << 40):
         monkeypatch.setattr(readers, "XES_SPLIT_BYTES", threshold)
@@ -423,12 +425,12 @@ def test_a_large_xes_read_in_two_halves_loads_what_one_read_does(
         rows = conn.execute("SELECT case_id, activity, role, ts_end, source_row FROM events ORDER BY source_row")
         loaded.append((result.rows_loaded, result.rows_quarantined, rows.fetchall(),
                        conn.execute("SELECT source_row, reason, message FROM quarantine").fetchall()))
-    assert halves == [bad_date is None]  # the split ran once; it gave up on the unreadable date
+    assert read_in_parts == [parts if bad_date is None else 0]  # it gave up on the unreadable date
     assert loaded[0] == loaded[1]
     n_loaded, n_quarantined, rows, quarantined = loaded[0]
     assert (n_loaded, n_quarantined) == ((600, 0) if bad_date is None else (599, 1))
     assert rows[0][0] == pseudonym("K-0", KEY) and rows[-1][0] == pseudonym("K-199", KEY)  # the file's order
-    assert rows[0][2] is None and rows[-1][2] == "guru bk"  # a column only the second half has
+    assert rows[0][2] is None and rows[-1][2] == "guru bk"  # a column only the later part has
     if bad_date is not None:
         assert quarantined[0][0] == 3 * bad_date + 2 and "kemarin" in quarantined[0][2]
 
