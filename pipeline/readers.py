@@ -484,7 +484,14 @@ def _rustxes_read(path: Path) -> Any:
 XES_SPLIT_BYTES = 48 << 20
 _TRACE_TAG = re.compile(rb"<trace[\s>]")
 _RUSTXES_CHILD = """
-import sys, rustxes
+import ctypes, os, signal, sys
+try:  # Linux: die with the ingest that started this part (a killed ingest leaves no parser running)
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[3]):
+    sys.exit(1)
+import rustxes
 frame, _ = rustxes.import_xes(sys.argv[1])
 frame.write_ipc(sys.argv[2])
 """
@@ -557,7 +564,8 @@ def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
                             dst.write(b"\n</log>\n")
         except OSError:  # e.g. no room in the temp folder
             return None
-        children = [subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(f), str(f.with_suffix(".arrow"))],
+        children = [subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(f), str(f.with_suffix(".arrow")),
+                                      str(os.getpid())],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                     for f in files[1:]]
         try:
