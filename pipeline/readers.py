@@ -17,6 +17,7 @@ import gzip
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -539,6 +540,14 @@ def _trace_cuts(path: Path, parts: int) -> tuple[int, list[int]] | None:
     return first.start(), cuts
 
 
+def _remove_orphan_parts() -> None:
+    """Delete the part files of an ingest that was killed (its process is gone): they are as large as its XES."""
+    for folder in Path(tempfile.gettempdir()).glob("patuh-xes-*-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
     """Parse a large XES as several XES files cut at ``<trace>`` tags, each with the log's header: this
     process reads the first part while child processes read the others. The frames keep the file's event
@@ -550,7 +559,8 @@ def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
         return None
     header_end, cuts = found
     bounds = list(zip([0, *cuts], [*cuts, path.stat().st_size], strict=True))
-    with tempfile.TemporaryDirectory(prefix="patuh-xes-") as tmp:
+    _remove_orphan_parts()
+    with tempfile.TemporaryDirectory(prefix=f"patuh-xes-{os.getpid()}-") as tmp:
         files = [Path(tmp, f"part{i}.xes") for i in range(len(bounds))]
         try:
             with path.open("rb") as src:

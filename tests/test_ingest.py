@@ -435,6 +435,27 @@ def test_a_large_xes_read_in_parts_loads_what_one_read_does(
         assert quarantined[0][0] == 3 * bad_date + 2 and "kemarin" in quarantined[0][2]
 
 
+def test_part_files_of_a_killed_ingest_are_removed_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed ingest cannot delete its XES part files (as large as the XES); the next split removes the
+    folders of processes that are gone, and never those of a live one."""
+    import tempfile
+
+    from pipeline import readers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(readers, "XES_SPLIT_BYTES", 0)
+    monkeypatch.setattr(readers, "xes_parts", lambda: 2)
+    dead, alive = tmp_path / "patuh-xes-999999999-x1", tmp_path / f"patuh-xes-{os.getppid()}-x2"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "part1.xes").write_text("<log>", encoding="utf-8")
+    path = tmp_path / "log.xes"
+    path.write_text(_long_xes(20), encoding="utf-8")
+    result = ingest_file(connect(tmp_path / "t.duckdb"), path, institution_id="smpn2-ngawi", key=KEY)
+    assert result.rows_loaded == 60
+    assert sorted(p.name for p in tmp_path.glob("patuh-xes-*")) == [alive.name]
+
+
 def test_a_broken_xes_never_shows_a_rust_panic(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "broken.xes"
     broken.write_text(_XES.replace('<event><string key="concept:name" value="s2"/>', '<event><string key="c'),
