@@ -589,7 +589,10 @@ def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
         if frames[0] is None or any(c.returncode != 0 or b"Failed to parse" in out for c, out in zip(
                 children, said, strict=True)):
             return None
-        return frames + [pl.read_ipc(f.with_suffix(".arrow").read_bytes()) for f in files[1:]]
+        try:
+            return frames + [pl.read_ipc(f.with_suffix(".arrow").read_bytes()) for f in files[1:]]
+        except (OSError, pl.exceptions.PolarsError):  # a part frame cut short, e.g. by a full disk
+            return None
 
 
 def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
