@@ -483,6 +483,10 @@ def _rustxes_read(path: Path) -> Any:
 # A plain .xes at least this large is parsed in parts, one per core, all but the first by child processes:
 # rustxes holds the GIL and uses one core. Smaller files do not pay back a child's start (about 0.2 s).
 XES_SPLIT_BYTES = 48 << 20
+# rustxes 0.2 peaks at about six times the XES bytes it parses (1.05 GB for a 167 MB file): a larger file is
+# parsed in more parts than cores, so that no process holds more than one part's peak (a 1.7 GB, 10M-event
+# XES peaked at 11.5 GB parsed whole).
+XES_PART_BYTES = 256 << 20
 _TRACE_TAG = re.compile(rb"<trace[\s>]")
 _RUSTXES_CHILD = """
 import ctypes, os, signal, sys
@@ -499,7 +503,7 @@ frame.write_ipc(sys.argv[2])
 
 
 def xes_parts() -> int:
-    """How many parts a large XES is parsed in: the cores this process may use, at most 8."""
+    """How many XES parts are parsed at once: the cores this process may use, at most 8."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -548,10 +552,10 @@ def _remove_orphan_parts() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
-    """Parse a large XES as several XES files cut at ``<trace>`` tags, each with the log's header: this
-    process reads the first part while child processes read the others. The frames keep the file's event
-    order. None when there is nothing to cut, or any part fails: the caller reads the whole file then."""
+def _rustxes_parts(path: Path, parts: int, cores: int) -> list[Any] | None:
+    """Parse a large XES as ``parts`` XES files cut at ``<trace>`` tags, each with the log's header: this
+    process reads the first part while child processes read the others, ``cores`` at a time. The frames keep
+    the file's event order. None when there is nothing to cut, or any part fails."""
     import polars as pl
 
     found = _trace_cuts(path, parts)
@@ -574,25 +578,36 @@ def _rustxes_parts(path: Path, parts: int) -> list[Any] | None:
                             dst.write(b"\n</log>\n")
         except OSError:  # e.g. no room in the temp folder
             return None
-        children = [subprocess.Popen([sys.executable, "-c", _RUSTXES_CHILD, str(f), str(f.with_suffix(".arrow")),
-                                      str(os.getpid())],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                    for f in files[1:]]
+        pending, running = files[1:], list[subprocess.Popen[bytes]]()
+
+        def launch(limit: int) -> None:
+            while pending and len(running) < limit:
+                part = pending.pop(0)
+                with part.with_suffix(".out").open("wb") as said:  # a file: a pipe could fill up and block it
+                    running.append(subprocess.Popen(
+                        [sys.executable, "-c", _RUSTXES_CHILD, str(part), str(part.with_suffix(".arrow")),
+                         str(os.getpid())], stdin=subprocess.DEVNULL, stdout=said, stderr=subprocess.STDOUT))
+
         try:
-            frames = [_rustxes_read(files[0])]
-            said = [child.communicate()[0] for child in children]
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.kill()
-                    child.wait()
-        if frames[0] is None or any(c.returncode != 0 or b"Failed to parse" in out for c, out in zip(
-                children, said, strict=True)):
-            return None
-        try:
-            return frames + [pl.read_ipc(f.with_suffix(".arrow").read_bytes()) for f in files[1:]]
+            launch(cores - 1)
+            first = _rustxes_read(files[0])
+            if first is None:
+                return None
+            while running:
+                child = running.pop(0)  # parts are of a size: the oldest ends first
+                launch(cores)
+                if child.wait() != 0:
+                    return None
+            said = b"".join(f.with_suffix(".out").read_bytes() for f in files[1:])
+            if b"Failed to parse" in said:
+                return None
+            return [first, *(pl.read_ipc(f.with_suffix(".arrow").read_bytes()) for f in files[1:])]
         except (OSError, pl.exceptions.PolarsError):  # a part frame cut short, e.g. by a full disk
             return None
+        finally:
+            for child in running:
+                child.kill()
+                child.wait()
 
 
 def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
@@ -629,12 +644,15 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
         return frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
 
     table: pa.Table | None = None
-    parts = xes_parts()
-    if parts > 1 and path.stat().st_size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
-        frames = _rustxes_parts(path, parts)
+    size, cores = path.stat().st_size, xes_parts()
+    parts = max(cores, -(-size // XES_PART_BYTES))
+    if parts > 1 and size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
+        frames = _rustxes_parts(path, parts, cores)
         if frames is not None:
             with contextlib.suppress(pa.ArrowException):  # parts that disagree on a column's type
                 table = pa.concat_tables([to_arrow(f) for f in frames], promote_options="default")
+        if table is None and size > XES_PART_BYTES:
+            return None  # too large to parse whole in memory: lxml streams it
     if table is None:
         types.clear()
         frame = _rustxes_read(path)
