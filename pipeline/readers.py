@@ -401,12 +401,13 @@ def _xes(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], progress
     return src if src is not None else _xes_lxml(conn, path, wanted, progress)
 
 
-def _xes_prescan(path: Path) -> bool:
+def _xes_prescan(path: Path, inflate_to: Path | None = None) -> bool:
     """Refuse DTDs and entities; say whether rustxes may read the file.
 
     rustxes is safe here when the file is complete (plain: ``</log>`` in its last bytes; gzip: the
     stream ends with a valid trailer and ``</log>``) and its sampled dates all carry a UTC offset
-    (rustxes reads a date without one as UTC; Patuh reads it as the institution's local time)."""
+    (rustxes reads a date without one as UTC; Patuh reads it as the institution's local time).
+    ``inflate_to``: a gzip file's XES is also written there, as it is read."""
     gz = path.name.lower().endswith(".gz")
     try:
         if not gz:
@@ -420,12 +421,15 @@ def _xes_prescan(path: Path) -> bool:
             return ends and not _NAIVE_DATE.search(head) and not _NAIVE_DATE.search(tail)
         inflate = zlib.decompressobj(wbits=47)
         head, tail = b"", b""
-        with path.open("rb") as fh:
+        with path.open("rb") as fh, (inflate_to.open("wb") if inflate_to else contextlib.nullcontext()) as copy:
             while chunk := fh.read(1 << 20):
                 out = inflate.decompress(chunk)
                 if len(head) < _SAMPLE:
                     head += out[:_SAMPLE - len(head)]
+                    _refuse_dtd(path, head[:65536])  # before a bomb is written out
                 tail = (tail + out)[-_SAMPLE:]
+                if copy is not None:
+                    copy.write(out)
                 if inflate.eof:
                     break
         _refuse_dtd(path, head[:65536])
@@ -487,6 +491,7 @@ XES_SPLIT_BYTES = 48 << 20
 # parsed in more parts than cores, so that no process holds more than one part's peak (a 1.7 GB, 10M-event
 # XES peaked at 11.5 GB parsed whole).
 XES_PART_BYTES = 256 << 20
+XES_GZ_INFLATE_BYTES = 4 << 20  # a .xes.gz this large is inflated to a temp file first (XES gzips ~10:1)
 _TRACE_TAG = re.compile(rb"<trace[\s>]")
 _RUSTXES_CHILD = """
 import ctypes, os, signal, sys
@@ -614,14 +619,21 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
               progress: Progress | None) -> Source | None:
     """Read with rustxes; None when it is not installed, not safe for this file, or fails (a Rust panic
     is caught, its message kept off the terminal) or warns (an unparseable date): lxml decides then."""
-    try:
-        import polars as pl
-    except ImportError:
+    if importlib.util.find_spec("rustxes") is None or importlib.util.find_spec("polars") is None:
         return None
-    if importlib.util.find_spec("rustxes") is None:
-        return None
-    if not _xes_prescan(path):
-        return None
+    if path.name.lower().endswith(".gz") and path.stat().st_size >= XES_GZ_INFLATE_BYTES:
+        # parsed from a plain copy: in parts when large (whole, rustxes would hold six times the XES)
+        with tempfile.TemporaryDirectory(prefix=f"patuh-xes-{os.getpid()}-") as tmp:
+            plain = Path(tmp, "inflated.xes")
+            return _xes_rust_plain(conn, plain, wanted, progress) if _xes_prescan(path, plain) else None
+    return _xes_rust_plain(conn, path, wanted, progress) if _xes_prescan(path) else None
+
+
+def _xes_rust_plain(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
+                    progress: Progress | None) -> Source | None:
+    """rustxes on a checked XES (plain, or gzip below ``XES_GZ_INFLATE_BYTES``): in parts when it is large."""
+    import polars as pl
+
     if progress is not None:
         progress("XES", 0.05)
     keys = set(XES_KEYS) | wanted
@@ -644,7 +656,7 @@ def _xes_rust(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str],
         return frame.select(exprs).to_arrow(compat_level=pl.CompatLevel.newest())
 
     table: pa.Table | None = None
-    size, cores = path.stat().st_size, xes_parts()
+    size, cores = path.stat().st_size, xes_parts()  # a small .xes.gz: its compressed size
     parts = max(cores, -(-size // XES_PART_BYTES))
     if parts > 1 and size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
         frames = _rustxes_parts(path, parts, cores)

@@ -448,6 +448,43 @@ def test_a_large_xes_read_in_parts_loads_what_one_read_does(
         assert quarantined[0][0] == 3 * bad_date + 2 and "kemarin" in quarantined[0][2]
 
 
+def test_a_large_xes_gz_is_inflated_once_and_read_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large .xes.gz is inflated to a temp file while it is checked, then read in parts like a plain XES
+    (rustxes would otherwise hold about six times the inflated log in memory): same events as the plain
+    file, and no temp file left."""
+    import gzip
+    import tempfile
+
+    from pipeline import readers
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    text = _long_xes(200)
+    plain, packed = tmp_path / "log.xes", tmp_path / "log.xes.gz"
+    plain.write_text(text, encoding="utf-8")
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    split = readers._rustxes_parts
+    read_in_parts: list[int] = []
+
+    def spy(*args: Any) -> Any:
+        frames = split(*args)
+        read_in_parts.append(0 if frames is None else len(frames))
+        return frames
+
+    monkeypatch.setattr(readers, "_rustxes_parts", spy)
+    monkeypatch.setattr(readers, "xes_parts", lambda: 2)
+    monkeypatch.setattr(readers, "XES_SPLIT_BYTES", 0)
+    monkeypatch.setattr(readers, "XES_GZ_INFLATE_BYTES", 0)
+    loaded = []
+    for path in (packed, plain):
+        conn = connect(tmp_path / f"{path.name}.duckdb")
+        result = ingest_file(conn, path, institution_id="smpn2-ngawi", key=KEY)
+        loaded.append((result.rows_loaded, result.rows_quarantined, conn.execute(
+            "SELECT case_id, activity, role, ts_end, source_row FROM events ORDER BY source_row").fetchall()))
+    assert read_in_parts == [2, 2] and loaded[0] == loaded[1] and loaded[0][:2] == (600, 0)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_part_files_of_a_killed_ingest_are_removed_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A killed ingest cannot delete its XES part files (as large as the XES); the next split removes the
     folders of processes that are gone, and never those of a live one."""
