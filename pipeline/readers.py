@@ -422,16 +422,14 @@ def _xes_prescan(path: Path, inflate_to: Path | None = None) -> bool:
         inflate = zlib.decompressobj(wbits=47)
         head, tail = b"", b""
         with path.open("rb") as fh, (inflate_to.open("wb") if inflate_to else contextlib.nullcontext()) as copy:
-            while chunk := fh.read(1 << 20):
-                out = inflate.decompress(chunk)
+            while not inflate.eof and (data := inflate.unconsumed_tail or fh.read(1 << 20)):
+                out = inflate.decompress(data, 16 << 20)  # at most 16 MB at once, whatever the ratio
                 if len(head) < _SAMPLE:
                     head += out[:_SAMPLE - len(head)]
                     _refuse_dtd(path, head[:65536])  # before a bomb is written out
                 tail = (tail + out)[-_SAMPLE:]
                 if copy is not None:
                     copy.write(out)
-                if inflate.eof:
-                    break
         _refuse_dtd(path, head[:65536])
     except (OSError, zlib.error):
         return False  # lxml's path reports it
