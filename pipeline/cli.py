@@ -40,6 +40,10 @@ DbOption = Annotated[Path | None, typer.Option(
     "--db", help="Berkas DuckDB (bawaan data/patuh.duckdb) / DuckDB file (default data/patuh.duckdb)")]
 SopDirOption = Annotated[Path | None, typer.Option(
     "--sop-dir", help="Folder model SOP (bawaan sop_models/) / SOP model folder (default sop_models/)")]
+InstitutionFilterOption = Annotated[str | None, typer.Option(
+    "--institution", help="Hanya lembaga ini / Only this institution")]
+InstitutionsOption = Annotated[list[str] | None, typer.Option(
+    "--institution", help="Id lembaga (boleh diulang) / Institution id (repeatable)")]
 SopIdArgument = Annotated[str, typer.Argument(
     help="Id SOP, mis. smpn2-ngawi/bk001-prosedur (lihat patuh sop list) / SOP id (see patuh sop list)")]
 
@@ -86,7 +90,7 @@ def sop_validate(
 @sop_app.command("list")
 def sop_list(
     sop_dir: SopDirOption = None,
-    institution: Annotated[str | None, typer.Option(help="Hanya lembaga ini / Only this institution")] = None,
+    institution: InstitutionFilterOption = None,
 ) -> None:
     """Daftar katalog: id, nomor, judul, langkah.
     / List the catalogue: id, number, title, steps."""
@@ -187,7 +191,7 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
 @app.command("run")
 def run_cmd(
     db: DbOption = None,
-    institution: Annotated[str | None, typer.Option(help="Hanya lembaga ini / Only this institution")] = None,
+    institution: InstitutionFilterOption = None,
     sop: Annotated[str | None, typer.Option(help="Hanya SOP ini (id) / Only this SOP id")] = None,
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Nilai kasus terbuka pada waktu ini (ISO) / "
@@ -447,9 +451,7 @@ UsersOption = Annotated[Path | None, typer.Option(
 
 @app.command("batches")
 def batches_cmd(
-    institution: Annotated[str | None, typer.Option(
-        "--institution", help="Hanya lembaga ini / "
-                              "Only this institution")] = None,
+    institution: InstitutionFilterOption = None,
     db: DbOption = None,
 ) -> None:
     """Daftar berkas yang dimuat (batch): baris masuk, dimuat, dikarantina, duplikat.
@@ -518,9 +520,7 @@ def quarantine_cmd(
     batch: Annotated[int | None, typer.Option(
         "--batch", help="Hanya batch ini (lihat patuh batches) / "
                         "Only this batch (see patuh batches)")] = None,
-    institution: Annotated[str | None, typer.Option(
-        "--institution", help="Hanya lembaga ini / "
-                              "Only this institution")] = None,
+    institution: InstitutionFilterOption = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Tulis semua baris ke berkas CSV ini / "
                       "Write every row to this CSV file")] = None,
@@ -575,9 +575,7 @@ def user_add_cmd(
     role: Annotated[str, typer.Option(
         help="qa (semua) | pengawas (lembaga yang diberikan) | kepala (satu) / "
              "qa (all) | pengawas (granted institutions) | kepala (one)")],
-    institution: Annotated[list[str] | None, typer.Option(
-        "--institution", help="Id lembaga (boleh diulang) / "
-                              "Id lembaga (boleh diulang) / Institution id (repeatable)")] = None,
+    institution: InstitutionsOption = None,
     users: UsersOption = None,
     db: DbOption = None,
 ) -> None:
@@ -606,10 +604,7 @@ def report_cmd(
     period: Annotated[str, typer.Option(
         "--period", help="2026-10 (bulan), 2026-Q3 (triwulan), 2026-S1 (semester) atau 2026 / "
                          "month, quarter, half-year or year")],
-    institution: Annotated[list[str] | None, typer.Option(
-        "--institution", help="Id lembaga (boleh diulang) / "
-                              "Institution id (repeatable)")]
-    = None,
+    institution: InstitutionsOption = None,
     all_: Annotated[bool, typer.Option(
         "--all", help="Semua lembaga, dengan index.html / "
                       "Every institution, plus index.html")] = False,
@@ -677,9 +672,7 @@ def sop_render(
 @app.command("synth")
 def synth_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder keluaran / Output folder")],
-    institution: Annotated[list[str] | None, typer.Option(
-        "--institution", help="Id lembaga (boleh diulang) / "
-                              "Institution id (repeatable)")] = None,
+    institution: InstitutionsOption = None,
     sop: Annotated[list[str] | None, typer.Option("--sop", help="Id SOP (boleh diulang) / SOP id (repeatable)")] = None,
     cases: Annotated[int, typer.Option(
         "--cases", help="Jumlah kasus, dibagi ke semua SOP / "
