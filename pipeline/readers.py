@@ -596,11 +596,12 @@ def _rustxes_parts(path: Path, parts: int, cores: int) -> list[Any] | None:
             first = _rustxes_read(files[0])
             if first is None:
                 return None
+            launch(cores)
             while running:
-                child = running.pop(0)  # parts are of a size: the oldest ends first
-                launch(cores)
-                if child.wait() != 0:
+                if running[0].wait() != 0:  # parts are of a size: the oldest ends first
                     return None
+                running.pop(0)
+                launch(cores)
             said = b"".join(f.with_suffix(".out").read_bytes() for f in files[1:])
             if b"Failed to parse" in said:
                 return None

@@ -424,6 +424,16 @@ def test_a_large_xes_read_in_parts_loads_what_one_read_does(
 
     monkeypatch.setattr(readers, "_rustxes_parts", spy)
     monkeypatch.setattr(readers, "xes_parts", lambda: cores)
+    started: list[subprocess.Popen[bytes]] = []
+    busy: list[int] = []  # parsers already running when one more starts (this process parses a part too)
+
+    class CountedPopen(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            busy.append(1 + sum(p.poll() is None for p in started))
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(readers.subprocess, "Popen", CountedPopen)
     loaded = []
     for threshold in (0, 1 << 40):
         monkeypatch.setattr(readers, "XES_SPLIT_BYTES", threshold)
@@ -439,6 +449,7 @@ def test_a_large_xes_read_in_parts_loads_what_one_read_does(
         assert read_in_parts == [cores]
     else:
         assert read_in_parts[0] > 10  # a part per 4 KB of a 60 KB file (cuts land on <trace> tags)
+    assert busy and max(busy) <= cores  # never more parsers at once than cores
     assert loaded[0] == loaded[1]
     n_loaded, n_quarantined, rows, quarantined = loaded[0]
     assert (n_loaded, n_quarantined) == ((600, 0) if bad_date is None else (599, 1))
