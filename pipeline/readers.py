@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.db import sql_literal
 from pipeline.errors import UserError
@@ -325,6 +326,24 @@ def _cell(value: Any) -> str | None:
     return text or None
 
 
+# what str.strip() removes (str.isspace), for pyarrow's trim: the same text either way
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+
+def cell_column(values: list[Any]) -> pa.Array:
+    """:func:`_cell` over a column of spreadsheet cells: all-text columns in one pyarrow pass, others cell by
+    cell (numbers and dates need their own text)."""
+    if all(v is None or type(v) is str for v in values):
+        text = pc.utf8_trim(pa.array(values, pa.string()), characters=PY_WHITESPACE)
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
+    return pa.array([_cell(v) for v in values], pa.string())
+
+
+def _filled(cells: list[Any]) -> bool:
+    return cells.count(None) + cells.count("") < len(cells)
+
+
 def _register(conn: duckdb.DuckDBPyConnection, src: Source, table: pa.Table, prefix: str) -> str:
     name = f"_patuh_{prefix}_{os.urandom(4).hex()}"
     conn.register(name, table)
@@ -352,7 +371,7 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
             rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
         except Exception as exc:
             raise UserError(f"{path.name}: sheet {name!r} cannot be read ({str(exc).splitlines()[0]})") from None
-        numbered = [(i + 1, r) for i, r in enumerate(rows) if any(c not in (None, "") for c in r)]
+        numbered = [(i + 1, r) for i, r in enumerate(rows) if _filled(r)]
         if not numbered:
             continue
         header = numbered[0][1]
@@ -365,11 +384,13 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
             continue
         data = numbered[1:]
         width = len(headers)
+        short = min((len(r) for _, r in data), default=width) < width
         cols: dict[str, Any] = {
-            h: pa.array([_cell(r[j]) if j < len(r) else None for _, r in data], pa.string())
+            h: cell_column([r[j] if j < len(r) else None for _, r in data] if short else [r[j] for _, r in data])
             for j, h in enumerate(headers)
         }
-        extra = sum(1 for _, r in data if any(c not in (None, "") for c in r[width:]))
+        wide = max((len(r) for _, r in data), default=width) > width
+        extra = sum(1 for _, r in data if _filled(r[width:])) if wide else 0
         if extra:
             notes.append(f"sheet {name!r}: {extra} row(s) have cells right of the last header; they are not read")
         cols["__row"] = pa.array(range(first_row + 1, first_row + 1 + len(data)), pa.int64())

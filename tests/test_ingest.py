@@ -738,3 +738,18 @@ def test_cli_unload(tmp_path: Path) -> None:
                            cwd=Path(__file__).parent.parent, check=False)
     assert asked.returncode == 1 and "batch 3: kasus_bk.csv" in asked.stdout
     assert "kasus_bk.csv" in _cli("batches", "--db", str(db)).stdout  # answered no: still loaded
+
+
+def test_spreadsheet_text_cells_read_in_one_pass_give_what_each_cell_gives() -> None:
+    """XLSX text columns are trimmed and emptied to NULL by pyarrow in one pass; the result must be the
+    text each cell gives alone (str.strip's whitespace, Unicode included), or rows would change with the
+    column they sit in."""
+    import datetime as dt
+
+    from pipeline.readers import PY_WHITESPACE, _cell, cell_column
+
+    assert "".join(chr(c) for c in range(0x110000) if chr(c).isspace()) == PY_WHITESPACE
+    text = [None, "", "  ", " Bu Ani ", "\xa0K-1\u3000", "\x1cs1\x1f", "Surat;\tLaporan\n", "é", "a b"]
+    mixed = [*text, 3.0, 2.5, dt.datetime(2024, 3, 4, 8, 0), True]
+    for column in (text, mixed):
+        assert cell_column(column).to_pylist() == [_cell(v) for v in column]
