@@ -576,10 +576,11 @@ def _remove_orphan_parts() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _rustxes_parts(path: Path, parts: int, cores: int) -> list[Any] | None:
+def _rustxes_parts(path: Path, parts: int, cores: int, progress: Progress | None = None) -> list[Any] | None:
     """Parse a large XES as ``parts`` XES files cut at ``<trace>`` tags, each with the log's header: this
     process reads the first part while child processes read the others, ``cores`` at a time. The frames keep
-    the file's event order. None when there is nothing to cut, or any part fails."""
+    the file's event order; ``progress`` hears of each part done. None when there is nothing to cut, or any
+    part fails."""
     import polars as pl
 
     found = _trace_cuts(path, parts)
@@ -612,16 +613,22 @@ def _rustxes_parts(path: Path, parts: int, cores: int) -> list[Any] | None:
                         [sys.executable, "-c", _RUSTXES_CHILD, str(part), str(part.with_suffix(".arrow")),
                          str(os.getpid())], stdin=subprocess.DEVNULL, stdout=said, stderr=subprocess.STDOUT))
 
+        def done(n: int) -> None:
+            if progress is not None:
+                progress("XES", 0.05 + 0.9 * n / len(files))
+
         try:
             launch(cores - 1)
             first = _rustxes_read(files[0])
             if first is None:
                 return None
+            done(1)
             launch(cores)
             while running:
                 if running[0].wait() != 0:  # parts are of a size: the oldest ends first
                     return None
                 running.pop(0)
+                done(len(files) - len(pending) - len(running))
                 launch(cores)
             said = b"".join(f.with_suffix(".out").read_bytes() for f in files[1:])
             if b"Failed to parse" in said:
@@ -679,7 +686,7 @@ def _xes_rust_plain(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str
     size, cores = path.stat().st_size, xes_parts()  # a small .xes.gz: its compressed size
     parts = max(cores, -(-size // XES_PART_BYTES))
     if parts > 1 and size >= XES_SPLIT_BYTES and not path.name.lower().endswith(".gz"):
-        frames = _rustxes_parts(path, parts, cores)
+        frames = _rustxes_parts(path, parts, cores, progress)
         if frames is not None:
             with contextlib.suppress(pa.ArrowException):  # parts that disagree on a column's type
                 table = pa.concat_tables([to_arrow(f) for f in frames], promote_options="default")
