@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from pipeline.config import get_settings
 from pipeline.errors import UserError
@@ -23,14 +24,33 @@ from pipeline.tables import Column, print_table
 if TYPE_CHECKING:
     from pipeline.run import RunSummary
 
+class _BilingualHelp:
+    """``--help`` described in Bahasa Indonesia first and English second, like every other option."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = "Tampilkan bantuan ini lalu keluar. / Show this message and exit."
+        return option
+
+
+class BilingualCommand(_BilingualHelp, TyperCommand):
+    pass
+
+
+class BilingualGroup(_BilingualHelp, TyperGroup):
+    pass
+
+
 app = typer.Typer(
+    cls=BilingualGroup,
     name="patuh",
     help="Patuh: analitik kepatuhan SOP / SOP compliance analytics.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sop_app = typer.Typer(help="Model SOP: validasi, daftar, tampilkan, gambar. "
+sop_app = typer.Typer(cls=BilingualGroup, help="Model SOP: validasi, daftar, tampilkan, gambar. "
                            "/ SOP models: validate, list, show, render.", no_args_is_help=True)
 app.add_typer(sop_app, name="sop")
 console = Console()
@@ -62,7 +82,7 @@ def _db(value: Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------- sop
 
 
-@sop_app.command("validate")
+@sop_app.command("validate", cls=BilingualCommand)
 def sop_validate(
     files: Annotated[list[Path] | None, typer.Argument(
         help="Berkas model (bawaan: seluruh katalog) / "
@@ -87,7 +107,7 @@ def sop_validate(
         raise typer.Exit(1)
 
 
-@sop_app.command("list")
+@sop_app.command("list", cls=BilingualCommand)
 def sop_list(
     sop_dir: SopDirOption = None,
     institution: InstitutionFilterOption = None,
@@ -106,7 +126,7 @@ def sop_list(
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
-@sop_app.command("show")
+@sop_app.command("show", cls=BilingualCommand)
 def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
     """Cetak satu SOP sebagai tabel aslinya (langkah, pelaksana, kelengkapan, waktu, output).
     / Print one SOP as its paper table (steps, lanes, kelengkapan, waktu, output)."""
@@ -188,7 +208,7 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
         conn.close()
 
 
-@app.command("run")
+@app.command("run", cls=BilingualCommand)
 def run_cmd(
     db: DbOption = None,
     institution: InstitutionFilterOption = None,
@@ -208,7 +228,7 @@ def run_cmd(
     _print_run_summary(summary)
 
 
-@app.command("conform")
+@app.command("conform", cls=BilingualCommand)
 def conform_cmd(
     log: Annotated[Path, typer.Option(
         "--log", help="Log peristiwa: XES, .xes.gz atau CSV (kolom pm4py) / "
@@ -262,7 +282,7 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
         conn.close()
 
 
-@app.command("attendance")
+@app.command("attendance", cls=BilingualCommand)
 def attendance_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor presensi harian (CSV, XLSX, Parquet) / "
@@ -277,7 +297,7 @@ def attendance_cmd(
     _load_rule_inputs(files, "attendance_daily", institution, db)
 
 
-@app.command("rule-input")
+@app.command("rule-input", cls=BilingualCommand)
 def rule_input_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor (CSV, XLSX, Parquet) satu masukan aturan / "
@@ -294,7 +314,7 @@ def rule_input_cmd(
     _load_rule_inputs(files, input_name, institution, db)
 
 
-@app.command("demo")
+@app.command("demo", cls=BilingualCommand)
 def demo_cmd(
     cases: Annotated[int, typer.Option(help="Jumlah kasus sintetis / Number of synthetic cases")] = 20000,
     db: DbOption = None,
@@ -316,7 +336,7 @@ def demo_cmd(
 
 # --- ingest (ingest, map suggest) ---
 
-map_app = typer.Typer(help="Pemetaan kolom ekspor: usulan. / Column mappings for exports: suggest.",
+map_app = typer.Typer(cls=BilingualGroup, help="Pemetaan kolom ekspor: usulan. / Column mappings for exports: suggest.",
                       no_args_is_help=True)
 app.add_typer(map_app, name="map")
 
@@ -368,7 +388,7 @@ def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[s
     console.print(f"  {more}patuh quarantine --batch {batch_id} [--out karantina.csv]", markup=False, highlight=False)
 
 
-@app.command("ingest")
+@app.command("ingest", cls=BilingualCommand)
 def ingest_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor (CSV, XLSX, XES, .xes.gz, Parquet) atau foldernya / "
@@ -421,7 +441,7 @@ def ingest_cmd(
             print_ingest_summary(results, first_messages)
 
 
-@map_app.command("suggest")
+@map_app.command("suggest", cls=BilingualCommand)
 def map_suggest_cmd(
     file: Annotated[Path, typer.Argument(
         help="Sebuah ekspor (CSV, XLSX, XES, Parquet) / "
@@ -443,13 +463,14 @@ def map_suggest_cmd(
 
 # --- dashboard (serve, user) ---
 # The engine never imports the dashboard (import contract): these commands load it by name, lazily.
-user_app = typer.Typer(help="Pengguna dasbor: tambah. / Dashboard users: add.", no_args_is_help=True)
+user_app = typer.Typer(cls=BilingualGroup, help="Pengguna dasbor: tambah. / Dashboard users: add.",
+                       no_args_is_help=True)
 app.add_typer(user_app, name="user")
 UsersOption = Annotated[Path | None, typer.Option(
     "--users", help="Berkas pengguna (bawaan <folder db>/users.yaml) / Users file (default <db dir>/users.yaml)")]
 
 
-@app.command("batches")
+@app.command("batches", cls=BilingualCommand)
 def batches_cmd(
     institution: InstitutionFilterOption = None,
     db: DbOption = None,
@@ -477,7 +498,7 @@ def batches_cmd(
                           Column("duplikat", "duplicates", number=True)], rows, title="patuh batches", keys=2)
 
 
-@app.command("unload")
+@app.command("unload", cls=BilingualCommand)
 def unload_cmd(
     batch: Annotated[list[int], typer.Option(
         "--batch", help="Batch yang dikeluarkan (lihat patuh batches; boleh diulang) / "
@@ -515,7 +536,7 @@ def unload_cmd(
     console.print("Pemeriksaan berikutnya lengkap / the next 'patuh run' checks every case again")
 
 
-@app.command("quarantine")
+@app.command("quarantine", cls=BilingualCommand)
 def quarantine_cmd(
     batch: Annotated[int | None, typer.Option(
         "--batch", help="Hanya batch ini (lihat patuh batches) / "
@@ -554,7 +575,7 @@ def quarantine_cmd(
         console.print(f"{len(frame) - limit} lagi / more: --limit {len(frame)} or --out karantina.csv")
 
 
-@app.command("serve")
+@app.command("serve", cls=BilingualCommand)
 def serve_cmd(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Alamat yang didengarkan / Address to listen on")] = "127.0.0.1",
@@ -569,7 +590,7 @@ def serve_cmd(
     serve_mod.serve(_db(db), host=host, port=port, users=users, console=console)
 
 
-@user_app.command("add")
+@user_app.command("add", cls=BilingualCommand)
 def user_add_cmd(
     name: Annotated[str, typer.Argument(help="Nama pengguna / User name")],
     role: Annotated[str, typer.Option(
@@ -599,7 +620,7 @@ def user_add_cmd(
 # --- reports ---
 
 
-@app.command("report")
+@app.command("report", cls=BilingualCommand)
 def report_cmd(
     period: Annotated[str, typer.Option(
         "--period", help="2026-10 (bulan), 2026-Q3 (triwulan), 2026-S1 (semester) atau 2026 / "
@@ -636,7 +657,7 @@ def report_cmd(
 # --- sop render ---
 
 
-@sop_app.command("render")
+@sop_app.command("render", cls=BilingualCommand)
 def sop_render(
     sop_id: SopIdArgument,
     out: Annotated[Path, typer.Option("--out", help="Berkas keluaran / Output file")],
@@ -669,7 +690,7 @@ def sop_render(
 # --- synthetic logs (synth) ---
 
 
-@app.command("synth")
+@app.command("synth", cls=BilingualCommand)
 def synth_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder keluaran / Output folder")],
     institution: InstitutionsOption = None,

@@ -72,6 +72,8 @@ def test_each_command_has_help() -> None:
         assert re.search(r"\b(Periksa|Muat|Daftar|Cetak|Tampilkan|Keluarkan|Jalankan|Tulis|Tambah|Gambar|Log|"
                          r"Pekerjaan|Model SOP|Pemetaan|Pengguna)\b.*? / [A-Z]", words), \
             f"patuh {' '.join(path)} --help has no Indonesian help before the English one"
+        assert "Tampilkan bantuan ini lalu keluar. / Show this message and exit." in words, \
+            f"patuh {' '.join(path)} --help describes --help in English only"
 
 
 def test_every_option_and_argument_is_explained_in_both_languages() -> None:
