@@ -12,7 +12,11 @@ over the step's standard (``duration_std - standard_max`` for executions over th
 working minutes: working days times the institution's working-day length, elapsed minutes times the share
 of a calendar week that is working time). Steps are ranked by score (highest first), ties by the share of
 cases over the standard and then by the step's position in the SOP; steps with a score of 0 are no
-bottleneck and are left out. Percentiles are ``quantile_cont`` (linear interpolation, as numpy's default).
+bottleneck and are left out. A step's role is the role most of its events name (ties: the first by name).
+
+Percentiles are exact, with ``quantile_cont``'s linear interpolation (numpy's default), read from how often
+each working-time value occurs per group (:data:`STATE_TABLES`): a run keeps those counts, and an incremental
+run updates them from its changed cases instead of reading every event again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import pandas as pd
 from pipeline.calendars import WorkingCalendar
 
 TOP_N = 10
-PARTIAL_MAX_SHARE = 0.5  # above this share of changed event rows, an incremental run recomputes every SOP
 DEFAULT_WORKDAY_MINUTES = 420.0  # 7 hours, when an institution's calendar is unknown
 DEFAULT_WORKDAYS_PER_WEEK = 5.0
 TABLES = ("bottleneck_calendars", "bottleneck_step_month", "bottleneck_handovers", "bottleneck_wip",
@@ -134,40 +137,131 @@ _EXCESS = f"""CASE WHEN et.over_standard THEN greatest(et.duration_std - et.stan
         ELSE coalesce(cal.workday_minutes, {_DAY}) * coalesce(cal.workdays_per_week, {_WEEK}) / 10080.0
     END ELSE 0.0 END"""
 
+_CAL = ("cal AS (SELECT institution_id, workday_minutes, workdays_per_week FROM bottleneck_calendars "
+        "WHERE run_id = $run_id)")
 _EVENTS = f"""et AS ({{scope}}),
-cal AS (SELECT institution_id, workday_minutes, workdays_per_week FROM bottleneck_calendars
-        WHERE run_id = $run_id),
+{_CAL},
 ev AS (SELECT et.*, coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min,
               {_EXCESS} AS excess,
-              date_trunc('month', et.local_end) AS month
+              date_trunc('month', et.local_end)::DATE AS month
        FROM et LEFT JOIN cal ON cal.institution_id = et.institution_id)"""
 
 # Distinct cases without a distinct count over every row (DuckDB runs a query with a DISTINCT aggregate
-# several times slower): a case's first execution of a step (step_visit = 1) counts it once; per month or
-# week, executions of steps the case ran once (step_visits = 1) count as they are and only the few
-# repeated ones get a distinct count, in a separate small aggregate.
+# several times slower): a case's first execution of a step (step_visit = 1) counts it once; per month,
+# executions of steps the case ran once (step_visits = 1) count as they are and only the few repeated ones
+# get a distinct count, in a separate small aggregate.
 
-_RANK_SQL = f"""
-WITH {_EVENTS},
+
+@dataclass(frozen=True)
+class _StateTable:
+    """A sum over cases kept for every current ``event_timing`` row (``select`` reads the CTE ``ev``).
+
+    Each case adds to its groups' counts, so an incremental run adds its changed cases' new rows and
+    subtracts their old ones instead of reading every event again. ``counts[0]`` is 0 only for a group
+    with no row left.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    counts: tuple[str, ...]
+    select: str
+
+
+_STEP = ("institution_id", "sop_id", "step_id")
+STATE_TABLES = (
+    # working minutes per step and month, counted by value: exact percentiles without reading the events
+    _StateTable("bottleneck_state_values", (*_STEP, "month", "measure", "value"), ("n",), """
+        SELECT institution_id, sop_id, step_id, month, 'wait' AS measure, wait_working AS value, count(*) AS n
+        FROM ev WHERE wait_working IS NOT NULL GROUP BY ALL
+        UNION ALL
+        SELECT institution_id, sop_id, step_id, month, 'proc' AS measure, proc_working AS value, count(*) AS n
+        FROM ev WHERE proc_working IS NOT NULL GROUP BY ALL"""),
+    _StateTable("bottleneck_state_step_month", (*_STEP, "month"), ("n", "n_cases", "n_std", "n_over", "excess"), """
+        SELECT a.* EXCLUDE (n_single), a.n_single + coalesce(r.n_repeated, 0) AS n_cases
+        FROM (SELECT institution_id, sop_id, step_id, month, count(*) AS n,
+                     count(*) FILTER (WHERE step_visits = 1) AS n_single, count(over_standard) AS n_std,
+                     count(*) FILTER (WHERE over_standard) AS n_over, sum(excess) AS excess
+              FROM ev GROUP BY ALL) a
+        LEFT JOIN (SELECT institution_id, sop_id, step_id, month, count(DISTINCT case_id) AS n_repeated
+                   FROM ev WHERE step_visits > 1 GROUP BY ALL) r USING (institution_id, sop_id, step_id, month)"""),
+    _StateTable("bottleneck_state_steps", _STEP, ("n_cases", "n_std_cases", "n_over_cases"), """
+        SELECT a.*, coalesce(o.n_over_cases, 0) AS n_over_cases
+        FROM (SELECT institution_id, sop_id, step_id, count(*) FILTER (WHERE step_visit = 1) AS n_cases,
+                     count(*) FILTER (WHERE step_visit = 1 AND over_standard IS NOT NULL) AS n_std_cases
+              FROM ev GROUP BY ALL) a
+        LEFT JOIN (SELECT institution_id, sop_id, step_id, count(DISTINCT case_id) AS n_over_cases
+                   FROM ev WHERE over_standard GROUP BY ALL) o USING (institution_id, sop_id, step_id)"""),
+    _StateTable("bottleneck_state_roles", (*_STEP, "role"), ("n",), """
+        SELECT institution_id, sop_id, step_id, role, count(*) AS n FROM ev WHERE role IS NOT NULL GROUP BY ALL"""),
+    # waits at a handover between two roles, counted by value (a NULL value: a handover without a wait)
+    _StateTable("bottleneck_state_handovers", ("institution_id", "sop_id", "prev_role", "role", "value"), ("n",), """
+        SELECT institution_id, sop_id, prev_role, role, wait_working AS value, count(*) AS n
+        FROM ev WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role GROUP BY ALL"""),
+)
+
+
+def _percentiles_sql(keys: str, source: str) -> str:
+    """p50, p90 (``quantile_cont``'s linear interpolation) and the sum of ``value`` per ``keys`` from a
+    SELECT of ``keys``, ``value`` and ``n`` (how often the value occurs); NULL values are left out."""
+    rank = {p: f"(c.total - 1)::DOUBLE * {p}::DOUBLE" for p in ("0.5", "0.9")}
+    at = ", ".join(f"min(c.value) FILTER (WHERE c.cum > floor({r})) AS lo{p[2]}, "
+                   f"min(c.value) FILTER (WHERE c.cum > ceil({r})) AS hi{p[2]}, "
+                   f"any_value({r} - floor({r})) AS d{p[2]}" for p, r in rank.items())
+    return f"""
+        SELECT {keys}, lo5 + (hi5 - lo5) * d5 AS p50, lo9 + (hi9 - lo9) * d9 AS p90, value_sum
+        FROM (SELECT {keys}, {at}, sum(c.value * c.n) AS value_sum
+              FROM (SELECT {keys}, value, n,
+                           sum(n) OVER (PARTITION BY {keys} ORDER BY value ROWS UNBOUNDED PRECEDING) AS cum,
+                           sum(n) OVER (PARTITION BY {keys}) AS total
+                    FROM ({source}) s WHERE value IS NOT NULL) c
+              GROUP BY {keys})"""
+
+
+_MONTH_KEYS = "institution_id, sop_id, step_id, month"
+
+_STEP_MONTH_SQL = f"""
+INSERT INTO bottleneck_step_month
+WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure", "SELECT * FROM bottleneck_state_values")})
+SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
+       w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
+       s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
+FROM bottleneck_state_step_month s
+LEFT JOIN (SELECT * FROM pct WHERE measure = 'wait') w USING ({_MONTH_KEYS})
+LEFT JOIN (SELECT * FROM pct WHERE measure = 'proc') p USING ({_MONTH_KEYS})
+"""
+
+_HANDOVER_KEYS = "institution_id, sop_id, prev_role, role"
+_HANDOVER_SQL = f"""
+INSERT INTO bottleneck_handovers
+SELECT $run_id, {_HANDOVER_KEYS}, h.n, q.p50, q.p90, q.value_sum
+FROM (SELECT {_HANDOVER_KEYS}, sum(n) AS n FROM bottleneck_state_handovers GROUP BY ALL) h
+LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT * FROM bottleneck_state_handovers")}) q
+    USING ({_HANDOVER_KEYS})
+"""
+
+# the ranking from the per-step sums ({step_month}, {steps}, {values}, {roles}: tables or CTEs); needs `cal`
+_STEP_KEYS = "institution_id, sop_id, step_id"
+_RANK_BODY = f"""
+month_totals AS (SELECT {_STEP_KEYS}, sum(n) AS n, sum(excess) AS excess_total FROM {{step_month}} GROUP BY ALL),
+pct AS ({_percentiles_sql(_STEP_KEYS + ", measure",
+                          f"SELECT {_STEP_KEYS}, measure, value, sum(n) AS n FROM {{values}} GROUP BY ALL")}),
 agg AS (
-    SELECT institution_id, sop_id, step_id, count(*) AS n,
-           count(*) FILTER (WHERE step_visit = 1) AS n_cases,
-           count(*) FILTER (WHERE step_visit = 1 AND over_standard IS NOT NULL) AS n_std_cases,
-           mode(role) AS role,
-           quantile_cont(wait_working, [0.5, 0.9]) AS wq, quantile_cont(proc_working, [0.5, 0.9]) AS pq,
-           coalesce(sum(wait_working), 0) AS wait_total, coalesce(sum(excess), 0) AS excess_total,
-           any_value(day_min) AS day_min
-    FROM ev GROUP BY ALL),
-over_cases AS (
-    SELECT institution_id, sop_id, step_id, count(DISTINCT case_id) AS n_over_cases
-    FROM ev WHERE over_standard GROUP BY ALL),
+    SELECT m.*, s.n_cases, s.n_std_cases, s.n_over_cases, r.role,
+           [w.p50, w.p90] AS wq, [p.p50, p.p90] AS pq, coalesce(w.value_sum, 0) AS wait_total,
+           coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min
+    FROM month_totals m
+    JOIN {{steps}} s USING ({_STEP_KEYS})
+    LEFT JOIN (SELECT {_STEP_KEYS}, first(role ORDER BY n DESC, role) AS role FROM {{roles}} GROUP BY ALL) r
+        USING ({_STEP_KEYS})
+    LEFT JOIN (SELECT * FROM pct WHERE measure = 'wait') w USING ({_STEP_KEYS})
+    LEFT JOIN (SELECT * FROM pct WHERE measure = 'proc') p USING ({_STEP_KEYS})
+    LEFT JOIN cal ON cal.institution_id = m.institution_id),
 scored AS (
-    SELECT a.*, s.no AS step_no, s.activity, s.time_raw AS standard, s.ord,
-           coalesce(o.n_over_cases, 0) / nullif(a.n_std_cases, 0) AS share_cases_over,
+    SELECT a.*, st.no AS step_no, st.activity, st.time_raw AS standard, st.ord,
+           a.n_over_cases / nullif(a.n_std_cases, 0) AS share_cases_over,
            a.wait_total + a.excess_total AS score
     FROM agg a
-    LEFT JOIN over_cases o USING (institution_id, sop_id, step_id)
-    LEFT JOIN sop_steps s ON s.sop_id = a.sop_id AND s.step_id = a.step_id
+    LEFT JOIN sop_steps st ON st.sop_id = a.sop_id AND st.step_id = a.step_id
     WHERE a.n_cases >= $min_cases AND a.wait_total + a.excess_total > 0)
 SELECT row_number() OVER (PARTITION BY institution_id, sop_id
                           ORDER BY score DESC, share_cases_over DESC NULLS LAST, ord NULLS LAST, step_id)
@@ -179,35 +273,23 @@ FROM scored
 QUALIFY rank <= $top
 ORDER BY institution_id, sop_id, rank
 """
+_RANK_PARTS = ("step_month", "steps", "values", "roles")
 
-_STEP_MONTH_SQL = f"""
-INSERT INTO bottleneck_step_month
-WITH {_EVENTS},
-agg AS (
-    SELECT institution_id, sop_id, step_id, month, count(*) AS n,
-           count(*) FILTER (WHERE step_visits = 1) AS n_single,
-           quantile_cont(wait_working, [0.5, 0.9]) AS wq, quantile_cont(proc_working, [0.5, 0.9]) AS pq,
-           sum(wait_working) AS wait, sum(proc_working) AS proc,
-           count(over_standard) AS n_std, count(*) FILTER (WHERE over_standard) AS n_over, sum(excess) AS excess
-    FROM ev GROUP BY ALL),
-repeated AS (
-    SELECT institution_id, sop_id, step_id, month, count(DISTINCT case_id) AS n_cases
-    FROM ev WHERE step_visits > 1 GROUP BY ALL)
-SELECT $run_id, institution_id, sop_id, step_id, strftime(month, '%Y-%m'), n, n_single + coalesce(r.n_cases, 0),
-       wq[1], wq[2], pq[1], pq[2], wait / nullif(coalesce(wait, 0) + coalesce(proc, 0), 0),
-       n_std, n_over, n_over / nullif(n_std, 0), excess
-FROM agg LEFT JOIN repeated r USING (institution_id, sop_id, step_id, month)
-"""
 
-_HANDOVER_SQL = """
-INSERT INTO bottleneck_handovers
-WITH et AS ({scope})
-SELECT $run_id, institution_id, sop_id, prev_role, role, count(*),
-       quantile_cont(wait_working, 0.5), quantile_cont(wait_working, 0.9), sum(wait_working)
-FROM et
-WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role
-GROUP BY institution_id, sop_id, prev_role, role
-"""
+def _rank_sql(scope_sql: str | None) -> str:
+    """The ranking over the kept sums (``scope_sql`` None) or over the sums of a scope's events."""
+    body = _RANK_BODY
+    if scope_sql is None:
+        for part in _RANK_PARTS:
+            body = body.replace(f"{{{part}}}", f"bottleneck_state_{part}")
+        return f"WITH {_CAL},\n{body}"
+    sums = []
+    for part in _RANK_PARTS:
+        table = next(t for t in STATE_TABLES if t.name == f"bottleneck_state_{part}")
+        sums.append(f"scope_{part} AS ({table.select})")
+        body = body.replace(f"{{{part}}}", f"scope_{part}")
+    return f"WITH {_EVENTS.replace('{scope}', scope_sql)},\n{', '.join(sums)},\n{body}"
+
 
 # The aggregates below are sums over cases (a case adds 1 to each week it was at a step, ...): an incremental
 # run updates them with its changed cases alone, old rows subtracted and new rows added (see _delta_sql).
@@ -404,14 +486,18 @@ def rank_bottlenecks(conn: duckdb.DuckDBPyConnection, scope: Scope, *, top: int 
     """
     if stored is None and scope.table is None:
         stored = stored_columns(conn)
-    sql = _RANK_SQL.replace("{scope}", scope.sql(stored))
-    cur = conn.execute(sql, {**scope.params(), "top": top, "min_cases": min_cases})
+    return _ranked(conn, _rank_sql(scope.sql(stored)), {**scope.params(), "top": top, "min_cases": min_cases})
+
+
+def _ranked(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     for row in rows:
         row["explanation_id"] = explain(row, "id")
         row["explanation_en"] = explain(row, "en")
     return rows
+
 
 
 def _workday(cal: WorkingCalendar) -> tuple[float, float]:
@@ -439,63 +525,72 @@ def _execute(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) 
     conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
+def _sums(table: _StateTable, scope_sql: str) -> str:
+    return f"(WITH {_EVENTS.replace('{scope}', scope_sql)} {table.select})"
+
+
+def _build_state(conn: duckdb.DuckDBPyConnection, scope_sql: str, params: dict[str, Any]) -> None:
+    """The kept sums from every current event (``scope_sql``: all of ``event_timing``)."""
+    for table in STATE_TABLES:
+        conn.execute(f"DELETE FROM {table.name}")
+        _execute(conn, f"INSERT INTO {table.name} BY NAME SELECT * FROM {_sums(table, scope_sql)}", params)
+
+
+def _update_state(conn: duckdb.DuckDBPyConnection, new_rows: str, old_rows: str, params: dict[str, Any]) -> None:
+    """Add the changed cases' new rows (``new_rows``) to the kept sums and subtract their old ones."""
+    for table in STATE_TABLES:
+        keys, counts = ", ".join(table.keys), table.counts
+        minus = ", ".join(f"-{c} AS {c}" for c in counts)
+        delta = (f"SELECT {keys}, {', '.join(f'sum({c}) AS {c}' for c in counts)} "
+                 f"FROM ({_sums(table, new_rows)} UNION ALL BY NAME "
+                 f"SELECT * REPLACE ({minus}) FROM {_sums(table, old_rows)}) "
+                 f"GROUP BY ALL HAVING {' OR '.join(f'sum({c}) <> 0' for c in counts)}")
+        on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM d.{k}" for k in table.keys)
+        columns = (*table.keys, *counts)
+        _execute(conn, f"""
+            MERGE INTO {table.name} s USING ({delta}) d ON {on}
+            WHEN MATCHED THEN UPDATE SET {', '.join(f'{c} = s.{c} + d.{c}' for c in counts)}
+            WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) VALUES ({', '.join(f'd.{c}' for c in columns)})
+            """, params)
+        conn.execute(f"DELETE FROM {table.name} WHERE {counts[0]} = 0")
+
+
 def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                         calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N,
-                        changed_pairs: str | None = None, previous_run: str | None = None,
-                        old_rows: str | None = None) -> None:
+                        previous_run: str | None = None, old_rows: str | None = None) -> None:
     """Write the ``bottleneck_*`` tables and the ranked ``bottlenecks`` of ``run_id`` (replacing old rows).
 
     Called by run.py inside the run's transaction, after ``event_timing``, ``case_results`` and
     ``deviations`` are written. ``calendars`` default to those of the configured institutions.yaml.
-    With ``changed_pairs`` (a table of (institution_id, sop_id) whose events changed) and ``previous_run``,
-    only those SOPs (and, for the per-role load, their institutions) are computed again; the previous run's
-    rows of every other SOP are carried over unchanged. With ``old_rows`` (a table with the ``event_timing``
-    rows this run replaced) too, the per-case sums (weekly work in progress, rework, cases, events, working
-    times and resources per role) are the previous run's plus this run's rows minus the old ones: their cost
-    follows the change. Only the percentiles read every event of the changed SOPs again.
+    The per-month step rows, the handovers and the ranking come from the kept sums (:data:`STATE_TABLES`).
+    With ``previous_run`` and ``old_rows`` (a table with the ``event_timing`` rows this run replaced), the
+    kept sums, when they are ``previous_run``'s, get this run's rows added and the old ones subtracted, and
+    the per-case sums of the other tables (weekly work in progress, rework, cases, events, working times and
+    resources per role) are the previous run's rows plus this run's minus the old ones: the cost follows the
+    change. Otherwise everything is computed from every event.
     """
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     cals = _load_calendars() if calendars is None else calendars
-    partial = changed_pairs is not None and previous_run is not None
-    if partial:
-        # carrying rows over pays only when most of the log is unchanged: filtering the scope by the changed
-        # SOPs (and again by their institutions for the role load) costs more than it saves otherwise
-        changed_rows, all_rows = conn.execute(
-            f"SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {changed_pairs} p "
-            "WHERE p.institution_id = t.institution_id AND p.sop_id = t.sop_id)), count(*) FROM event_timing t"
-        ).fetchall()[0]
-        partial = changed_rows < PARTIAL_MAX_SHARE * all_rows
-    pair_filter = (f"EXISTS (SELECT 1 FROM {changed_pairs} p WHERE p.institution_id = t.institution_id"
-                   " AND p.sop_id = t.sop_id)") if partial else ""
-    inst_filter = f"t.institution_id IN (SELECT institution_id FROM {changed_pairs})" if partial else ""
-    present = [r[0] for r in conn.execute(
-        f"SELECT DISTINCT institution_id FROM event_timing t WHERE {inst_filter or 'TRUE'}").fetchall()]
+    present = [r[0] for r in conn.execute("SELECT DISTINCT institution_id FROM event_timing").fetchall()]
     cal_rows = [(run_id, iid, *_workday(cals[iid])) for iid in present if iid in cals]
     if cal_rows:
         conn.executemany("INSERT INTO bottleneck_calendars VALUES (?, ?, ?, ?)", cal_rows)
     stored = stored_columns(conn)
-    scope = Scope(run_id, where=pair_filter)
-    role_scope = Scope(run_id, where=inst_filter) if partial else scope  # the role load spans every SOP
-    if any(state != COMPLETE for state in stored.values()):
-        # windows derive what timing.py did not store: materialise the scopes once instead of per statement
-        conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {scope.sql(stored)}")
-        scope = Scope(run_id, table="bottleneck_scope")
-        if partial:
-            conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_role_scope AS {role_scope.sql(stored)}")
-            role_scope = Scope(run_id, table="bottleneck_role_scope")
-        else:
-            role_scope = scope
-    params = scope.params()
+    params: dict[str, Any] = {"run_id": run_id, "previous": previous_run}
     delta = (previous_run is not None and old_rows is not None and all(v == COMPLETE for v in stored.values())
              and not conn.execute(f"SELECT count(*) FROM {old_rows} WHERE step_visits IS NULL").fetchall()[0][0]
              # the previous run's per-resource rows (a run of an older version wrote none)
-             and conn.execute("SELECT (SELECT count(*) FROM bottleneck_role_resources WHERE run_id = $p) > 0 OR "
-                              "(SELECT count(*) FROM bottleneck_role_load WHERE run_id = $p) = 0",
-                              {"p": previous_run}).fetchall()[0][0])
+             and conn.execute("SELECT (SELECT count(*) FROM bottleneck_role_resources WHERE run_id = $previous) > 0 "
+                              "OR (SELECT count(*) FROM bottleneck_role_load WHERE run_id = $previous) = 0",
+                              {"previous": previous_run}).fetchall()[0][0])
     if delta:
-        params["previous"] = previous_run
         new_rows, old = "SELECT * FROM event_timing WHERE run_id = $run_id", f"SELECT * FROM {old_rows}"
+        kept_for = conn.execute("SELECT any_value(state_run), count(*) FROM bottleneck_state_run").fetchall()[0]
+        if kept_for == (previous_run, 1):
+            _update_state(conn, new_rows, old, params)
+        else:
+            _build_state(conn, Scope(run_id).sql(stored), params)
         wip = _delta_sql(_WIP_SELECT, "SELECT institution_id, sop_id, step_id, week, cases_waiting AS waiting, "
                          "cases_at_step AS at_step FROM bottleneck_wip WHERE run_id = $previous",
                          "institution_id, sop_id, step_id, week", ["waiting", "at_step"], new_rows, old)
@@ -511,16 +606,21 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                                "institution_id, month, role, resource", ["n", "proc", "n_proc", "wait", "n_wait"],
                                new_rows, old)
     else:
-        wip, rework = (q.replace("{scope}", scope.sql(stored)) for q in (_WIP_SELECT, _REWORK_SELECT))
-        role_cases = _ROLE_CASES_SELECT.replace("{scope}", role_scope.sql(stored))
-        resources = _ROLE_RESOURCES_SELECT.replace("{scope}", role_scope.sql(stored))
-    _execute(conn, _STEP_MONTH_SQL.replace("{scope}", scope.sql(stored)), params)
-    _execute(conn, _HANDOVER_SQL.replace("{scope}", scope.sql(stored)), params)
-    _execute(conn, _WIP_SQL.replace("{wip}", wip), params)
-    _execute(conn, _REWORK_SQL.replace("{rework}", rework), params)
-    _execute(conn, _ROLE_RESOURCES_SQL.replace("{resources}", resources), params)
-    _execute(conn, _ROLE_LOAD_SQL.replace("{role_cases}", role_cases), params)
-    ranked = rank_bottlenecks(conn, scope, top=top, stored=stored)
+        scope = Scope(run_id)
+        if any(state != COMPLETE for state in stored.values()):
+            # windows derive what timing.py did not store: materialise the scope once instead of per statement
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE bottleneck_scope AS {scope.sql(stored)}")
+            scope = Scope(run_id, table="bottleneck_scope")
+        _build_state(conn, scope.sql(stored), params)
+        wip, rework, role_cases, resources = (q.replace("{scope}", scope.sql(stored)) for q in (
+            _WIP_SELECT, _REWORK_SELECT, _ROLE_CASES_SELECT, _ROLE_RESOURCES_SELECT))
+    conn.execute("DELETE FROM bottleneck_state_run")
+    conn.execute("INSERT INTO bottleneck_state_run VALUES (?)", [run_id])
+    for sql in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
+                _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
+                _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):
+        _execute(conn, sql, params)
+    ranked = _ranked(conn, _rank_sql(None), {"run_id": run_id, "top": top, "min_cases": 1})
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
                    "wait_p50", "wait_p90", "proc_p50", "proc_p90", "standard", "share_cases_over", "wait_total",
@@ -530,14 +630,3 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         conn.register("ranked_df", frame)
         conn.execute("INSERT INTO bottlenecks SELECT * FROM ranked_df")
         conn.unregister("ranked_df")
-    if partial:
-        for table in TABLES:
-            if delta and table in ("bottleneck_wip", "bottleneck_rework", "bottleneck_role_resources",
-                                   "bottleneck_role_load"):
-                continue  # already every SOP's rows
-            by_institution = table in ("bottleneck_calendars", "bottleneck_role_resources", "bottleneck_role_load")
-            keep = (f"p.institution_id NOT IN (SELECT institution_id FROM {changed_pairs})" if by_institution else
-                    f"NOT EXISTS (SELECT 1 FROM {changed_pairs} c WHERE c.institution_id = p.institution_id"
-                    " AND c.sop_id = p.sop_id)")
-            conn.execute(f"INSERT INTO {table} SELECT * REPLACE (? AS run_id) FROM {table} p "
-                         f"WHERE p.run_id = ? AND {keep}", [run_id, previous_run])

@@ -8,8 +8,8 @@ Incremental runs: when the catalogue, the institutions and their calendars, the 
 scope are unchanged since the last successful run (``runs.catalogue_hash``), only *dirty* cases (with events
 from batches loaded since that run) are checked again, their events read once into ``run_events``; every other
 open case is only judged again for stalling (that moves with ``as_of``); the rows of all other cases stay as
-they were, each tagged with the run that checked it. Aggregates: per-case sums are updated from the dirty cases
-alone, percentiles recomputed for the SOPs with new events (bottlenecks.py).
+they were, each tagged with the run that checked it. Aggregates: per-case sums, and the counts of working-time
+values that the percentiles are read from, are updated from the dirty cases alone (bottlenecks.py).
 """
 
 from __future__ import annotations
@@ -258,9 +258,6 @@ def run_compliance(
                              + _in_table("case_results"))
                 conn.execute("CREATE OR REPLACE TEMP TABLE run_touched AS "
                              "SELECT * FROM run_dirty UNION ALL SELECT * FROM run_open")
-                # SOPs whose events changed: their aggregates are computed again, the others carried over
-                conn.execute("CREATE OR REPLACE TEMP TABLE run_changed_sops AS SELECT DISTINCT institution_id, sop_id "
-                             "FROM run_dirty WHERE sop_id IN (SELECT sop_id FROM run_models)")
                 events, case_filter = "run_events", "TRUE"
                 stall_filter = scope_filter + _in_table("run_touched")
         with _stage(summary, "scope", progress):
@@ -424,7 +421,8 @@ def _restate_open_cases(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
     conn.execute(
         """
         UPDATE case_results r SET n_deviations = coalesce(n.n, 0), compliant = coalesce(n.n, 0) = 0, run_id = ?
-        FROM run_open o LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations
+        FROM run_open o LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations d
+                                   SEMI JOIN run_open USING (institution_id, sop_id, case_id)
                                    GROUP BY ALL) n USING (institution_id, sop_id, case_id)
         WHERE r.institution_id = o.institution_id AND r.sop_id = o.sop_id AND r.case_id = o.case_id
         """,
@@ -494,7 +492,6 @@ def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[s
     from pipeline.bottlenecks import compute_bottlenecks
 
     compute_bottlenecks(conn, run_id, calendars=calendars, previous_run=base_run,
-                        changed_pairs="run_changed_sops" if base_run else None,
                         old_rows="run_old_timing" if base_run else None)
     # step metrics are the per-month bottleneck rows seen from the SOP table (share over: steps with a standard)
     conn.execute(

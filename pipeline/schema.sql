@@ -399,3 +399,59 @@ CREATE TABLE IF NOT EXISTS bottlenecks (
     explanation_id   VARCHAR NOT NULL,
     explanation_en   VARCHAR NOT NULL
 );
+
+-- Kept sums of the bottleneck aggregates over every current event_timing row (pipeline/bottlenecks.py,
+-- STATE_TABLES): an incremental run adds its changed cases' new rows and subtracts their old ones, so the
+-- percentiles and per-step sums cost what changed, not the whole log. Valid for the run in
+-- bottleneck_state_run only; any other run builds them again from event_timing. Not published.
+CREATE TABLE IF NOT EXISTS bottleneck_state_run (
+    state_run VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_values (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    month          DATE NOT NULL,             -- of the event's end, institution's local time
+    measure        VARCHAR NOT NULL,          -- 'wait' or 'proc'
+    value          DOUBLE NOT NULL,           -- working minutes
+    n              BIGINT NOT NULL            -- events with this value
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_step_month (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    month          DATE NOT NULL,
+    n              BIGINT NOT NULL,
+    n_cases        BIGINT NOT NULL,
+    n_std          BIGINT NOT NULL,
+    n_over         BIGINT NOT NULL,
+    excess         DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_steps (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    n_cases        BIGINT NOT NULL,
+    n_std_cases    BIGINT NOT NULL,
+    n_over_cases   BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_roles (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    role           VARCHAR NOT NULL,
+    n              BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_handovers (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    prev_role      VARCHAR NOT NULL,
+    role           VARCHAR NOT NULL,
+    value          DOUBLE,                    -- NULL: a handover without a waiting time
+    n              BIGINT NOT NULL
+);

@@ -164,3 +164,26 @@ def test_number_and_duration_formats() -> None:
     assert fmt_duration(90) == "1,5 jam kerja"
     assert fmt_duration(900, workday_minutes=450) == "2 hari kerja"
     assert fmt_duration(1125, "en", 450) == "2.5 working days"
+
+
+def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path) -> None:
+    """The kept sums count each working-time value once per group; percentiles read from those counts are
+    numpy's linear-interpolation percentiles of the raw values, ties and one-value groups included."""
+    import numpy as np
+
+    from pipeline.bottlenecks import _percentiles_sql
+
+    rng = np.random.default_rng(7)
+    groups = {f"g{i}": rng.integers(0, 1 + i * 3, size=1 + i * 7).astype(float) for i in range(40)}
+    groups["one"] = np.array([42.0])
+    groups["halves"] = rng.integers(0, 9, size=101) / 2.0
+    conn = duckdb.connect(str(tmp_path / "p.duckdb"))
+    conn.execute("CREATE TABLE v (g VARCHAR, value DOUBLE)")
+    conn.executemany("INSERT INTO v VALUES (?, ?)", [(g, float(x)) for g, xs in groups.items() for x in xs]
+                     + [("one", None)])  # a NULL value is no working time: left out
+    counts = "SELECT g, value, count(*) AS n FROM v GROUP BY ALL"
+    got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(_percentiles_sql("g", counts)).fetchall()}
+    assert set(got) == set(groups)
+    for g, xs in groups.items():
+        p50, p90 = np.percentile(xs, [50, 90])
+        assert got[g] == (pytest.approx(p50, rel=1e-12), pytest.approx(p90, rel=1e-12), pytest.approx(xs.sum())), g
