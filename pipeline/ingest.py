@@ -841,17 +841,18 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
     # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
     last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
     written = conn.execute(f"""
-        INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events)
+        INSERT INTO cases (institution_id, sop_id, case_id, opened_at, closed_at, status, n_events, last_at,
+                           last_step_id)
         WITH agg AS (
             SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
                    count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
-                   arg_max(x.status, {last}) AS last_status
+                   arg_max(x.step_id, {last}) AS last_mapped_step, arg_max(x.status, {last}) AS last_status
             FROM events x SEMI JOIN {affected} a ON a.case_id = x.case_id
             WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
             GROUP BY x.case_id)
         SELECT {inst}, {sop_sql}, case_id, opened_at,
                CASE WHEN coalesce(last_status, {rule}) = 'closed' THEN last_at END,
-               coalesce(last_status, {rule}), n
+               coalesce(last_status, {rule}), n, last_at, last_mapped_step
         FROM agg""").fetchall()[0][0]
     cases_open = int(conn.execute(f"""
         SELECT count(*) FROM cases c SEMI JOIN {affected} a ON a.case_id = c.case_id

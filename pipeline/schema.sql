@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS cases (
     -- aggregates never use it. Databases created with it keep it.
 );
 
+-- columns added after the first files were written (NULL in older rows: the run then reads the events)
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS last_at TIMESTAMPTZ;    -- the end of the case's last event
+ALTER TABLE cases ADD COLUMN IF NOT EXISTS last_step_id VARCHAR;   -- the step of its last event mapped to one
+
 CREATE TABLE IF NOT EXISTS quarantine (
     batch_id   BIGINT NOT NULL,
     source_row BIGINT NOT NULL,

@@ -225,18 +225,25 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
     if not thresholds:
         return 0
     conn.register("stall_df", pd.DataFrame(thresholds, columns=["sop_id", "step_id", "measure", "maximum", "raw"]))
-    last = conn.execute(
-        f"""
-        SELECT c.institution_id, c.sop_id, c.case_id, l.step_id, l.ts_end, s.measure, s.maximum, s.raw
-        FROM cases c
-        JOIN (SELECT institution_id, sop_id, case_id, arg_max(step_id, (ts_end, source_row)) AS step_id,
-                     max(ts_end) AS ts_end
-              FROM {events} e WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
-              GROUP BY ALL) l USING (institution_id, sop_id, case_id)
-        JOIN stall_df s ON s.sop_id = l.sop_id AND s.step_id = l.step_id
-        WHERE c.status = 'open'
-        """
-    ).df()
+    # the last event's end, and the step of the last one mapped to a step (by time, batch and row)
+    if not conn.execute("SELECT count(*) FROM cases WHERE status = 'open' AND last_at IS NULL").fetchall()[0][0]:
+        # ingest keeps them per case: the events need no reading (at 10M events that read took 0.25-0.9 s)
+        last_sql = f"""
+            SELECT e.institution_id, e.sop_id, e.case_id, e.last_step_id AS step_id, e.last_at AS ts_end,
+                   s.measure, s.maximum, s.raw
+            FROM cases e JOIN stall_df s ON s.sop_id = e.sop_id AND s.step_id = e.last_step_id
+            WHERE e.status = 'open' AND e.sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}"""
+    else:  # rows an older version wrote
+        last_sql = f"""
+            SELECT c.institution_id, c.sop_id, c.case_id, l.step_id, l.ts_end, s.measure, s.maximum, s.raw
+            FROM cases c
+            JOIN (SELECT institution_id, sop_id, case_id, max(ts_end) AS ts_end,
+                         arg_max(step_id, (ts_end, batch_id, source_row)) AS step_id
+                  FROM {events} e WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+                  GROUP BY ALL) l USING (institution_id, sop_id, case_id)
+            JOIN stall_df s ON s.sop_id = l.sop_id AND s.step_id = l.step_id
+            WHERE c.status = 'open'"""
+    last = conn.execute(last_sql).df()
     conn.unregister("stall_df")
     if last.empty:
         return 0

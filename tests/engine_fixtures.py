@@ -51,7 +51,8 @@ def add_case(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue, case_id: str
     conn.execute("DELETE FROM cases WHERE case_id = ?", [case_id])
     conn.execute(
         "INSERT INTO cases SELECT institution_id, sop_id, case_id, min(coalesce(ts_start, ts_end)), "
-        "CASE WHEN ? = 'open' THEN NULL ELSE max(ts_end) END, ?, count(*) FROM events WHERE case_id = ? GROUP BY ALL",
+        "CASE WHEN ? = 'open' THEN NULL ELSE max(ts_end) END, ?, count(*), max(ts_end), "
+        "arg_max(step_id, (ts_end, batch_id, source_row)) FROM events WHERE case_id = ? GROUP BY ALL",
         [status, status, case_id],
     )
 

@@ -293,6 +293,25 @@ def test_bottlenecks_from_stored_visits_equal_those_derived_by_windows(hand_made
     assert rows() == stored
 
 
+def test_stalled_cases_from_kept_last_events_equal_those_read_from_the_events(
+        hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue) -> None:
+    """Ingest keeps each case's last event; case rows an older version wrote lack it, and the run reads the
+    events instead: both judge the same open cases stalled, at the same step, for the same idle time."""
+    # an open case whose last event is no SOP step: it waits after its last mapped step, since its last event
+    add_case(hand_made, catalogue, "open-meeting", ["s1", "s2", "Rapat dengan komite"], status="open")
+
+    def stalled() -> list[tuple[object, ...]]:
+        return hand_made.execute("SELECT case_id, step_id, observed, detail FROM deviations "
+                                 "WHERE kind = 'stalled_case' ORDER BY case_id").fetchall()
+
+    _run(hand_made, catalogue)
+    kept = stalled()
+    assert [(r[0], r[1]) for r in kept] == [("open", "s5"), ("open-meeting", "s2")]
+    hand_made.execute("UPDATE cases SET last_at = NULL, last_step_id = NULL")
+    _run(hand_made, catalogue, full=True)
+    assert stalled() == kept
+
+
 def test_a_changed_calendar_makes_the_next_run_full(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
                                                     tmp_path: Path) -> None:
     """Working-time durations depend on the calendar: a new school holiday must re-time every case."""

@@ -123,6 +123,28 @@ def test_a_second_batch_updates_its_cases(tmp_path: Path) -> None:
     assert status == sorted([(pseudonym("A", KEY), "closed:4"), (pseudonym("B", KEY), "closed:2")])  # one row each
 
 
+def test_each_case_keeps_its_last_event_for_the_stall_check(tmp_path: Path) -> None:
+    """The run judges open cases stalled from the step of their last mapped event and the end of their last
+    event; ingest keeps both per case, and a later batch moves them."""
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text("case_id,activity,timestamp\nA,s1,2024-03-04 08:00\nA,s2,2024-03-04 09:00\n"
+                   "A,Rapat dengan komite,2024-03-04 10:00\nB,s1,2024-03-05 08:00\n")
+    two.write_text("case_id,activity,timestamp\nA,s3,2024-03-06 08:00\n")
+    conn = connect(tmp_path / "t.duckdb")
+    sop = "smpn2-ngawi/bk001-prosedur"
+
+    def last() -> list[tuple[str, str, str]]:
+        return sorted(conn.execute("""SELECT case_id, last_step_id, strftime(timezone('Asia/Jakarta', last_at),
+                                      '%Y-%m-%d %H:%M') FROM cases""").fetchall())
+
+    ingest_file(conn, one, institution_id="smpn2-ngawi", sop_id=sop)
+    a, b = pseudonym("A", KEY), pseudonym("B", KEY)
+    # A's last event is no SOP step: its step is the one before, its time its own
+    assert last() == sorted([(a, "s2", "2024-03-04 10:00"), (b, "s1", "2024-03-05 08:00")])
+    ingest_file(conn, two, institution_id="smpn2-ngawi", sop_id=sop)
+    assert last() == sorted([(a, "s3", "2024-03-06 08:00"), (b, "s1", "2024-03-05 08:00")])
+
+
 @pytest.mark.parametrize("long_row", [3, 30_000])  # inside DuckDB's sniffing sample, and far after it
 def test_a_multi_megabyte_cell_is_read_not_refused(tmp_path: Path, long_row: int) -> None:
     """A case note pasted whole (3 MB in one cell) is longer than DuckDB's default CSV line limit."""
