@@ -405,12 +405,15 @@ CREATE TABLE IF NOT EXISTS bottlenecks (
 );
 
 -- Kept sums of the bottleneck aggregates over every current event_timing row (pipeline/bottlenecks.py,
--- STATE_TABLES): an incremental run adds its changed cases' new rows and subtracts their old ones, so the
--- percentiles and per-step sums cost what changed, not the whole log. Valid for the run in
--- bottleneck_state_run only; any other run builds them again from event_timing. Not published.
+-- STATE_TABLES): an incremental run appends its changed cases' new rows and their old ones subtracted, so the
+-- percentiles and per-step sums cost what changed, not the whole log; a group's rows are added up when read.
+-- Valid for the run in bottleneck_state_run only; any other run builds them again from event_timing.
+-- Not published.
 CREATE TABLE IF NOT EXISTS bottleneck_state_run (
-    state_run VARCHAR NOT NULL
+    state_run      VARCHAR NOT NULL,
+    compacted_rows BIGINT                     -- rows of the kept sums when last added up (see COMPACT_GROWTH)
 );
+ALTER TABLE bottleneck_state_run ADD COLUMN IF NOT EXISTS compacted_rows BIGINT;
 
 CREATE TABLE IF NOT EXISTS bottleneck_state_values (
     institution_id VARCHAR NOT NULL,
@@ -419,7 +422,7 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_values (
     month          DATE NOT NULL,             -- of the event's end, institution's local time
     measure        VARCHAR NOT NULL,          -- 'wait' or 'proc'
     value          DOUBLE NOT NULL,           -- working minutes
-    n              BIGINT NOT NULL            -- events with this value
+    n              BIGINT NOT NULL            -- events with this value (appended changes: negative too)
 );
 
 CREATE TABLE IF NOT EXISTS bottleneck_state_step_month (

@@ -208,13 +208,18 @@ def test_sigkill_mid_run_keeps_previous_results(tmp_path: Path, catalogue: Catal
     assert current_published(tmp_path / "published") == Path(first.published or "")
 
 
-@pytest.mark.parametrize("previous", ["kept", "stale-kept-sums", "older-version"])
+@pytest.mark.parametrize("previous", ["kept", "kept-compacted", "stale-kept-sums", "older-version"])
 def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
-                                                   tmp_path: Path, previous: str) -> None:
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   previous: str) -> None:
     """Every way an incremental run can compute the bottleneck aggregates gives a full run's rows: from the
-    previous run's sums (kept), building the kept sums again when they are not the previous run's, or
-    computing everything again when the previous run wrote no per-resource rows (an older version)."""
+    previous run's sums (kept, with the changes appended, or added up at once), building the kept sums again
+    when they are not the previous run's, or computing everything again when the previous run wrote no
+    per-resource rows (an older version)."""
+    from pipeline import bottlenecks
     from pipeline.publish import current_published
+
+    monkeypatch.setattr(bottlenecks, "COMPACT_GROWTH", 0.0 if previous == "kept-compacted" else 100.0)
 
     def published_rows() -> dict[str, list[tuple[object, ...]]]:
         path = current_published(tmp_path / "published")
@@ -251,13 +256,17 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     hand_made.execute("INSERT INTO cases SELECT * REPLACE (?::VARCHAR AS institution_id, ?::VARCHAR AS sop_id, "
                       "'first-b' AS case_id, 4 AS n_events) FROM cases WHERE case_id = 'fits' AND sop_id = ?",
                       [*bontang, PROSEDUR])
-    if previous != "kept":  # sums that no longer match the events (half the values gone), no run to vouch for them
+    if previous in ("stale-kept-sums", "older-version"):  # sums that no longer match the events, no run to vouch
         hand_made.execute("DELETE FROM bottleneck_state_run")
         hand_made.execute("DELETE FROM bottleneck_state_values WHERE n % 2 = 1")
     if previous == "older-version":
         hand_made.execute("DELETE FROM bottleneck_role_resources")
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
     assert incremental.mode == "incremental"
+    # the changes were appended to the kept counts, or added up into one row per value
+    groups, rows = hand_made.execute("SELECT count(DISTINCT (institution_id, sop_id, step_id, month, measure, value)), "
+                                     "count(*) FROM bottleneck_state_values").fetchall()[0]
+    assert (rows > groups) == (previous == "kept")
     after_incremental = published_rows()
     assert any(row[0] == "bontang-bk" for row in after_incremental["bottleneck_step_month"])
     assert any(row[2] == "first-b" for row in after_incremental["case_results"])
