@@ -177,6 +177,13 @@ STATE_TABLES = (
         UNION ALL
         SELECT institution_id, sop_id, step_id, month, 'proc' AS measure, proc_working AS value, count(*) AS n
         FROM ev WHERE proc_working IS NOT NULL GROUP BY ALL"""),
+    # the same per step over all months: the ranking's percentiles read 6x fewer rows than from the above
+    _StateTable("bottleneck_state_step_values", (*_STEP, "measure", "value"), ("n",), """
+        SELECT institution_id, sop_id, step_id, 'wait' AS measure, wait_working AS value, count(*) AS n
+        FROM ev WHERE wait_working IS NOT NULL GROUP BY ALL
+        UNION ALL
+        SELECT institution_id, sop_id, step_id, 'proc' AS measure, proc_working AS value, count(*) AS n
+        FROM ev WHERE proc_working IS NOT NULL GROUP BY ALL"""),
     _StateTable("bottleneck_state_step_month", (*_STEP, "month"), ("n", "n_cases", "n_std", "n_over", "excess"), """
         SELECT a.* EXCLUDE (n_single), a.n_single + coalesce(r.n_repeated, 0) AS n_cases
         FROM (SELECT institution_id, sop_id, step_id, month, count(*) AS n,
@@ -254,12 +261,11 @@ LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT * FROM " + _kept("bottlenec
     USING ({_HANDOVER_KEYS})
 """
 
-# the ranking from the per-step sums ({step_month}, {steps}, {values}, {roles}: tables or CTEs); needs `cal`
+# the ranking from the per-step sums ({step_month}, {steps}, {step_values}, {roles}: tables or CTEs); needs `cal`
 _STEP_KEYS = "institution_id, sop_id, step_id"
 _RANK_BODY = f"""
 month_totals AS (SELECT {_STEP_KEYS}, sum(n) AS n, sum(excess) AS excess_total FROM {{step_month}} GROUP BY ALL),
-pct AS ({_percentiles_sql(_STEP_KEYS + ", measure",
-                          f"SELECT {_STEP_KEYS}, measure, value, sum(n) AS n FROM {{values}} GROUP BY ALL")}),
+pct AS ({_percentiles_sql(_STEP_KEYS + ", measure", "SELECT * FROM {step_values}")}),
 agg AS (
     SELECT m.*, s.n_cases, s.n_std_cases, s.n_over_cases, r.role,
            [w.p50, w.p90] AS wq, [p.p50, p.p90] AS pq, coalesce(w.value_sum, 0) AS wait_total,
@@ -288,7 +294,7 @@ FROM scored
 QUALIFY rank <= $top
 ORDER BY institution_id, sop_id, rank
 """
-_RANK_PARTS = ("step_month", "steps", "values", "roles")
+_RANK_PARTS = ("step_month", "steps", "step_values", "roles")
 
 
 def _rank_sql(scope_sql: str | None) -> str:

@@ -425,6 +425,15 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_values (
     n              BIGINT NOT NULL            -- events with this value (appended changes: negative too)
 );
 
+CREATE TABLE IF NOT EXISTS bottleneck_state_step_values (
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    measure        VARCHAR NOT NULL,
+    value          DOUBLE NOT NULL,
+    n              BIGINT NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS bottleneck_state_step_month (
     institution_id VARCHAR NOT NULL,
     sop_id         VARCHAR NOT NULL,
