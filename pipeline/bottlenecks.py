@@ -170,22 +170,22 @@ class _StateTable:
     select: str
 
 
+def _value_counts(group: str) -> str:
+    """How often each waiting and processing time occurs per ``group`` (columns of ``ev``)."""
+    return "\n        UNION ALL ".join(
+        f"SELECT {group}, '{measure}' AS measure, {column} AS value, count(*) AS n "
+        f"FROM ev WHERE {column} IS NOT NULL GROUP BY ALL"
+        for measure, column in (("wait", "wait_working"), ("proc", "proc_working")))
+
+
 _STEP = ("institution_id", "sop_id", "step_id")
 STATE_TABLES = (
     # working minutes per step and month, counted by value: exact percentiles without reading the events
-    _StateTable("bottleneck_state_values", (*_STEP, "month", "measure", "value"), ("n",), """
-        SELECT institution_id, sop_id, step_id, month, 'wait' AS measure, wait_working AS value, count(*) AS n
-        FROM ev WHERE wait_working IS NOT NULL GROUP BY ALL
-        UNION ALL
-        SELECT institution_id, sop_id, step_id, month, 'proc' AS measure, proc_working AS value, count(*) AS n
-        FROM ev WHERE proc_working IS NOT NULL GROUP BY ALL"""),
+    _StateTable("bottleneck_state_values", (*_STEP, "month", "measure", "value"), ("n",),
+                _value_counts("institution_id, sop_id, step_id, month")),
     # the same per step over all months: the ranking's percentiles read 6x fewer rows than from the above
-    _StateTable("bottleneck_state_step_values", (*_STEP, "measure", "value"), ("n",), """
-        SELECT institution_id, sop_id, step_id, 'wait' AS measure, wait_working AS value, count(*) AS n
-        FROM ev WHERE wait_working IS NOT NULL GROUP BY ALL
-        UNION ALL
-        SELECT institution_id, sop_id, step_id, 'proc' AS measure, proc_working AS value, count(*) AS n
-        FROM ev WHERE proc_working IS NOT NULL GROUP BY ALL"""),
+    _StateTable("bottleneck_state_step_values", (*_STEP, "measure", "value"), ("n",),
+                _value_counts("institution_id, sop_id, step_id")),
     _StateTable("bottleneck_state_step_month", (*_STEP, "month"), ("n", "n_cases", "n_std", "n_over", "excess"), """
         SELECT a.* EXCLUDE (n_single), a.n_single + coalesce(r.n_repeated, 0) AS n_cases
         FROM (SELECT institution_id, sop_id, step_id, month, count(*) AS n,

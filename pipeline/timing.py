@@ -75,7 +75,8 @@ def compute_timing(
     """Write ``event_timing`` for ``run_id`` and the time deviations into ``run_deviations``.
 
     ``case_filter`` selects the cases to time from the table ``events``; ``stall_filter`` (default: the same)
-    the open cases whose stall status is judged at ``as_of`` (read from ``events``, the whole table).
+    the open cases whose stall status is judged at ``as_of`` (from their last event as ``cases`` keeps it, or
+    read from ``events``, the whole table, for case rows an older version wrote).
     """
     stats = TimingStats()
     # strings stay in DuckDB; only timestamps and measure codes travel to numpy and back (by the temp table's
