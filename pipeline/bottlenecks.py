@@ -592,7 +592,8 @@ def _compact(conn: duckdb.DuckDBPyConnection) -> None:
 
 def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                         calendars: Mapping[str, WorkingCalendar] | None = None, top: int = TOP_N,
-                        previous_run: str | None = None, old_rows: str | None = None) -> None:
+                        previous_run: str | None = None, old_rows: str | None = None,
+                        new_rows_from: int = 0) -> None:
     """Write the ``bottleneck_*`` tables and the ranked ``bottlenecks`` of ``run_id`` (replacing old rows).
 
     Called by run.py inside the run's transaction, after ``event_timing``, ``case_results`` and
@@ -602,7 +603,8 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     kept sums, when they are ``previous_run``'s, get this run's rows added and the old ones subtracted, and
     the per-case sums of the other tables (weekly work in progress, rework, cases, events, working times and
     resources per role) are the previous run's rows plus this run's minus the old ones: the cost follows the
-    change. Otherwise everything is computed from every event.
+    change. Otherwise everything is computed from every event. ``new_rows_from``: a rowid of ``event_timing``
+    at or below the first row this run wrote (the rows before it are read no more).
     """
     for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
@@ -620,7 +622,8 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                               "OR (SELECT count(*) FROM bottleneck_role_load WHERE run_id = $previous) = 0",
                               {"previous": previous_run}).fetchall()[0][0])
     if delta:
-        new_rows, old = "SELECT * FROM event_timing WHERE run_id = $run_id", f"SELECT * FROM {old_rows}"
+        new_rows = f"SELECT * FROM event_timing WHERE rowid >= {int(new_rows_from)} AND run_id = $run_id"
+        old = f"SELECT * FROM {old_rows}"
         kept = conn.execute("SELECT any_value(state_run), count(*), coalesce(any_value(compacted_rows), 0) "
                             "FROM bottleneck_state_run").fetchall()[0]
         if kept[:2] == (previous_run, 1):

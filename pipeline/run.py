@@ -270,6 +270,10 @@ def run_compliance(
         if fail_after_stage == "conformance":
             raise RuntimeError("injected failure (test)")
         with _stage(summary, "timing", progress):
+            # this run's event_timing rows are appended after every row there now: a rowid bound finds them
+            # without comparing the run id of every row (run ids of one day share the prefix zone maps keep)
+            new_timing_from = int(conn.execute(
+                "SELECT coalesce(max(rowid) + 1, 0) FROM event_timing").fetchall()[0][0])
             compute_timing(conn, run_id, models, calendars, as_of=as_of, case_filter=case_filter,
                            stall_filter=stall_filter, events=events)
         with _stage(summary, "rules", progress):
@@ -287,7 +291,7 @@ def run_compliance(
             base_run = previous[0] if incremental and previous else None
             _write_variants(conn, run_id)
         with _stage(summary, "bottlenecks", progress):
-            _bottlenecks(conn, run_id, calendars, base_run)
+            _bottlenecks(conn, run_id, calendars, base_run, new_timing_from)
             _drop_older_aggregates(conn, run_id)
         totals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results").fetchall()[0]
@@ -488,11 +492,11 @@ def _write_variants(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 
 def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[str, WorkingCalendar],
-                 base_run: str | None) -> None:
+                 base_run: str | None, new_timing_from: int) -> None:
     from pipeline.bottlenecks import compute_bottlenecks
 
     compute_bottlenecks(conn, run_id, calendars=calendars, previous_run=base_run,
-                        old_rows="run_old_timing" if base_run else None)
+                        old_rows="run_old_timing" if base_run else None, new_rows_from=new_timing_from)
     # step metrics are the per-month bottleneck rows seen from the SOP table (share over: steps with a standard)
     conn.execute(
         """
