@@ -210,12 +210,13 @@ STATE_TABLES = (
 )
 
 
-def _kept(name: str) -> str:
+def _kept(name: str, where: str = "TRUE") -> str:
     """The kept sums of state table ``name``: its rows added up per group (an incremental run appends its
-    changes as rows of their own), groups that came to nothing left out."""
+    changes as rows of their own), groups that came to nothing left out; ``where``: a condition on its rows
+    ``k`` (applied before they are added up)."""
     table = next(t for t in STATE_TABLES if t.name == name)
     sums = ", ".join(f"sum({c}) AS {c}" for c in table.counts)
-    return (f"(SELECT {', '.join(table.keys)}, {sums} FROM {name} GROUP BY ALL "
+    return (f"(SELECT {', '.join(table.keys)}, {sums} FROM {name} k WHERE {where} GROUP BY ALL "
             f"HAVING sum({table.counts[0]}) <> 0)")
 
 
@@ -243,16 +244,20 @@ def _percentiles_sql(keys: str, source: str) -> str:
 
 _MONTH_KEYS = "institution_id, sop_id, step_id, month"
 
+# {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch)
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure", "SELECT * FROM " + _kept("bottleneck_state_values"))})
+WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure",
+                               "SELECT * FROM " + _kept("bottleneck_state_values", "{touched}"))})
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
        s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
-FROM {_kept("bottleneck_state_step_month")} s
+FROM {_kept("bottleneck_state_step_month", "{touched}")} s
 LEFT JOIN (SELECT * FROM pct WHERE measure = 'wait') w USING ({_MONTH_KEYS})
 LEFT JOIN (SELECT * FROM pct WHERE measure = 'proc') p USING ({_MONTH_KEYS})
 """
+_TOUCHED = ("EXISTS (SELECT 1 FROM bottleneck_touched t WHERE t.institution_id = k.institution_id "
+            "AND t.sop_id = k.sop_id AND t.step_id = k.step_id AND t.month = k.month)")
 
 _HANDOVER_KEYS = "institution_id, sop_id, prev_role, role"
 _HANDOVER_SQL = f"""
@@ -621,6 +626,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
              and conn.execute("SELECT (SELECT count(*) FROM bottleneck_role_resources WHERE run_id = $previous) > 0 "
                               "OR (SELECT count(*) FROM bottleneck_role_load WHERE run_id = $previous) = 0",
                               {"previous": previous_run}).fetchall()[0][0])
+    touched = "TRUE"
     if delta:
         new_rows = f"SELECT * FROM event_timing WHERE rowid >= {int(new_rows_from)} AND run_id = $run_id"
         old = f"SELECT * FROM {old_rows}"
@@ -628,6 +634,12 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                             "FROM bottleneck_state_run").fetchall()[0]
         if kept[:2] == (previous_run, 1):
             _update_state(conn, new_rows, old, params)
+            # the steps and months whose counts changed: only their rows are computed again (a monthly load
+            # touches a month or two; the previous run's rows of the others still hold)
+            _execute(conn, "CREATE OR REPLACE TEMP TABLE bottleneck_touched AS "
+                     "SELECT DISTINCT institution_id, sop_id, step_id, date_trunc('month', local_end)::DATE AS month "
+                     f"FROM ({new_rows} UNION ALL BY NAME {old})", params)
+            touched = _TOUCHED
             compacted = int(kept[2])
             if _state_rows(conn) > (1 + COMPACT_GROWTH) * compacted:
                 _compact(conn)
@@ -661,7 +673,12 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
             _WIP_SELECT, _REWORK_SELECT, _ROLE_CASES_SELECT, _ROLE_RESOURCES_SELECT))
     conn.execute("DELETE FROM bottleneck_state_run")
     conn.execute("INSERT INTO bottleneck_state_run VALUES (?, ?)", [run_id, compacted])
-    for sql in (_STEP_MONTH_SQL, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
+    if touched != "TRUE":
+        _execute(conn, "INSERT INTO bottleneck_step_month SELECT * REPLACE ($run_id AS run_id) "
+                 "FROM bottleneck_step_month p WHERE run_id = $previous AND NOT EXISTS (SELECT 1 FROM "
+                 "bottleneck_touched t WHERE t.institution_id = p.institution_id AND t.sop_id = p.sop_id "
+                 "AND t.step_id = p.step_id AND strftime(t.month, '%Y-%m') = p.period)", params)
+    for sql in (_STEP_MONTH_SQL.replace("{touched}", touched), _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
                 _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
                 _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):
         _execute(conn, sql, params)
