@@ -217,6 +217,12 @@ def markdown(res: dict[str, Any]) -> str:
             lines.append(f"Incremental run: {inc.get('cases_checked', '?')} cases checked, {inc.get('aligned', '?')} "
                          f"variants aligned, {inc.get('from_cache', '?')} from the cache; stages (s): "
                          + ", ".join(f"{k} {v:.2f}" for k, v in inc.get("stage_s", {}).items()) + ".")
+        month = r.get("incremental_month")
+        if month:
+            lines.append(f"A monthly load instead (the +1% log's cases that open in its last 30 days, "
+                         f"{month.get('added_events', 0):,} events): {_s(month['median_s'])} s, "
+                         f"{month['share_of_full']:.1%} of the full run; stages (s): "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in month.get("stage_s", {}).items()) + ".")
     lines += ["", "**Dashboard** (qa user, 30 calls per page with varied filters; a filter change = router "
               "callback + the page's fill callback through the Flask test client; queries = the `queries.py` "
               "calls only)", "",

@@ -196,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
                 if inc is not None:
                     inc["share_of_full"] = round(inc["median_s"] / full["median_s"], 4)
                     entry["incremental"] = inc
+                month = work("run_incremental", {"size": n, "seed": args.seed, "institutions": institutions,
+                                                 "cache": c, "reps": reps, "last_month": True},
+                             f"compliance run {label}: incremental, the last month's new cases")
+                if month is not None:
+                    month["share_of_full"] = round(month["median_s"] / full["median_s"], 4)
+                    entry["incremental_month"] = month
             if "pm4py" not in skip:
                 pm = work("pm4py_align", {"size": n, "seed": args.seed, "institutions": institutions, "cache": c,
                                           "reps": reps, "budget_s": budget, "sample": args.sample},
