@@ -82,7 +82,7 @@ def _db(value: Path | None) -> Path:
 # --------------------------------------------------------------------------------------------------- sop
 
 
-@sop_app.command("validate", cls=BilingualCommand)
+@sop_app.command("validate")
 def sop_validate(
     files: Annotated[list[Path] | None, typer.Argument(
         help="Berkas model (bawaan: seluruh katalog) / "
@@ -107,7 +107,7 @@ def sop_validate(
         raise typer.Exit(1)
 
 
-@sop_app.command("list", cls=BilingualCommand)
+@sop_app.command("list")
 def sop_list(
     sop_dir: SopDirOption = None,
     institution: InstitutionFilterOption = None,
@@ -126,7 +126,7 @@ def sop_list(
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
-@sop_app.command("show", cls=BilingualCommand)
+@sop_app.command("show")
 def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
     """Cetak satu SOP sebagai tabel aslinya (langkah, pelaksana, kelengkapan, waktu, output).
     / Print one SOP as its paper table (steps, lanes, kelengkapan, waktu, output)."""
@@ -208,7 +208,7 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
         conn.close()
 
 
-@app.command("run", cls=BilingualCommand)
+@app.command("run")
 def run_cmd(
     db: DbOption = None,
     institution: InstitutionFilterOption = None,
@@ -228,7 +228,7 @@ def run_cmd(
     _print_run_summary(summary)
 
 
-@app.command("conform", cls=BilingualCommand)
+@app.command("conform")
 def conform_cmd(
     log: Annotated[Path, typer.Option(
         "--log", help="Log peristiwa: XES, .xes.gz atau CSV (kolom pm4py) / "
@@ -282,7 +282,7 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
         conn.close()
 
 
-@app.command("attendance", cls=BilingualCommand)
+@app.command("attendance")
 def attendance_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor presensi harian (CSV, XLSX, Parquet) / "
@@ -297,7 +297,7 @@ def attendance_cmd(
     _load_rule_inputs(files, "attendance_daily", institution, db)
 
 
-@app.command("rule-input", cls=BilingualCommand)
+@app.command("rule-input")
 def rule_input_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor (CSV, XLSX, Parquet) satu masukan aturan / "
@@ -314,7 +314,7 @@ def rule_input_cmd(
     _load_rule_inputs(files, input_name, institution, db)
 
 
-@app.command("demo", cls=BilingualCommand)
+@app.command("demo")
 def demo_cmd(
     cases: Annotated[int, typer.Option(help="Jumlah kasus sintetis / Number of synthetic cases")] = 20000,
     db: DbOption = None,
@@ -388,7 +388,7 @@ def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[s
     console.print(f"  {more}patuh quarantine --batch {batch_id} [--out karantina.csv]", markup=False, highlight=False)
 
 
-@app.command("ingest", cls=BilingualCommand)
+@app.command("ingest")
 def ingest_cmd(
     files: Annotated[list[Path], typer.Argument(
         help="Ekspor (CSV, XLSX, XES, .xes.gz, Parquet) atau foldernya / "
@@ -441,7 +441,7 @@ def ingest_cmd(
             print_ingest_summary(results, first_messages)
 
 
-@map_app.command("suggest", cls=BilingualCommand)
+@map_app.command("suggest")
 def map_suggest_cmd(
     file: Annotated[Path, typer.Argument(
         help="Sebuah ekspor (CSV, XLSX, XES, Parquet) / "
@@ -470,7 +470,7 @@ UsersOption = Annotated[Path | None, typer.Option(
     "--users", help="Berkas pengguna (bawaan <folder db>/users.yaml) / Users file (default <db dir>/users.yaml)")]
 
 
-@app.command("batches", cls=BilingualCommand)
+@app.command("batches")
 def batches_cmd(
     institution: InstitutionFilterOption = None,
     db: DbOption = None,
@@ -498,7 +498,7 @@ def batches_cmd(
                           Column("duplikat", "duplicates", number=True)], rows, title="patuh batches", keys=2)
 
 
-@app.command("unload", cls=BilingualCommand)
+@app.command("unload")
 def unload_cmd(
     batch: Annotated[list[int], typer.Option(
         "--batch", help="Batch yang dikeluarkan (lihat patuh batches; boleh diulang) / "
@@ -536,7 +536,7 @@ def unload_cmd(
     console.print("Pemeriksaan berikutnya lengkap / the next 'patuh run' checks every case again")
 
 
-@app.command("quarantine", cls=BilingualCommand)
+@app.command("quarantine")
 def quarantine_cmd(
     batch: Annotated[int | None, typer.Option(
         "--batch", help="Hanya batch ini (lihat patuh batches) / "
@@ -575,7 +575,7 @@ def quarantine_cmd(
         console.print(f"{len(frame) - limit} lagi / more: --limit {len(frame)} or --out karantina.csv")
 
 
-@app.command("serve", cls=BilingualCommand)
+@app.command("serve")
 def serve_cmd(
     db: DbOption = None,
     host: Annotated[str, typer.Option(help="Alamat yang didengarkan / Address to listen on")] = "127.0.0.1",
@@ -590,7 +590,7 @@ def serve_cmd(
     serve_mod.serve(_db(db), host=host, port=port, users=users, console=console)
 
 
-@user_app.command("add", cls=BilingualCommand)
+@user_app.command("add")
 def user_add_cmd(
     name: Annotated[str, typer.Argument(help="Nama pengguna / User name")],
     role: Annotated[str, typer.Option(
@@ -620,7 +620,7 @@ def user_add_cmd(
 # --- reports ---
 
 
-@app.command("report", cls=BilingualCommand)
+@app.command("report")
 def report_cmd(
     period: Annotated[str, typer.Option(
         "--period", help="2026-10 (bulan), 2026-Q3 (triwulan), 2026-S1 (semester) atau 2026 / "
@@ -657,7 +657,7 @@ def report_cmd(
 # --- sop render ---
 
 
-@sop_app.command("render", cls=BilingualCommand)
+@sop_app.command("render")
 def sop_render(
     sop_id: SopIdArgument,
     out: Annotated[Path, typer.Option("--out", help="Berkas keluaran / Output file")],
@@ -690,7 +690,7 @@ def sop_render(
 # --- synthetic logs (synth) ---
 
 
-@app.command("synth", cls=BilingualCommand)
+@app.command("synth")
 def synth_cmd(
     out: Annotated[Path, typer.Option("--out", help="Folder keluaran / Output folder")],
     institution: InstitutionsOption = None,
@@ -740,6 +740,13 @@ def synth_cmd(
 
 
 # --- end synthetic logs ---
+
+
+# every command, a later one too, describes --help in both languages
+for _group in (app, sop_app, map_app, user_app):
+    for _command in _group.registered_commands:
+        if _command.cls in (None, TyperCommand):  # Typer's default
+            _command.cls = BilingualCommand
 
 
 def main() -> None:
