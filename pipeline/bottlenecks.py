@@ -87,7 +87,6 @@ class Scope:
     start: dt.datetime | None = None  # naive local time
     end: dt.datetime | None = None
     table: str | None = None  # a temp table already holding this scope's rows (see compute_bottlenecks)
-    where: str = ""  # an extra SQL condition on ``t`` (event_timing)
 
     def sql(self, stored: Mapping[str, str] | None = None) -> str:
         """A SELECT over ``event_timing`` with every column of ``_DERIVED`` (``stored``: see stored_columns)."""
@@ -110,7 +109,7 @@ class Scope:
         sql += "".join(f", {a}" for a in add) + " FROM event_timing t"
         if needs_tz:
             sql += " LEFT JOIN institutions i ON i.institution_id = t.institution_id"
-        sql += " WHERE TRUE" + (f" AND ({self.where})" if self.where else "")
+        sql += " WHERE TRUE"
         if self.institution_id is not None:
             sql += " AND t.institution_id = $institution_id"
         if self.start is not None and self.end is not None:
@@ -626,7 +625,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
              and conn.execute("SELECT (SELECT count(*) FROM bottleneck_role_resources WHERE run_id = $previous) > 0 "
                               "OR (SELECT count(*) FROM bottleneck_role_load WHERE run_id = $previous) = 0",
                               {"previous": previous_run}).fetchall()[0][0])
-    touched = "TRUE"
+    only_touched = False  # the per-month rows: only those of the steps and months in bottleneck_touched
     if delta:
         new_rows = f"SELECT * FROM event_timing WHERE rowid >= {int(new_rows_from)} AND run_id = $run_id"
         old = f"SELECT * FROM {old_rows}"
@@ -639,7 +638,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
             _execute(conn, "CREATE OR REPLACE TEMP TABLE bottleneck_touched AS "
                      "SELECT DISTINCT institution_id, sop_id, step_id, date_trunc('month', local_end)::DATE AS month "
                      f"FROM ({new_rows} UNION ALL BY NAME {old})", params)
-            touched = _TOUCHED
+            only_touched = True
             compacted = int(kept[2])
             if _state_rows(conn) > (1 + COMPACT_GROWTH) * compacted:
                 _compact(conn)
@@ -673,12 +672,13 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
             _WIP_SELECT, _REWORK_SELECT, _ROLE_CASES_SELECT, _ROLE_RESOURCES_SELECT))
     conn.execute("DELETE FROM bottleneck_state_run")
     conn.execute("INSERT INTO bottleneck_state_run VALUES (?, ?)", [run_id, compacted])
-    if touched != "TRUE":
+    if only_touched:
         _execute(conn, "INSERT INTO bottleneck_step_month SELECT * REPLACE ($run_id AS run_id) "
                  "FROM bottleneck_step_month p WHERE run_id = $previous AND NOT EXISTS (SELECT 1 FROM "
                  "bottleneck_touched t WHERE t.institution_id = p.institution_id AND t.sop_id = p.sop_id "
                  "AND t.step_id = p.step_id AND strftime(t.month, '%Y-%m') = p.period)", params)
-    for sql in (_STEP_MONTH_SQL.replace("{touched}", touched), _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
+    step_month = _STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
+    for sql in (step_month, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
                 _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
                 _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):
         _execute(conn, sql, params)
