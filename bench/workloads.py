@@ -198,16 +198,19 @@ def run_full(size: int, seed: int, institutions: list[str], cache: str, reps: in
             "events_per_s": round(prep["events_loaded"] / stats["median_s"]), "kept": str(keep)}
 
 
-def _last_month_cases(path: Path, out: Path) -> int:
-    """The cases of the log at ``path`` that open in its last 30 days (a monthly export), written to ``out``."""
+def _last_month_cases(path: Path) -> tuple[Path, int, int]:
+    """The cases of the log at ``path`` that open in its last 30 days (a monthly export): a file beside it
+    (made once), its events and its cases."""
     import pandas as pd
 
-    frame = pd.read_parquet(path)
-    ends = pd.to_datetime(frame["ts_end"], utc=True)
-    opened = ends.groupby(frame["case_id"]).transform("min")
-    frame = frame[opened >= ends.max() - pd.Timedelta(days=30)]
-    frame.to_parquet(out)
-    return len(frame)
+    out = path.with_name(path.stem + "-last-month.parquet")
+    if not out.exists():
+        frame = pd.read_parquet(path)
+        ends = pd.to_datetime(frame["ts_end"], utc=True)
+        opened = ends.groupby(frame["case_id"]).transform("min")
+        frame[opened >= ends.max() - pd.Timedelta(days=30)].to_parquet(out)
+    month = pd.read_parquet(out, columns=["case_id"])["case_id"]
+    return out, len(month), month.nunique()
 
 
 def run_incremental(size: int, seed: int, institutions: list[str], cache: str, reps: int,
@@ -227,6 +230,12 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
     extra = synth_log(root, max(1, size // 100), seed + 1, tuple(institutions), tag="-inc", case_suffix="-inc")
     kept = root / "runs" / _key(size, seed, institutions)
     catalogue, insts, cals = _context()
+    files = [(Path(f["path"]), f["institution_id"], f["sop_id"]) for f in extra["files"]]
+    added_events, added_cases = extra["events"], extra["cases"]
+    if last_month:
+        months = [_last_month_cases(path) for path, _, _ in files]
+        files = [(month[0], inst, sop) for month, (_, inst, sop) in zip(months, files, strict=True)]
+        added_events, added_cases = sum(m[1] for m in months), sum(m[2] for m in months)
     samples: list[float] = []
     runs: list[dict[str, Any]] = []
     for _ in range(reps):
@@ -238,14 +247,9 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
             if (kept / "published").exists():
                 shutil.copytree(kept / "published", tmp / "published")
             conn = connect(db)
-            added = 0
-            for i, f in enumerate(extra["files"]):
-                path = Path(f["path"])
-                if last_month:
-                    path, rows = tmp / f"month-{i}.parquet", _last_month_cases(path, tmp / f"month-{i}.parquet")
-                    added += rows
-                ingest_file(conn, path, institution_id=f["institution_id"], sop_id=f["sop_id"],
-                            catalogue=catalogue, calendars=insts)
+            for path, institution_id, sop_id in files:
+                ingest_file(conn, path, institution_id=institution_id, sop_id=sop_id, catalogue=catalogue,
+                            calendars=insts)
             conn.close()  # `patuh ingest` and `patuh run` are separate commands: ingest checkpoints its batch
             conn = connect(db)
             t0 = time.perf_counter()
@@ -260,8 +264,7 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
             shutil.rmtree(tmp, ignore_errors=True)
     stats = summarize(samples)
     median_run = runs[samples.index(sorted(samples)[len(samples) // 2])]
-    return {"added_events": added if last_month else extra["events"], "added_cases": extra["cases"], **stats,
-            **median_run}
+    return {"added_events": added_events, "added_cases": added_cases, **stats, **median_run}
 
 
 # ------------------------------------------------------------------------------------- plain pm4py
