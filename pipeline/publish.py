@@ -4,6 +4,10 @@ DuckDB allows one writer process *or* many readers on a file. The working databa
 CLI; a successful run copies its results, the catalogue snapshot and the case table into a new file
 ``published/<run_id>.duckdb`` and points ``published/CURRENT`` at it with an atomic ``os.replace``.
 Readers open the current file read-only and never wait for a writer.
+
+An incremental run does not write a whole new file. It takes the file of the run before the previous one
+(no reader uses it any more) and replays both runs' changes onto it; when a reader still holds that file,
+or there is none, it copies the current file and applies its own changes.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import duckdb
@@ -50,8 +54,9 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     """Write ``<run_id>.duckdb`` with that run's results and switch ``CURRENT`` to it atomically.
 
     With ``base_run`` (the run an incremental run started from) and its ``changes``, and when ``CURRENT``
-    still is ``base_run``'s file, the new file starts as a copy of it and only the rows this run replaced
-    and the aggregates are rewritten: the cost follows the change, not the data.
+    still is ``base_run``'s file, only the rows the run replaced and the aggregates are rewritten, in the
+    file of ``base_run``'s own base run (both runs' changes) or else in a copy of ``CURRENT``: the cost
+    follows the change, not the data.
     """
     published_dir.mkdir(parents=True, exist_ok=True)
     final = published_dir / f"{run_id}.duckdb"
@@ -61,14 +66,22 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     home = conn.execute("SELECT current_database()").fetchall()[0][0]
     current = current_published(published_dir)
     incremental = base_run is not None and changes is not None and current is not None and current.stem == base_run
-    if incremental and current is not None:
-        shutil.copyfile(current, tmp)
-    conn.execute(f"ATTACH '{tmp}' AS pub")
+    replayed = [run_id]  # the runs whose per-case rows the published file takes
+    if incremental and current is not None and base_run is not None and changes is not None:
+        standby = _standby(conn, published_dir, base_run, current)
+        if standby is not None and _attach_standby(conn, standby, tmp):
+            replayed = [base_run, run_id]
+            changes = _replayed_changes(conn, home, base_run, changes)
+        else:
+            shutil.copyfile(current, tmp)
+            conn.execute(f"ATTACH '{tmp}' AS pub")
+    else:
+        conn.execute(f"ATTACH '{tmp}' AS pub")
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
         if incremental and changes is not None:
-            _replace_changed_cases(conn, home, run_id, changes)
+            _replace_changed_cases(conn, home, replayed, changes)
         for table in result_tables:
             if incremental and table in CASE_TABLES:
                 continue
@@ -96,12 +109,50 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     return final
 
 
-def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_id: str, changes: Changes) -> None:
-    """In the published copy, do what the run did to the per-case tables and to ``cases``.
+def _standby(conn: duckdb.DuckDBPyConnection, published_dir: Path, base_run: str, current: Path) -> Path | None:
+    """The published file of the run ``base_run`` started from, when ``base_run`` was incremental.
 
-    The run replaced every row of its dirty cases and of the rule models, the result and the stall deviation
-    of the restated open cases, and ingest rewrote the dirty cases' ``cases`` rows. Every row the run wrote
+    ``base_run`` recorded its changes (run.py, ``run_changes``) and the file holds exactly that run's state:
+    a published file is only ever renamed into place whole.
+    """
+    rows = conn.execute("SELECT json_extract_string(params, '$.base_run') FROM runs WHERE run_id = ?",
+                        [base_run]).fetchall()
+    if not rows or rows[0][0] is None:
+        return None
+    path = published_dir / f"{rows[0][0]}.duckdb"
+    return path if path.exists() and path != current else None
+
+
+def _attach_standby(conn: duckdb.DuckDBPyConnection, standby: Path, tmp: Path) -> bool:
+    """Move ``standby`` to ``tmp`` and attach it as ``pub``; False (and put back) when a reader holds it."""
+    os.replace(standby, tmp)  # a crash from here on leaves a temporary file, never a half-written published one
+    try:
+        conn.execute(f"ATTACH '{tmp}' AS pub")
+    except duckdb.Error:  # a dashboard or report still reads it: DuckDB's file lock
+        os.replace(tmp, standby)
+        return False
+    return True
+
+
+def _replayed_changes(conn: duckdb.DuckDBPyConnection, home: str, base_run: str, changes: Changes) -> Changes:
+    """Temp tables of the case keys ``base_run`` or this run changed, one per kind of change."""
+    for change in fields(Changes):
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE publish_{change.name} AS "
+            f"SELECT institution_id, sop_id, case_id FROM {getattr(changes, change.name)} UNION "
+            f'SELECT institution_id, sop_id, case_id FROM "{home}".run_changes WHERE changed_in = ? AND change = ?',
+            [base_run, change.name])
+    return replace(changes, **{change.name: f"publish_{change.name}" for change in fields(Changes)})
+
+
+def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_ids: list[str], changes: Changes) -> None:
+    """In the published file, do what the runs ``run_ids`` did to the per-case tables and to ``cases``.
+
+    A run replaced every row of its dirty cases and of the rule models, the result and the stall deviation
+    of the restated open cases, and ingest rewrote the dirty cases' ``cases`` rows. Every row a run wrote
     carries its ``run_id``. Deletes of results probe small key tables (empty when every dirty case is new).
+    Two runs' changes are replayed as one: the second run's deletes were made in the working database
+    too, so what is left there of the first run's rows is exactly what the published file must gain.
     """
     rules = f"sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules')"
     known, restated = _changed_case(changes.dirty_known), _changed_case(changes.restated)
@@ -113,7 +164,8 @@ def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_id: s
     for table, conditions in deletes.items():
         for condition in conditions:  # one statement each: an OR of subqueries scans as a mark join
             conn.execute(f"DELETE FROM pub.{table} t WHERE {condition}")
-        conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?', [run_id])
+        conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} '
+                     f'WHERE run_id IN ({", ".join("?" for _ in run_ids)})', run_ids)
     # every dirty case: one that no run checked (a log without an SOP model) has a row in cases and none in
     # case_results
     dirty = _changed_case(changes.dirty)
@@ -145,6 +197,10 @@ def prune(published_dir: Path, *, keep: int = KEEP, grace_seconds: float = GRACE
     removed = []
     for path in files[keep:]:
         if path != current and now - path.stat().st_mtime > grace_seconds:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for path in published_dir.glob(".*.duckdb.tmp*"):  # left by a publish that crashed (and its WAL)
+        if now - path.stat().st_mtime > grace_seconds:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,14 @@ from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
-from pipeline.publish import CASE_TABLES
+from pipeline.publish import CASE_TABLES, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
 from pipeline.timing import compute_timing
 
 # Documented default severity per deviation kind; a step's or model's `severity` overrides it.
+# the temp tables of the case keys an incremental run changes (made in run_compliance)
+RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open")
 DEFAULT_SEVERITY = {
     "missing_step": "high",
     "unexpected_step": "medium",
@@ -230,9 +232,10 @@ def run_compliance(
     started = dt.datetime.now(dt.UTC)
 
     with transaction(conn):
+        base_run = previous[0] if incremental and previous else None  # the run this one starts from
         conn.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
-                     [run_id, started, setup_hash, json.dumps({**params, "scope": scope_params}),
-                      __version__])
+                     [run_id, started, setup_hash,
+                      json.dumps({**params, "scope": scope_params, "base_run": base_run}), __version__])
         with _stage(summary, "catalogue", progress):
             if not incremental:  # same setup hash: the snapshot tables already hold this catalogue
                 snapshot_catalogue(conn, catalogue, institutions)
@@ -288,7 +291,7 @@ def run_compliance(
             if incremental:
                 _restate_open_cases(conn, run_id)
                 summary.open_restated = int(conn.execute("SELECT count(*) FROM run_open").fetchall()[0][0])
-            base_run = previous[0] if incremental and previous else None
+            _record_changes(conn, run_id, base_run)
             _write_variants(conn, run_id)
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars, base_run, new_timing_from)
@@ -302,14 +305,20 @@ def run_compliance(
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
     if published_dir is not None:
-        from pipeline.publish import Changes, publish
-
         with _stage(summary, "publish", progress):
-            summary.published = str(publish(
-                conn, run_id, published_dir, base_run=previous[0] if incremental and previous else None,
-                changes=Changes("run_dirty", "run_dirty_known", "run_open") if incremental else None))
+            summary.published = str(publish(conn, run_id, published_dir, base_run=base_run,
+                                            changes=RUN_CHANGES if incremental else None))
         conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
+
+
+def _record_changes(conn: duckdb.DuckDBPyConnection, run_id: str, base_run: str | None) -> None:
+    """Keep an incremental run's changed case keys beside its base run's (publish.py replays both)."""
+    conn.execute("DELETE FROM run_changes WHERE changed_in IS DISTINCT FROM ?", [base_run])
+    if base_run is not None:
+        conn.execute("INSERT INTO run_changes " + " UNION ALL ".join(
+            f"SELECT $run_id, '{change.name}', institution_id, sop_id, case_id FROM {getattr(RUN_CHANGES, change.name)}"
+            for change in fields(RUN_CHANGES)), {"run_id": run_id})
 
 
 def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:

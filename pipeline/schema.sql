@@ -233,6 +233,17 @@ CREATE TABLE IF NOT EXISTS alignment_cache (
     PRIMARY KEY (model_hash, variant_hash)
 );
 
+-- The case keys the last two incremental runs changed (run.py). Publishing replays both runs' changes onto
+-- the published file of the run before the previous one instead of copying the current file whole
+-- (publish.py). Not a result table: no run_id column, not published.
+CREATE TABLE IF NOT EXISTS run_changes (
+    changed_in     VARCHAR NOT NULL,          -- the incremental run
+    change         VARCHAR NOT NULL,          -- dirty | dirty_known | restated (publish.Changes)
+    institution_id VARCHAR,
+    sop_id         VARCHAR,
+    case_id        VARCHAR
+);
+
 -- The last successful run's results. Per-case tables (case_results, deviations, event_timing) hold one
 -- current row set per case: each row carries the run that last checked its case (an incremental run
 -- re-checks only changed and open cases), so their latest_* views are the whole tables. Aggregate tables

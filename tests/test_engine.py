@@ -279,6 +279,71 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
         assert after_incremental[table] == after_full[table], table
 
 
+def _published_rows(published_dir: Path) -> dict[str, list[tuple[object, ...]]]:
+    from pipeline.publish import current_published
+
+    path = current_published(published_dir)
+    assert path is not None
+    reader = duckdb.connect(str(path), read_only=True)
+    try:
+        return {table: reader.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
+                for table in COMPARED} | {"cases": reader.execute("SELECT * FROM cases ORDER BY ALL").fetchall()}
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("reader", ["none", "holds-the-older-file"])
+def test_publishing_two_incremental_runs_onto_the_older_file_equals_a_full_publish(
+        hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue, tmp_path: Path, reader: str) -> None:
+    """The second incremental run in a row rewrites the file published two runs before (both runs' changes)
+    instead of copying the current one; when a dashboard still reads that file it copies. Either way the
+    published tables equal a full run's, and a reader of the older file keeps reading it."""
+    published = tmp_path / "published"
+    full = _run(hand_made, catalogue, published_dir=published)
+    add_batch(hand_made, 2)
+    add_case(hand_made, catalogue, "new", ["s1", "s2"], batch_id=2, status="open")
+    add_case(hand_made, catalogue, "open", ["s5", "s6"], batch_id=2, start=BASE + dt.timedelta(hours=3))
+    first = _run(hand_made, catalogue, published_dir=published)
+    add_batch(hand_made, 3)
+    # a case the first incremental run added grows; another is new; the other open cases are judged again
+    add_case(hand_made, catalogue, "new", ["s3", "s6"], batch_id=3, start=BASE + dt.timedelta(hours=2))
+    add_case(hand_made, catalogue, "newer", ["s1", "s3", "s2", "s6"], batch_id=3)
+    older = published / f"{full.run_id}.duckdb"
+    inode = older.stat().st_ino
+    holder = None
+    if reader != "none":  # a dashboard in another process, as DuckDB's file lock sees it
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+             "print('ready', flush=True); sys.stdin.readline(); "
+             "print(c.execute('SELECT count(*) FROM case_results').fetchall()[0][0], flush=True)", str(older)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+    try:
+        second = _run(hand_made, catalogue, published_dir=published)
+    finally:
+        if holder is not None:
+            assert holder.stdin is not None and holder.stdout is not None
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            read_by_holder = holder.stdout.readline().strip()
+            holder.wait(30)
+    assert first.mode == second.mode == "incremental"
+    new_file = published / f"{second.run_id}.duckdb"
+    if holder is None:  # the older file became the new one (same inode, not a copy)
+        assert not older.exists() and new_file.stat().st_ino == inode
+    else:
+        assert older.exists() and new_file.stat().st_ino != inode
+        assert read_by_holder == "10"  # the full run's cases, read from the file it held
+    assert (published / f"{first.run_id}.duckdb").exists()  # the next run's older file
+    after_incremental = _published_rows(published)
+    assert any(row[2] == "newer" for row in after_incremental["case_results"])
+    _run(hand_made, catalogue, full=True, published_dir=published)
+    after_full = _published_rows(published)
+    for table in (*COMPARED, "cases"):
+        assert after_incremental[table] == after_full[table], table
+
+
 def test_bottlenecks_from_stored_visits_equal_those_derived_by_windows(hand_made: duckdb.DuckDBPyConnection,
                                                                        catalogue: Catalogue) -> None:
     """timing.py's per-event columns (visit numbers, previous end) and the windows that replace them for rows
