@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "cache": c, "reps": reps}, f"compliance run {label}: incremental +1%")
                 if inc is not None:
                     inc["share_of_full"] = round(inc["median_s"] / full["median_s"], 4)
+                    if inc.get("next"):
+                        inc["next"]["share_of_full"] = round(inc["next"]["median_s"] / full["median_s"], 4)
                     entry["incremental"] = inc
                 month = work("run_incremental", {"size": n, "seed": args.seed, "institutions": institutions,
                                                  "cache": c, "reps": reps, "last_month": True},

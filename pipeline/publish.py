@@ -5,9 +5,10 @@ CLI; a successful run copies its results, the catalogue snapshot and the case ta
 ``published/<run_id>.duckdb`` and points ``published/CURRENT`` at it with an atomic ``os.replace``.
 Readers open the current file read-only and never wait for a writer.
 
-An incremental run does not write a whole new file. It takes the file of the run before the previous one
-(no reader uses it any more) and replays both runs' changes onto it; when a reader still holds that file,
-or there is none, it copies the current file and applies its own changes.
+An incremental run does not write a whole new file. It takes a file no reader uses and brings it up to
+date: the spare copy a full run leaves beside its file (its own changes), or else the file of the run
+before the previous one (both runs' changes). Only when a reader still holds that file does it copy the
+current file. A full run writes everything anyway; its spare copy moves that copy out of the next run.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     replayed = [run_id]  # the runs whose per-case rows the published file takes
     if incremental and current is not None and base_run is not None and changes is not None:
         standby = _standby(conn, published_dir, base_run, current)
-        if standby is not None and _attach_standby(conn, standby, tmp):
-            replayed = [base_run, run_id]
-            changes = _replayed_changes(conn, home, base_run, changes)
+        if standby is not None and _attach_standby(conn, standby[0], tmp):
+            replayed = [*standby[1], run_id]
+            if standby[1]:
+                changes = _replayed_changes(conn, home, standby[1][0], changes)
         else:
             shutil.copyfile(current, tmp)
             conn.execute(f"ATTACH '{tmp}' AS pub")
@@ -101,6 +103,10 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     finally:
         conn.execute(f'USE "{home}"')
         conn.execute("DETACH pub")
+    if not incremental:
+        spare = _spare(published_dir, run_id)
+        shutil.copyfile(tmp, spare.with_name(spare.name + ".tmp"))
+        os.replace(spare.with_name(spare.name + ".tmp"), spare)
     os.replace(tmp, final)
     pointer_tmp = published_dir / f".{CURRENT}.tmp"
     pointer_tmp.write_text(final.name, encoding="utf-8")
@@ -109,18 +115,28 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     return final
 
 
-def _standby(conn: duckdb.DuckDBPyConnection, published_dir: Path, base_run: str, current: Path) -> Path | None:
-    """The published file of the run ``base_run`` started from, when ``base_run`` was incremental.
+def _spare(published_dir: Path, run_id: str) -> Path:
+    """The copy of a full run's published file that the next incremental run writes into."""
+    return published_dir / f".{run_id}.spare"
 
-    ``base_run`` recorded its changes (run.py, ``run_changes``) and the file holds exactly that run's state:
-    a published file is only ever renamed into place whole.
+
+def _standby(conn: duckdb.DuckDBPyConnection, published_dir: Path, base_run: str,
+             current: Path) -> tuple[Path, list[str]] | None:
+    """A published file no reader uses to bring up to date, and the earlier runs whose changes it lacks.
+
+    That is ``base_run``'s spare copy (none), or the file of the run ``base_run`` started from when
+    ``base_run`` was incremental (``base_run``: it recorded its changes in ``run_changes``). Either holds
+    exactly that run's state: published files are only ever renamed into place whole.
     """
+    spare = _spare(published_dir, base_run)
+    if spare.exists():
+        return spare, []
     rows = conn.execute("SELECT json_extract_string(params, '$.base_run') FROM runs WHERE run_id = ?",
                         [base_run]).fetchall()
     if not rows or rows[0][0] is None:
         return None
     path = published_dir / f"{rows[0][0]}.duckdb"
-    return path if path.exists() and path != current else None
+    return (path, [base_run]) if path.exists() and path != current else None
 
 
 def _attach_standby(conn: duckdb.DuckDBPyConnection, standby: Path, tmp: Path) -> bool:
@@ -199,8 +215,12 @@ def prune(published_dir: Path, *, keep: int = KEEP, grace_seconds: float = GRACE
         if path != current and now - path.stat().st_mtime > grace_seconds:
             path.unlink(missing_ok=True)
             removed.append(path)
-    for path in published_dir.glob(".*.duckdb.tmp*"):  # left by a publish that crashed (and its WAL)
+    for path in published_dir.glob(".*.tmp*"):  # left by a publish that crashed (and its WAL)
         if now - path.stat().st_mtime > grace_seconds:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    for path in published_dir.glob(".*.spare"):  # only the current run's spare can serve the next run
+        if current is None or path != _spare(published_dir, current.stem):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -295,15 +295,19 @@ def _published_rows(published_dir: Path) -> dict[str, list[tuple[object, ...]]]:
 @pytest.mark.parametrize("reader", ["none", "holds-the-older-file"])
 def test_publishing_two_incremental_runs_onto_the_older_file_equals_a_full_publish(
         hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue, tmp_path: Path, reader: str) -> None:
-    """The second incremental run in a row rewrites the file published two runs before (both runs' changes)
-    instead of copying the current one; when a dashboard still reads that file it copies. Either way the
-    published tables equal a full run's, and a reader of the older file keeps reading it."""
+    """No incremental run copies a whole published file. The first after a full run writes into the full
+    run's spare copy; the next one rewrites the file published two runs before (both runs' changes), or
+    copies the current file when a dashboard still reads that one. Either way the published tables equal
+    a full run's, and a reader of the older file keeps reading it."""
     published = tmp_path / "published"
     full = _run(hand_made, catalogue, published_dir=published)
+    spare = published / f".{full.run_id}.spare"
+    spare_inode = spare.stat().st_ino
     add_batch(hand_made, 2)
     add_case(hand_made, catalogue, "new", ["s1", "s2"], batch_id=2, status="open")
     add_case(hand_made, catalogue, "open", ["s5", "s6"], batch_id=2, start=BASE + dt.timedelta(hours=3))
     first = _run(hand_made, catalogue, published_dir=published)
+    assert not spare.exists() and (published / f"{first.run_id}.duckdb").stat().st_ino == spare_inode
     add_batch(hand_made, 3)
     # a case the first incremental run added grows; another is new; the other open cases are judged again
     add_case(hand_made, catalogue, "new", ["s3", "s6"], batch_id=3, start=BASE + dt.timedelta(hours=2))
@@ -442,3 +446,24 @@ def test_a_log_without_sop_grows_and_the_next_run_publishes_it(tmp_path: Path) -
         assert sorted(r[0] for r in reader.execute("SELECT n_events FROM cases").fetchall()) == [1, 3]
     finally:
         reader.close()
+
+
+def test_prune_keeps_current_and_the_newest_files_and_clears_what_crashed_publishes_left(tmp_path: Path) -> None:
+    from pipeline.publish import CURRENT, prune
+
+    two_hours_ago = time.time() - 2 * 3600
+    names = [f"2026010{i}T000000Z-aaaa" for i in range(1, 6)]
+    for i, name in enumerate(names):
+        (tmp_path / f"{name}.duckdb").write_bytes(b"")
+        os.utime(tmp_path / f"{name}.duckdb", (two_hours_ago + i, two_hours_ago + i))
+    (tmp_path / CURRENT).write_text(f"{names[0]}.duckdb")  # the oldest file is still the current one
+    leftovers = {".20260106T000000Z-aaaa.duckdb.tmp": two_hours_ago, ".20260107T000000Z-aaaa.spare.tmp": two_hours_ago,
+                 ".20260108T000000Z-aaaa.duckdb.tmp": time.time(),  # a publish under way
+                 f".{names[1]}.spare": time.time(), f".{names[0]}.spare": time.time()}
+    for name, stamp in leftovers.items():
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (stamp, stamp))
+    prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        CURRENT, f"{names[0]}.duckdb", f"{names[2]}.duckdb", f"{names[3]}.duckdb", f"{names[4]}.duckdb",
+        ".20260108T000000Z-aaaa.duckdb.tmp", f".{names[0]}.spare"])
