@@ -82,6 +82,7 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
+        conn.execute("BEGIN TRANSACTION")  # one commit: no WAL flush and automatic checkpoint per statement
         if incremental and changes is not None:
             _replace_changed_cases(conn, home, replayed, changes)
         for table in result_tables:
@@ -99,6 +100,7 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
             # rewrote the changed cases
             if not incremental:
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
+        conn.execute("COMMIT")
         conn.execute("CHECKPOINT pub")
     finally:
         conn.execute(f'USE "{home}"')
