@@ -166,9 +166,12 @@ def test_number_and_duration_formats() -> None:
     assert fmt_duration(1125, "en", 450) == "2.5 working days"
 
 
-def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path) -> None:
-    """The kept sums count each working-time value once per group; percentiles read from those counts are
-    numpy's linear-interpolation percentiles of the raw values, ties and one-value groups included."""
+@pytest.mark.parametrize("counts_as", ["added-up", "with-changes-appended"])
+def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: str) -> None:
+    """The kept sums count each working-time value per group; percentiles read from those counts are
+    numpy's linear-interpolation percentiles of the raw values, ties and one-value groups included. Also
+    when the counts come as an incremental run appends them: one value's count split over several rows,
+    values added and taken away again (negative counts), a group that comes to nothing."""
     import numpy as np
 
     from pipeline.bottlenecks import _percentiles_sql
@@ -182,6 +185,18 @@ def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path) -> None:
     conn.executemany("INSERT INTO v VALUES (?, ?)", [(g, float(x)) for g, xs in groups.items() for x in xs]
                      + [("one", None)])  # a NULL value is no working time: left out
     counts = "SELECT g, value, count(*) AS n FROM v GROUP BY ALL"
+    if counts_as == "with-changes-appended":
+        # each count split in two rows; every group gains values that a later run takes away again (before
+        # and after them in the order of values), and a group that is gone altogether
+        conn.execute(f"CREATE TABLE c AS {counts}")
+        conn.execute("""
+            CREATE TABLE appended AS
+            SELECT g, value, n - n // 2 AS n FROM c UNION ALL SELECT g, value, n // 2 FROM c WHERE n // 2 > 0
+            UNION ALL SELECT g, value, 3 FROM c UNION ALL SELECT g, value, -3 FROM c
+            UNION ALL SELECT g, v, 2 FROM (SELECT DISTINCT g FROM c), (VALUES (-5.0), (1000.0)) t(v)
+            UNION ALL SELECT g, v, -2 FROM (SELECT DISTINCT g FROM c), (VALUES (-5.0), (1000.0)) t(v)
+            UNION ALL SELECT 'gone', 7.0, 4 UNION ALL SELECT 'gone', 7.0, -4""")
+        counts = "SELECT * FROM appended"
     got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(_percentiles_sql("g", counts)).fetchall()}
     assert set(got) == set(groups)
     for g, xs in groups.items():
