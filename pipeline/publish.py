@@ -47,7 +47,8 @@ class Changes:
 
     dirty: str  # cases with new events: every row checked again
     dirty_known: str  # the dirty cases an earlier run had checked (only they have rows to replace)
-    restated: str  # open cases without new events: case result and stall deviation judged again
+    restated: str  # open cases without new events: stall deviation judged again
+    rejudged: str  # the restated cases whose case result changed with it
 
 
 def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *, base_run: str | None = None,
@@ -90,7 +91,7 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                 continue
             if incremental:
                 conn.execute(f"DELETE FROM pub.{table}")
-            if table in CASE_TABLES:  # current rows of every case (each carries the run that checked it)
+            if table in CASE_TABLES:  # current rows of every case (each carries the run that wrote it)
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
             else:
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
@@ -166,16 +167,17 @@ def _replayed_changes(conn: duckdb.DuckDBPyConnection, home: str, base_run: str,
 def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_ids: list[str], changes: Changes) -> None:
     """In the published file, do what the runs ``run_ids`` did to the per-case tables and to ``cases``.
 
-    A run replaced every row of its dirty cases and of the rule models, the result and the stall deviation
-    of the restated open cases, and ingest rewrote the dirty cases' ``cases`` rows. Every row a run wrote
-    carries its ``run_id``. Deletes of results probe small key tables (empty when every dirty case is new).
+    A run replaced every row of its dirty cases and of the rule models, the stall deviation of the
+    restated open cases and the result of those rejudged, and ingest rewrote the dirty cases' ``cases``
+    rows. Every row a run wrote carries its ``run_id``. Deletes of results probe small key tables (empty
+    when every dirty case is new).
     Two runs' changes are replayed as one: the second run's deletes were made in the working database
     too, so what is left there of the first run's rows is exactly what the published file must gain.
     """
     rules = f"sop_id IN (SELECT sop_id FROM \"{home}\".sops WHERE kind = 'rules')"
     known, restated = _changed_case(changes.dirty_known), _changed_case(changes.restated)
     deletes = {
-        "case_results": [rules, known, restated],
+        "case_results": [rules, known, _changed_case(changes.rejudged)],
         "deviations": [rules, known, f"kind = 'stalled_case' AND {restated}"],
         "event_timing": [rules, known],
     }

@@ -41,7 +41,8 @@ from pipeline.timing import compute_timing
 
 # Documented default severity per deviation kind; a step's or model's `severity` overrides it.
 # the temp tables of the case keys an incremental run changes (made in run_compliance)
-RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open")
+RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
+                      rejudged="run_rejudged")
 DEFAULT_SEVERITY = {
     "missing_step": "high",
     "unexpected_step": "medium",
@@ -430,14 +431,28 @@ def _in_table(table: str, op: str = "AND") -> str:
 
 
 def _restate_open_cases(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Open cases without new events: recount their deviations (their stall status was judged again)."""
+    """Open cases without new events: recount their deviations (their stall status was judged again).
+
+    Only the results whose count changed are rewritten (``run_rejudged``, they then carry this run): at
+    most a few cases cross the stall limit between runs, while every open case would be rewritten, in both
+    files, if all were.
+    """
     conn.execute(
         """
-        UPDATE case_results r SET n_deviations = coalesce(n.n, 0), compliant = coalesce(n.n, 0) = 0, run_id = ?
-        FROM run_open o LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations d
-                                   SEMI JOIN run_open USING (institution_id, sop_id, case_id)
-                                   GROUP BY ALL) n USING (institution_id, sop_id, case_id)
-        WHERE r.institution_id = o.institution_id AND r.sop_id = o.sop_id AND r.case_id = o.case_id
+        CREATE OR REPLACE TEMP TABLE run_rejudged AS
+        SELECT o.institution_id, o.sop_id, o.case_id, coalesce(n.n, 0) AS n_deviations
+        FROM run_open o JOIN case_results r USING (institution_id, sop_id, case_id)
+        LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations d
+                   SEMI JOIN run_open USING (institution_id, sop_id, case_id)
+                   GROUP BY ALL) n USING (institution_id, sop_id, case_id)
+        WHERE r.n_deviations IS DISTINCT FROM coalesce(n.n, 0)
+        """
+    )
+    conn.execute(
+        """
+        UPDATE case_results r SET n_deviations = j.n_deviations, compliant = j.n_deviations = 0, run_id = ?
+        FROM run_rejudged j
+        WHERE r.institution_id = j.institution_id AND r.sop_id = j.sop_id AND r.case_id = j.case_id
         """,
         [run_id],
     )

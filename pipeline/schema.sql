@@ -245,8 +245,9 @@ CREATE TABLE IF NOT EXISTS run_changes (
 );
 
 -- The last successful run's results. Per-case tables (case_results, deviations, event_timing) hold one
--- current row set per case: each row carries the run that last checked its case (an incremental run
--- re-checks only changed and open cases), so their latest_* views are the whole tables. Aggregate tables
+-- current row set per case: each row carries the run that wrote it (an incremental run rewrites the rows of
+-- changed cases, the stall deviations of open ones, and an open case's result when its stall status
+-- changed), so their latest_* views are the whole tables. Aggregate tables
 -- keep only the last run's rows.
 CREATE OR REPLACE VIEW latest_run AS
     SELECT * FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1;
