@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -49,6 +49,12 @@ class Changes:
     dirty_known: str  # the dirty cases an earlier run had checked (only they have rows to replace)
     restated: str  # open cases without new events: stall deviation judged again
     rejudged: str  # the restated cases whose case result changed with it
+
+
+# The kinds of change a run records for the next publish to replay (run.py, run_changes). Not the restated
+# open cases: each of the base run's is restated again by the next run, or has new events there and is one
+# of its dirty known cases, whose rows are replaced whole.
+RECORDED = ("dirty", "dirty_known", "rejudged")
 
 
 def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *, base_run: str | None = None,
@@ -154,14 +160,14 @@ def _attach_standby(conn: duckdb.DuckDBPyConnection, standby: Path, tmp: Path) -
 
 
 def _replayed_changes(conn: duckdb.DuckDBPyConnection, home: str, base_run: str, changes: Changes) -> Changes:
-    """Temp tables of the case keys ``base_run`` or this run changed, one per kind of change."""
-    for change in fields(Changes):
+    """Temp tables of the case keys ``base_run`` or this run changed, one per kind of change recorded."""
+    for change in RECORDED:
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE publish_{change.name} AS "
-            f"SELECT institution_id, sop_id, case_id FROM {getattr(changes, change.name)} UNION "
+            f"CREATE OR REPLACE TEMP TABLE publish_{change} AS "
+            f"SELECT institution_id, sop_id, case_id FROM {getattr(changes, change)} UNION "
             f'SELECT institution_id, sop_id, case_id FROM "{home}".run_changes WHERE changed_in = ? AND change = ?',
-            [base_run, change.name])
-    return replace(changes, **{change.name: f"publish_{change.name}" for change in fields(Changes)})
+            [base_run, change])
+    return replace(changes, **{change: f"publish_{change}" for change in RECORDED})
 
 
 def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_ids: list[str], changes: Changes) -> None:

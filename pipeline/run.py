@@ -22,7 +22,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
-from pipeline.publish import CASE_TABLES, Changes, publish
+from pipeline.publish import CASE_TABLES, RECORDED, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
 from pipeline.timing import compute_timing
@@ -318,8 +318,8 @@ def _record_changes(conn: duckdb.DuckDBPyConnection, run_id: str, base_run: str 
     conn.execute("DELETE FROM run_changes WHERE changed_in IS DISTINCT FROM ?", [base_run])
     if base_run is not None:
         conn.execute("INSERT INTO run_changes " + " UNION ALL ".join(
-            f"SELECT $run_id, '{change.name}', institution_id, sop_id, case_id FROM {getattr(RUN_CHANGES, change.name)}"
-            for change in fields(RUN_CHANGES)), {"run_id": run_id})
+            f"SELECT $run_id, '{change}', institution_id, sop_id, case_id FROM {getattr(RUN_CHANGES, change)}"
+            for change in RECORDED), {"run_id": run_id})
 
 
 def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -238,7 +238,7 @@ CREATE TABLE IF NOT EXISTS alignment_cache (
 -- (publish.py). Not a result table: no run_id column, not published.
 CREATE TABLE IF NOT EXISTS run_changes (
     changed_in     VARCHAR NOT NULL,          -- the incremental run
-    change         VARCHAR NOT NULL,          -- dirty | dirty_known | restated (publish.Changes)
+    change         VARCHAR NOT NULL,          -- dirty | dirty_known | rejudged (publish.RECORDED)
     institution_id VARCHAR,
     sop_id         VARCHAR,
     case_id        VARCHAR

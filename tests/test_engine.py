@@ -451,24 +451,35 @@ def test_a_log_without_sop_grows_and_the_next_run_publishes_it(tmp_path: Path) -
 def test_an_open_case_that_stalls_between_runs_is_rejudged_alone(hand_made: duckdb.DuckDBPyConnection,
                                                                   catalogue: Catalogue, tmp_path: Path) -> None:
     """A run without new events, later: the open case that has waited too long since gets a stall deviation
-    and a non-compliant result carrying the new run; the other results keep theirs. The published tables
-    equal a full run's at that time."""
+    and a non-compliant result carrying the new run; the other results keep theirs. A run later still (the
+    idle time grows) publishes onto the full run's file, replaying both runs. The published tables equal a
+    full run's at that time."""
     settings = get_settings()
     institutions, calendars = load_institutions(settings.institutions_file), load_calendars(settings.institutions_file)
     published = tmp_path / "published"
+    # an open case stalled from the start: its stall deviation is rewritten by every run (the idle time grows)
+    add_case(hand_made, catalogue, "idle", ["s1", "s2"], status="open", start=BASE - dt.timedelta(days=40))
     last_event = hand_made.execute("SELECT max(ts_end) FROM events WHERE case_id = 'open'").fetchall()[0][0]
     first = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
                            as_of=last_event + dt.timedelta(minutes=1))
-    assert "open" not in _deviations(hand_made)
+    assert "open" not in _deviations(hand_made) and _deviations(hand_made)["idle"] == [("stalled_case", "s2")]
     later = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published, as_of=AS_OF)
-    assert later.mode == "incremental" and later.open_restated == 1
+    assert later.mode == "incremental" and later.open_restated == 2
     assert _deviations(hand_made)["open"] == [("stalled_case", "s5")]
     assert hand_made.execute("SELECT case_id, run_id = ?, compliant FROM case_results WHERE run_id = ? "
                              "OR case_id = 'open' ORDER BY ALL", [later.run_id, later.run_id]).fetchall() == [
         ("open", True, False)]
-    assert hand_made.execute("SELECT count(*) FROM case_results WHERE run_id = ?", [first.run_id]).fetchall() == [(9,)]
+    assert hand_made.execute("SELECT count(*) FROM case_results WHERE run_id = ?", [first.run_id]).fetchall() == [(10,)]
+    idle = "SELECT observed FROM deviations WHERE kind = 'stalled_case' ORDER BY case_id"
+    before = hand_made.execute(idle).fetchall()
+    inode = (published / f"{first.run_id}.duckdb").stat().st_ino
+    latest = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
+                            as_of=AS_OF + dt.timedelta(days=10))
+    assert hand_made.execute(idle).fetchall() != before
+    assert (published / f"{latest.run_id}.duckdb").stat().st_ino == inode
     after_incremental = _published_rows(published)
-    run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published, as_of=AS_OF, full=True)
+    run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
+                   as_of=AS_OF + dt.timedelta(days=10), full=True)
     after_full = _published_rows(published)
     for table in (*COMPARED, "cases"):
         assert after_incremental[table] == after_full[table], table
