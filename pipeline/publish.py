@@ -75,17 +75,15 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     current = current_published(published_dir)
     incremental = base_run is not None and changes is not None and current is not None and current.stem == base_run
     replayed = [run_id]  # the runs whose per-case rows the published file takes
-    if incremental and current is not None and base_run is not None and changes is not None:
-        standby = _standby(conn, published_dir, base_run, current)
-        if standby is not None and _attach_standby(conn, standby[0], tmp):
-            replayed = [*standby[1], run_id]
-            if standby[1]:
-                changes = _replayed_changes(conn, home, standby[1][0], changes)
-        else:
-            shutil.copyfile(current, tmp)
-            conn.execute(f"ATTACH '{tmp}' AS pub")
+    standby = _standby(conn, published_dir, base_run, current) if incremental and base_run and current else None
+    if standby is not None and _attach_standby(conn, standby[0], tmp):
+        replayed = [*standby[1], run_id]
+        if standby[1] and changes is not None:
+            changes = _replayed_changes(conn, home, standby[1][0], changes)
     else:
-        conn.execute(f"ATTACH '{tmp}' AS pub")
+        if incremental and current is not None:
+            shutil.copyfile(current, tmp)
+        _attach(conn, tmp)
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
@@ -133,7 +131,7 @@ def _standby(conn: duckdb.DuckDBPyConnection, published_dir: Path, base_run: str
              current: Path) -> tuple[Path, list[str]] | None:
     """A published file no reader uses to bring up to date, and the earlier runs whose changes it lacks.
 
-    That is ``base_run``'s spare copy (none), or the file of the run ``base_run`` started from when
+    That is ``base_run``'s spare copy (no earlier run), or the file of the run ``base_run`` started from when
     ``base_run`` was incremental (``base_run``: it recorded its changes in ``run_changes``). Either holds
     exactly that run's state: published files are only ever renamed into place whole.
     """
@@ -148,11 +146,15 @@ def _standby(conn: duckdb.DuckDBPyConnection, published_dir: Path, base_run: str
     return (path, [base_run]) if path.exists() and path != current else None
 
 
+def _attach(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    conn.execute(f"ATTACH '{path}' AS pub")
+
+
 def _attach_standby(conn: duckdb.DuckDBPyConnection, standby: Path, tmp: Path) -> bool:
     """Move ``standby`` to ``tmp`` and attach it as ``pub``; False (and put back) when a reader holds it."""
     os.replace(standby, tmp)  # a crash from here on leaves a temporary file, never a half-written published one
     try:
-        conn.execute(f"ATTACH '{tmp}' AS pub")
+        _attach(conn, tmp)
     except duckdb.Error:  # a dashboard or report still reads it: DuckDB's file lock
         os.replace(tmp, standby)
         return False
@@ -160,7 +162,8 @@ def _attach_standby(conn: duckdb.DuckDBPyConnection, standby: Path, tmp: Path) -
 
 
 def _replayed_changes(conn: duckdb.DuckDBPyConnection, home: str, base_run: str, changes: Changes) -> Changes:
-    """Temp tables of the case keys ``base_run`` or this run changed, one per kind of change recorded."""
+    """Temp tables of the case keys ``base_run`` or this run changed, one per kind of change recorded
+    (``RECORDED``); the restated cases are this run's alone."""
     for change in RECORDED:
         conn.execute(
             f"CREATE OR REPLACE TEMP TABLE publish_{change} AS "

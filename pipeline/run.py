@@ -39,10 +39,10 @@ from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
 from pipeline.timing import compute_timing
 
-# Documented default severity per deviation kind; a step's or model's `severity` overrides it.
 # the temp tables of the case keys an incremental run changes (made in run_compliance)
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
+# Documented default severity per deviation kind; a step's or model's `severity` overrides it.
 DEFAULT_SEVERITY = {
     "missing_step": "high",
     "unexpected_step": "medium",
