@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -171,21 +172,43 @@ class _Generation:
 
 
 class Source:
-    """The published folder; reopens when ``CURRENT`` changes (checked with one ``stat`` per query)."""
+    """The published folder; reopens when ``CURRENT`` changes (checked with one ``stat`` per query, and
+    every ``WATCH_SECONDS`` by a background thread once a file is open).
+
+    The watch lets go of a superseded file even when nobody uses the dashboard: the run after next writes
+    into that file instead of copying the current one (pipeline/publish.py), and cannot while it is open.
+    """
+
+    WATCH_SECONDS = 5.0
 
     def __init__(self, published_dir: Path) -> None:
         self.published_dir = published_dir
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._gen: _Generation | None = None
+        self._watching = False
 
-    def _acquire(self) -> _Generation | None:
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.WATCH_SECONDS)
+            try:
+                gen = self._acquire(reopen=False)
+            except (duckdb.Error, OSError):  # a file gone between CURRENT and opening: the next tick retries
+                continue
+            if gen is not None:
+                self._release(gen)
+
+    def _acquire(self, *, reopen: bool = True) -> _Generation | None:
+        """The current file's generation, switching when ``CURRENT`` changed; with ``reopen`` False
+        (the watch) nothing is opened when no file is open (before the first query, after close())."""
         try:
             st = os.stat(self.published_dir / CURRENT)
             stamp: tuple[int, int, int] | None = (st.st_mtime_ns, st.st_ino, st.st_size)
         except OSError:
             stamp = None
         with self._lock:
+            if self._gen is None and not reopen:
+                return None
             if stamp != self._stamp or self._gen is None:
                 path = current_published(self.published_dir)
                 if self._gen is not None and path != self._gen.path:
@@ -195,6 +218,9 @@ class Source:
                     self._gen = None
                 if path is not None and self._gen is None:
                     self._gen = _Generation(path)
+                    if not self._watching:
+                        self._watching = True
+                        threading.Thread(target=self._watch, name="patuh-published-watch", daemon=True).start()
                 self._stamp = stamp
             gen = self._gen
             if gen is not None:

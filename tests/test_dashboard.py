@@ -152,6 +152,31 @@ def test_the_source_switches_when_current_changes(tmp_path: Path) -> None:
     src.close()
 
 
+def test_an_idle_dashboard_lets_go_of_a_superseded_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without any query after a new run was published, the dashboard still closes the old file within its
+    watch interval, so the run after next can write into it (DuckDB's lock, seen from another process)."""
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setattr(queries.Source, "WATCH_SECONDS", 0.1)
+    pub = tmp_path / "published"
+    build_published_db(pub / "a.duckdb", cases_per_sop=10)
+    src = queries.Source(pub)
+    assert not queries.overview(src, ALL, Filters())["total"].empty  # the dashboard holds a.duckdb now
+    writable = [sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).execute('CHECKPOINT')",
+                str(pub / "a.duckdb")]
+    assert subprocess.run(writable, capture_output=True).returncode != 0  # held: the writer is refused
+    build_published_db(pub / "b.duckdb", cases_per_sop=10)  # a new run; nobody looks at the dashboard
+    deadline = time.monotonic() + 10
+    while subprocess.run(writable, capture_output=True).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert subprocess.run(writable, capture_output=True).returncode == 0
+    src.close()
+    time.sleep(0.3)  # the watch does not open anything again after close()
+    assert src._gen is None
+
+
 def test_indonesian_formats() -> None:
     assert i18n.fmt_int(1234) == "1.234"
     assert i18n.fmt_num(2.5) == "2,5"
