@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
@@ -188,15 +189,25 @@ class Source:
         self._gen: _Generation | None = None
         self._watching = False
 
-    def _watch(self) -> None:
-        while True:
-            time.sleep(self.WATCH_SECONDS)
-            try:
-                gen = self._acquire(reopen=False)
-            except (duckdb.Error, OSError):  # a file gone between CURRENT and opening: the next tick retries
-                continue
-            if gen is not None:
-                self._release(gen)
+    def _look(self) -> None:
+        try:
+            gen = self._acquire(reopen=False)
+        except (duckdb.Error, OSError):  # a file gone between CURRENT and opening: the next look retries
+            return
+        if gen is not None:
+            self._release(gen)
+
+    @staticmethod
+    def _watch(ref: weakref.ref[Source]) -> None:
+        # holds the source only while it looks: a source nobody keeps ends its watch, and no open file
+        # outlives the interpreter in this daemon thread
+        while (source := ref()) is not None:
+            interval = source.WATCH_SECONDS
+            del source
+            time.sleep(interval)
+            if (source := ref()) is not None:
+                source._look()
+            del source
 
     def _acquire(self, *, reopen: bool = True) -> _Generation | None:
         """The current file's generation, switching when ``CURRENT`` changed; with ``reopen`` False
@@ -220,7 +231,8 @@ class Source:
                     self._gen = _Generation(path)
                     if not self._watching:
                         self._watching = True
-                        threading.Thread(target=self._watch, name="patuh-published-watch", daemon=True).start()
+                        threading.Thread(target=self._watch, args=(weakref.ref(self),), name="patuh-published-watch",
+                                         daemon=True).start()
                 self._stamp = stamp
             gen = self._gen
             if gen is not None:
