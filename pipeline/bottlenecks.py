@@ -209,11 +209,14 @@ STATE_TABLES = (
 )
 
 
+_STATE_BY_NAME = {t.name: t for t in STATE_TABLES}
+
+
 def _kept(name: str, where: str = "TRUE") -> str:
     """The kept sums of state table ``name``: its rows added up per group (an incremental run appends its
     changes as rows of their own), groups that came to nothing left out; ``where``: a condition on its rows
     ``k`` (applied before they are added up)."""
-    table = next(t for t in STATE_TABLES if t.name == name)
+    table = _STATE_BY_NAME[name]
     sums = ", ".join(f"sum({c}) AS {c}" for c in table.counts)
     return (f"(SELECT {', '.join(table.keys)}, {sums} FROM {name} k WHERE {where} GROUP BY ALL "
             f"HAVING sum({table.counts[0]}) <> 0)")
@@ -315,7 +318,7 @@ def _rank_sql(scope_sql: str | None) -> str:
         return f"WITH {_CAL},\n{body}"
     sums = []
     for part in _RANK_PARTS:
-        table = next(t for t in STATE_TABLES if t.name == f"bottleneck_state_{part}")
+        table = _STATE_BY_NAME[f"bottleneck_state_{part}"]
         sums.append(f"scope_{part} AS ({table.select})")
         body = body.replace(f"{{{part}}}", f"scope_{part}")
     return f"WITH {_EVENTS.replace('{scope}', scope_sql)},\n{', '.join(sums)},\n{body}"
@@ -520,14 +523,13 @@ def rank_bottlenecks(conn: duckdb.DuckDBPyConnection, scope: Scope, *, top: int 
 
 
 def _ranked(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    cur = _execute(conn, sql, params)
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     for row in rows:
         row["explanation_id"] = explain(row, "id")
         row["explanation_en"] = explain(row, "en")
     return rows
-
 
 
 def _workday(cal: WorkingCalendar) -> tuple[float, float]:
@@ -550,9 +552,9 @@ def _load_calendars() -> Mapping[str, WorkingCalendar]:
     return load_calendars(path)
 
 
-def _execute(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> None:
+def _execute(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """Run ``sql`` with the named parameters it uses (DuckDB refuses unused ones)."""
-    conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    return conn.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
 
 def _sums(table: _StateTable, scope_sql: str) -> str:
