@@ -8,7 +8,7 @@ Incremental runs: when the catalogue, the institutions and their calendars, the 
 scope are unchanged since the last successful run (``runs.catalogue_hash``), only *dirty* cases (with events
 from batches loaded since that run) are checked again, their events read once into ``run_events``; every other
 open case is only judged again for stalling (that moves with ``as_of``); the rows of all other cases stay as
-they were, each tagged with the run that checked it. Aggregates: per-case sums, and the counts of working-time
+they were, each tagged with the run that wrote it. Aggregates: per-case sums, and the counts of working-time
 values that the percentiles are read from, are updated from the dirty cases alone (bottlenecks.py).
 """
 

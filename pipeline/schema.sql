@@ -418,7 +418,8 @@ CREATE TABLE IF NOT EXISTS bottlenecks (
 
 -- Kept sums of the bottleneck aggregates over every current event_timing row (pipeline/bottlenecks.py,
 -- STATE_TABLES): an incremental run appends its changed cases' new rows and their old ones subtracted, so the
--- percentiles and per-step sums cost what changed, not the whole log; a group's rows are added up when read.
+-- percentiles and per-step sums cost what changed, not the whole log; readers add a group's rows up (the
+-- percentiles take them as they are).
 -- Valid for the run in bottleneck_state_run only; any other run builds them again from event_timing.
 -- Not published.
 CREATE TABLE IF NOT EXISTS bottleneck_state_run (
