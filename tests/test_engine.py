@@ -217,23 +217,12 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     when they are not the previous run's, or computing everything again when the previous run wrote no
     per-resource rows (an older version)."""
     from pipeline import bottlenecks
-    from pipeline.publish import current_published
 
     monkeypatch.setattr(bottlenecks, "COMPACT_GROWTH", 0.0 if previous == "kept-compacted" else 100.0)
 
     def published_rows() -> dict[str, list[tuple[object, ...]]]:
-        path = current_published(tmp_path / "published")
-        assert path is not None
-        reader = duckdb.connect(str(path), read_only=True)
-        try:
-            return {
-                table: reader.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
-                for table in COMPARED
-            } | {"runs": reader.execute("SELECT count(*), any_value(run_id) FROM runs").fetchall(),
-                 "ids": reader.execute("SELECT DISTINCT run_id FROM case_results UNION "
-                                       "SELECT DISTINCT run_id FROM event_timing").fetchall()}
-        finally:
-            reader.close()
+        return _published_rows(tmp_path / "published", ids="SELECT DISTINCT run_id FROM case_results UNION "
+                                                           "SELECT DISTINCT run_id FROM event_timing")
 
     # a second SOP whose cases do not change: its aggregates are carried over (or recomputed) unchanged
     alur = "smpn2-ngawi/bk001-alur"
@@ -279,7 +268,8 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
         assert after_incremental[table] == after_full[table], table
 
 
-def _published_rows(published_dir: Path) -> dict[str, list[tuple[object, ...]]]:
+def _published_rows(published_dir: Path, **queries: str) -> dict[str, list[tuple[object, ...]]]:
+    """The current published file's COMPARED tables (without run ids), its cases, and ``queries``' rows."""
     from pipeline.publish import current_published
 
     path = current_published(published_dir)
@@ -287,7 +277,8 @@ def _published_rows(published_dir: Path) -> dict[str, list[tuple[object, ...]]]:
     reader = duckdb.connect(str(path), read_only=True)
     try:
         return {table: reader.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL").fetchall()
-                for table in COMPARED} | {"cases": reader.execute("SELECT * FROM cases ORDER BY ALL").fetchall()}
+                for table in COMPARED} | {"cases": reader.execute("SELECT * FROM cases ORDER BY ALL").fetchall()} \
+            | {name: reader.execute(sql).fetchall() for name, sql in queries.items()}
     finally:
         reader.close()
 
