@@ -161,6 +161,16 @@ def _copy_db(src: Path, dst: Path) -> None:
         shutil.copyfile(wal, dst.with_name(dst.name + ".wal"))
 
 
+def _with_median_run(samples: list[float], details: list[dict[str, Any]]) -> dict[str, Any]:
+    """The timings' summary and the details of the repetition whose time is the (upper) median."""
+    return {**summarize(samples), **details[samples.index(sorted(samples)[len(samples) // 2])]}
+
+
+def _log_files(log: dict[str, Any]) -> list[tuple[Path, str, str]]:
+    """A synthetic log's files as (path, institution, SOP)."""
+    return [(Path(f["path"]), f["institution_id"], f["sop_id"]) for f in log["files"]]
+
+
 def run_full(size: int, seed: int, institutions: list[str], cache: str, reps: int) -> dict[str, Any]:
     """Full compliance runs (ingest excluded, publish included) on copies of the ingested DB."""
     from pipeline.conformance import PoolExecutor
@@ -192,9 +202,8 @@ def run_full(size: int, seed: int, institutions: list[str], cache: str, reps: in
                 shutil.copytree(tmp, keep)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    stats = summarize(samples)
-    median_run = runs[samples.index(sorted(samples)[len(samples) // 2])]
-    return {"events": prep["events_loaded"], "cases": prep["cases"], **stats, **median_run,
+    stats = _with_median_run(samples, runs)
+    return {"events": prep["events_loaded"], "cases": prep["cases"], **stats,
             "events_per_s": round(prep["events_loaded"] / stats["median_s"]), "kept": str(keep)}
 
 
@@ -232,11 +241,10 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
     extra = synth_log(root, max(1, size // 100), seed + 1, tuple(institutions), tag="-inc", case_suffix="-inc")
     kept = root / "runs" / _key(size, seed, institutions)
     catalogue, insts, cals = _context()
-    files = [(Path(f["path"]), f["institution_id"], f["sop_id"]) for f in extra["files"]]
+    files = _log_files(extra)
     added_events, added_cases = extra["events"], extra["cases"]
-    then = [] if last_month else [
-        (Path(f["path"]), f["institution_id"], f["sop_id"]) for f in synth_log(
-            root, max(1, size // 100), seed + 2, tuple(institutions), tag="-inc2", case_suffix="-inc2")["files"]]
+    then = [] if last_month else _log_files(synth_log(
+        root, max(1, size // 100), seed + 2, tuple(institutions), tag="-inc2", case_suffix="-inc2"))
     if last_month:
         months = [_last_month_cases(path) for path, _, _ in files]
         files = [(month[0], inst, sop) for month, (_, inst, sop) in zip(months, files, strict=True)]
@@ -272,13 +280,9 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
                                 "from_cache": summary.from_cache})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    stats = summarize(samples)
-    median_run = runs[samples.index(sorted(samples)[len(samples) // 2])]
-    out = {"added_events": added_events, "added_cases": added_cases, **stats, **median_run}
+    out = {"added_events": added_events, "added_cases": added_cases, **_with_median_run(samples, runs)}
     if next_samples:
-        next_stats = summarize(next_samples)
-        next_median = next_runs[next_samples.index(sorted(next_samples)[len(next_samples) // 2])]
-        out["next"] = {**next_stats, **next_median}
+        out["next"] = _with_median_run(next_samples, next_runs)
     return out
 
 
