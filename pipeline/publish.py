@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.db import schema_sql
+from pipeline.db import schema_sql, vacuum_if_due
 
 CURRENT = "CURRENT"
 GRACE_SECONDS = 3600  # old published files stay this long for readers that still hold them
@@ -106,7 +106,8 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
             if not incremental:
                 conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
         conn.execute("COMMIT")
-        conn.execute("CHECKPOINT pub")
+        if not vacuum_if_due(conn, "pub"):
+            conn.execute("CHECKPOINT pub")
     finally:
         conn.execute(f'USE "{home}"')
         conn.execute("DETACH pub")

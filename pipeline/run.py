@@ -32,7 +32,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
-from pipeline.db import sql_literal, transaction
+from pipeline.db import sql_literal, transaction, vacuum_if_due
 from pipeline.errors import UserError
 from pipeline.publish import CASE_TABLES, RECORDED, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
@@ -75,6 +75,7 @@ class RunSummary:
     rules_without_input: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     published: str | None = None
+    vacuumed: bool = False  # deleted rows were packed away at this run's checkpoint (db.vacuum_if_due)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -305,11 +306,13 @@ def run_compliance(
             "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
+    with _stage(summary, "vacuum", progress):
+        summary.vacuumed = vacuum_if_due(conn)
     if published_dir is not None:
         with _stage(summary, "publish", progress):
             summary.published = str(publish(conn, run_id, published_dir, base_run=base_run,
                                             changes=RUN_CHANGES if incremental else None))
-        conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
+    conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
 
 
