@@ -51,6 +51,12 @@ def _standards_frame(models: dict[str, SopModel]) -> pd.DataFrame:
 MEASURE_CODES = {1: "working_minutes", 2: "working_days", 3: "elapsed_minutes"}
 
 
+def _measure_code_sql(column: str) -> str:
+    """SQL turning a standard's measure name in ``column`` into its ``MEASURE_CODES`` code (0: none)."""
+    return (f"CASE {column} " + " ".join(f"WHEN '{kind}' THEN {code}" for code, kind in MEASURE_CODES.items())
+            + " ELSE 0 END")
+
+
 def _measure(cal: WorkingCalendar, codes: np.ndarray, start: pd.Series, end: pd.Series) -> np.ndarray:
     """Durations in each row's own measure (``MEASURE_CODES``; 0 = no standard gives NaN)."""
     out = np.full(len(start), np.nan)
@@ -85,9 +91,7 @@ def compute_timing(
     conn.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE timing_src AS
-        SELECT x.*, s.standard_measure, s.standard_max,
-               CASE s.standard_measure WHEN 'working_minutes' THEN 1 WHEN 'working_days' THEN 2
-                    WHEN 'elapsed_minutes' THEN 3 ELSE 0 END AS measure_code
+        SELECT x.*, s.standard_measure, s.standard_max, {_measure_code_sql("s.standard_measure")} AS measure_code
         FROM (SELECT institution_id, sop_id, case_id, step_id, role, resource, ts_start, ts_end, source_row,
                      lag(ts_end) OVER w AS prev_end, lag(role) OVER w AS prev_role,
                      -- per case and step: distinct-case counts become plain sums in bottlenecks.py. Sorted
@@ -244,28 +248,30 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
                   GROUP BY ALL) l USING (institution_id, sop_id, case_id)
             JOIN stall_df s ON s.sop_id = l.sop_id AND s.step_id = l.step_id
             WHERE c.status = 'open'"""
-    last = conn.execute(last_sql).df()
+    # strings stay in DuckDB; only the last event's time and the standard travel to numpy (as in compute_timing)
+    conn.execute(f"""CREATE OR REPLACE TEMP TABLE stall_src AS
+                     SELECT *, {_measure_code_sql("measure")} AS measure_code FROM ({last_sql})""")
     conn.unregister("stall_df")
-    if last.empty:
-        return 0
     parts = []
-    for inst, part in last.groupby("institution_id", sort=True):
+    for (inst,) in conn.execute("SELECT DISTINCT institution_id FROM stall_src ORDER BY 1").fetchall():
+        part = conn.execute("SELECT rowid AS rid, ts_end, measure_code, maximum FROM stall_src "
+                            "WHERE institution_id = ?", [inst]).df()
         now = pd.Series(pd.Timestamp(as_of), index=part.index)
-        codes = part["measure"].map({kind: code for code, kind in MEASURE_CODES.items()}).to_numpy()
-        value = _measure(calendars[str(inst)], codes, part["ts_end"], now)
+        value = _measure(calendars[str(inst)], part["measure_code"].to_numpy(), part["ts_end"], now)
         over = value > part["maximum"].to_numpy() + 1e-9
         if over.any():
-            parts.append(part[over].assign(value=value[over]))
+            parts.append(pd.DataFrame({"rid": part["rid"].to_numpy()[over], "value": value[over]}))
     if not parts:
         return 0
     stalled = pd.concat(parts, ignore_index=True)
-    stalled["as_of"] = pd.Timestamp(as_of)
     conn.register("stalled_df", stalled)
     conn.execute(
         """INSERT INTO run_deviations
-           SELECT institution_id, sop_id, case_id, 'stalled_case', step_id, NULL, raw, printf('%.1f', value),
-                  as_of, json_object('idle', value, 'maximum', maximum, 'measure', measure, 'last_event', ts_end)
-           FROM stalled_df"""
+           SELECT s.institution_id, s.sop_id, s.case_id, 'stalled_case', s.step_id, NULL, s.raw,
+                  printf('%.1f', v.value), $as_of,
+                  json_object('idle', v.value, 'maximum', s.maximum, 'measure', s.measure, 'last_event', s.ts_end)
+           FROM stall_src s JOIN stalled_df v ON v.rid = s.rowid""",
+        {"as_of": as_of},
     )
     conn.unregister("stalled_df")
     return len(stalled)
