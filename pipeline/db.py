@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -32,35 +32,47 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 # DuckDB vacuums deletes at every checkpoint: it packs the row groups around any deleted rows anew, up to four
 # full ones per stretch (at 10M events, deleting the 21k restated stall deviations cost the checkpoint
-# 0.3-0.7 s instead of 0.03 s). Patuh's connections leave deleted rows in place and vacuum only when a table's
-# deleted rows fill a row group and a quarter of the table: a run then pays once for the runs before it. Row
-# groups left with no row at all are dropped either way.
+# 0.3-0.7 s instead of 0.03 s). Patuh's connections leave deleted rows in place, and a transaction packs the
+# tables it writes (`vacuuming`) once one of them holds a row group's worth of deleted rows and a quarter of
+# its rows: that run pays once for the runs before it. Row groups left with no row at all are dropped anyway.
+# DuckDB vacuums only tables a checkpoint writes: deleted rows already checkpointed stay until the table
+# changes again, so the decision comes before the transaction that changes it, not after.
 VACUUM_DEAD_SHARE = 0.25
 VACUUM_MIN_DEAD_ROWS = 122_880  # one DuckDB row group
 _DUCKDB_VACUUM_TASKS = 100  # DuckDB's default max_vacuum_tasks
 
 
-def vacuum_if_due(conn: duckdb.DuckDBPyConnection, database: str | None = None) -> bool:
-    """Checkpoint ``database`` (default: the current one) with vacuuming on when one of its tables holds enough
-    deleted rows (``VACUUM_DEAD_SHARE``); True when it did."""
-    database = database or conn.execute("SELECT current_database()").fetchall()[0][0]
-    tables = conn.execute(
+def vacuum_due(conn: duckdb.DuckDBPyConnection, tables: Iterable[str], database: str) -> bool:
+    """True when one of ``tables`` in ``database`` holds enough deleted rows to pack (``VACUUM_DEAD_SHARE``)."""
+    names = list(tables)
+    stored = conn.execute(
         "SELECT table_name, estimated_size FROM duckdb_tables() WHERE database_name = ? AND NOT temporary "
-        "AND estimated_size >= ?", [database, VACUUM_MIN_DEAD_ROWS]).fetchall()
-    if not tables:
+        "AND estimated_size >= ? AND list_contains(?, table_name)",
+        [database, VACUUM_MIN_DEAD_ROWS, names]).fetchall()
+    if not stored:
         return False
     # estimated_size counts the rows stored, deleted ones included
     live = conn.execute(" UNION ALL ".join(
         f'SELECT {i} AS i, count(*) AS n FROM "{database}".main."{name}"'
-        for i, (name, _) in enumerate(tables))).fetchall()
-    due = any(tables[i][1] - n >= max(VACUUM_MIN_DEAD_ROWS, VACUUM_DEAD_SHARE * tables[i][1]) for i, n in live)
-    if due:
-        conn.execute(f"SET max_vacuum_tasks = {_DUCKDB_VACUUM_TASKS}")
-        try:
-            conn.execute(f'CHECKPOINT "{database}"')
-        finally:
-            conn.execute("SET max_vacuum_tasks = 0")
-    return due
+        for i, (name, _) in enumerate(stored))).fetchall()
+    return any(stored[i][1] - n >= max(VACUUM_MIN_DEAD_ROWS, VACUUM_DEAD_SHARE * stored[i][1]) for i, n in live)
+
+
+@contextmanager
+def vacuuming(conn: duckdb.DuckDBPyConnection, tables: Iterable[str], database: str | None = None
+              ) -> Iterator[bool]:
+    """Around a transaction that writes ``tables``: when they hold enough deleted rows (:func:`vacuum_due`),
+    its commit and a checkpoint right after pack them. Yields whether they do."""
+    database = database or conn.execute("SELECT current_database()").fetchall()[0][0]
+    if not vacuum_due(conn, tables, database):
+        yield False
+        return
+    conn.execute(f"SET max_vacuum_tasks = {_DUCKDB_VACUUM_TASKS}")
+    try:
+        yield True
+        conn.execute(f'CHECKPOINT "{database}"')  # when the commit itself did not checkpoint
+    finally:
+        conn.execute("SET max_vacuum_tasks = 0")
 
 
 def schema_sql() -> str:
@@ -88,5 +100,5 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         conn.execute(schema_sql())
     conn.execute("SET TimeZone = 'UTC'")
     if not read_only:
-        conn.execute("SET max_vacuum_tasks = 0")  # vacuum_if_due decides when
+        conn.execute("SET max_vacuum_tasks = 0")  # `vacuuming` decides when
     return conn

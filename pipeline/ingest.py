@@ -38,7 +38,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.db import sql_literal, transaction
+from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
 from pipeline.readers import Source, csv_record_lines, open_source, quarantine_rejects
@@ -46,6 +46,8 @@ from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
 
+# the tables whose rows a load (or an unload) deletes in part: its commit packs them when enough piled up
+INGEST_TABLES = ("events", "cases", "quarantine")
 CLOSED_WORDS = ("closed", "close", "selesai", "done", "tutup", "ditutup", "complete", "completed", "finished",
                 "tuntas", "beres", "resolved", "terselesaikan", "final", "diselesaikan")
 OPEN_WORDS = ("open", "buka", "dibuka", "proses", "diproses", "dalam proses", "berjalan", "sedang berjalan",
@@ -415,7 +417,7 @@ def ingest_file(
                             "name it timestamp (or ts_start and ts_end), or map it in a mapping file")
         while True:
             try:
-                with transaction(conn):
+                with vacuuming(conn, INGEST_TABLES), transaction(conn):
                     if replaced is not None:
                         _remove_batch(conn, replaced, catalogue)
                     result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)
@@ -797,7 +799,7 @@ def remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, *, catalogue: A
     """Take a loaded file out again, in one transaction: its events, quarantined rows and rule-input rows go,
     the cases it touched are recomputed from the events left (a case with none left goes), ``batch_removals``
     keeps what was removed, and the next compliance run is a full one. The file can then be loaded again."""
-    with transaction(conn):
+    with vacuuming(conn, INGEST_TABLES), transaction(conn):
         return _remove_batch(conn, batch_id, catalogue)
 
 

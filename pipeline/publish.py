@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.db import schema_sql, vacuum_if_due
+from pipeline.db import schema_sql, vacuuming
 
 CURRENT = "CURRENT"
 GRACE_SECONDS = 3600  # old published files stay this long for readers that still hold them
@@ -87,27 +87,28 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
     try:
         conn.execute("USE pub")
         conn.execute(schema_sql())
-        conn.execute("BEGIN TRANSACTION")  # one commit: no WAL flush and automatic checkpoint per statement
-        if incremental and changes is not None:
-            _replace_changed_cases(conn, home, replayed, changes)
-        for table in result_tables:
-            if incremental and table in CASE_TABLES:
-                continue
-            if incremental:
-                conn.execute(f"DELETE FROM pub.{table}")
-            if table in CASE_TABLES:  # current rows of every case (each carries the run that wrote it)
-                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
-            else:
-                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
-                             [run_id])
-        for table in WHOLE_TABLES:
-            # incremental: the catalogue is the base run's (same setup hash, run.py) and _replace_changed_cases
-            # rewrote the changed cases
-            if not incremental:
-                conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
-        conn.execute("COMMIT")
-        if not vacuum_if_due(conn, "pub"):
-            conn.execute("CHECKPOINT pub")
+        # an incremental publish deletes rows in the per-case tables and cases: packed when enough piled up
+        with vacuuming(conn, (*CASE_TABLES, "cases"), "pub"):
+            conn.execute("BEGIN TRANSACTION")  # one commit: no WAL flush and automatic checkpoint per statement
+            if incremental and changes is not None:
+                _replace_changed_cases(conn, home, replayed, changes)
+            for table in result_tables:
+                if incremental and table in CASE_TABLES:
+                    continue
+                if incremental:
+                    conn.execute(f"DELETE FROM pub.{table}")
+                if table in CASE_TABLES:  # current rows of every case (each carries the run that wrote it)
+                    conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
+                else:
+                    conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} WHERE run_id = ?',
+                                 [run_id])
+            for table in WHOLE_TABLES:
+                # incremental: the catalogue is the base run's (same setup hash, run.py) and _replace_changed_cases
+                # rewrote the changed cases
+                if not incremental:
+                    conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
+            conn.execute("COMMIT")
+        conn.execute("CHECKPOINT pub")
     finally:
         conn.execute(f'USE "{home}"')
         conn.execute("DETACH pub")

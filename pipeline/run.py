@@ -32,7 +32,7 @@ import pandas as pd
 from pipeline import __version__
 from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
-from pipeline.db import sql_literal, transaction, vacuum_if_due
+from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.publish import CASE_TABLES, RECORDED, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
@@ -42,6 +42,8 @@ from pipeline.timing import compute_timing
 # the temp tables of the case keys an incremental run changes (made in run_compliance)
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
+# the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
+VACUUMED_TABLES = (*CASE_TABLES, "run_changes")
 # Documented default severity per deviation kind; a step's or model's `severity` overrides it.
 DEFAULT_SEVERITY = {
     "missing_step": "high",
@@ -75,7 +77,7 @@ class RunSummary:
     rules_without_input: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     published: str | None = None
-    vacuumed: bool = False  # deleted rows were packed away at this run's checkpoint (db.vacuum_if_due)
+    vacuumed: bool = False  # deleted rows were packed away at this run's commit (db.vacuuming)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -233,7 +235,7 @@ def run_compliance(
     summary = RunSummary(run_id, "incremental" if incremental else "full")
     started = dt.datetime.now(dt.UTC)
 
-    with transaction(conn):
+    with vacuuming(conn, VACUUMED_TABLES) as summary.vacuumed, transaction(conn):
         base_run = previous[0] if incremental and previous else None  # the run this one starts from
         conn.execute("INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, NULL)",
                      [run_id, started, setup_hash,
@@ -306,8 +308,6 @@ def run_compliance(
             "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
-    with _stage(summary, "vacuum", progress):
-        summary.vacuumed = vacuum_if_due(conn)
     if published_dir is not None:
         with _stage(summary, "publish", progress):
             summary.published = str(publish(conn, run_id, published_dir, base_run=base_run,

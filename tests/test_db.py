@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.db import VACUUM_MIN_DEAD_ROWS, connect, vacuum_if_due
+from pipeline.db import VACUUM_MIN_DEAD_ROWS, connect, transaction, vacuuming
 
 GROUP = VACUUM_MIN_DEAD_ROWS  # one DuckDB row group
 
@@ -16,29 +16,39 @@ def _stored_and_live(conn: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return int(stored), int(conn.execute("SELECT count(*) FROM t").fetchall()[0][0])
 
 
-def test_deleted_rows_stay_stored_until_a_quarter_of_the_table_then_one_checkpoint_packs_them(tmp_path: Path) -> None:
+def _write(conn: duckdb.DuckDBPyConnection, sql: str) -> bool:
+    """One transaction writing ``t`` as a run does: it packs ``t`` when due. True when it did."""
+    with vacuuming(conn, ["t"]) as packed, transaction(conn):
+        conn.execute(sql)
+    return packed
+
+
+def test_deleted_rows_stay_stored_until_a_quarter_of_the_table_then_the_next_write_packs_them(
+        tmp_path: Path) -> None:
     rows = 8 * GROUP
     conn = connect(tmp_path / "patuh.duckdb")
     conn.execute(f"CREATE TABLE t AS SELECT range AS i FROM range({rows})")
     conn.execute("CHECKPOINT")
 
     # half of the first two row groups deleted (an eighth of the table): DuckDB on its own would rewrite them as
-    # one at this checkpoint; Patuh's connection leaves them, and the check finds it not worth it yet
-    conn.execute(f"DELETE FROM t WHERE i < {2 * GROUP} AND i % 2 = 0")
+    # one at this commit's checkpoint; Patuh's connection leaves them
+    assert not _write(conn, f"DELETE FROM t WHERE i < {2 * GROUP} AND i % 2 = 0")
     conn.execute("CHECKPOINT")
     assert _stored_and_live(conn) == (rows, rows - GROUP)
-    assert not vacuum_if_due(conn)
-    assert _stored_and_live(conn) == (rows, rows - GROUP)
+    # as much again from the next four: the check came before the delete, so they stay too
+    assert not _write(conn, f"DELETE FROM t WHERE i >= {2 * GROUP} AND i < {6 * GROUP} AND i % 2 = 0")
+    conn.execute("CHECKPOINT")
+    assert _stored_and_live(conn) == (rows, rows - 3 * GROUP)
 
-    # as much again from the next four: over a quarter of the table, so the check packs them
-    conn.execute(f"DELETE FROM t WHERE i >= {2 * GROUP} AND i < {6 * GROUP} AND i % 2 = 0")
-    assert vacuum_if_due(conn)
-    live = rows - 3 * GROUP
+    # over a quarter of the table is deleted rows: the next transaction that writes it packs them
+    assert _write(conn, f"INSERT INTO t VALUES ({rows})")
+    live = rows - 3 * GROUP + 1
     assert _stored_and_live(conn) == (live, live)
+    assert not _write(conn, f"INSERT INTO t VALUES ({rows + 1})")
     conn.close()
 
     reopened = connect(tmp_path / "patuh.duckdb")
-    assert _stored_and_live(reopened) == (live, live)
+    assert _stored_and_live(reopened) == (live + 1, live + 1)
     assert reopened.execute(f"SELECT count(*) FILTER (WHERE i < {6 * GROUP} AND i % 2 = 0), sum(i) FROM t"
-                            ).fetchall()[0] == (0, sum(i for i in range(rows) if i >= 6 * GROUP or i % 2))
+                            ).fetchall()[0] == (0, sum(i for i in range(rows + 2) if i >= 6 * GROUP or i % 2))
     reopened.close()
