@@ -213,24 +213,22 @@ def check_conformance(
     (case -> variant, fitness, cost) for the later stages.
     """
     stats = ConformanceStats()
+    # one statement: the traces are not stored on their own (a temp table of lists costs its writing).
+    # An open case is aligned as a prefix, so it is a different variant from the same closed sequence.
     conn.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE run_traces AS
-        SELECT institution_id, sop_id, case_id,
-               list(coalesce(step_id, '{UNKNOWN_PREFIX}' || activity) ORDER BY ts_end, source_row) AS trace,
-               list(ts_end ORDER BY ts_end, source_row) AS times
-        FROM {events} e
-        WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
-        GROUP BY ALL
+        CREATE OR REPLACE TEMP TABLE run_trace_variants AS
+        SELECT t.*, coalesce(c.status = 'open', FALSE) AS is_open,
+               substr(sha1(array_to_string(t.trace, chr(31))
+                           || CASE WHEN c.status = 'open' THEN chr(30) || 'open' ELSE '' END), 1, 16) AS variant_hash
+        FROM (SELECT institution_id, sop_id, case_id,
+                     list(coalesce(step_id, '{UNKNOWN_PREFIX}' || activity) ORDER BY ts_end, source_row) AS trace,
+                     list(ts_end ORDER BY ts_end, source_row) AS times
+              FROM {events} e
+              WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
+              GROUP BY ALL) t
+        LEFT JOIN cases c USING (institution_id, sop_id, case_id)
         """
-    )
-    # an open case is aligned as a prefix, so it is a different variant from the same closed sequence
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE run_trace_variants AS "
-        "SELECT t.*, coalesce(c.status = 'open', FALSE) AS is_open, "
-        "substr(sha1(array_to_string(t.trace, chr(31)) || CASE WHEN c.status = 'open' THEN chr(30) || 'open' "
-        "ELSE '' END), 1, 16) AS variant_hash "
-        "FROM run_traces t LEFT JOIN cases c USING (institution_id, sop_id, case_id)"
     )
     distinct = conn.execute(
         "SELECT v.sop_id, m.model_hash, v.variant_hash, any_value(v.trace) AS trace, count(*) AS n, "
