@@ -219,8 +219,6 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     from pipeline import bottlenecks
 
     monkeypatch.setattr(bottlenecks, "COMPACT_GROWTH", 0.0 if previous == "kept-compacted" else 100.0)
-    # kept sums: the touched per-month rows alone, or all of them, computed again
-    monkeypatch.setattr(bottlenecks, "TOUCHED_SHARE_PICKED", 0.0 if previous == "kept-compacted" else 2.0)
 
     def published_rows() -> dict[str, list[tuple[object, ...]]]:
         return _published_rows(tmp_path / "published", ids="SELECT DISTINCT run_id FROM case_results UNION "
