@@ -1,6 +1,6 @@
 # Patuh: two commands do all set-up on a fresh Debian machine with Python 3.11.
 #   make demo   demo data -> data/patuh.duckdb, compliance run, report, dashboard on :8050
-#   make test   ruff, mypy --strict pipeline/, import contract, pytest
+#   make test   ruff, mypy --strict pipeline/ (and mypy dashboards/), import contract, pytest
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -37,6 +37,7 @@ lint: $(VENV)/.synced-dev
 
 typecheck: $(VENV)/.synced-dev
 	$(RUN) mypy --strict pipeline
+	$(RUN) mypy dashboards
 
 contracts: $(VENV)/.synced-dev
 	$(RUN) lint-imports

@@ -161,12 +161,17 @@ def _copy_db(src: Path, dst: Path) -> None:
         shutil.copyfile(wal, dst.with_name(dst.name + ".wal"))
 
 
-def _settle() -> None:
-    """Write the set-up copies back to disk before a timed run. A copy leaves its pages dirty in the page
-    cache, and the run's first fsync on that file would write back the whole copy (at 10M events, 0.3 s of an
-    incremental run went to the published file's 1.3 GB copied just before); an installation's files were
-    written back long before a run."""
+SETTLE_SECONDS = 30.0  # for logs of 1M events and more (their copies are 0.2-2 GB)
+
+
+def _settle(size: int) -> None:
+    """Let the set-up copies reach the disk before timed runs, as an installation's files have long before a
+    run. A copy leaves 1-2 GB dirty at 10M events: the first fsync of a run right after it wrote part of the
+    copy back (0.3 s of an incremental run), and even after os.sync() the VM's disk stayed busy for a while
+    (writing 10 MB into the published file then took 1.2 s instead of 0.18 s); after half a minute neither."""
     os.sync()
+    if size >= 1_000_000:
+        time.sleep(SETTLE_SECONDS)
 
 
 def _with_median_run(samples: list[float], details: list[dict[str, Any]]) -> dict[str, Any]:
@@ -196,7 +201,7 @@ def run_full(size: int, seed: int, institutions: list[str], cache: str, reps: in
         try:
             db = tmp / "work.duckdb"
             _copy_db(Path(prep["db"]), db)
-            _settle()
+            _settle(size)
             conn = connect(db)
             t0 = time.perf_counter()
             summary = run_compliance(conn, catalogue, insts, cals, as_of=_as_of(prep["as_of"]), full=True,
@@ -270,6 +275,7 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
             # as in an installation: the full run's published files are there, so publishing is incremental
             if (kept / "published").exists():
                 shutil.copytree(kept / "published", tmp / "published")
+            _settle(size)
             for load, times, details in ((files, samples, runs), (then, next_samples, next_runs)):
                 if not load:
                     continue
@@ -278,7 +284,6 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
                     ingest_file(conn, path, institution_id=institution_id, sop_id=sop_id, catalogue=catalogue,
                                 calendars=insts)
                 conn.close()  # `patuh ingest` and `patuh run` are separate commands: ingest checkpoints its batch
-                _settle()
                 conn = connect(db)
                 t0 = time.perf_counter()
                 summary = run_compliance(conn, catalogue, insts, cals, as_of=_as_of(prep["as_of"]),

@@ -130,9 +130,9 @@ def _dump(path: Path, users: dict[str, User]) -> None:
     _write_private(path, header + yaml.safe_dump(body, sort_keys=True, allow_unicode=True))
 
 
-def check_user(name: str, role: Role | str, institutions: list[str], known: Collection[str] | None = None) -> None:
-    """A :class:`UserError` for a user that cannot be added (before any password is asked for); ``known``:
-    the institution ids that exist (a misspelt grant would silently show nothing)."""
+def check_user(name: str, role: Role | str, institutions: list[str], known: Collection[str] | None = None) -> Role:
+    """The role, checked; a :class:`UserError` for a user that cannot be added (before any password is asked
+    for); ``known``: the institution ids that exist (a misspelt grant would silently show nothing)."""
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError(f"user name '{name}': use letters, digits, '-', '_' or '.'")
     if role not in ROLES:
@@ -145,15 +145,16 @@ def check_user(name: str, role: Role | str, institutions: list[str], known: Coll
     if unknown:
         raise UserError(f"unknown institution(s) {', '.join(map(repr, unknown))}; "
                         f"known: {', '.join(sorted(known or []))}")
+    return role
 
 
 def add_user(path: Path, name: str, role: Role | str, institutions: list[str], password: str) -> User:
     """Add or replace one user (the password is stored hashed)."""
-    check_user(name, role, institutions)
+    checked = check_user(name, role, institutions)
     if len(password) < 8:
         raise UserError("the password is too short: use at least 8 characters")
     users = dict(load_users(path)) if path.exists() else {}
-    user = User(name, role, tuple(institutions), generate_password_hash(password))
+    user = User(name, checked, tuple(institutions), generate_password_hash(password))
     users[name] = user
     _dump(path, users)
     return user

@@ -383,7 +383,7 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
     kinds = _df(src, f"SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind "
                      "ORDER BY n DESC, d.kind", wd.params)
     stalled = kinds.loc[kinds["kind"] == "stalled_case", "n"] if not kinds.empty else kinds
-    total["stalled"] = int(stalled.iloc[0]) if len(stalled) else 0
+    total["stalled"] = int(stalled.to_numpy()[0]) if len(stalled) else 0
     return {"total": total, "institution": roll(["institution_id"]).sort_values("institution_id"),
             "sop": roll(["institution_id", "sop_id"]).sort_values("sop_id"),
             "month": roll(["month"]).sort_values("month").reset_index(drop=True), "kind": kinds}
