@@ -312,7 +312,7 @@ def run_compliance(
         with _stage(summary, "publish", progress):
             summary.published = str(publish(conn, run_id, published_dir, base_run=base_run,
                                             changes=RUN_CHANGES if incremental else None))
-    conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
+        conn.execute("UPDATE runs SET summary = ? WHERE run_id = ?", [summary.as_json(), run_id])
     return summary
 
 
