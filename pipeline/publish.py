@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.db import schema_sql, vacuuming
+from pipeline.db import schema_sql, transaction, vacuuming
 
 CURRENT = "CURRENT"
 GRACE_SECONDS = 3600  # old published files stay this long for readers that still hold them
@@ -88,8 +88,8 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
         conn.execute("USE pub")
         conn.execute(schema_sql())
         # an incremental publish deletes rows in the per-case tables and cases: packed when enough piled up
-        with vacuuming(conn, (*CASE_TABLES, "cases"), "pub"):
-            conn.execute("BEGIN TRANSACTION")  # one commit: no WAL flush and automatic checkpoint per statement
+        # one commit: no WAL flush and automatic checkpoint per statement
+        with vacuuming(conn, (*CASE_TABLES, "cases"), "pub"), transaction(conn):
             if incremental and changes is not None:
                 _replace_changed_cases(conn, home, replayed, changes)
             for table in result_tables:
@@ -107,7 +107,6 @@ def publish(conn: duckdb.DuckDBPyConnection, run_id: str, published_dir: Path, *
                 # rewrote the changed cases
                 if not incremental:
                     conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table}')
-            conn.execute("COMMIT")
         conn.execute("CHECKPOINT pub")
     finally:
         conn.execute(f'USE "{home}"')
