@@ -32,10 +32,11 @@ def catalogue() -> Catalogue:
     return load_catalogue(get_settings().catalogue_dir)
 
 
-def _run(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue, **kwargs: object):  # type: ignore[no-untyped-def]
+def _run(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue, *, as_of: dt.datetime = AS_OF,  # type: ignore[no-untyped-def]
+         **kwargs: object):
     settings = get_settings()
     return run_compliance(conn, catalogue, load_institutions(settings.institutions_file),
-                          load_calendars(settings.institutions_file), as_of=AS_OF, **kwargs)  # type: ignore[arg-type]
+                          load_calendars(settings.institutions_file), as_of=as_of, **kwargs)  # type: ignore[arg-type]
 
 
 def _deviations(conn: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str | None]]]:
@@ -445,16 +446,13 @@ def test_an_open_case_that_stalls_between_runs_is_rejudged_alone(hand_made: duck
     and a non-compliant result carrying the new run; the other results keep theirs. A run later still (the
     idle time grows) publishes onto the full run's file, replaying both runs. The published tables equal a
     full run's at that time."""
-    settings = get_settings()
-    institutions, calendars = load_institutions(settings.institutions_file), load_calendars(settings.institutions_file)
     published = tmp_path / "published"
     # an open case stalled from the start: its stall deviation is rewritten by every run (the idle time grows)
     add_case(hand_made, catalogue, "idle", ["s1", "s2"], status="open", start=BASE - dt.timedelta(days=40))
     last_event = hand_made.execute("SELECT max(ts_end) FROM events WHERE case_id = 'open'").fetchall()[0][0]
-    first = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
-                           as_of=last_event + dt.timedelta(minutes=1))
+    first = _run(hand_made, catalogue, published_dir=published, as_of=last_event + dt.timedelta(minutes=1))
     assert "open" not in _deviations(hand_made) and _deviations(hand_made)["idle"] == [("stalled_case", "s2")]
-    later = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published, as_of=AS_OF)
+    later = _run(hand_made, catalogue, published_dir=published, as_of=AS_OF)
     assert later.mode == "incremental" and later.open_restated == 2
     assert _deviations(hand_made)["open"] == [("stalled_case", "s5")]
     assert hand_made.execute("SELECT case_id, run_id = ?, compliant FROM case_results WHERE run_id = ? "
@@ -464,13 +462,11 @@ def test_an_open_case_that_stalls_between_runs_is_rejudged_alone(hand_made: duck
     idle = "SELECT observed FROM deviations WHERE kind = 'stalled_case' ORDER BY case_id"
     before = hand_made.execute(idle).fetchall()
     inode = (published / f"{first.run_id}.duckdb").stat().st_ino
-    latest = run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
-                            as_of=AS_OF + dt.timedelta(days=10))
+    latest = _run(hand_made, catalogue, published_dir=published, as_of=AS_OF + dt.timedelta(days=10))
     assert hand_made.execute(idle).fetchall() != before
     assert (published / f"{latest.run_id}.duckdb").stat().st_ino == inode
     after_incremental = _published_rows(published)
-    run_compliance(hand_made, catalogue, institutions, calendars, published_dir=published,
-                   as_of=AS_OF + dt.timedelta(days=10), full=True)
+    _run(hand_made, catalogue, published_dir=published, as_of=AS_OF + dt.timedelta(days=10), full=True)
     after_full = _published_rows(published)
     for table in (*COMPARED, "cases"):
         assert after_incremental[table] == after_full[table], table
