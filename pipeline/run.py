@@ -260,9 +260,6 @@ def run_compliance(
                                       AND d.sop_id = c.sop_id AND d.case_id = c.case_id)
                     """
                 )
-                # the dirty cases an earlier run checked: only they have result rows to replace
-                conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty_known AS SELECT * FROM run_dirty e WHERE TRUE"
-                             + _in_table("case_results"))
                 conn.execute("CREATE OR REPLACE TEMP TABLE run_touched AS "
                              "SELECT * FROM run_dirty UNION ALL SELECT * FROM run_open")
                 events, case_filter = "run_events", "TRUE"
@@ -291,7 +288,7 @@ def run_compliance(
             summary.rules_without_input = rule_stats.rules_without_input
         with _stage(summary, "results", progress):
             _write_deviations(conn, run_id)
-            _write_case_results(conn, run_id, calendars, events)
+            _write_case_results(conn, run_id, calendars, events, "run_dirty_cases" if incremental else "cases")
             if incremental:
                 _restate_open_cases(conn, run_id)
                 summary.open_restated = int(conn.execute("SELECT count(*) FROM run_open").fetchall()[0][0])
@@ -342,7 +339,7 @@ def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 
 def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
-                        calendars: dict[str, WorkingCalendar], events: str) -> None:
+                        calendars: dict[str, WorkingCalendar], events: str, cases: str) -> None:
     """One result row per checked case. Open cases are written last, and stall deviations after the others
     (:func:`_write_deviations`): every incremental run rewrites exactly these rows, and rows kept together
     in the last row groups make its deletes and updates, and the checkpoint after them, touch only those
@@ -353,13 +350,13 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
                v.variant_hash, coalesce(n.n, 0) AS n_deviations,
                t.first_ts, t.last_ts
         FROM run_case_variants v
-        JOIN cases c USING (institution_id, sop_id, case_id)
+        JOIN (SELECT * FROM {cases} WHERE status IS NOT NULL) c USING (institution_id, sop_id, case_id)
         LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_deviations GROUP BY ALL) n
             USING (institution_id, sop_id, case_id)
         LEFT JOIN (SELECT institution_id, sop_id, case_id, min(coalesce(ts_start, ts_end)) AS first_ts,
                           max(ts_end) AS last_ts FROM {events} e WHERE TRUE{checked} GROUP BY ALL) t
             USING (institution_id, sop_id, case_id)
-        """.replace("{checked}", _in_table("run_case_variants")).replace("{events}", events)
+        """.replace("{checked}", _in_table("run_case_variants")).replace("{events}", events).replace("{cases}", cases)
     ).df()
     frame["lead_time_working"] = float("nan")
     for inst, part in frame.groupby("institution_id", sort=True):
@@ -394,10 +391,12 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
 
 
 def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_filter: str) -> None:
-    """``run_dirty``: the cases in scope with events loaded ``since``; ``run_events``: every event of them.
+    """``run_dirty``: the cases in scope with events loaded ``since``; ``run_events``: every event of them;
+    ``run_dirty_cases``: their ``cases`` rows and how many of their events are new; ``run_dirty_known``: the
+    dirty cases with older events too (an earlier run checked them: only they have result rows to replace).
 
-    Each stage then reads these few rows instead of filtering the whole ``events`` table again. The new
-    batches' rows lie together at the table's end (batch ids grow with loading), so the scan skips the
+    Each stage then reads these few rows instead of filtering the whole ``events`` or ``cases`` table again.
+    The new batches' rows lie together at the table's end (batch ids grow with loading), so the scan skips the
     older row groups; older events are looked up only for cases that have some (``cases.n_events``).
     """
     new_batches = [int(r[0]) for r in conn.execute(
@@ -405,16 +404,19 @@ def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_f
     in_new = (f"e.batch_id BETWEEN {new_batches[0]} AND {new_batches[-1]} AND e.batch_id IN "
               f"({', '.join(map(str, new_batches))})") if new_batches else "FALSE"
     conn.execute(f"CREATE OR REPLACE TEMP TABLE run_events AS SELECT * FROM events e WHERE {in_new} AND {scope_filter}")
-    conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty AS "
-                 "SELECT DISTINCT institution_id, sop_id, case_id FROM run_events")
-    grown = conn.execute("""
-        SELECT count(*) FROM (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_events GROUP BY ALL) r
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE run_dirty_cases AS
+        SELECT r.institution_id, r.sop_id, r.case_id, r.n AS n_new, c.n_events, c.opened_at, c.closed_at, c.status
+        FROM (SELECT institution_id, sop_id, case_id, count(*) AS n FROM run_events GROUP BY ALL) r
         LEFT JOIN cases c ON c.institution_id = r.institution_id AND c.sop_id = coalesce(r.sop_id, '')
-            AND c.case_id = r.case_id
-        WHERE c.n_events IS DISTINCT FROM r.n""").fetchall()[0][0]
-    if grown:
+            AND c.case_id = r.case_id""")
+    conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty AS "
+                 "SELECT institution_id, sop_id, case_id FROM run_dirty_cases")
+    conn.execute("CREATE OR REPLACE TEMP TABLE run_dirty_known AS SELECT institution_id, sop_id, case_id "
+                 "FROM run_dirty_cases WHERE n_events IS DISTINCT FROM n_new")
+    if conn.execute("SELECT count(*) FROM run_dirty_known").fetchall()[0][0]:
         conn.execute(f"INSERT INTO run_events SELECT * FROM events e WHERE NOT ({in_new}) AND {scope_filter}"
-                     + _in_table("run_dirty"))
+                     + _in_table("run_dirty_known"))
 
 
 def _scope_sql(alias: str, institution: str | None, sop: str | None) -> str:
@@ -436,24 +438,26 @@ def _in_table(table: str, op: str = "AND") -> str:
 def _restate_open_cases(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Open cases without new events: recount their deviations (their stall status was judged again).
 
-    Only the results whose count changed are rewritten (``run_rejudged``, they then carry this run): at
-    most a few cases cross the stall limit between runs, while every open case would be rewritten, in both
-    files, if all were.
+    Only their stall deviations changed: the ones this run wrote against those it deleted
+    (``run_old_stalls``, :func:`_clear_checked_rows`) give each case's change in count. Only the results
+    whose count changed are rewritten (``run_rejudged``, they then carry this run): at most a few cases
+    cross the stall limit between runs, while every open case would be rewritten, in both files, if all were.
     """
     conn.execute(
         """
         CREATE OR REPLACE TEMP TABLE run_rejudged AS
-        SELECT o.institution_id, o.sop_id, o.case_id, coalesce(n.n, 0) AS n_deviations
-        FROM run_open o JOIN case_results r USING (institution_id, sop_id, case_id)
-        LEFT JOIN (SELECT institution_id, sop_id, case_id, count(*) AS n FROM deviations d
-                   SEMI JOIN run_open USING (institution_id, sop_id, case_id)
-                   GROUP BY ALL) n USING (institution_id, sop_id, case_id)
-        WHERE r.n_deviations IS DISTINCT FROM coalesce(n.n, 0)
+        SELECT institution_id, sop_id, case_id, sum(change) AS change
+        FROM (SELECT institution_id, sop_id, case_id, -1 AS change FROM run_old_stalls
+              UNION ALL
+              SELECT d.institution_id, d.sop_id, d.case_id, 1 FROM run_deviations d
+              SEMI JOIN run_open USING (institution_id, sop_id, case_id) WHERE d.kind = 'stalled_case')
+        GROUP BY ALL HAVING sum(change) <> 0
         """
     )
     conn.execute(
         """
-        UPDATE case_results r SET n_deviations = j.n_deviations, compliant = j.n_deviations = 0, run_id = ?
+        UPDATE case_results r SET n_deviations = r.n_deviations + j.change,
+                                  compliant = r.n_deviations + j.change = 0, run_id = ?
         FROM run_rejudged j
         WHERE r.institution_id = j.institution_id AND r.sop_id = j.sop_id AND r.case_id = j.case_id
         """,
@@ -481,7 +485,12 @@ def _clear_checked_rows(conn: duckdb.DuckDBPyConnection, incremental: bool, scop
         else:
             conn.execute(f"DELETE FROM {table} e WHERE {scope_filter}")
     if incremental:  # the stall status of every other open case is judged again at this as_of
-        conn.execute(f"DELETE FROM deviations e WHERE kind = 'stalled_case' {_in_table('run_open')}")
+        # the deleted rows' keys: _restate_open_cases compares them with the new ones
+        conn.register("old_stalls_df", conn.sql(
+            f"DELETE FROM deviations e WHERE kind = 'stalled_case' {_in_table('run_open')} "
+            "RETURNING institution_id, sop_id, case_id").to_arrow_table())
+        conn.execute("CREATE OR REPLACE TEMP TABLE run_old_stalls AS SELECT * FROM old_stalls_df")
+        conn.unregister("old_stalls_df")
 
 
 def _drop_older_aggregates(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
