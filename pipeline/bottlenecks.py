@@ -167,6 +167,13 @@ class _StateTable:
     keys: tuple[str, ...]
     counts: tuple[str, ...]
     select: str
+    # its groups (the keys but ``value``) are numbered in ``{name}_groups`` and each row carries its group's
+    # ``gid``: the percentiles then sort one integer per row instead of joining and sorting text keys
+    numbered: bool = False
+
+    @property
+    def groups(self) -> str:
+        return ", ".join(k for k in self.keys if k != "value")
 
 
 def _value_counts(group: str) -> str:
@@ -181,7 +188,7 @@ _STEP = ("institution_id", "sop_id", "step_id")
 STATE_TABLES = (
     # working minutes per step and month, counted by value: exact percentiles without reading the events
     _StateTable("bottleneck_state_values", (*_STEP, "month", "measure", "value"), ("n",),
-                _value_counts("institution_id, sop_id, step_id, month")),
+                _value_counts("institution_id, sop_id, step_id, month"), numbered=True),
     # the same per step over all months: the ranking's percentiles read 6x fewer rows than from the above
     _StateTable("bottleneck_state_step_values", (*_STEP, "measure", "value"), ("n",),
                 _value_counts("institution_id, sop_id, step_id")),
@@ -218,13 +225,15 @@ def _kept(name: str, where: str = "TRUE") -> str:
     ``k`` (applied before they are added up)."""
     table = _STATE_BY_NAME[name]
     sums = ", ".join(f"sum({c}) AS {c}" for c in table.counts)
-    return (f"(SELECT {', '.join(table.keys)}, {sums} FROM {name} k WHERE {where} GROUP BY ALL "
-            f"HAVING sum({table.counts[0]}) <> 0)")
+    keys = ", ".join((*table.keys, "gid") if table.numbered else table.keys)
+    return f"(SELECT {keys}, {sums} FROM {name} k WHERE {where} GROUP BY ALL HAVING sum({table.counts[0]}) <> 0)"
 
 
-def _percentiles_sql(keys: str, source: str) -> str:
+def _percentiles_sql(keys: str, source: str, groups: str | None = None) -> str:
     """p50, p90 (``quantile_cont``'s linear interpolation) and the sum of ``value`` per ``keys`` (never NULL)
     from a SELECT of ``keys``, ``value`` and ``n`` (how often the value occurs); NULL values are left out.
+    With ``groups`` (a table numbering the groups of ``keys``), ``source`` gives each row's ``gid`` instead of
+    its keys.
 
     A value may come in several rows, some with negative ``n`` (a state table with an incremental run's
     changes appended): they need not be added up first. Within a value the window takes the subtractions
@@ -236,23 +245,32 @@ def _percentiles_sql(keys: str, source: str) -> str:
     at = ", ".join(f"min(c.value) FILTER (WHERE c.cum > floor({r})) AS lo{p[2]}, "
                    f"min(c.value) FILTER (WHERE c.cum > ceil({r})) AS hi{p[2]}, "
                    f"any_value({r} - floor({r})) AS d{p[2]}" for p, r in rank.items())
+    if groups is None:
+        grp = (f"SELECT row_number() OVER ()::INTEGER AS gid, * "
+               f"FROM (SELECT {keys}, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0)")
+        numbered, named = f"src s JOIN grp g USING ({keys})", "grp"
+    else:
+        grp = "SELECT gid, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0"
+        numbered, named = "src s JOIN grp g USING (gid)", groups
     return f"""
         WITH src AS (SELECT * FROM ({source}) s WHERE value IS NOT NULL),
-        grp AS (SELECT row_number() OVER ()::INTEGER AS gid, *
-                FROM (SELECT {keys}, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0)),
+        grp AS ({grp}),
         c AS (SELECT g.gid, g.total, s.value, s.n,
                      sum(s.n) OVER (PARTITION BY g.gid ORDER BY s.value, s.n ROWS UNBOUNDED PRECEDING) AS cum
-              FROM src s JOIN grp g USING ({keys}))
+              FROM {numbered})
         SELECT {keys}, lo5 + (hi5 - lo5) * d5 AS p50, lo9 + (hi9 - lo9) * d9 AS p90, value_sum
-        FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN grp USING (gid)"""
+        FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN {named} USING (gid)"""
 
 
 _MONTH_KEYS = "institution_id, sop_id, step_id, month"
 
-# {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch)
+# {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch);
+# {touched_groups} the same on the numbered groups of the kept values
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure", "SELECT * FROM bottleneck_state_values k WHERE {touched}")})
+WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure",
+                               "SELECT gid, value, n FROM bottleneck_state_values k WHERE {touched_groups}",
+                               "bottleneck_state_values_groups")})
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
        s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
@@ -262,6 +280,8 @@ LEFT JOIN (SELECT * FROM pct WHERE measure = 'proc') p USING ({_MONTH_KEYS})
 """
 _TOUCHED = ("EXISTS (SELECT 1 FROM bottleneck_touched t WHERE t.institution_id = k.institution_id "
             "AND t.sop_id = k.sop_id AND t.step_id = k.step_id AND t.month = k.month)")
+_TOUCHED_GROUPS = ("k.gid IN (SELECT gid FROM bottleneck_state_values_groups "
+                   "SEMI JOIN bottleneck_touched USING (institution_id, sop_id, step_id, month))")
 
 _HANDOVER_KEYS = "institution_id, sop_id, prev_role, role"
 _HANDOVER_SQL = f"""
@@ -561,11 +581,29 @@ def _sums(table: _StateTable, scope_sql: str) -> str:
     return f"(WITH {_EVENTS.replace('{scope}', scope_sql)} {table.select})"
 
 
+def _append_counts(conn: duckdb.DuckDBPyConnection, table: _StateTable, counts: str, params: dict[str, Any]) -> None:
+    """Append the rows of ``counts`` (a SELECT of the table's keys and counts) to ``table``; the groups of a
+    numbered table that are new get the next numbers first."""
+    if not table.numbered:
+        _execute(conn, f"INSERT INTO {table.name} BY NAME {counts}", params)
+        return
+    groups = f"{table.name}_groups"
+    _execute(conn, f"CREATE OR REPLACE TEMP TABLE bottleneck_counts AS {counts}", params)
+    conn.execute(f"INSERT INTO {groups} SELECT (SELECT coalesce(max(gid), 0) FROM {groups}) "
+                 f"+ row_number() OVER ()::INTEGER, * FROM (SELECT DISTINCT {table.groups} FROM bottleneck_counts "
+                 f"EXCEPT SELECT {table.groups} FROM {groups})")
+    conn.execute(f"INSERT INTO {table.name} BY NAME SELECT c.*, g.gid FROM bottleneck_counts c "
+                 f"JOIN {groups} g USING ({table.groups})")
+    conn.execute("DROP TABLE bottleneck_counts")
+
+
 def _build_state(conn: duckdb.DuckDBPyConnection, scope_sql: str, params: dict[str, Any]) -> None:
     """The kept sums from every current event (``scope_sql``: all of ``event_timing``)."""
     for table in STATE_TABLES:
         conn.execute(f"DELETE FROM {table.name}")
-        _execute(conn, f"INSERT INTO {table.name} BY NAME SELECT * FROM {_sums(table, scope_sql)}", params)
+        if table.numbered:
+            conn.execute(f"DELETE FROM {table.name}_groups")
+        _append_counts(conn, table, f"SELECT * FROM {_sums(table, scope_sql)}", params)
 
 
 def _update_state(conn: duckdb.DuckDBPyConnection, new_rows: str, old_rows: str, params: dict[str, Any]) -> None:
@@ -578,11 +616,10 @@ def _update_state(conn: duckdb.DuckDBPyConnection, new_rows: str, old_rows: str,
     for table in STATE_TABLES:
         keys, counts = ", ".join(table.keys), table.counts
         minus = ", ".join(f"-{c} AS {c}" for c in counts)
-        _execute(conn, f"INSERT INTO {table.name} BY NAME "
-                 f"SELECT {keys}, {', '.join(f'sum({c}) AS {c}' for c in counts)} "
-                 f"FROM ({_sums(table, new_rows)} UNION ALL BY NAME "
-                 f"SELECT * REPLACE ({minus}) FROM {_sums(table, old_rows)}) "
-                 f"GROUP BY ALL HAVING {' OR '.join(f'sum({c}) <> 0' for c in counts)}", params)
+        _append_counts(conn, table, f"SELECT {keys}, {', '.join(f'sum({c}) AS {c}' for c in counts)} "
+                       f"FROM ({_sums(table, new_rows)} UNION ALL BY NAME "
+                       f"SELECT * REPLACE ({minus}) FROM {_sums(table, old_rows)}) "
+                       f"GROUP BY ALL HAVING {' OR '.join(f'sum({c}) <> 0' for c in counts)}", params)
 
 
 def _state_rows(conn: duckdb.DuckDBPyConnection) -> int:
@@ -634,9 +671,11 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     if delta:
         new_rows = f"SELECT * FROM event_timing WHERE rowid >= {int(new_rows_from)} AND run_id = $run_id"
         old = f"SELECT * FROM {old_rows}"
-        kept = conn.execute("SELECT any_value(state_run), count(*), coalesce(any_value(compacted_rows), 0) "
+        # kept counts of an older version have no group numbers: built again
+        kept = conn.execute("SELECT any_value(state_run), count(*), coalesce(any_value(compacted_rows), 0), "
+                            "(SELECT count(*) FROM bottleneck_state_values WHERE gid IS NULL) "
                             "FROM bottleneck_state_run").fetchall()[0]
-        if kept[:2] == (previous_run, 1):
+        if kept[:2] == (previous_run, 1) and not kept[3]:
             _update_state(conn, new_rows, old, params)
             # the steps and months whose counts changed: only their rows are computed again (a monthly load
             # touches a month or two; the previous run's rows of the others still hold)
@@ -682,7 +721,8 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                  "FROM bottleneck_step_month p WHERE run_id = $previous AND NOT EXISTS (SELECT 1 FROM "
                  "bottleneck_touched t WHERE t.institution_id = p.institution_id AND t.sop_id = p.sop_id "
                  "AND t.step_id = p.step_id AND strftime(t.month, '%Y-%m') = p.period)", params)
-    step_month = _STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
+    step_month = (_STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
+                  .replace("{touched_groups}", _TOUCHED_GROUPS if only_touched else "TRUE"))
     for sql in (step_month, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
                 _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
                 _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):

@@ -435,7 +435,20 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_values (
     month          DATE NOT NULL,             -- of the event's end, institution's local time
     measure        VARCHAR NOT NULL,          -- 'wait' or 'proc'
     value          DOUBLE NOT NULL,           -- working minutes
-    n              BIGINT NOT NULL            -- events with this value (appended changes: negative too)
+    n              BIGINT NOT NULL,           -- events with this value (appended changes: negative too)
+    gid            INTEGER                    -- the number of its group in bottleneck_state_values_groups
+);
+ALTER TABLE bottleneck_state_values ADD COLUMN IF NOT EXISTS gid INTEGER;
+
+-- the groups of bottleneck_state_values (all columns but value and n), numbered: its percentiles sort rows by
+-- one integer instead of five text keys
+CREATE TABLE IF NOT EXISTS bottleneck_state_values_groups (
+    gid            INTEGER NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    month          DATE NOT NULL,
+    measure        VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS bottleneck_state_step_values (

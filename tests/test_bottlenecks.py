@@ -166,12 +166,14 @@ def test_number_and_duration_formats() -> None:
     assert fmt_duration(1125, "en", 450) == "2.5 working days"
 
 
+@pytest.mark.parametrize("groups", ["by-keys", "numbered"])
 @pytest.mark.parametrize("counts_as", ["added-up", "with-changes-appended"])
-def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: str) -> None:
+def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: str, groups: str) -> None:
     """The kept sums count each working-time value per group; percentiles read from those counts are
     numpy's linear-interpolation percentiles of the raw values, ties and one-value groups included. Also
     when the counts come as an incremental run appends them: one value's count split over several rows,
-    values added and taken away again (negative counts), a group that comes to nothing."""
+    values added and taken away again (negative counts), a group that comes to nothing; and when each row
+    carries its group's number instead of its keys."""
     import numpy as np
 
     from pipeline.bottlenecks import _percentiles_sql
@@ -197,7 +199,12 @@ def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: st
             UNION ALL SELECT g, v, -2 FROM (SELECT DISTINCT g FROM c), (VALUES (-5.0), (1000.0)) t(v)
             UNION ALL SELECT 'gone', 7.0, 4 UNION ALL SELECT 'gone', 7.0, -4""")
         counts = "SELECT * FROM appended"
-    got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(_percentiles_sql("g", counts)).fetchall()}
+    sql = _percentiles_sql("g", counts)
+    if groups == "numbered":
+        conn.execute(f"CREATE TABLE numbers AS SELECT row_number() OVER ()::INTEGER AS gid, g "
+                     f"FROM (SELECT DISTINCT g FROM ({counts}))")
+        sql = _percentiles_sql("g", f"SELECT gid, value, n FROM ({counts}) JOIN numbers USING (g)", "numbers")
+    got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(sql).fetchall()}
     assert set(got) == set(groups)
     for g, xs in groups.items():
         p50, p90 = np.percentile(xs, [50, 90])

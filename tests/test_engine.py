@@ -209,14 +209,14 @@ def test_sigkill_mid_run_keeps_previous_results(tmp_path: Path, catalogue: Catal
     assert current_published(tmp_path / "published") == Path(first.published or "")
 
 
-@pytest.mark.parametrize("previous", ["kept", "kept-compacted", "stale-kept-sums", "older-version"])
+@pytest.mark.parametrize("previous", ["kept", "kept-compacted", "kept-unnumbered", "stale-kept-sums", "older-version"])
 def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    previous: str) -> None:
     """Every way an incremental run can compute the bottleneck aggregates gives a full run's rows: from the
     previous run's sums (kept, with the changes appended, or added up at once), building the kept sums again
-    when they are not the previous run's, or computing everything again when the previous run wrote no
-    per-resource rows (an older version)."""
+    when they are not the previous run's or an older version kept them without group numbers, or computing
+    everything again when the previous run wrote no per-resource rows (an older version)."""
     from pipeline import bottlenecks
 
     monkeypatch.setattr(bottlenecks, "COMPACT_GROWTH", 0.0 if previous == "kept-compacted" else 100.0)
@@ -251,6 +251,9 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
         hand_made.execute("DELETE FROM bottleneck_state_values WHERE n % 2 = 1")
     if previous == "older-version":
         hand_made.execute("DELETE FROM bottleneck_role_resources")
+    if previous == "kept-unnumbered":
+        hand_made.execute("UPDATE bottleneck_state_values SET gid = NULL")
+        hand_made.execute("DELETE FROM bottleneck_state_values_groups")
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
     assert incremental.mode == "incremental"
     # the changes were appended to the kept counts, or added up into one row per value
