@@ -191,7 +191,7 @@ STATE_TABLES = (
                 _value_counts("institution_id, sop_id, step_id, month"), numbered=True),
     # the same per step over all months: the ranking's percentiles read 6x fewer rows than from the above
     _StateTable("bottleneck_state_step_values", (*_STEP, "measure", "value"), ("n",),
-                _value_counts("institution_id, sop_id, step_id")),
+                _value_counts("institution_id, sop_id, step_id"), numbered=True),
     _StateTable("bottleneck_state_step_month", (*_STEP, "month"), ("n", "n_cases", "n_std", "n_over", "excess"), """
         SELECT a.* EXCLUDE (n_single), a.n_single + coalesce(r.n_repeated, 0) AS n_cases
         FROM (SELECT institution_id, sop_id, step_id, month, count(*) AS n,
@@ -212,7 +212,7 @@ STATE_TABLES = (
     # waits at a handover between two roles, counted by value (a NULL value: a handover without a wait)
     _StateTable("bottleneck_state_handovers", ("institution_id", "sop_id", "prev_role", "role", "value"), ("n",), """
         SELECT institution_id, sop_id, prev_role, role, wait_working AS value, count(*) AS n
-        FROM ev WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role GROUP BY ALL"""),
+        FROM ev WHERE prev_role IS NOT NULL AND role IS NOT NULL AND prev_role <> role GROUP BY ALL""", numbered=True),
 )
 
 
@@ -288,7 +288,8 @@ _HANDOVER_SQL = f"""
 INSERT INTO bottleneck_handovers
 SELECT $run_id, {_HANDOVER_KEYS}, h.n, q.p50, q.p90, q.value_sum
 FROM (SELECT {_HANDOVER_KEYS}, sum(n) AS n FROM {_kept("bottleneck_state_handovers")} GROUP BY ALL) h
-LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT * FROM bottleneck_state_handovers")}) q
+LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT gid, value, n FROM bottleneck_state_handovers",
+                             "bottleneck_state_handovers_groups")}) q
     USING ({_HANDOVER_KEYS})
 """
 
@@ -296,7 +297,7 @@ LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT * FROM bottleneck_state_han
 _STEP_KEYS = "institution_id, sop_id, step_id"
 _RANK_BODY = f"""
 month_totals AS (SELECT {_STEP_KEYS}, sum(n) AS n, sum(excess) AS excess_total FROM {{step_month}} GROUP BY ALL),
-pct AS ({_percentiles_sql(_STEP_KEYS + ", measure", "SELECT * FROM {step_values}")}),
+pct AS ({{pct}}),
 agg AS (
     SELECT m.*, s.n_cases, s.n_std_cases, s.n_over_cases, r.role,
            [w.p50, w.p90] AS wq, [p.p50, p.p90] AS pq, coalesce(w.value_sum, 0) AS wait_total,
@@ -331,16 +332,20 @@ _RANK_PARTS = ("step_month", "steps", "step_values", "roles")
 def _rank_sql(scope_sql: str | None) -> str:
     """The ranking over the kept sums (``scope_sql`` None) or over the sums of a scope's events."""
     body = _RANK_BODY
+    keys = _STEP_KEYS + ", measure"
     if scope_sql is None:
-        for part in _RANK_PARTS:  # the percentiles need no adding up first (_percentiles_sql)
-            body = body.replace(f"{{{part}}}", "bottleneck_state_step_values" if part == "step_values"
-                                else _kept(f"bottleneck_state_{part}"))
+        for part in _RANK_PARTS:
+            if part != "step_values":  # the percentiles need no adding up first (_percentiles_sql)
+                body = body.replace(f"{{{part}}}", _kept(f"bottleneck_state_{part}"))
+        body = body.replace("{pct}", _percentiles_sql(keys, "SELECT gid, value, n FROM bottleneck_state_step_values",
+                                                      "bottleneck_state_step_values_groups"))
         return f"WITH {_CAL},\n{body}"
     sums = []
     for part in _RANK_PARTS:
         table = _STATE_BY_NAME[f"bottleneck_state_{part}"]
         sums.append(f"scope_{part} AS ({table.select})")
         body = body.replace(f"{{{part}}}", f"scope_{part}")
+    body = body.replace("{pct}", _percentiles_sql(keys, "SELECT * FROM scope_step_values"))
     return f"WITH {_EVENTS.replace('{scope}', scope_sql)},\n{', '.join(sums)},\n{body}"
 
 
@@ -672,9 +677,10 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
         new_rows = f"SELECT * FROM event_timing WHERE rowid >= {int(new_rows_from)} AND run_id = $run_id"
         old = f"SELECT * FROM {old_rows}"
         # kept counts of an older version have no group numbers: built again
+        unnumbered = " + ".join(f"(SELECT count(*) FROM {t.name} WHERE gid IS NULL)"
+                                for t in STATE_TABLES if t.numbered)
         kept = conn.execute("SELECT any_value(state_run), count(*), coalesce(any_value(compacted_rows), 0), "
-                            "(SELECT count(*) FROM bottleneck_state_values WHERE gid IS NULL) "
-                            "FROM bottleneck_state_run").fetchall()[0]
+                            f"{unnumbered} FROM bottleneck_state_run").fetchall()[0]
         if kept[:2] == (previous_run, 1) and not kept[3]:
             _update_state(conn, new_rows, old, params)
             # the steps and months whose counts changed: only their rows are computed again (a monthly load

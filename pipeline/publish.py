@@ -46,7 +46,7 @@ class Changes:
     """Temp tables of case keys an incremental run changed (see run.py)."""
 
     dirty: str  # cases with new events: every row checked again
-    dirty_known: str  # the dirty cases an earlier run had checked (only they have rows to replace)
+    dirty_known: str  # the dirty cases with events loaded before (only they have rows to replace)
     restated: str  # open cases without new events: stall deviation judged again
     rejudged: str  # the restated cases whose case result changed with it
 
@@ -196,11 +196,10 @@ def _replace_changed_cases(conn: duckdb.DuckDBPyConnection, home: str, run_ids: 
             conn.execute(f"DELETE FROM pub.{table} t WHERE {condition}")
         conn.execute(f'INSERT INTO pub.{table} BY NAME SELECT * FROM "{home}".{table} '
                      f'WHERE run_id IN ({", ".join("?" for _ in run_ids)})', run_ids)
-    # every dirty case: one that no run checked (a log without an SOP model) has a row in cases and none in
-    # case_results
-    dirty = _changed_case(changes.dirty)
-    conn.execute(f"DELETE FROM pub.cases t WHERE {dirty}")
-    conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {dirty}')
+    # every dirty case, also one that no run checked (a log without an SOP model: a row in cases, none in
+    # case_results); only the known ones (events loaded before) have a row to replace
+    conn.execute(f"DELETE FROM pub.cases t WHERE {known}")
+    conn.execute(f'INSERT INTO pub.cases BY NAME SELECT * FROM "{home}".cases t WHERE {_changed_case(changes.dirty)}')
 
 
 def _changed_case(changed: str) -> str:

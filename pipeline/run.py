@@ -393,7 +393,7 @@ def _write_case_results(conn: duckdb.DuckDBPyConnection, run_id: str,
 def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_filter: str) -> None:
     """``run_dirty``: the cases in scope with events loaded ``since``; ``run_events``: every event of them;
     ``run_dirty_cases``: their ``cases`` rows and how many of their events are new; ``run_dirty_known``: the
-    dirty cases with older events too (an earlier run checked them: only they have result rows to replace).
+    dirty cases with events loaded before too (only they have rows to replace, in results and published cases).
 
     Each stage then reads these few rows instead of filtering the whole ``events`` or ``cases`` table again.
     The new batches' rows lie together at the table's end (batch ids grow with loading), so the scan skips the

@@ -420,6 +420,8 @@ CREATE TABLE IF NOT EXISTS bottlenecks (
 -- STATE_TABLES): an incremental run appends its changed cases' new rows and their old ones subtracted, so the
 -- percentiles and per-step sums cost what changed, not the whole log; readers add a group's rows up (the
 -- percentiles take them as they are).
+-- The tables of values number their groups (all columns but value and n) in a *_groups table beside them:
+-- their percentiles sort rows by one integer instead of the group's text keys.
 -- Valid for the run in bottleneck_state_run only; any other run builds them again from event_timing.
 -- Not published.
 CREATE TABLE IF NOT EXISTS bottleneck_state_run (
@@ -436,12 +438,10 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_values (
     measure        VARCHAR NOT NULL,          -- 'wait' or 'proc'
     value          DOUBLE NOT NULL,           -- working minutes
     n              BIGINT NOT NULL,           -- events with this value (appended changes: negative too)
-    gid            INTEGER                    -- the number of its group in bottleneck_state_values_groups
+    gid            INTEGER                    -- in bottleneck_state_values_groups
 );
 ALTER TABLE bottleneck_state_values ADD COLUMN IF NOT EXISTS gid INTEGER;
 
--- the groups of bottleneck_state_values (all columns but value and n), numbered: its percentiles sort rows by
--- one integer instead of five text keys
 CREATE TABLE IF NOT EXISTS bottleneck_state_values_groups (
     gid            INTEGER NOT NULL,
     institution_id VARCHAR NOT NULL,
@@ -457,7 +457,17 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_step_values (
     step_id        VARCHAR NOT NULL,
     measure        VARCHAR NOT NULL,
     value          DOUBLE NOT NULL,
-    n              BIGINT NOT NULL
+    n              BIGINT NOT NULL,
+    gid            INTEGER                    -- in bottleneck_state_step_values_groups
+);
+ALTER TABLE bottleneck_state_step_values ADD COLUMN IF NOT EXISTS gid INTEGER;
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_step_values_groups (
+    gid            INTEGER NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    step_id        VARCHAR NOT NULL,
+    measure        VARCHAR NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS bottleneck_state_step_month (
@@ -495,5 +505,15 @@ CREATE TABLE IF NOT EXISTS bottleneck_state_handovers (
     prev_role      VARCHAR NOT NULL,
     role           VARCHAR NOT NULL,
     value          DOUBLE,                    -- NULL: a handover without a waiting time
-    n              BIGINT NOT NULL
+    n              BIGINT NOT NULL,
+    gid            INTEGER                    -- in bottleneck_state_handovers_groups
+);
+ALTER TABLE bottleneck_state_handovers ADD COLUMN IF NOT EXISTS gid INTEGER;
+
+CREATE TABLE IF NOT EXISTS bottleneck_state_handovers_groups (
+    gid            INTEGER NOT NULL,
+    institution_id VARCHAR NOT NULL,
+    sop_id         VARCHAR NOT NULL,
+    prev_role      VARCHAR NOT NULL,
+    role           VARCHAR NOT NULL
 );

@@ -252,8 +252,8 @@ def test_incremental_publish_equals_a_full_publish(hand_made: duckdb.DuckDBPyCon
     if previous == "older-version":
         hand_made.execute("DELETE FROM bottleneck_role_resources")
     if previous == "kept-unnumbered":
-        hand_made.execute("UPDATE bottleneck_state_values SET gid = NULL")
-        hand_made.execute("DELETE FROM bottleneck_state_values_groups")
+        hand_made.execute("UPDATE bottleneck_state_handovers SET gid = NULL")
+        hand_made.execute("DELETE FROM bottleneck_state_handovers_groups")
     incremental = _run(hand_made, catalogue, published_dir=tmp_path / "published")
     assert incremental.mode == "incremental"
     # the changes were appended to the kept counts, or added up into one row per value
