@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
@@ -262,15 +263,49 @@ def _percentiles_sql(keys: str, source: str, groups: str | None = None) -> str:
         FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN {named} USING (gid)"""
 
 
+def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str, params: dict[str, Any] | None = None
+                      ) -> pd.DataFrame:
+    """What :func:`_percentiles_sql` computes with numbered groups, per ``gid``, in numpy: from a SELECT of
+    ``gid``, ``value`` and ``n``, the rows sorted once by DuckDB instead of a window per group (at 10M events,
+    0.1 s instead of 0.2 s for the per-month groups). Same values, bit for bit: the same interpolation in
+    doubles, and whole-minute sums are exact.
+
+    Sorted by group, value and count, the running count over all rows never passes a group's rank before
+    that group's (a value's subtractions come first, and every value's net count is positive), so one
+    ``searchsorted`` over its running maximum finds each group's ranks.
+    """
+    rows = conn.execute(f"SELECT gid, value, n FROM ({source}) s WHERE value IS NOT NULL ORDER BY gid, value, n",
+                        params or {}).fetchnumpy()
+    gid = np.asarray(rows["gid"], dtype=np.int64)
+    value = np.asarray(rows["value"], dtype=np.float64)
+    n = np.asarray(rows["n"], dtype=np.int64)
+    if not len(gid):
+        return pd.DataFrame({"gid": pd.Series(dtype="int64"), "p50": pd.Series(dtype="float64"),
+                             "p90": pd.Series(dtype="float64"), "value_sum": pd.Series(dtype="float64")})
+    starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]])
+    ends = np.r_[starts[1:], len(gid)]
+    cum = np.cumsum(n)
+    before = np.r_[0, cum[ends[:-1] - 1]]  # the running count before each group
+    total = cum[ends - 1] - before
+    reached = np.maximum.accumulate(cum)
+    out: dict[str, np.ndarray] = {"gid": gid[starts]}
+    for p, name in ((0.5, "p50"), (0.9, "p90")):
+        rank = (total - 1).astype(np.float64) * p
+        lo = value[np.searchsorted(reached, before + np.floor(rank), side="right")]
+        hi = value[np.searchsorted(reached, before + np.ceil(rank), side="right")]
+        out[name] = lo + (hi - lo) * (rank - np.floor(rank))
+    out["value_sum"] = np.add.reduceat(value * n, starts)
+    frame: pd.DataFrame = pd.DataFrame(out).loc[total > 0]
+    return frame
+
+
 _MONTH_KEYS = "institution_id, sop_id, step_id, month"
 
 # {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch);
-# {touched_groups} the same on the numbered groups of the kept values
+# the percentiles of those groups are in bottleneck_pct_df (percentiles_frame)
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH pct AS ({_percentiles_sql(_MONTH_KEYS + ", measure",
-                               "SELECT gid, value, n FROM bottleneck_state_values k WHERE {touched_groups}",
-                               "bottleneck_state_values_groups")})
+WITH pct AS (SELECT * FROM bottleneck_pct_df JOIN bottleneck_state_values_groups USING (gid))
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
        s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
@@ -727,12 +762,15 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                  "FROM bottleneck_step_month p WHERE run_id = $previous AND NOT EXISTS (SELECT 1 FROM "
                  "bottleneck_touched t WHERE t.institution_id = p.institution_id AND t.sop_id = p.sop_id "
                  "AND t.step_id = p.step_id AND strftime(t.month, '%Y-%m') = p.period)", params)
-    step_month = (_STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
-                  .replace("{touched_groups}", _TOUCHED_GROUPS if only_touched else "TRUE"))
+    conn.register("bottleneck_pct_df", percentiles_frame(
+        conn, "SELECT gid, value, n FROM bottleneck_state_values k WHERE "
+        + (_TOUCHED_GROUPS if only_touched else "TRUE")))
+    step_month = _STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
     for sql in (step_month, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
                 _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
                 _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):
         _execute(conn, sql, params)
+    conn.unregister("bottleneck_pct_df")
     ranked = _ranked(conn, _rank_sql(None), {"run_id": run_id, "top": top, "min_cases": 1})
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",

@@ -166,7 +166,7 @@ def test_number_and_duration_formats() -> None:
     assert fmt_duration(1125, "en", 450) == "2.5 working days"
 
 
-@pytest.mark.parametrize("groups", ["by-keys", "numbered"])
+@pytest.mark.parametrize("groups", ["by-keys", "numbered", "numbered-numpy"])
 @pytest.mark.parametrize("counts_as", ["added-up", "with-changes-appended"])
 def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: str, groups: str) -> None:
     """The kept sums count each working-time value per group; percentiles read from those counts are
@@ -176,7 +176,7 @@ def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: st
     carries its group's number instead of its keys."""
     import numpy as np
 
-    from pipeline.bottlenecks import _percentiles_sql
+    from pipeline.bottlenecks import _percentiles_sql, percentiles_frame
 
     rng = np.random.default_rng(7)
     groups = {f"g{i}": rng.integers(0, 1 + i * 3, size=1 + i * 7).astype(float) for i in range(40)}
@@ -200,10 +200,17 @@ def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: st
             UNION ALL SELECT 'gone', 7.0, 4 UNION ALL SELECT 'gone', 7.0, -4""")
         counts = "SELECT * FROM appended"
     sql = _percentiles_sql("g", counts)
-    if groups == "numbered":
+    if groups != "by-keys":
         conn.execute(f"CREATE TABLE numbers AS SELECT row_number() OVER ()::INTEGER AS gid, g "
                      f"FROM (SELECT DISTINCT g FROM ({counts}))")
-        sql = _percentiles_sql("g", f"SELECT gid, value, n FROM ({counts}) JOIN numbers USING (g)", "numbers")
+        numbered = f"SELECT gid, value, n FROM ({counts}) JOIN numbers USING (g)"
+        sql = _percentiles_sql("g", numbered, "numbers")
+        if groups == "numbered-numpy":
+            conn.register("frame", percentiles_frame(conn, numbered))
+            sql = "SELECT g, p50, p90, value_sum FROM frame JOIN numbers USING (gid)"
+            # the same values as the SQL, bit for bit
+            assert conn.execute(f"SELECT * FROM ({sql}) EXCEPT SELECT * FROM "
+                                f"({_percentiles_sql('g', numbered, 'numbers')})").fetchall() == []
     got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(sql).fetchall()}
     assert set(got) == set(groups)
     for g, xs in groups.items():
