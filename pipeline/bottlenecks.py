@@ -230,11 +230,9 @@ def _kept(name: str, where: str = "TRUE") -> str:
     return f"(SELECT {keys}, {sums} FROM {name} k WHERE {where} GROUP BY ALL HAVING sum({table.counts[0]}) <> 0)"
 
 
-def _percentiles_sql(keys: str, source: str, groups: str | None = None) -> str:
+def _percentiles_sql(keys: str, source: str) -> str:
     """p50, p90 (``quantile_cont``'s linear interpolation) and the sum of ``value`` per ``keys`` (never NULL)
     from a SELECT of ``keys``, ``value`` and ``n`` (how often the value occurs); NULL values are left out.
-    With ``groups`` (a table numbering the groups of ``keys``), ``source`` gives each row's ``gid`` instead of
-    its keys.
 
     A value may come in several rows, some with negative ``n`` (a state table with an incremental run's
     changes appended): they need not be added up first. Within a value the window takes the subtractions
@@ -246,29 +244,23 @@ def _percentiles_sql(keys: str, source: str, groups: str | None = None) -> str:
     at = ", ".join(f"min(c.value) FILTER (WHERE c.cum > floor({r})) AS lo{p[2]}, "
                    f"min(c.value) FILTER (WHERE c.cum > ceil({r})) AS hi{p[2]}, "
                    f"any_value({r} - floor({r})) AS d{p[2]}" for p, r in rank.items())
-    if groups is None:
-        grp = (f"SELECT row_number() OVER ()::INTEGER AS gid, * "
-               f"FROM (SELECT {keys}, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0)")
-        numbered, named = f"src s JOIN grp g USING ({keys})", "grp"
-    else:
-        grp = "SELECT gid, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0"
-        numbered, named = "src s JOIN grp g USING (gid)", groups
     return f"""
         WITH src AS (SELECT * FROM ({source}) s WHERE value IS NOT NULL),
-        grp AS ({grp}),
+        grp AS (SELECT row_number() OVER ()::INTEGER AS gid, *
+                FROM (SELECT {keys}, sum(n) AS total FROM src GROUP BY ALL HAVING sum(n) > 0)),
         c AS (SELECT g.gid, g.total, s.value, s.n,
                      sum(s.n) OVER (PARTITION BY g.gid ORDER BY s.value, s.n ROWS UNBOUNDED PRECEDING) AS cum
-              FROM {numbered})
+              FROM src s JOIN grp g USING ({keys}))
         SELECT {keys}, lo5 + (hi5 - lo5) * d5 AS p50, lo9 + (hi9 - lo9) * d9 AS p90, value_sum
-        FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN {named} USING (gid)"""
+        FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN grp USING (gid)"""
 
 
 def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str, params: dict[str, Any] | None = None
                       ) -> pd.DataFrame:
-    """What :func:`_percentiles_sql` computes with numbered groups, per ``gid``, in numpy: from a SELECT of
-    ``gid``, ``value`` and ``n``, the rows sorted once by DuckDB instead of a window per group (at 10M events,
-    0.1 s instead of 0.2 s for the per-month groups). Same values, bit for bit: the same interpolation in
-    doubles, and whole-minute sums are exact.
+    """What :func:`_percentiles_sql` computes, per numbered group (``gid``, see ``_StateTable.numbered``), in
+    numpy: from a SELECT of ``gid``, ``value`` and ``n``, the rows sorted once by DuckDB instead of a window per
+    group (at 10M events, 0.1 s instead of 0.2 s for the per-month groups). Same values, bit for bit: the same
+    interpolation in doubles, and whole-minute sums are exact.
 
     Sorted by group, value and count, the running count over all rows never passes a group's rank before
     that group's (a value's subtractions come first, and every value's net count is positive), so one
@@ -301,11 +293,20 @@ def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str, params: dict
 
 _MONTH_KEYS = "institution_id, sop_id, step_id, month"
 
-# {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch);
-# the percentiles of those groups are in bottleneck_pct_df (percentiles_frame)
+# the frames with the kept values' percentiles per numbered group (percentiles_frame; compute_bottlenecks)
+_PERCENTILES = {"bottleneck_state_values": "bottleneck_month_pct",
+                "bottleneck_state_step_values": "bottleneck_step_pct",
+                "bottleneck_state_handovers": "bottleneck_handover_pct"}
+
+
+def _percentiles_of(table: str) -> str:
+    return f"(SELECT * FROM {_PERCENTILES[table]} JOIN {table}_groups USING (gid))"
+
+
+# {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch)
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH pct AS (SELECT * FROM bottleneck_pct_df JOIN bottleneck_state_values_groups USING (gid))
+WITH pct AS {_percentiles_of("bottleneck_state_values")}
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
        s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
@@ -323,8 +324,7 @@ _HANDOVER_SQL = f"""
 INSERT INTO bottleneck_handovers
 SELECT $run_id, {_HANDOVER_KEYS}, h.n, q.p50, q.p90, q.value_sum
 FROM (SELECT {_HANDOVER_KEYS}, sum(n) AS n FROM {_kept("bottleneck_state_handovers")} GROUP BY ALL) h
-LEFT JOIN ({_percentiles_sql(_HANDOVER_KEYS, "SELECT gid, value, n FROM bottleneck_state_handovers",
-                             "bottleneck_state_handovers_groups")}) q
+LEFT JOIN {_percentiles_of("bottleneck_state_handovers")} q
     USING ({_HANDOVER_KEYS})
 """
 
@@ -372,8 +372,7 @@ def _rank_sql(scope_sql: str | None) -> str:
         for part in _RANK_PARTS:
             if part != "step_values":  # the percentiles need no adding up first (_percentiles_sql)
                 body = body.replace(f"{{{part}}}", _kept(f"bottleneck_state_{part}"))
-        body = body.replace("{pct}", _percentiles_sql(keys, "SELECT gid, value, n FROM bottleneck_state_step_values",
-                                                      "bottleneck_state_step_values_groups"))
+        body = body.replace("{pct}", _percentiles_of("bottleneck_state_step_values")[1:-1])
         return f"WITH {_CAL},\n{body}"
     sums = []
     for part in _RANK_PARTS:
@@ -762,16 +761,17 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
                  "FROM bottleneck_step_month p WHERE run_id = $previous AND NOT EXISTS (SELECT 1 FROM "
                  "bottleneck_touched t WHERE t.institution_id = p.institution_id AND t.sop_id = p.sop_id "
                  "AND t.step_id = p.step_id AND strftime(t.month, '%Y-%m') = p.period)", params)
-    conn.register("bottleneck_pct_df", percentiles_frame(
-        conn, "SELECT gid, value, n FROM bottleneck_state_values k WHERE "
-        + (_TOUCHED_GROUPS if only_touched else "TRUE")))
+    for table, name in _PERCENTILES.items():  # the per-month ones only of the steps and months touched
+        where = _TOUCHED_GROUPS if only_touched and table == "bottleneck_state_values" else "TRUE"
+        conn.register(name, percentiles_frame(conn, f"SELECT gid, value, n FROM {table} k WHERE {where}"))
     step_month = _STEP_MONTH_SQL.replace("{touched}", _TOUCHED if only_touched else "TRUE")
     for sql in (step_month, _HANDOVER_SQL, _WIP_SQL.replace("{wip}", wip),
                 _REWORK_SQL.replace("{rework}", rework), _ROLE_RESOURCES_SQL.replace("{resources}", resources),
                 _ROLE_LOAD_SQL.replace("{role_cases}", role_cases)):
         _execute(conn, sql, params)
-    conn.unregister("bottleneck_pct_df")
     ranked = _ranked(conn, _rank_sql(None), {"run_id": run_id, "top": top, "min_cases": 1})
+    for name in _PERCENTILES.values():
+        conn.unregister(name)
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
                    "wait_p50", "wait_p90", "proc_p50", "proc_p90", "standard", "share_cases_over", "wait_total",

@@ -40,6 +40,10 @@ from pipeline.sop import Catalogue, SopModel, parse_time
 from pipeline.timing import compute_timing
 
 # the temp tables of the case keys an incremental run changes (made in run_compliance)
+# Raised when what a run keeps for the next incremental one changes meaning (run_changes, the kept bottleneck
+# sums): the first run after such an upgrade is full instead of building on what an older version kept.
+# 2: run_dirty_known holds every dirty case with events loaded before, also those no run checked.
+STATE_REVISION = 2
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
 # the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
@@ -216,9 +220,9 @@ def run_compliance(
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
                         "institutions.yaml")
     # what the results mean: the SOP models, the institutions and their working-time calendars (a new holiday
-    # changes durations) and the engine's version (its rules); a change in any of them makes the run full
+    # changes durations) and the engine's version (its rules) and kept state; a change in any makes the run full
     setup_hash = hashlib.sha256(
-        (f"{__version__}|{catalogue.content_hash()}"
+        (f"{__version__}|{STATE_REVISION}|{catalogue.content_hash()}"
          + "".join(f"|{k}:{institutions[k].model_dump_json()}" for k in sorted(institutions))
          + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars))).encode()).hexdigest()[:16]
     run_id = new_run_id()

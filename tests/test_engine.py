@@ -405,6 +405,19 @@ def test_a_changed_calendar_makes_the_next_run_full(hand_made: duckdb.DuckDBPyCo
     assert summary.mode == "full"
 
 
+def test_an_upgrade_that_changes_the_kept_state_makes_the_next_run_full(hand_made: duckdb.DuckDBPyConnection,
+                                                                        catalogue: Catalogue,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a run keeps for the next one (changed case keys, bottleneck sums) may mean something else after
+    an upgrade: the first run of the new version checks everything again."""
+    from pipeline import run
+
+    assert _run(hand_made, catalogue).mode == "full"
+    assert _run(hand_made, catalogue).mode == "incremental"
+    monkeypatch.setattr(run, "STATE_REVISION", run.STATE_REVISION + 1)
+    assert _run(hand_made, catalogue).mode == "full"
+
+
 def test_a_run_with_nothing_loaded_says_what_to_do(tmp_path: Path) -> None:
     """`patuh run` on a new database: exit 0, published, and a hint to load logs (no empty table, no
     claim that the logs record no documents)."""
