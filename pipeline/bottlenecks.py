@@ -238,7 +238,7 @@ def _percentiles_sql(keys: str, source: str) -> str:
     changes appended): they need not be added up first. Within a value the window takes the subtractions
     first, so the running count never passes a rank before the value's net count does; groups that come
     to nothing are left out. Each group is numbered first: the window then sorts by one integer instead
-    of the text keys (at 10M events, 0.25 s instead of 0.4 s for the per-month groups).
+    of the text keys. A report's scope is ranked with it; the kept counts use :func:`percentiles_frame`.
     """
     rank = {p: f"(c.total - 1)::DOUBLE * {p}::DOUBLE" for p in ("0.5", "0.9")}
     at = ", ".join(f"min(c.value) FILTER (WHERE c.cum > floor({r})) AS lo{p[2]}, "
@@ -255,8 +255,7 @@ def _percentiles_sql(keys: str, source: str) -> str:
         FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN grp USING (gid)"""
 
 
-def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str, params: dict[str, Any] | None = None
-                      ) -> pd.DataFrame:
+def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFrame:
     """What :func:`_percentiles_sql` computes, per numbered group (``gid``, see ``_StateTable.numbered``), in
     numpy: from a SELECT of ``gid``, ``value`` and ``n``, the rows sorted once by DuckDB instead of a window per
     group (at 10M events, 0.1 s instead of 0.2 s for the per-month groups). Same values, bit for bit: the same
@@ -266,8 +265,8 @@ def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str, params: dict
     that group's (a value's subtractions come first, and every value's net count is positive), so one
     ``searchsorted`` over its running maximum finds each group's ranks.
     """
-    rows = conn.execute(f"SELECT gid, value, n FROM ({source}) s WHERE value IS NOT NULL ORDER BY gid, value, n",
-                        params or {}).fetchnumpy()
+    rows = conn.execute(f"SELECT gid, value, n FROM ({source}) s WHERE value IS NOT NULL ORDER BY gid, value, n"
+                        ).fetchnumpy()
     gid = np.asarray(rows["gid"], dtype=np.int64)
     value = np.asarray(rows["value"], dtype=np.float64)
     n = np.asarray(rows["n"], dtype=np.int64)
@@ -300,13 +299,13 @@ _PERCENTILES = {"bottleneck_state_values": "bottleneck_month_pct",
 
 
 def _percentiles_of(table: str) -> str:
-    return f"(SELECT * FROM {_PERCENTILES[table]} JOIN {table}_groups USING (gid))"
+    return f"SELECT * FROM {_PERCENTILES[table]} JOIN {table}_groups USING (gid)"
 
 
 # {touched}: a condition on the step and month `k` (all of them, or the ones a run's changed cases touch)
 _STEP_MONTH_SQL = f"""
 INSERT INTO bottleneck_step_month
-WITH pct AS {_percentiles_of("bottleneck_state_values")}
+WITH pct AS ({_percentiles_of("bottleneck_state_values")})
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
        s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
@@ -324,7 +323,7 @@ _HANDOVER_SQL = f"""
 INSERT INTO bottleneck_handovers
 SELECT $run_id, {_HANDOVER_KEYS}, h.n, q.p50, q.p90, q.value_sum
 FROM (SELECT {_HANDOVER_KEYS}, sum(n) AS n FROM {_kept("bottleneck_state_handovers")} GROUP BY ALL) h
-LEFT JOIN {_percentiles_of("bottleneck_state_handovers")} q
+LEFT JOIN ({_percentiles_of("bottleneck_state_handovers")}) q
     USING ({_HANDOVER_KEYS})
 """
 
@@ -370,9 +369,9 @@ def _rank_sql(scope_sql: str | None) -> str:
     keys = _STEP_KEYS + ", measure"
     if scope_sql is None:
         for part in _RANK_PARTS:
-            if part != "step_values":  # the percentiles need no adding up first (_percentiles_sql)
+            if part != "step_values":  # the percentiles need no adding up first (percentiles_frame)
                 body = body.replace(f"{{{part}}}", _kept(f"bottleneck_state_{part}"))
-        body = body.replace("{pct}", _percentiles_of("bottleneck_state_step_values")[1:-1])
+        body = body.replace("{pct}", _percentiles_of("bottleneck_state_step_values"))
         return f"WITH {_CAL},\n{body}"
     sums = []
     for part in _RANK_PARTS:
