@@ -18,11 +18,15 @@ pm4py's. What makes it fast:
   is fired alone as soon as it is enabled: in a safe net it commutes to the front of every completion, so
   the other interleavings need not be searched;
 * ties on f go to states with an exact heuristic, then to the deeper state (smaller h), then to the newest
-  (pm4py's order, plus last-in-first-out).
+  (pm4py's order, plus last-in-first-out);
+* the moves a marking enables are worked out once and kept across trace positions and traces, and Python's
+  cyclic garbage collector is paused during a search (it makes no cycles; the collector only walked the
+  heap's tuples). On pm4py's a42f0n00 sample these two took the search from 1.0 s to 0.58 s.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import os
@@ -42,6 +46,8 @@ _EPS = 1e-6
 
 FloatArray = npt.NDArray[np.float64]
 Move = tuple[str, str | None]
+_Candidate = tuple[int, int, int, Move]  # (cost, trace positions consumed, LP column, move)
+_SUCCESSORS_KEPT = 50_000  # markings whose moves are kept across traces (up to about 1 kB each)
 
 
 class NotSafe(Exception):
@@ -78,6 +84,7 @@ class NetAligner:
     _highs: Any = field(default=None, init=False, repr=False)
     _highs_pid: int = field(default=0, init=False, repr=False)
     _best_worst: int | None = field(default=None, init=False, repr=False)
+    _succ: dict[int, list[Any]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         t_count = len(self.transitions)
@@ -171,8 +178,52 @@ class NetAligner:
                       np.maximum(np.asarray(solution.col_dual), 0.0).tolist(),
                       np.maximum(-duals[self.places:], 0.0).tolist())
 
+    def _successors(self, marking: int) -> list[tuple[int, str | None, tuple[_Candidate, ...],
+                                                     tuple[_Candidate, ...]]]:
+        """The model's moves from ``marking``, kept per marking (markings recur at every trace position and
+        in every trace): (next marking, label, its candidate moves, the same plus the synchronous move when
+        the label is the trace's next event). Only the first forced silent transition when one is enabled."""
+        cached = self._succ.get(marking)
+        if cached is not None:
+            return cached
+        enabled = list(self._always)
+        rest = marking
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            enabled.extend(j for j, pre in self._by_place[low.bit_length() - 1] if marking & pre == pre)
+        forced = [j for j in enabled if j in self._forced]
+        cached = []
+        for j in forced[:1] or enabled:
+            left = marking & ~self._pre[j]
+            if left & self._post[j]:
+                raise NotSafe("a transition put a second token into a place")
+            label = self._labels[j]
+            if label is None:
+                moves: tuple[_Candidate, ...] = ((TAU_COST, 0, j, (SKIP, None)),)
+                cached.append((left | self._post[j], None, moves, moves))
+            else:
+                model_move: _Candidate = (MOVE_COST, 0, j, (SKIP, label))
+                cached.append((left | self._post[j], label, (model_move,),
+                               (model_move, (0, 1, self._sync_col[j], (label, label)))))
+        if len(self._succ) >= _SUCCESSORS_KEPT:
+            self._succ.clear()
+        self._succ[marking] = cached
+        return cached
+
     def align(self, trace: Sequence[str]) -> _Alignment:
         """One optimal alignment of ``trace`` from the initial to the final marking."""
+        # The search allocates a few hundred thousand tuples and makes no reference cycles: Python's cyclic
+        # collector would only walk them, again and again (40% of the time on pm4py's a42 logs).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._search(trace)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _search(self, trace: Sequence[str]) -> _Alignment:
         n = len(trace)
         label_of = [self._label_index.get(a, -1) for a in trace]
         remaining = [[0] * len(self._label_index) for _ in range(n + 1)]
@@ -200,7 +251,7 @@ class NetAligner:
         heap: list[tuple[Any, ...]] = [(h0, False, h0, 0, 0, start, first.h, first.x, first)]
         counter = 0
         push, pop, ceil = heapq.heappush, heapq.heappop, math.ceil
-        post, labels, by_place, sync_col = self._post, self._labels, self._by_place, self._sync_col
+        successors, best_get, almost_one = self._successors, best.get, 1 - _EPS
         unreached = 1 << 62
         while heap:
             _, _, h, _, g, state, bound, x, dual = pop(heap)
@@ -223,45 +274,28 @@ class NetAligner:
             closed.add(state)
             reduced = dual.reduced
             observed = trace[i] if i < n else None
-            enabled = list(self._always)
-            rest = marking
-            while rest:
-                low = rest & -rest
-                rest ^= low
-                enabled.extend(j for j, pre in by_place[low.bit_length() - 1] if marking & pre == pre)
-            forced = [j for j in enabled if j in self._forced]
-            for j in forced[:1] or enabled:
-                left = marking & ~self._pre[j]
-                if left & post[j]:
-                    raise NotSafe("a transition put a second token into a place")
-                nxt = left | post[j]
-                label = labels[j]
-                candidates: list[tuple[int, int, int, Move]]
-                if label is None:
-                    candidates = [(TAU_COST, i, j, (SKIP, None))]
-                elif label == observed:
-                    candidates = [(MOVE_COST, i, j, (SKIP, label)), (0, i + 1, sync_col[j], (label, label))]
-                else:
-                    candidates = [(MOVE_COST, i, j, (SKIP, label))]
-                for cost, i2, col, move in candidates:
-                    child = (i2, nxt)
+            for nxt, label, model_only, with_sync in successors(marking):
+                for cost, step, col, move in with_sync if label == observed else model_only:
+                    child = (i + step, nxt)
                     g2 = g + cost
-                    if g2 >= best.get(child, unreached) or child in closed:
+                    if g2 >= best_get(child, unreached) or child in closed:
                         continue
                     best[child] = g2
                     back[child] = (state, move)
                     child_x = None
-                    if x[col] >= 1 - _EPS:
+                    if x[col] >= almost_one:
                         child_x = x.copy()
                         child_x[col] -= 1
                     b2 = bound - cost + reduced[col]
-                    h2 = max(0, ceil(b2 - _EPS))
+                    h2 = ceil(b2 - _EPS)
+                    if h2 < 0:
+                        h2 = 0
                     counter += 1
                     push(heap, (g2 + h2, child_x is None, h2, -counter, g2, child, b2, child_x, dual))
             if i < n:  # log move
                 child = (i + 1, marking)
                 g2 = g + MOVE_COST
-                if g2 < best.get(child, unreached) and child not in closed:
+                if g2 < best_get(child, unreached) and child not in closed:
                     best[child] = g2
                     back[child] = (state, (trace[i], SKIP))
                     k = label_of[i]
@@ -323,7 +357,9 @@ def _mask(places: Sequence[int]) -> int:
 
 
 def _vector(marking: int, places: int) -> FloatArray:
-    return np.array([(marking >> p) & 1 for p in range(places)], dtype=float)
+    """The marking as a 0/1 vector over the places."""
+    packed = np.frombuffer(marking.to_bytes((places + 7) // 8, "little"), dtype=np.uint8)
+    return np.unpackbits(packed, count=places, bitorder="little").astype(np.float64)
 
 
 def _ceil(value: float) -> int:

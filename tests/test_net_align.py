@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from pathlib import Path
 
@@ -125,6 +126,7 @@ def test_an_unsafe_net_is_handed_to_pm4py() -> None:
     assert aligner is not None
     with pytest.raises(NotSafe):
         aligner.align(["start", "twice", "eat", "eat"])
+    assert gc.isenabled()  # the search pauses the cyclic collector; an aborted search must switch it back on
     mine = pm4py_adapter.align_net(aligner, model, ("start", "twice", "eat", "eat"))
     assert mine.cost == pm4py_adapter.align_variants(model, [("start", "twice", "eat", "eat")])[0].cost == 0
 
