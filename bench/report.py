@@ -110,7 +110,10 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
             f"for stalling); the largest stages left at {size_label(largest['size'])}: " + ", ".join(
                 f"{k} {v:.2f} s" for k, v in sorted((largest["incremental"].get("stage_s") or {}).items(),
                                                     key=lambda kv: -kv[1])[:3])
-            + " (bench/notes.md says where they go)")
+            + " (bench/notes.md says where they go)" + "".join(
+                f"; at {size_label(r['size'])} a run with no new events alone takes "
+                f"{r['incremental_nothing_new']['share_of_full']:.1%} of the full run"
+                for _, r in shares if (r.get("incremental_nothing_new") or {}).get("share_of_full", 0) > 0.05))
     else:
         add("incremental", None, "-", "no size >= 1M events in this run (QUICK or --sizes)")
     d10 = res.get("dashboard_10m") or {}
@@ -234,6 +237,12 @@ def markdown(res: dict[str, Any]) -> str:
                          f"{month.get('added_events', 0):,} events): {_s(month['median_s'])} s, "
                          f"{month['share_of_full']:.1%} of the full run; stages (s): "
                          + ", ".join(f"{k} {v:.2f}" for k, v in month.get("stage_s", {}).items()) + ".")
+        idle = r.get("incremental_nothing_new")
+        if idle:
+            lines.append(f"A run with no new events (what every run costs, whatever it checks: connecting, about "
+                         f"180 statements, the commits, the published copy): {_s(idle['median_s'])} s, "
+                         f"{idle['share_of_full']:.1%} of the full run; {idle.get('aligned', '?')} variants aligned; "
+                         "stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in idle.get("stage_s", {}).items()) + ".")
     lines += ["", "**Dashboard** (qa user, 30 calls per page with varied filters; a filter change = router "
               "callback + the page's fill callback through the Flask test client; queries = the `queries.py` "
               "calls only)", "",

@@ -200,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
                     if inc.get("next"):
                         inc["next"]["share_of_full"] = round(inc["next"]["median_s"] / full["median_s"], 4)
                     entry["incremental"] = inc
-                month = work("run_incremental", {"size": n, "seed": args.seed, "institutions": institutions,
-                                                 "cache": c, "reps": reps, "last_month": True},
-                             f"compliance run {label}: incremental, the last month's new cases")
-                if month is not None:
-                    month["share_of_full"] = round(month["median_s"] / full["median_s"], 4)
-                    entry["incremental_month"] = month
+                for key, flag, what in (("incremental_month", "last_month", "the last month's new cases"),
+                                        ("incremental_nothing_new", "nothing_new", "no new events")):
+                    other = work("run_incremental", {"size": n, "seed": args.seed, "institutions": institutions,
+                                                     "cache": c, "reps": reps, flag: True},
+                                 f"compliance run {label}: incremental, {what}")
+                    if other is not None:
+                        other["share_of_full"] = round(other["median_s"] / full["median_s"], 4)
+                        entry[key] = other
             if "pm4py" not in skip:
                 pm = work("pm4py_align", {"size": n, "seed": args.seed, "institutions": institutions, "cache": c,
                                           "reps": reps, "budget_s": budget, "sample": args.sample},

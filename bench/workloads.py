@@ -237,13 +237,15 @@ def _last_month_cases(path: Path) -> tuple[Path, int, int]:
 
 
 def run_incremental(size: int, seed: int, institutions: list[str], cache: str, reps: int,
-                    last_month: bool = False) -> dict[str, Any]:
+                    last_month: bool = False, nothing_new: bool = False) -> dict[str, Any]:
     """After a full run: load +1% events (new cases, a new batch) and time the incremental run; then load
     another +1% (other new cases) and time the run after it (``next_*``: an incremental run after an
     incremental one, which publishes onto the older file instead of the full run's spare copy).
 
     ``last_month``: load only the cases of those that open in the log's last 30 days, as an institution's
     monthly export would bring them (the +1% cases fall in every month of the log); no second load.
+    ``nothing_new``: no load at all, the run right after the full run: what every run costs whatever it checks
+    (connecting, the statements, the commits, the published copy).
     """
     from pipeline.conformance import PoolExecutor
     from pipeline.db import connect
@@ -257,12 +259,14 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
     catalogue, insts, cals = _context()
     files = _log_files(extra)
     added_events, added_cases = extra["events"], extra["cases"]
-    then = [] if last_month else _log_files(synth_log(
+    then = [] if last_month or nothing_new else _log_files(synth_log(
         root, max(1, size // 100), seed + 2, tuple(institutions), tag="-inc2", case_suffix="-inc2"))
     if last_month:
         months = [_last_month_cases(path) for path, _, _ in files]
         files = [(month[0], inst, sop) for month, (_, inst, sop) in zip(months, files, strict=True)]
         added_events, added_cases = sum(m[1] for m in months), sum(m[2] for m in months)
+    if nothing_new:
+        files, added_events, added_cases = [], 0, 0
     samples: list[float] = []
     runs: list[dict[str, Any]] = []
     next_samples: list[float] = []
@@ -276,9 +280,7 @@ def run_incremental(size: int, seed: int, institutions: list[str], cache: str, r
             if (kept / "published").exists():
                 shutil.copytree(kept / "published", tmp / "published")
             _settle(size)
-            for load, times, details in ((files, samples, runs), (then, next_samples, next_runs)):
-                if not load:
-                    continue
+            for load, times, details in [(files, samples, runs), *([(then, next_samples, next_runs)] if then else [])]:
                 conn = connect(db)
                 for path, institution_id, sop_id in load:
                     ingest_file(conn, path, institution_id=institution_id, sop_id=sop_id, catalogue=catalogue,

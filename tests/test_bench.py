@@ -49,6 +49,9 @@ def test_a_tiny_run_writes_the_json_and_the_table(tmp_path: Path, monkeypatch: p
     assert run["patuh"]["mode"] == "full" and run["patuh"]["cases"] == run["cases"] > 0
     assert run["incremental"]["mode"] == "incremental" and run["incremental"]["added_cases"] >= 1
     assert run["incremental"]["aligned"] <= run["incremental"]["cases_checked"] < run["cases"]
+    # a run with no new events: the fixed cost of any run; it checks and aligns nothing
+    idle = run["incremental_nothing_new"]
+    assert idle["mode"] == "incremental" and idle["added_events"] == idle["cases_checked"] == idle["aligned"] == 0
     (dash,) = res["dashboard"]
     assert dash["callbacks"]["all"]["filter_change"]["n"] == 3 * 5
     assert dash["first_page"]["cold_ms"] > 0 and dash["queries"]["ringkasan"]["p95_ms"] > 0
@@ -58,7 +61,7 @@ def test_a_tiny_run_writes_the_json_and_the_table(tmp_path: Path, monkeypatch: p
     assert set(goals.values()) <= {"met", "NOT met", "not measured"}
     table = json_file.with_suffix(".md").read_text()
     assert "| goal | status | measured | why |" in table and "**Compliance run**" in table
-    assert "2k" in table
+    assert "2k" in table and "A run with no new events" in table
     assert (ROOT / "README.md").read_bytes() == readme_before  # only the default --out updates the README
 
 
