@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from pipeline.db import set_memory_limit
 from pipeline.publish import CURRENT, current_published
 
 PAGE_SIZE = 100
@@ -161,6 +162,7 @@ class _Generation:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = duckdb.connect(str(path), read_only=True)
+        set_memory_limit(self.conn)
         self.conn.execute("SET TimeZone = 'UTC'")
         self.tables = {r[0] for r in self.conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}

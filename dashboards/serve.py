@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dashboards.auth import DEMO_PASSWORD, ensure_demo_users
+from pipeline.db import check_memory_limit
 from pipeline.errors import UserError
 
 
@@ -58,6 +59,7 @@ def serve(db: Path, host: str = "127.0.0.1", port: int = 8050, users: Path | Non
     """Serve until interrupted; ``console`` (rich) gets the address and, for new demo users, their logins."""
     from waitress import create_server
 
+    check_memory_limit()  # the dashboard opens the published file at its first query: say it before serving
     wsgi, users_file, created = build(db, users)
     logging.basicConfig()  # as waitress.serve: its warnings (e.g. a full task queue) reach the terminal
     logging.getLogger("waitress").setLevel(logging.WARNING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipeline.db import VACUUM_MIN_DEAD_ROWS, connect, transaction, vacuuming
 
@@ -52,3 +53,40 @@ def test_deleted_rows_stay_stored_until_a_quarter_of_the_table_then_the_next_wri
     assert reopened.execute(f"SELECT count(*) FILTER (WHERE i < {6 * GROUP} AND i % 2 = 0), sum(i) FROM t"
                             ).fetchall()[0] == (0, sum(i for i in range(rows + 2) if i >= 6 * GROUP or i % 2))
     reopened.close()
+
+
+def _limit(conn: duckdb.DuckDBPyConnection) -> str:
+    return str(conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def test_duckdb_leaves_memory_for_the_arrays_and_workers_beside_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB alone would take 80% of the machine; Patuh's connections take 60%, or what PATUH_MEMORY_LIMIT says."""
+    monkeypatch.delenv("PATUH_MEMORY_LIMIT", raising=False)
+    plain = duckdb.connect()
+    duckdb_default = _limit(plain)
+    plain.execute("SET memory_limit = '60%'")
+    share = _limit(plain)
+    plain.execute("SET memory_limit = '1GB'")
+    one_gb = _limit(plain)
+    db = tmp_path / "patuh.duckdb"
+    conn = connect(db)
+    assert _limit(conn) == share != duckdb_default
+    conn.close()
+    monkeypatch.setenv("PATUH_MEMORY_LIMIT", "1GB")
+    for read_only in (False, True):
+        opened = connect(db, read_only=read_only)
+        assert _limit(opened) == one_gb
+        opened.close()
+
+
+def test_an_unreadable_memory_limit_is_a_message_not_a_traceback(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli_process import patuh
+
+    monkeypatch.setenv("PATUH_MEMORY_LIMIT", "banyak")
+    db = str(tmp_path / "patuh.duckdb")
+    for out in (patuh("run", "--db", db, secret="x"), patuh("serve", "--db", db, "--port", "8159", secret="x")):
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        message = " ".join(out.stderr.split())
+        assert "PATUH_MEMORY_LIMIT='banyak' is not a memory size" in message and "'4GB'" in message
