@@ -47,6 +47,8 @@ _EPS = 1e-6
 FloatArray = npt.NDArray[np.float64]
 Move = tuple[str, str | None]
 _Candidate = tuple[int, int, int, Move]  # (cost, trace positions consumed, LP column, move)
+# (next marking, label, the candidate moves, the same plus the synchronous move when the label is the next event)
+_Successor = tuple[int, str | None, tuple[_Candidate, ...], tuple[_Candidate, ...]]
 _SUCCESSORS_KEPT = 50_000  # markings whose moves are kept across traces (up to about 1 kB each)
 
 
@@ -84,7 +86,7 @@ class NetAligner:
     _highs: Any = field(default=None, init=False, repr=False)
     _highs_pid: int = field(default=0, init=False, repr=False)
     _best_worst: int | None = field(default=None, init=False, repr=False)
-    _succ: dict[int, list[Any]] = field(default_factory=dict, init=False, repr=False)
+    _succ: dict[int, list[_Successor]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         t_count = len(self.transitions)
@@ -178,14 +180,12 @@ class NetAligner:
                       np.maximum(np.asarray(solution.col_dual), 0.0).tolist(),
                       np.maximum(-duals[self.places:], 0.0).tolist())
 
-    def _successors(self, marking: int) -> list[tuple[int, str | None, tuple[_Candidate, ...],
-                                                     tuple[_Candidate, ...]]]:
+    def _successors(self, marking: int) -> list[_Successor]:
         """The model's moves from ``marking``, kept per marking (markings recur at every trace position and
-        in every trace): (next marking, label, its candidate moves, the same plus the synchronous move when
-        the label is the trace's next event). Only the first forced silent transition when one is enabled."""
-        cached = self._succ.get(marking)
-        if cached is not None:
-            return cached
+        in every trace). Only the first forced silent transition when one is enabled."""
+        known = self._succ.get(marking)
+        if known is not None:
+            return known
         enabled = list(self._always)
         rest = marking
         while rest:
@@ -193,7 +193,7 @@ class NetAligner:
             rest ^= low
             enabled.extend(j for j, pre in self._by_place[low.bit_length() - 1] if marking & pre == pre)
         forced = [j for j in enabled if j in self._forced]
-        cached = []
+        cached: list[_Successor] = []
         for j in forced[:1] or enabled:
             left = marking & ~self._pre[j]
             if left & self._post[j]:

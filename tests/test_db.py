@@ -59,8 +59,7 @@ def _limit(conn: duckdb.DuckDBPyConnection) -> str:
     return str(conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
 
 
-def test_duckdb_leaves_memory_for_the_arrays_and_workers_beside_it(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duckdb_leaves_memory_for_the_arrays_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """DuckDB alone would take 80% of the machine; Patuh's connections take 60%, or what PATUH_MEMORY_LIMIT says."""
     monkeypatch.delenv("PATUH_MEMORY_LIMIT", raising=False)
     plain = duckdb.connect()
