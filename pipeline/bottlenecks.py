@@ -231,8 +231,9 @@ def _kept(name: str, where: str = "TRUE") -> str:
 
 
 def _percentiles_sql(keys: str, source: str) -> str:
-    """p50, p90 (``quantile_cont``'s linear interpolation) and the sum of ``value`` per ``keys`` (never NULL)
-    from a SELECT of ``keys``, ``value`` and ``n`` (how often the value occurs); NULL values are left out.
+    """p50, p90 (``quantile_cont``'s linear interpolation), the sum of ``value`` (never NULL) and how many
+    values they come from (``n_values``) per ``keys`` from a SELECT of ``keys``, ``value`` and ``n`` (how
+    often the value occurs); NULL values are left out.
 
     A value may come in several rows, some with negative ``n`` (a state table with an incremental run's
     changes appended): they need not be added up first. Within a value the window takes the subtractions
@@ -251,7 +252,8 @@ def _percentiles_sql(keys: str, source: str) -> str:
         c AS (SELECT g.gid, g.total, s.value, s.n,
                      sum(s.n) OVER (PARTITION BY g.gid ORDER BY s.value, s.n ROWS UNBOUNDED PRECEDING) AS cum
               FROM src s JOIN grp g USING ({keys}))
-        SELECT {keys}, lo5 + (hi5 - lo5) * d5 AS p50, lo9 + (hi9 - lo9) * d9 AS p90, value_sum
+        SELECT {keys}, lo5 + (hi5 - lo5) * d5 AS p50, lo9 + (hi9 - lo9) * d9 AS p90, value_sum,
+               total AS n_values
         FROM (SELECT c.gid, {at}, sum(c.value * c.n) AS value_sum FROM c GROUP BY c.gid) JOIN grp USING (gid)"""
 
 
@@ -272,7 +274,8 @@ def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFr
     n = np.asarray(rows["n"], dtype=np.int64)
     if not len(gid):
         return pd.DataFrame({"gid": pd.Series(dtype="int64"), "p50": pd.Series(dtype="float64"),
-                             "p90": pd.Series(dtype="float64"), "value_sum": pd.Series(dtype="float64")})
+                             "p90": pd.Series(dtype="float64"), "value_sum": pd.Series(dtype="float64"),
+                             "n_values": pd.Series(dtype="int64")})
     starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]])
     ends = np.r_[starts[1:], len(gid)]
     cum = np.cumsum(n)
@@ -286,6 +289,7 @@ def percentiles_frame(conn: duckdb.DuckDBPyConnection, source: str) -> pd.DataFr
         hi = value[np.searchsorted(reached, before + np.ceil(rank), side="right")]
         out[name] = lo + (hi - lo) * (rank - np.floor(rank))
     out["value_sum"] = np.add.reduceat(value * n, starts)
+    out["n_values"] = total
     frame: pd.DataFrame = pd.DataFrame(out).loc[total > 0]
     return frame
 
@@ -308,7 +312,7 @@ INSERT INTO bottleneck_step_month
 WITH pct AS ({_percentiles_of("bottleneck_state_values")})
 SELECT $run_id, s.institution_id, s.sop_id, s.step_id, strftime(s.month, '%Y-%m'), s.n, s.n_cases,
        w.p50, w.p90, p.p50, p.p90, w.value_sum / nullif(coalesce(w.value_sum, 0) + coalesce(p.value_sum, 0), 0),
-       s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess
+       s.n_std, s.n_over, s.n_over / nullif(s.n_std, 0), s.excess, coalesce(w.n_values, 0), coalesce(p.n_values, 0)
 FROM {_kept("bottleneck_state_step_month", "{touched}")} s
 LEFT JOIN (SELECT * FROM pct WHERE measure = 'wait') w USING ({_MONTH_KEYS})
 LEFT JOIN (SELECT * FROM pct WHERE measure = 'proc') p USING ({_MONTH_KEYS})
@@ -335,6 +339,7 @@ pct AS ({{pct}}),
 agg AS (
     SELECT m.*, s.n_cases, s.n_std_cases, s.n_over_cases, r.role,
            [w.p50, w.p90] AS wq, [p.p50, p.p90] AS pq, coalesce(w.value_sum, 0) AS wait_total,
+           coalesce(w.n_values, 0) AS n_wait, coalesce(p.n_values, 0) AS n_proc,
            coalesce(cal.workday_minutes, {DEFAULT_WORKDAY_MINUTES}) AS day_min
     FROM month_totals m
     JOIN {{steps}} s USING ({_STEP_KEYS})
@@ -355,7 +360,7 @@ SELECT row_number() OVER (PARTITION BY institution_id, sop_id
            AS rank,
        institution_id, sop_id, step_id, step_no, activity, role, n, n_cases,
        wq[1] AS wait_p50, wq[2] AS wait_p90, pq[1] AS proc_p50, pq[2] AS proc_p90, standard, share_cases_over,
-       wait_total, excess_total, score, day_min
+       wait_total, excess_total, score, day_min, n_wait, n_proc
 FROM scored
 QUALIFY rank <= $top
 ORDER BY institution_id, sop_id, rank
@@ -774,7 +779,7 @@ def compute_bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, *,
     if ranked:  # one bulk insert (executemany costs milliseconds per row in DuckDB)
         columns = ["institution_id", "sop_id", "rank", "step_id", "step_no", "activity", "role", "n", "n_cases",
                    "wait_p50", "wait_p90", "proc_p50", "proc_p90", "standard", "share_cases_over", "wait_total",
-                   "excess_total", "score", "explanation_id", "explanation_en"]
+                   "excess_total", "score", "explanation_id", "explanation_en", "n_wait", "n_proc"]
         frame = pd.DataFrame([[r[c] for c in columns] for r in ranked], columns=columns)
         frame.insert(0, "run_id", run_id)
         conn.register("ranked_df", frame)

@@ -43,7 +43,8 @@ from pipeline.timing import compute_timing
 # Raised when what a run keeps for the next incremental one changes meaning (run_changes, the kept bottleneck
 # sums): the first run after such an upgrade is full instead of building on what an older version kept.
 # 2: run_dirty_known holds every dirty case with events loaded before, also those no run checked.
-STATE_REVISION = 2
+# 3: the per-month step rows carry how many values their percentiles come from (n_wait, n_proc).
+STATE_REVISION = 3
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
 # the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
@@ -543,7 +544,7 @@ def _bottlenecks(conn: duckdb.DuckDBPyConnection, run_id: str, calendars: dict[s
         INSERT INTO step_metrics
         SELECT b.run_id, b.institution_id, b.sop_id, b.step_id, b.period, b.n, b.wait_p50, b.wait_p90,
                b.proc_p50, b.proc_p90, s.time_raw,
-               CASE WHEN s.standard_max IS NOT NULL THEN b.n_over / b.n END
+               CASE WHEN s.standard_max IS NOT NULL THEN b.n_over / b.n END, b.n_wait, b.n_proc
         FROM bottleneck_step_month b LEFT JOIN sop_steps s USING (sop_id, step_id)
         WHERE b.run_id = ?
         """,

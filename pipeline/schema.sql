@@ -179,6 +179,9 @@ CREATE TABLE IF NOT EXISTS step_metrics (
     standard             VARCHAR,            -- the raw time text of the step
     share_over_standard  DOUBLE
 );
+-- how many waiting and processing times the percentiles come from (a first step has no waiting)
+ALTER TABLE step_metrics ADD COLUMN IF NOT EXISTS n_wait BIGINT;
+ALTER TABLE step_metrics ADD COLUMN IF NOT EXISTS n_proc BIGINT;
 
 -- Distinct paths (variants of step ids) per SOP, for the process map's "actual paths".
 CREATE TABLE IF NOT EXISTS variants (
@@ -330,6 +333,8 @@ CREATE TABLE IF NOT EXISTS bottleneck_step_month (
     share_over_standard  DOUBLE,              -- n_over / n_with_standard
     excess_working       DOUBLE               -- working minutes over the standard, summed
 );
+ALTER TABLE bottleneck_step_month ADD COLUMN IF NOT EXISTS n_wait BIGINT;   -- values behind wait_p50/p90
+ALTER TABLE bottleneck_step_month ADD COLUMN IF NOT EXISTS n_proc BIGINT;   -- values behind proc_p50/p90
 
 CREATE TABLE IF NOT EXISTS bottleneck_handovers (
     run_id         VARCHAR NOT NULL,
@@ -415,6 +420,8 @@ CREATE TABLE IF NOT EXISTS bottlenecks (
     explanation_id   VARCHAR NOT NULL,
     explanation_en   VARCHAR NOT NULL
 );
+ALTER TABLE bottlenecks ADD COLUMN IF NOT EXISTS n_wait BIGINT;   -- values behind wait_p50/p90
+ALTER TABLE bottlenecks ADD COLUMN IF NOT EXISTS n_proc BIGINT;
 
 -- Kept sums of the bottleneck aggregates over every current event_timing row (pipeline/bottlenecks.py,
 -- STATE_TABLES): an incremental run appends its changed cases' new rows and their old ones subtracted, so the

@@ -100,6 +100,17 @@ def test_step_month_percentiles_and_share(conn: duckdb.DuckDBPyConnection) -> No
         (450.0, 5.0)]
 
 
+def test_percentiles_say_how_many_values_they_come_from(conn: duckdb.DuckDBPyConnection) -> None:
+    """A first step has no waiting time: its row says n_wait 0 beside its 5 executions, so a report can
+    show "-" instead of a median of nothing (or of one child's wait); the rework SOP's r1 waits only in
+    the two repetitions."""
+    got = conn.execute("SELECT step_id, n, wait_p50, n_wait, n_proc FROM bottleneck_step_month "
+                       "ORDER BY step_id").fetchall()
+    assert got == [("r1", 4, 5.0, 2, 4), ("s1", 5, None, 0, 5), ("s2", 5, 30.0, 5, 5), ("s3", 5, 600.0, 5, 5)]
+    ranked = conn.execute("SELECT step_id, n_wait, n_proc FROM bottlenecks ORDER BY step_id").fetchall()
+    assert ranked == [("r1", 2, 4), ("s2", 5, 5), ("s3", 5, 5)]
+
+
 def test_handover_between_roles(conn: duckdb.DuckDBPyConnection) -> None:
     got = conn.execute("""SELECT prev_role, role, n, wait_p50, wait_p90 FROM bottleneck_handovers
                           ORDER BY prev_role""").fetchall()
@@ -205,11 +216,13 @@ def test_percentiles_from_value_counts_equal_numpy(tmp_path: Path, counts_as: st
                      f"FROM (SELECT DISTINCT g FROM ({counts}))")
         conn.register("frame", percentiles_frame(conn, f"SELECT gid, value, n FROM ({counts}) JOIN numbers USING (g)"))
         # the same values as the SQL, bit for bit
-        assert conn.execute(f"SELECT g, p50, p90, value_sum FROM frame JOIN numbers USING (gid) "
+        assert conn.execute(f"SELECT g, p50, p90, value_sum, n_values FROM frame JOIN numbers USING (gid) "
                             f"EXCEPT SELECT * FROM ({sql})").fetchall() == []
-        sql = "SELECT g, p50, p90, value_sum FROM frame JOIN numbers USING (gid)"
-    got = {g: (p50, p90, total) for g, p50, p90, total in conn.execute(sql).fetchall()}
+        sql = "SELECT g, p50, p90, value_sum, n_values FROM frame JOIN numbers USING (gid)"
+    got = {g: (p50, p90, total, n) for g, p50, p90, total, n in conn.execute(sql).fetchall()}
     assert set(got) == set(groups)
     for g, xs in groups.items():
         p50, p90 = np.percentile(xs, [50, 90])
-        assert got[g] == (pytest.approx(p50, rel=1e-12), pytest.approx(p90, rel=1e-12), pytest.approx(xs.sum())), g
+        # n_values: how many values the percentiles come from (what a report suppresses small ones by)
+        assert got[g] == (pytest.approx(p50, rel=1e-12), pytest.approx(p90, rel=1e-12), pytest.approx(xs.sum()),
+                          len(xs)), g
