@@ -12,6 +12,8 @@ Rules (DESIGN section 3 semantics; measures from :func:`pipeline.sop.parse_time`
 * ``stalled_case``: an open case whose last event ended longer before ``as_of`` than the largest standard
   of the next possible steps (the successors, plus the step itself when it repeats; elapsed standards rank
   above working ones; :data:`DEFAULT_STALL` when none has a standard), measured in that standard's unit.
+  The deviation's step is the last step done; its detail names the next step whose standard was applied
+  (``next_step``, null for the default).
   A step that only the end can follow is never stalled: the case awaits closure, not a step.
 """
 
@@ -219,28 +221,32 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
     for sop_id, model in models.items():
         succ = model.successors()
         for step in model.steps:
-            nexts = [parse_time(model.step(n).time, model.clock) for n in succ[step.id] if n != END]
+            nexts = [(n, parse_time(model.step(n).time, model.clock)) for n in succ[step.id] if n != END]
             if step.repeat:
-                nexts.append(parse_time(step.time, model.clock))
-            elif not any(n != END for n in succ[step.id]):
+                nexts.append((step.id, parse_time(step.time, model.clock)))
+            elif not nexts:
                 continue  # only the end can follow: an open case waiting here awaits closure, not a step
-            stds = [s for s in nexts if s is not None]
-            std = max(stds, key=lambda s: (s.measure == "elapsed_minutes", s.maximum)) if stds else DEFAULT_STALL
-            thresholds.append((sop_id, step.id, std.measure, std.maximum, std.raw))
+            timed = [(n, s) for n, s in nexts if s is not None]
+            # the step whose standard counts is named in the deviation, so that it can be explained
+            next_step, std = (max(timed, key=lambda t: (t[1].measure == "elapsed_minutes", t[1].maximum))
+                              if timed else (None, DEFAULT_STALL))
+            thresholds.append((sop_id, step.id, std.measure, std.maximum, std.raw, next_step))
     if not thresholds:
         return 0
-    conn.register("stall_df", pd.DataFrame(thresholds, columns=["sop_id", "step_id", "measure", "maximum", "raw"]))
+    conn.register("stall_df", pd.DataFrame(
+        thresholds, columns=["sop_id", "step_id", "measure", "maximum", "raw", "next_step"]))
     # the last event's end, and the step of the last one mapped to a step (by time, batch and row)
     if not conn.execute("SELECT count(*) FROM cases WHERE status = 'open' AND last_at IS NULL").fetchall()[0][0]:
         # ingest keeps them per case: the events need no reading (at 10M events that read took 0.25-0.9 s)
         last_sql = f"""
             SELECT e.institution_id, e.sop_id, e.case_id, e.last_step_id AS step_id, e.last_at AS ts_end,
-                   s.measure, s.maximum, s.raw
+                   s.measure, s.maximum, s.raw, s.next_step
             FROM cases e JOIN stall_df s ON s.sop_id = e.sop_id AND s.step_id = e.last_step_id
             WHERE e.status = 'open' AND e.sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}"""
     else:  # rows an older version wrote
         last_sql = f"""
-            SELECT c.institution_id, c.sop_id, c.case_id, l.step_id, l.ts_end, s.measure, s.maximum, s.raw
+            SELECT c.institution_id, c.sop_id, c.case_id, l.step_id, l.ts_end, s.measure, s.maximum, s.raw,
+                   s.next_step
             FROM cases c
             JOIN (SELECT institution_id, sop_id, case_id, max(ts_end) AS ts_end,
                          arg_max(step_id, (ts_end, batch_id, source_row)) AS step_id
@@ -269,7 +275,8 @@ def _stalled(conn: duckdb.DuckDBPyConnection, models: dict[str, SopModel],
         """INSERT INTO run_deviations
            SELECT s.institution_id, s.sop_id, s.case_id, 'stalled_case', s.step_id, NULL, s.raw,
                   printf('%.1f', v.value), $as_of,
-                  json_object('idle', v.value, 'maximum', s.maximum, 'measure', s.measure, 'last_event', s.ts_end)
+                  json_object('idle', v.value, 'maximum', s.maximum, 'measure', s.measure, 'last_event', s.ts_end,
+                              'next_step', s.next_step)
            FROM stall_src s JOIN stalled_df v ON v.rid = s.rowid""",
         {"as_of": as_of},
     )

@@ -73,6 +73,10 @@ def test_each_deviation_rule_on_hand_made_cases(hand_made: duckdb.DuckDBPyConnec
     assert len(devs["swap"]) == 1 and devs["swap"][0][0] == "wrong_order" and devs["swap"][0][1] in {"s2", "s3"}
     # an open case is aligned as a prefix: the steps still to come are not missing, but it is stalled
     assert devs["open"] == [("stalled_case", "s5")]
+    # idle since s5, which repeats: the standard applied is the longer of s5's own (30 Menit) and s6's (15 Menit),
+    # and the deviation names that step, for its explanation
+    assert hand_made.execute("SELECT expected, detail->>'next_step' FROM deviations WHERE case_id = 'open'"
+                             ).fetchall() == [("30 Menit", "s5")]
     assert devs["foreign"] == [("unexpected_step", None), ("wrong_role", "s1"), ("wrong_role", "s2")]
     assert devs["twice"] == [("repeated_step", "s3")]
     assert devs["skipped"] == [("missing_step", "s3")]
