@@ -491,6 +491,10 @@ def _delta_sql(select: str, previous: str, keys: str, values: list[str], new_row
 # ---------------------------------------------------------------------------------------------------
 
 
+# no median is told from fewer values than this (a first step's "median wait" of one child; DESIGN section 9)
+MIN_MEDIAN_VALUES = 5
+
+
 def fmt_number(value: float, lang: str = "id", digits: int = 0) -> str:
     """``1234.5`` -> ``1.234,5`` (id) or ``1,234.5`` (en); a trailing ``,0`` is dropped."""
     text = f"{value:,.{digits}f}"
@@ -543,11 +547,14 @@ def _short(text: str | None, limit: int = 70) -> str:
 
 def explain(row: Mapping[str, Any], lang: str = "id") -> str:
     """One sentence on a ranked step, e.g. ``Langkah 3 (Guru BK memanggil siswa): median waktu tunggu
-    2,5 hari kerja, median waktu proses 20 menit; 64% kasus melebihi standar 15 Menit.``"""
+    2,5 hari kerja, median waktu proses 20 menit; 64% kasus melebihi standar 15 Menit.`` A median from fewer
+    than :data:`MIN_MEDIAN_VALUES` values (``n_wait``, ``n_proc`` when the row has them) is left out."""
     day = float(row.get("day_min") or DEFAULT_WORKDAY_MINUTES)
     no = str(row.get("step_no") or row.get("step_id")).rstrip(".")
     label = _short(row.get("activity")) or str(row.get("step_id"))
-    wait, proc = row.get("wait_p50"), row.get("proc_p50")
+    counts = {m: row.get(f"n_{m}") for m in ("wait", "proc")}
+    wait, proc = (None if counts[m] is not None and counts[m] < MIN_MEDIAN_VALUES else row.get(f"{m}_p50")
+                  for m in ("wait", "proc"))
     share, standard = row.get("share_cases_over"), row.get("standard")
     id_ = lang == "id"
     parts = []
@@ -556,7 +563,8 @@ def explain(row: Mapping[str, Any], lang: str = "id") -> str:
     if proc is not None:
         parts.append(("median waktu proses " if id_ else "median processing ")
                      + fmt_duration(proc, lang, day))
-    head = f"{'Langkah' if id_ else 'Step'} {no} ({label}): " + ", ".join(parts)
+    medians = f"{', '.join(parts)}; " if parts else ""
+    head = f"{'Langkah' if id_ else 'Step'} {no} ({label}): {medians}"
     if standard and share is not None:
         pct = fmt_percent(share, lang)
         tail = (f"{pct} kasus melebihi standar {standard}" if id_
@@ -565,7 +573,7 @@ def explain(row: Mapping[str, Any], lang: str = "id") -> str:
         tail = f"standar {standard}" if id_ else f"standard {standard}"
     else:
         tail = "langkah ini tidak memiliki standar waktu" if id_ else "the step has no time standard"
-    return f"{head}; {tail}."
+    return f"{head}{tail}."
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from pipeline.bottlenecks import (
     DEFAULT_WORKDAY_MINUTES,
     Scope,
+    explain,
     fmt_duration,
     fmt_number,
     fmt_percent,
@@ -57,15 +58,16 @@ MONTHS = {
 ROMAN = ["I", "II", "III", "IV"]
 TZ_ABBR = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 
+# The dashboard's wording (dashboards/i18n.py ``kind.*``), copied: the engine never imports the dashboard.
 KIND_LABELS: dict[str, dict[str, str]] = {
     "missing_step": {"id": "Langkah terlewat", "en": "Missing step"},
     "unexpected_step": {"id": "Kegiatan di luar SOP", "en": "Unexpected step"},
     "wrong_order": {"id": "Urutan salah", "en": "Wrong order"},
     "repeated_step": {"id": "Langkah berulang", "en": "Repeated step"},
-    "overdue_step": {"id": "Langkah melebihi standar waktu", "en": "Step over its time standard"},
-    "case_sla_breach": {"id": "Kasus melebihi standar waktu", "en": "Case over its time standard"},
+    "overdue_step": {"id": "Melebihi standar waktu", "en": "Overdue step"},
+    "case_sla_breach": {"id": "Kasus melebihi batas waktu", "en": "Case SLA breach"},
     "wrong_role": {"id": "Pelaksana tidak sesuai", "en": "Wrong role"},
-    "missing_document": {"id": "Kelengkapan tidak tercatat", "en": "Missing document"},
+    "missing_document": {"id": "Dokumen tidak lengkap", "en": "Missing document"},
     "stalled_case": {"id": "Kasus macet", "en": "Stalled case"},
     "rule_breach": {"id": "Pelanggaran aturan", "en": "Rule breach"},
 }
@@ -78,18 +80,39 @@ KIND_MEANING: dict[str, dict[str, str]] = {
                       "en": "a step repeated where the SOP has no loop"},
     "overdue_step": {"id": "langkah lebih lama dari standar waktunya (waktu kerja)",
                      "en": "a step took longer than its standard (working time)"},
-    "case_sla_breach": {"id": "seluruh kasus melebihi standar waktunya (mis. 1 x 24 jam)",
-                        "en": "the whole case exceeded its standard (e.g. 1 x 24 jam)"},
+    "case_sla_breach": {"id": "kasus, atau bagian kasus antara dua langkah, melebihi batas waktunya (mis. 1 x 24 jam)",
+                        "en": "the case, or the part of it between two steps, exceeded its limit (e.g. 1 x 24 jam)"},
     "wrong_role": {"id": "langkah dilakukan oleh pelaksana lain", "en": "a step done by another role"},
     "missing_document": {"id": "kelengkapan/dokumen langkah tidak tercatat",
                          "en": "a step's required documents not recorded"},
-    "stalled_case": {"id": "kasus terbuka tanpa kegiatan lebih lama dari standar langkah berikutnya",
-                     "en": "an open case idle for longer than the next step's standard"},
+    # the deviation's step is the last step done; its ``expected`` is the standard of the step that should follow
+    "stalled_case": {"id": "kasus terbuka tanpa kegiatan sejak langkah terakhirnya (langkah yang disebut) selesai, "
+                           "lebih lama dari standar waktu langkah berikutnya",
+                     "en": "an open case idle since its last step (the step named) ended, for longer than the "
+                           "next step's time standard"},
     "rule_breach": {"id": "siswa melanggar ketentuan dokumen aturan (kehadiran, layanan berjenjang, remedial)",
                     "en": "a student breached a rule of a rules document (attendance, escalation order, remedial)"},
 }
 SEVERITY = {"high": {"id": "tinggi", "en": "high"}, "medium": {"id": "sedang", "en": "medium"},
             "low": {"id": "rendah", "en": "low"}}
+
+# the engine's default stall standard (pipeline/timing.py DEFAULT_STALL) is stored bilingual in deviations.expected
+_DEFAULT_STANDARD_RE = re.compile(r"^\s*(?P<n>\d+(?:[.,]\d+)?)\s+hari kerja\s*\(\s*bawaan\s*/\s*default\s*\)\s*$",
+                                  re.IGNORECASE)
+
+
+def standard_text(raw: str | None, lang: str) -> str:
+    """A stored time standard as the report's language shows it: the engine's bilingual default
+    ``5 hari kerja (bawaan / default)`` becomes ``5 hari kerja (bawaan)`` or ``5 working days (default)``."""
+    if not raw:
+        return "–"
+    m = _DEFAULT_STANDARD_RE.match(raw)
+    if m is None:
+        return raw
+    n = m["n"]
+    if lang == "id":
+        return f"{n} hari kerja (bawaan)"
+    return f"{n.replace(',', '.')} working day{'' if n == '1' else 's'} (default)"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,6 +225,14 @@ def rate_cell(num: int | None, den: int | None, lang: str, digits: int = 1) -> C
     return Cell(fmt_percent(share, lang, digits), share)
 
 
+def _n_wait(step: Mapping[str, Any] | None, ranked: Mapping[str, Any]) -> int | None:
+    """The cases a ranked step's waiting percentiles come from (its step row; else the ranking's own count)."""
+    if step is not None:
+        return int(step["n_wait"] or 0)
+    n = ranked.get("n_wait", ranked.get("n_cases"))
+    return None if n is None else int(n)
+
+
 def duration_cell(minutes: float | None, n: int | None, lang: str, day: float) -> Cell:
     if n is not None and 0 < n < SUPPRESS_BELOW:
         return Cell("n < 5", None, True)
@@ -252,9 +283,11 @@ ORDER BY s.sop_id
 
 DEVIATION_SQL = f"""
 WITH {_PERIOD_CASES}
-SELECT d.sop_id, d.kind, d.step_id, any_value(d.activity) AS activity,
-       count(DISTINCT d.case_id) AS n_cases, count(*) AS n
+SELECT d.sop_id, d.kind, d.step_id, any_value(d.activity) AS activity, any_value(st.no) AS step_no,
+       -- a stalled case's expected is the next step's standard: the same for every case stalled after this step
+       any_value(d.expected) AS expected, count(DISTINCT d.case_id) AS n_cases, count(*) AS n
 FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
+     LEFT JOIN sop_steps st ON st.sop_id = d.sop_id AND st.step_id = d.step_id
 GROUP BY d.sop_id, d.kind, d.step_id
 QUALIFY row_number() OVER (PARTITION BY d.sop_id ORDER BY count(DISTINCT d.case_id) DESC, d.kind, d.step_id)
         <= {TOP_DEVIATIONS}
@@ -267,6 +300,9 @@ ev AS (SELECT t.* FROM event_timing t JOIN period_cases c
          ON c.sop_id = t.sop_id AND c.case_id = t.case_id)
 SELECT st.sop_id, st.step_id, st.ord, st.no, st.activity, st.role_label, st.time_raw,
        count(DISTINCT ev.case_id) AS n_cases,
+       -- the cases each percentile is computed from: a first step has no previous event to wait for
+       count(DISTINCT ev.case_id) FILTER (WHERE ev.wait_working IS NOT NULL) AS n_wait,
+       count(DISTINCT ev.case_id) FILTER (WHERE ev.proc_working IS NOT NULL) AS n_proc,
        quantile_cont(ev.wait_working, 0.5) AS wait_p50, quantile_cont(ev.wait_working, 0.9) AS wait_p90,
        quantile_cont(ev.proc_working, 0.5) AS proc_p50, quantile_cont(ev.proc_working, 0.9) AS proc_p90,
        count(ev.over_standard) AS n_std, count(*) FILTER (WHERE ev.over_standard) AS n_over
@@ -277,20 +313,39 @@ GROUP BY st.sop_id, st.step_id, st.ord, st.no, st.activity, st.role_label, st.ti
 ORDER BY st.sop_id, st.ord
 """
 
-ATTENTION_SQL = f"""
+# Cases with a high-severity deviation or stalled. A case is listed only when its SOP has at least 5 cases in the
+# period and at least 5 of them share its status: the report shows smaller SOPs and open counts as "< 5", and a
+# list of their cases (SOP, opening date, status, deviations) would undo that. Nor is a list of 1-4 such cases
+# shown (institution_report).
+_ATTENTION = f"""
 WITH {_PERIOD_CASES},
+grouped AS (
+    SELECT c.*, count(*) OVER (PARTITION BY c.sop_id) AS n_sop,
+           count(*) OVER (PARTITION BY c.sop_id, c.status) AS n_status
+    FROM period_cases c),
 dv AS (
     SELECT d.sop_id, d.case_id, list(DISTINCT d.kind ORDER BY d.kind) AS kinds,
            max(CASE d.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) AS worst,
            bool_or(d.kind = 'stalled_case') AS stalled
     FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
-    GROUP BY ALL)
-SELECT c.case_id, c.sop_id, s.number, c.opened_local::DATE AS opened, c.status, c.n_deviations,
-       dv.kinds, dv.worst, dv.stalled, count(*) OVER () AS n_total
-FROM period_cases c JOIN dv USING (sop_id, case_id) LEFT JOIN sops s ON s.sop_id = c.sop_id
-WHERE dv.worst = 3 OR dv.stalled
-ORDER BY dv.stalled DESC, dv.worst DESC, c.n_deviations DESC, c.opened_local, c.case_id
+    GROUP BY ALL),
+flagged AS (
+    SELECT c.case_id, c.sop_id, c.opened_local, c.status, c.n_deviations, dv.kinds, dv.worst, dv.stalled,
+           c.n_sop >= {SUPPRESS_BELOW} AND c.n_status >= {SUPPRESS_BELOW} AS listable
+    FROM grouped c JOIN dv USING (sop_id, case_id)
+    WHERE dv.worst = 3 OR dv.stalled)"""
+
+ATTENTION_SQL = f"""{_ATTENTION}
+SELECT case_id, sop_id, opened_local::DATE AS opened, status, n_deviations, kinds, worst, stalled
+FROM flagged WHERE listable
+ORDER BY stalled DESC, worst DESC, n_deviations DESC, opened_local, case_id
 LIMIT {MAX_ATTENTION}
+"""
+
+ATTENTION_COUNT_SQL = f"""{_ATTENTION}
+SELECT count(*) AS n_total, count(*) FILTER (WHERE listable) AS n_listable,
+       count(*) FILTER (WHERE NOT listable) AS n_left_out
+FROM flagged
 """
 
 MONTHLY_SQL = f"""
@@ -394,14 +449,29 @@ def _trend_figure(months: list[dict[str, Any]], lang: str) -> Any:
     return fig
 
 
+def _shown_median(step: Mapping[str, Any], measure: str) -> float | None:
+    """A step's median waiting (``wait``) or processing (``proc``) time, or None when it comes from fewer than 5
+    cases (as the step table suppresses it) or from none."""
+    if int(step[f"n_{measure}"] or 0) < SUPPRESS_BELOW:
+        return None
+    value = step[f"{measure}_p50"]
+    return None if value is None else float(value)
+
+
+def _chart_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps the step chart draws: those with a median shown in the step table."""
+    return [s for s in steps if _shown_median(s, "wait") is not None or _shown_median(s, "proc") is not None]
+
+
 def _step_figure(steps: list[dict[str, Any]], lang: str, day: float) -> Any:
     import plotly.graph_objects as go
 
-    shown = [s for s in steps if s["n_cases"] >= SUPPRESS_BELOW]
+    shown = _chart_steps(steps)
     labels = [f"{str(s['no'] or s['step_id']).rstrip('.')}" for s in shown]
     hours = 60.0 if day < 24 * 60 else day
-    wait = [(s["wait_p50"] or 0.0) / hours for s in shown]
-    proc = [(s["proc_p50"] or 0.0) / hours for s in shown]
+    # no bar for a median from fewer than 5 cases (None: plotly draws nothing there)
+    wait = [None if (w := _shown_median(s, "wait")) is None else w / hours for s in shown]
+    proc = [None if (m := _shown_median(s, "proc")) is None else m / hours for s in shown]
     fig = go.Figure([
         go.Bar(y=labels, x=wait, orientation="h", name="median waktu tunggu" if lang == "id" else "median wait",
                marker_color="#c0504d"),
@@ -426,6 +496,53 @@ def _place(region: str | None, name: str) -> str:
     if region:
         return region.split(",")[0].strip()
     return name
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def sop_labels(sops: Sequence[Mapping[str, Any]], width: int = 40) -> dict[str, str]:
+    """A short label per SOP that tells the institution's SOPs apart: ``number · short title``, or the short
+    title when the SOP has no number; the whole title where the short ones collide (two SOPs of SMP N 2 share
+    the number BK001/Jan/2020, some titles share their first words)."""
+    def label(sop: Mapping[str, Any], short: bool) -> str:
+        title = str(sop["title"] or "")
+        parts = [str(sop["number"] or ""), _short(title, width) if short else title]
+        return " · ".join(p for p in parts if p) or str(sop["sop_id"])
+
+    labels = {str(s["sop_id"]): label(s, True) for s in sops}
+    taken = list(labels.values())
+    for sop in sops:
+        if taken.count(labels[str(sop["sop_id"])]) > 1:
+            labels[str(sop["sop_id"])] = label(sop, False)
+    return labels
+
+
+def _heading(number: str | None, title: str | None) -> str:
+    """How the report names an SOP in full: ``number — title``, or the title alone (never the raw id)."""
+    return " — ".join(p for p in (number, title) if p) or "–"
+
+
+def _deviation_step(d: Mapping[str, Any], lang: str) -> str:
+    """The step column of a deviation row. A stalled case's step is the last one done, and its standard the next
+    step's: the row says so, with the standard in the report's language."""
+    activity = str(d["activity"] or "")
+    if d["kind"] != "stalled_case" or not d["step_id"]:
+        return activity
+    no = str(d["step_no"] or d["step_id"]).rstrip(".")
+    std = standard_text(d["expected"], lang)
+    if lang == "id":
+        return f"sejak langkah {no} “{activity}” selesai; melebihi standar langkah berikutnya: {std}"
+    return f"since step {no} “{activity}” ended; over the next step's standard: {std}"
+
+
+def _bottleneck_sentence(b: Mapping[str, Any], step: Mapping[str, Any] | None, lang: str) -> str:
+    """The ranked step's sentence, without a median that the step table suppresses (fewer than 5 cases)."""
+    if step is None:
+        return str(b["explanation_id" if lang == "id" else "explanation_en"])
+    row = {**b, "wait_p50": _shown_median(step, "wait"), "proc_p50": _shown_median(step, "proc")}
+    return explain(row, lang)
 
 
 def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, period: Period, lang: str,
@@ -463,14 +580,18 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     scope = Scope(run_id, institution_id, params["start"], params["end"])
     ranked = rank_bottlenecks(conn, scope, top=TOP_BOTTLENECKS, min_cases=SUPPRESS_BELOW)
     attention = _rows(conn, ATTENTION_SQL, params)
+    attention_count = _rows(conn, ATTENTION_COUNT_SQL, params)[0]
+    labels = sop_labels(sops)
     year_back = _params(run_id, institution_id, _add_months(period.end, -12), period.end)
     monthly = _rows(conn, MONTHLY_SQL, year_back)
 
     sop_blocks = []
     for sop in sops:
         sop_steps = [s for s in steps if s["sop_id"] == sop["sop_id"]]
+        step_by_id = {s["step_id"]: s for s in sop_steps}
         block = {
             "sop_id": sop["sop_id"], "number": sop["number"], "title": sop["title"], "kind": sop["kind"],
+            "heading": _heading(sop["number"], sop["title"]),
             # fewer than 5 cases: every time and rate is suppressed, so the section shrinks to its deviations
             "small": sop["n_cases"] < SUPPRESS_BELOW, "empty": sop["n_cases"] == 0,
             "n_cases": count_cell(sop["n_cases"], lang),
@@ -478,33 +599,36 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
             "rate": rate_cell(sop["n_compliant"], sop["n_cases"], lang),
             "deviations": [
                 {"kind": KIND_LABELS.get(d["kind"], {}).get(lang, d["kind"]), "kind_key": d["kind"],
-                 "step": (d["step_id"] or ""), "activity": d["activity"] or "",
+                 "step": (d["step_id"] or ""), "activity": _deviation_step(d, lang),
                  "n_cases": count_cell(d["n_cases"], lang)}
                 for d in devs if d["sop_id"] == sop["sop_id"]],
             "bottlenecks": [
                 {"rank": b["rank"], "step": str(b["step_no"] or b["step_id"]).rstrip("."),
                  "step_id": b["step_id"], "activity": b["activity"] or "",
                  "n_cases": count_cell(b["n_cases"], lang),
-                 "wait_p50": duration_cell(b["wait_p50"], b["n_cases"], lang, day),
-                 "wait_p90": duration_cell(b["wait_p90"], b["n_cases"], lang, day),
+                 # the waiting percentiles as the step table shows them: suppressed on the cases that waited
+                 "wait_p50": duration_cell(b["wait_p50"], _n_wait(step_by_id.get(b["step_id"]), b), lang, day),
+                 "wait_p90": duration_cell(b["wait_p90"], _n_wait(step_by_id.get(b["step_id"]), b), lang, day),
                  "share_over": (Cell(fmt_percent(b["share_cases_over"], lang), b["share_cases_over"])
                                 if b["share_cases_over"] is not None else Cell("–", None)),
                  "score": duration_cell(b["score"], b["n_cases"], lang, day),
-                 "sentence": b["explanation_id" if lang == "id" else "explanation_en"]}
+                 "sentence": _bottleneck_sentence(b, step_by_id.get(b["step_id"]), lang)}
                 for b in ranked if b["sop_id"] == sop["sop_id"]],
             "steps": [
                 {"no": str(s["no"] or s["step_id"]).rstrip("."), "step_id": s["step_id"],
-                 "activity": s["activity"], "role": s["role_label"] or "", "standard": s["time_raw"] or "–",
+                 "activity": s["activity"], "role": s["role_label"] or "",
+                 "standard": standard_text(s["time_raw"], lang),
                  "n_cases": count_cell(s["n_cases"], lang),
-                 "wait_p50": duration_cell(s["wait_p50"], s["n_cases"], lang, day),
-                 "wait_p90": duration_cell(s["wait_p90"], s["n_cases"], lang, day),
-                 "proc_p50": duration_cell(s["proc_p50"], s["n_cases"], lang, day),
-                 "proc_p90": duration_cell(s["proc_p90"], s["n_cases"], lang, day),
+                 # each percentile on the cases it comes from; "–" when there is none (a first step's wait)
+                 "wait_p50": duration_cell(s["wait_p50"], s["n_wait"], lang, day),
+                 "wait_p90": duration_cell(s["wait_p90"], s["n_wait"], lang, day),
+                 "proc_p50": duration_cell(s["proc_p50"], s["n_proc"], lang, day),
+                 "proc_p90": duration_cell(s["proc_p90"], s["n_proc"], lang, day),
                  "share_over": rate_cell(s["n_over"], s["n_std"], lang, 0) if s["n_std"] else Cell("–", None)}
                 for s in sop_steps],
             "chart": None,
         }
-        if charts is not None and sum(s["n_cases"] >= SUPPRESS_BELOW for s in sop_steps) >= 2:
+        if charts is not None and len(_chart_steps(sop_steps)) >= 2:
             block["chart"] = charts.svg(_step_figure(sop_steps, lang, day), 700, 60 + 28 * len(sop_steps))
         sop_blocks.append(block)
 
@@ -512,7 +636,10 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     if charts is not None and sum(m["n"] >= SUPPRESS_BELOW for m in monthly) >= 2:
         trend_chart = charts.svg(_trend_figure(monthly, lang), 700, 260)
 
-    n_attention = int(attention[0]["n_total"]) if attention else 0
+    n_attention = int(attention_count["n_total"] or 0)
+    n_listable = int(attention_count["n_listable"] or 0)
+    if n_listable < SUPPRESS_BELOW:  # a list of 1-4 rows would itself be a count of 1-4 cases
+        attention = []
     now = now or dt.datetime.now(dt.UTC)
     local_now = now.astimezone(ZoneInfo(tz))
     generated = (f"{local_now.day} {MONTHS[lang][local_now.month - 1]} {local_now.year}, "
@@ -538,14 +665,19 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
         "sops": procedures or sop_blocks,
         "trend_chart": trend_chart, "charts_available": charts is None or charts.available,
         "attention": [
-            {"case_id": a["case_id"], "sop": a["number"] or a["sop_id"], "opened": _date(a["opened"], lang),
+            {"case_id": a["case_id"], "sop_id": a["sop_id"], "sop": labels.get(a["sop_id"], a["sop_id"]),
+             "opened": _date(a["opened"], lang),
              "status": ("terbuka" if lang == "id" else "open") if a["status"] == "open"
              else ("selesai" if lang == "id" else "closed"),
              "n_deviations": a["n_deviations"],
              "kinds": ", ".join(KIND_LABELS.get(k, {}).get(lang, k) for k in a["kinds"]),
              "worst": SEVERITY[{3: "high", 2: "medium", 1: "low"}[a["worst"]]][lang]}
             for a in attention],
-        "n_attention": count_cell(n_attention, lang), "n_attention_more": max(0, n_attention - MAX_ATTENTION),
+        # the total is an aggregate (suppressed below 5); how many were left out or not listed is not printed
+        # (when the list is complete, the total minus its rows still tells how many were left out)
+        "n_attention": count_cell(n_attention, lang),
+        "attention_truncated": n_listable > len(attention) > 0,
+        "attention_left_out": int(attention_count["n_left_out"] or 0) > 0 or 0 < n_listable < SUPPRESS_BELOW,
         "kinds": [{"key": k, "label": KIND_LABELS[k][lang], "meaning": KIND_MEANING[k][lang]}
                   for k in KIND_LABELS],
     }

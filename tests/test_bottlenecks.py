@@ -137,6 +137,9 @@ def test_sentences_read_right(conn: duckdb.DuckDBPyConnection) -> None:
     en = conn.execute("SELECT explanation_en FROM bottlenecks WHERE step_id = 's2'").fetchone()
     assert en == ("Step 2 (Wali kelas berkoordinasi dengan guru BK): median wait 30 minutes, "
                   "median processing 15 minutes; 40% of cases exceed the standard of 15 Menit.",)
+    # r1 waited twice and ran four times: no median is told from fewer than 5 values (one child's time)
+    r1 = conn.execute("SELECT explanation_id FROM bottlenecks WHERE step_id = 'r1'").fetchone()
+    assert r1 == ("Langkah 1 (Konseling): langkah ini tidak memiliki standar waktu.",)
 
 
 def test_rework_loops(conn: duckdb.DuckDBPyConnection) -> None:

@@ -12,9 +12,12 @@ import duckdb
 import lxml.html
 import pytest
 
+from dashboards import i18n
 from pipeline.errors import UserError
-from pipeline.report import parse_period, write_reports
+from pipeline.report import _Charts, institution_report, parse_period, write_reports
 from tests.fixtures_published import RUN_ID, build_published_db
+
+DEFAULT_STALL = "5 hari kerja (bawaan / default)"  # what the engine stores as a stall's expected (pipeline/timing.py)
 
 PERIOD = "2025-10"
 INST = "smpn2-ngawi"
@@ -72,7 +75,8 @@ def test_report_numbers_equal_sql(reports: Path, published: Path) -> None:
               AND timezone(i.timezone, r.opened_at) >= DATE '2025-10-01'
               AND timezone(i.timezone, r.opened_at) < DATE '2025-11-01'""", [INST]).fetchone()
         wait = conn.execute("""
-            SELECT t.step_id, quantile_cont(t.wait_working, 0.5), count(DISTINCT t.case_id)
+            SELECT t.step_id, quantile_cont(t.wait_working, 0.5),
+                   count(DISTINCT t.case_id) FILTER (WHERE t.wait_working IS NOT NULL)
             FROM event_timing t JOIN case_results r USING (sop_id, case_id)
             JOIN institutions i ON i.institution_id = r.institution_id
             WHERE t.sop_id = 'smpn2-ngawi/bk001-prosedur' AND timezone(i.timezone, r.opened_at) >= DATE '2025-10-01'
@@ -183,3 +187,207 @@ def test_bad_requests_are_user_errors(published: Path, tmp_path: Path) -> None:
                              "--db", str(tmp_path / "empty" / "patuh.duckdb")], capture_output=True, text=True)
     assert result.returncode == 1
     assert "nothing is published yet" in result.stderr and "Traceback" not in result.stderr
+
+
+def _doc(path: Path) -> lxml.html.HtmlElement:
+    return lxml.html.parse(str(path)).getroot()
+
+
+def _text(el: lxml.html.HtmlElement) -> str:
+    return " ".join(el.text_content().split())
+
+
+def _copy(published: Path, tmp_path: Path) -> Path:
+    """A copy of the published file to change for one test (the module's reports read the original)."""
+    copy = tmp_path / "published" / published.name
+    copy.parent.mkdir(parents=True)
+    shutil.copy(published, copy)
+    return copy
+
+
+def _sop_of_label(doc: lxml.html.HtmlElement, label: str) -> list[str]:
+    """The SOPs of the report's "Kepatuhan per SOP" table whose name ("number — title") a label of the attention
+    list ("number · title", the title perhaps cut with "…") can be read as."""
+    parts = label.split(" · ")
+    number, title = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    prefix = f"{number} — {title.rstrip('…')}" if number else title.rstrip("…")
+    return [row.get("data-sop") for row in doc.xpath("//section[@class='summary']//tr[@data-sop]")
+            if _text(row.xpath("./td[1]")[0]).startswith(prefix)]
+
+
+def test_attention_list_does_not_undo_small_count_suppression(published: Path, tmp_path: Path) -> None:
+    # finding 7: the year 2025 at SMP N 2: bk001-prosedur has 1-4 open cases (shown "< 5"), one of them stalled;
+    # a copy where bk001-alur keeps only 3 cases of the year (its whole section is "< 5")
+    out = tmp_path / "out"
+    (path,) = write_reports(published, period="2025", institutions=[INST], formats={"html"}, out_dir=out)
+    doc = _doc(path)
+    with duckdb.connect(str(published), read_only=True) as conn:
+        truth = dict(conn.execute("SELECT case_id, sop_id || '|' || status FROM case_results WHERE institution_id = ?",
+                                  [INST]).fetchall())
+    rows = doc.xpath("//table[@class='attention']//tr[@data-case]")
+    assert len(rows) >= 5  # the closed cases of both SOPs (groups of 5 or more) are listed
+    listed_sops = set()
+    for row in rows:
+        sop_id, status = truth[row.get("data-case")].split("|")
+        listed_sops.add(sop_id)
+        summary = doc.xpath(f"//section[@class='summary']//tr[@data-sop='{sop_id}']")[0]
+        assert summary.xpath(".//*[@data-key='sop_n_cases']")[0].get("data-value") != "suppressed"
+        if status == "open":
+            assert summary.xpath(".//*[@data-key='sop_n_open']")[0].get("data-value") != "suppressed"
+        # the SOP column names one SOP of the report, the right one (two SOPs share the number BK001/Jan/2020)
+        assert _sop_of_label(doc, _text(row.xpath("./td[2]")[0])) == [sop_id]
+    assert listed_sops == {"smpn2-ngawi/bk001-alur", "smpn2-ngawi/bk001-prosedur"}
+    note = doc.xpath("//section[@class='attention']//*[@data-note='privacy']")
+    assert len(note) == 1 and "kurang dari 5 kasus tidak dicantumkan" in _text(note[0])
+
+    small = _copy(published, tmp_path)
+    with duckdb.connect(str(small)) as conn:
+        conn.execute("""
+            DELETE FROM case_results WHERE sop_id = 'smpn2-ngawi/bk001-alur' AND case_id NOT IN (
+                SELECT case_id FROM case_results WHERE sop_id = 'smpn2-ngawi/bk001-alur'
+                  AND opened_at < TIMESTAMPTZ '2026-01-01 00:00+07' ORDER BY n_deviations DESC, case_id LIMIT 3)""")
+        flagged = conn.execute("""
+            SELECT count(DISTINCT case_id) FROM deviations JOIN case_results USING (sop_id, case_id)
+            WHERE sop_id = 'smpn2-ngawi/bk001-alur' AND (severity = 'high' OR kind = 'stalled_case')""").fetchone()
+    assert flagged is not None and flagged[0] > 0
+    (path,) = write_reports(small, period="2025", institutions=[INST], formats={"html"}, out_dir=out, lang="en")
+    doc = _doc(path)
+    summary = doc.xpath("//section[@class='summary']//tr[@data-sop='smpn2-ngawi/bk001-alur']")[0]
+    assert summary.xpath(".//*[@data-key='sop_n_cases']")[0].text_content() == "< 5"
+    listed = [_text(row.xpath("./td[2]")[0]) for row in doc.xpath("//table[@class='attention']//tr[@data-case]")]
+    assert listed and not any("Alur" in label for label in listed)
+    note = doc.xpath("//section[@class='attention']//*[@data-note='privacy']")
+    assert len(note) == 1 and "fewer than 5 cases are not listed" in _text(note[0])
+
+
+class _KeepFigures(_Charts):
+    """Charts that keep the plotly figures instead of drawing them (kaleido is not what is tested here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[object] = []
+
+    def svg(self, fig: object, width: int, height: int) -> str | None:
+        self.figures.append(fig)
+        return "data:image/svg+xml;base64,"
+
+
+def test_step_percentiles_are_suppressed_on_the_values_they_come_from(published: Path, tmp_path: Path) -> None:
+    # finding 3: as the engine writes it, a first step has no waiting time; here 2 cases of bk001-prosedur still
+    # have one (repeated or out-of-order steps) and none of bk001-alur
+    db = _copy(published, tmp_path)
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("""
+            UPDATE event_timing t SET wait_working = NULL FROM sop_steps st
+            WHERE st.sop_id = t.sop_id AND st.step_id = t.step_id AND st.ord = 0
+              AND (t.sop_id <> 'smpn2-ngawi/bk001-prosedur' OR t.case_id NOT IN (
+                   SELECT case_id FROM event_timing WHERE sop_id = 'smpn2-ngawi/bk001-prosedur'
+                   ORDER BY case_id LIMIT 2))""")
+        first = dict(conn.execute("SELECT sop_id, step_id FROM sop_steps WHERE ord = 0").fetchall())
+        expected = conn.execute("""
+            SELECT t.sop_id, t.step_id, quantile_cont(t.wait_working, 0.5), quantile_cont(t.proc_working, 0.5),
+                   count(DISTINCT t.case_id) FILTER (WHERE t.wait_working IS NOT NULL),
+                   count(DISTINCT t.case_id)
+            FROM event_timing t JOIN case_results r USING (sop_id, case_id)
+            WHERE r.institution_id = ? AND r.opened_at >= TIMESTAMPTZ '2025-01-01 00:00+07'
+              AND r.opened_at < TIMESTAMPTZ '2026-01-01 00:00+07'
+            GROUP BY ALL""", [INST]).fetchall()
+    out = tmp_path / "out"
+    (path,) = write_reports(db, period="2025", institutions=[INST], formats={"html"}, out_dir=out)
+    doc = _doc(path)
+    for sop_id, step_id, wait_p50, _proc, n_wait, n_cases in expected:
+        row = doc.xpath(f"//section[@data-sop='{sop_id}']//table[@class='steps']//tr[@data-step='{step_id}']")[0]
+        cell = row.xpath(".//*[@data-key='step_wait_p50']")[0]
+        p90 = row.xpath(".//*[@data-key='step_wait_p90']")[0]
+        assert float(row.xpath(".//*[@data-key='step_n_cases']")[0].get("data-value")) == n_cases >= 5
+        if n_wait == 0:  # nothing to wait for: a dash, not a time and not "n < 5"
+            assert (cell.text_content(), p90.text_content()) == ("–", "–")
+        elif n_wait < 5:
+            assert (cell.text_content(), p90.text_content()) == ("n < 5", "n < 5")
+        else:
+            assert float(cell.get("data-value")) == pytest.approx(wait_p50)
+    prosedur_s1 = doc.xpath("//section[@data-sop='smpn2-ngawi/bk001-prosedur']//table[@class='steps']"
+                            f"//tr[@data-step='{first['smpn2-ngawi/bk001-prosedur']}']")[0]
+    assert "n < 5" in _text(prosedur_s1)
+    # no bottleneck row or sentence shows a waiting time the step table suppresses
+    for row in doc.xpath("//table[@class='bottlenecks']//tr[@data-step]"):
+        sop_id = row.xpath("ancestor::section/@data-sop")[0]
+        if row.get("data-step") == first[sop_id]:
+            assert row.xpath(".//*[@data-key='bn_wait_p50']")[0].text_content() in ("–", "n < 5")
+            assert "waktu tunggu" not in _text(row.getnext())
+    # the bottleneck chart: no "median waktu tunggu" bar for a first step (from 0 or 2 cases)
+    charts = _KeepFigures()
+    with duckdb.connect(str(db), read_only=True) as conn:
+        institution_report(conn, INST, parse_period("2025"), "id", charts=charts)
+    step_figures = [f for f in charts.figures if len(f.data) == 2]  # type: ignore[attr-defined]
+    assert len(step_figures) == 2  # one per SOP
+    for fig in step_figures:
+        wait_bar, proc_bar = fig.data  # type: ignore[attr-defined]
+        assert wait_bar.name == "median waktu tunggu"
+        bars = dict(zip(wait_bar.y, wait_bar.x, strict=True))
+        assert bars["1"] is None and proc_bar.x[0] is not None
+        assert sum(x is not None for x in wait_bar.x) >= 2
+
+
+def test_stalled_rows_name_the_step_done_and_the_next_standard(published: Path, tmp_path: Path) -> None:
+    # finding 5: a stalled deviation's step is the last step done and its expected the next step's standard (here
+    # the engine's bilingual default, finding 10): every bk001-alur case of 2025 stalled after step 2
+    db = _copy(published, tmp_path)
+    with duckdb.connect(str(db)) as conn:
+        conn.execute("""
+            INSERT INTO deviations (run_id, institution_id, sop_id, case_id, kind, step_id, activity, expected,
+                                    observed, severity, occurred_at)
+            SELECT r.run_id, r.institution_id, r.sop_id, r.case_id, 'stalled_case', st.step_id, st.activity, ?,
+                   '9 hari kerja', 'high', TIMESTAMPTZ '2026-01-31 17:00+00'
+            FROM case_results r JOIN sop_steps st ON st.sop_id = r.sop_id AND st.ord = 1
+            WHERE r.sop_id = 'smpn2-ngawi/bk001-alur'""", [DEFAULT_STALL])
+        row = conn.execute("SELECT no, activity FROM sop_steps WHERE sop_id = 'smpn2-ngawi/bk001-alur' AND ord = 1"
+                           ).fetchone()
+    assert row is not None
+    no, activity = str(row[0]).rstrip("."), row[1]
+    for lang, want, meaning in [
+        ("id", f"sejak langkah {no} “{activity}” selesai; melebihi standar langkah berikutnya: 5 hari kerja (bawaan)",
+         "sejak langkah terakhirnya"),
+        ("en", f"since step {no} “{activity}” ended; over the next step's standard: 5 working days (default)",
+         "idle since its last step"),
+    ]:
+        (path,) = write_reports(db, period="2025", institutions=[INST], formats={"html"}, out_dir=tmp_path / lang,
+                                lang=lang)
+        doc = _doc(path)
+        stalled = doc.xpath("//section[@data-sop='smpn2-ngawi/bk001-alur']//tr[@data-kind='stalled_case']")
+        assert [_text(r.xpath("./td[2]")[0]) for r in stalled] == [want]
+        body = _text(doc.xpath("//body")[0])
+        assert "bawaan / default" not in body and ("bawaan" not in body if lang == "en" else True)
+        appendix = [r for r in doc.xpath("//section[@class='appendix']//tr") if "(stalled_case)" in _text(r)]
+        assert meaning in _text(appendix[0]) and ("berikutnya" if lang == "id" else "next step") in _text(appendix[0])
+
+
+def test_deviation_kinds_read_as_on_the_dashboard(reports: Path, published: Path, tmp_path: Path) -> None:
+    # finding 10: the report's kind names are the dashboard's, in the report's language
+    (en,) = write_reports(published, period=PERIOD, institutions=[INST], formats={"html"}, out_dir=tmp_path,
+                          lang="en")
+    for path, lang in [(reports / f"{INST}_{PERIOD}.html", "id"), (en, "en")]:
+        doc = _doc(path)
+        appendix = doc.xpath("//section[@class='appendix']//tr[td]")
+        assert len(appendix) == 10
+        for row in appendix:
+            label = row.xpath("./td[1]")[0]
+            key = _text(label.xpath("./span")[0]).strip("()")
+            assert _text(label).removesuffix(f" ({key})") == i18n.t(f"kind.{key}", lang)
+        rows = doc.xpath("//tr[@data-kind]")
+        assert rows
+        for row in rows:
+            assert _text(row.xpath("./td[1]")[0]) == i18n.t(f"kind.{row.get('data-kind')}", lang)
+
+
+def test_report_names_sops_and_the_institution_not_raw_ids(reports: Path, published: Path) -> None:
+    # finding 11: bontang-bk's SOP has no number: the reader sees its title, not "Nomor SOP: –" or its id
+    doc = _doc(reports / f"bontang-bk_{PERIOD}.html")
+    with duckdb.connect(str(published), read_only=True) as conn:
+        sops = conn.execute("SELECT sop_id, title FROM sops WHERE institution_id = 'bontang-bk'").fetchall()
+    body = _text(doc.xpath("//body")[0])
+    assert "bontang-bk" not in body and "Nomor SOP: –" not in body
+    for sop_id, title in sops:
+        row = doc.xpath(f"//section[@class='summary']//tr[@data-sop='{sop_id}']")[0]
+        assert _text(row.xpath("./td[1]")[0]) == title
+        assert sop_id not in _text(doc.xpath(f"//section[@data-sop='{sop_id}']")[0])
