@@ -552,9 +552,11 @@ def explain(row: Mapping[str, Any], lang: str = "id") -> str:
     day = float(row.get("day_min") or DEFAULT_WORKDAY_MINUTES)
     no = str(row.get("step_no") or row.get("step_id")).rstrip(".")
     label = _short(row.get("activity")) or str(row.get("step_id"))
-    counts = {m: row.get(f"n_{m}") for m in ("wait", "proc")}
-    wait, proc = (None if counts[m] is not None and counts[m] < MIN_MEDIAN_VALUES else row.get(f"{m}_p50")
-                  for m in ("wait", "proc"))
+    def median(measure: str) -> Any:
+        n = row.get(f"n_{measure}")
+        return None if n is not None and n < MIN_MEDIAN_VALUES else row.get(f"{measure}_p50")
+
+    wait, proc = median("wait"), median("proc")
     share, standard = row.get("share_cases_over"), row.get("standard")
     id_ = lang == "id"
     parts = []
