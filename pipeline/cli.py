@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,6 +33,13 @@ class _BilingualHelp:
         if option is not None:
             option.help = "Tampilkan bantuan ini lalu keluar. / Show this message and exit."
         return option
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:  # a flag takes no value: no "<bool>" beside it in --help (Typer 0.29 shows one)
+            if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+                param.metavar = ""
+        return params
 
 
 class BilingualCommand(_BilingualHelp, TyperCommand):
@@ -117,6 +125,8 @@ def sop_list(
     from pipeline.sop import load_catalogue
 
     catalogue = load_catalogue(_sop_dir(sop_dir))
+    if institution:
+        _known_institution(institution, {m.institution for m in catalogue.models.values()})
     rows = [(sop_id, model.number or "-", model.title, str(len(model.steps) or len(model.rules)), model.kind)
             for sop_id, model in sorted(catalogue.models.items())
             if not institution or model.institution == institution]
@@ -124,6 +134,15 @@ def sop_list(
                           Column("langkah", "steps", number=True), Column("jenis", "kind")], rows)
     if catalogue.errors:
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
+
+
+def _known_institution(institution: str, also: Collection[str] = ()) -> None:
+    """A :class:`UserError` when ``institution`` is neither in institutions.yaml nor in ``also``."""
+    from pipeline.calendars import load_institutions
+
+    known = set(load_institutions(get_settings().institutions_file)) | set(also)
+    if institution not in known:
+        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}")
 
 
 @sop_app.command("show")
@@ -179,6 +198,34 @@ def _print_run_summary(summary: RunSummary) -> None:
         console.print(f"Diterbitkan / published: {summary.published}")
 
 
+def as_of_warning(conn: Any, as_of: datetime.datetime, *, institution: str | None = None,
+                  sop: str | None = None) -> str | None:
+    """What is wrong with ``--as-of`` for the events in scope (one cheap aggregate): events after it, which
+    the run would judge as if they had happened by then; None when every event is before it."""
+    where = ["ts_end IS NOT NULL"]
+    params: dict[str, Any] = {"as_of": as_of}
+    if institution:
+        where.append("institution_id = $institution")
+        params["institution"] = institution
+    if sop:
+        where.append("coalesce(sop_id, '') = $sop")
+        params["sop"] = sop
+    total, after, first, last = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE ts_end > $as_of), min(coalesce(ts_start, ts_end)), max(ts_end) "
+        f"FROM events WHERE {' AND '.join(where)}", params).fetchall()[0]
+    if not after:
+        return None
+    at = f"{as_of.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC"
+    span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+    scope = " ".join(filter(None, [institution, sop])) or "the database"
+    if after == total:
+        return (f"--as-of {at} is before every event of {scope} ({total} events, {span}): open cases are judged "
+                "at a time before anything happened; give an --as-of after the last event, e.g. the end of the "
+                "period you report on")
+    return (f"{after} of {total} events of {scope} are after --as-of {at} (events {span}): they are judged as if "
+            "they had happened by then; give an --as-of after the last event")
+
+
 def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = None,
                as_of: datetime.datetime | None = None, full: bool = False, workers: int = 2) -> RunSummary:
     """Load the catalogue and calendars, run the compliance check on ``db`` and publish the results."""
@@ -196,6 +243,10 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     calendars = load_calendars(settings.institutions_file)
     conn = connect(db)
     try:
+        if as_of is not None:
+            warning = as_of_warning(conn, as_of, institution=institution, sop=sop)
+            if warning:
+                err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("run", total=None)
@@ -256,22 +307,26 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
     from pipeline.calendars import load_institutions
     from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
-    from pipeline.rule_inputs import INPUTS, load_rule_input
+    from pipeline.rule_inputs import INPUTS, load_rule_input, unchecked_warning
+    from pipeline.sop import load_catalogue
 
     if input_name not in INPUTS:  # before the database is opened (or created)
         raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
     institutions = load_institutions(get_settings().institutions_file)
     if institution not in institutions:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
+    warning = unchecked_warning(load_catalogue(get_settings().catalogue_dir).models.values(), input_name, institution)
+    if warning:  # loaded all the same (the model may come later), but the user is told
+        err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
     conn = connect(_db(db))
     try:
         for path in files:
             res = load_rule_input(conn, path, input_name=input_name, institution_id=institution, key=load_secret(),
                                   timezone=institutions[institution].timezone)
             if res.skipped:
-                console.print(f"{path.name}: sudah dimuat / already loaded as batch {res.batch_id} (same sha256); "
-                              "'patuh batches' shows where, 'patuh unload --batch N' takes it out to load it again",
-                              markup=False, highlight=False)
+                console.print(f"{path.name}: sudah dimuat / already loaded as batch {res.batch_id} (same sha256) "
+                              f"{res.origin}: nothing loaded; 'patuh unload --batch {res.batch_id}' takes it out "
+                              "to load it again", markup=False, highlight=False)
             else:
                 console.print(f"{path.name}: {res.rows_in} baris/rows, {res.rows_loaded} dimuat/loaded, "
                               f"{res.rows_quarantined} karantina/quarantined")
@@ -454,11 +509,14 @@ def map_suggest_cmd(
 ) -> None:
     """Cetak usulan pemetaan YAML untuk FILE (judul kolom Indonesia atau Inggris, aktivitas dicocokkan) untuk ditinjau.
     / Print a mapping YAML for FILE (Indonesian or English headers, fuzzy-matched activities) to review."""
-    from pipeline.mapping import suggest_for_file
+    from pipeline.mapping import suggest_for_file, suggestion_problems
     from pipeline.sop import load_catalogue
 
     model = load_catalogue(_sop_dir(sop_dir)).get(sop) if sop else None
-    sys.stdout.write(suggest_for_file(file, model, sheet=sheet))
+    text = suggest_for_file(file, model, sheet=sheet)
+    sys.stdout.write(text)
+    for problem in suggestion_problems(text):  # on the terminal too when the YAML goes to a file
+        err_console.print(f"Perhatian / Attention: {problem}", style="yellow", markup=False, highlight=False)
 
 
 # --- dashboard (serve, user) ---

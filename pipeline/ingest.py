@@ -41,7 +41,14 @@ import pyarrow as pa
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.mapping import Mapping, load_mapping, resolve_columns
-from pipeline.readers import Source, csv_record_lines, open_source, quarantine_rejects
+from pipeline.readers import (
+    EXPORT_SUFFIXES,
+    Source,
+    check_file_type,
+    csv_record_lines,
+    open_source,
+    quarantine_rejects,
+)
 from pipeline.sop import END, SopModel
 
 Progress = Callable[[str, float], None]
@@ -218,6 +225,59 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
     return f"coalesce({', '.join(fast)}, {slow})"
 
 
+TIME_FORMATS = ["%H.%M", "%H.%M.%S", "%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p", "%I.%M %p"]
+_DATE_DIRECTIVES = ("%d", "%m", "%Y", "%y", "%b", "%B", "%j", "%a", "%A")
+# a cell that holds a time of day only (SQL regex on lower-case text): said so when no date column is mapped
+TIME_ONLY_SQL = r"((pukul|pkl|jam)\.?\s*)?\d{1,2}[:.]\d{2}([:.]\d{2}([.,]\d+)?)?(\s*[ap]\.?m\.?)?(\s*(wib|wita|wit))?"
+EXPECTED_DAYS = "e.g. 2020-01-16, 16/01/2020, 16-01-2020, 16 Januari 2020"
+EXPECTED_TIMES = "e.g. 08:30, 08.30, 14:05:00, 08:30 WITA"
+
+
+def date_sql(x: str, typed: bool, formats: list[str]) -> str:
+    """SQL: the day (DATE) in ``x``, a column or text expression; NULL when unreadable. A cell with a date and
+    a time (a spreadsheet's date cell: 2026-10-05 00:00:00) gives its day."""
+    if typed:
+        return f"TRY_CAST({x} AS DATE)"
+    return f"coalesce(TRY_CAST({x} AS DATE), CAST({naive_sql(f'NULLIF(trim({x}), {chr(39) * 2})', formats)} AS DATE))"
+
+
+def time_of_day_sql(x: str, formats: list[str]) -> str:
+    """SQL: the time of day (TIME) in text ``x`` (trimmed, not blank): 08:30, 8.30, 2:05 pm, pukul 08.30,
+    an Excel time (a fraction of a day, or a date-time on Excel's day zero 1899-12-30); NULL otherwise."""
+    word = f"trim(regexp_replace(lower({x}), '^(pukul|pkl|jam)\\.?\\s*', ''))"
+    own = [f for f in formats if not any(d in f for d in _DATE_DIRECTIVES)]  # the user's time-only formats
+    parts = [f"CAST(try_strptime({x}, {_list(own)}) AS TIME)"] if own else []
+    parts += [
+        f"CASE WHEN strlen({x}) <= 15 AND contains({x}, ':') AND NOT regexp_matches({x}, '[-/]') "
+        f"THEN TRY_CAST({x} AS TIME) END",
+        f"CASE WHEN regexp_full_match({x}, '0?\\.\\d{{3,}}|0') THEN TIME '00:00' + "
+        f"to_seconds(CAST(round(CAST({x} AS DOUBLE) * 86400) AS BIGINT)) END",
+        f"CAST(try_strptime({word}, {_list(TIME_FORMATS)}) AS TIME)",
+        f"CASE WHEN regexp_matches({x}, '^(1899-12-3[01]|1900-01-0[01])[T ]') "
+        f"THEN CAST(TRY_CAST({x} AS TIMESTAMP) AS TIME) END",
+    ]
+    return "coalesce(" + ", ".join(parts) + ")"
+
+
+def date_time_sql(day: str, col: str, col_type: str | None, tz: str, formats: list[str]) -> str:
+    """SQL: a TIMESTAMPTZ from the day ``day`` (a DATE expression) and the time of day in column ``col``, local
+    to ``tz`` unless the cell ends with a zone word (WIB, WITA, WIT); NULL when either is unreadable. The plain
+    forms (08:30, 08:30:00) go through one cast; only the rows it misses take the slow forms."""
+    c = _ident(col)
+    if col_type:  # a typed column (Parquet TIMESTAMP): its wall-clock time of day
+        return local_sql(f"{day} + CAST(CAST({c} AS TIMESTAMP) AS TIME)", tz)
+    x = f"NULLIF(trim({c}), '')"
+    # (guarded: DuckDB casts a date such as 5/10/26 or 2026-10-05 to the TIME 00:00)
+    fast = local_sql(f"{day} + CASE WHEN strlen({c}) <= 8 AND contains({c}, ':') THEN TRY_CAST({c} AS TIME) END", tz)
+    branches = [f"WHEN {x} IS NULL OR {day} IS NULL THEN NULL"]
+    for word, zone in _ZONES:
+        stripped = f"rtrim(left({x}, length({x}) - {len(word)}))"
+        zoned = local_sql(f"{day} + {time_of_day_sql(stripped, formats)}", zone)
+        branches.append(f"WHEN {x} ILIKE '%{word}' THEN {zoned}")
+    branches.append(f"ELSE {local_sql(f'{day} + {time_of_day_sql(x, formats)}', tz)}")
+    return f"coalesce({fast}, CASE {' '.join(branches)} END)"
+
+
 def trimmed_sql(x: str) -> str:
     """``NULLIF(trim(x), '')`` (SQL) at a third of its cost on 1M rows: trim() copies every string, so only
     those that may have something to trim get it. In ASCII text trim() removes spaces only; in other text
@@ -266,9 +326,6 @@ def end_steps(model: SopModel) -> list[str]:
     return [sid for sid, succ in model.successors().items() if END in succ]
 
 
-EXPORT_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xes", ".xes.gz", ".parquet")
-
-
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """The files to load: each file as given, each folder's exports (by name, not recursing).
 
@@ -285,6 +342,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
                                 "give the files, or the folder they are in")
             files.extend(found)
         elif path.is_file():
+            check_file_type(path)  # before anything is loaded
             files.append(path)
         else:
             raise UserError(f"{path}: no such file or folder")
@@ -376,16 +434,19 @@ def ingest_file(
     if mapping is not None and mapping.timezone:
         tz = mapping.timezone
     sha = file_sha256(path)
-    done = conn.execute(
+    found = conn.execute(
         "SELECT batch_id, format, rows_in, rows_loaded, rows_quarantined, rows_duplicate, rows_unknown_activity, "
-        "coalesce(rows_lifecycle, 0), institution_id, coalesce(sop_id, '') FROM batches WHERE sha256 = ?",
-        [sha]).fetchone()
+        "coalesce(rows_lifecycle, 0), institution_id, coalesce(sop_id, ''), loaded_at FROM batches WHERE sha256 = ?",
+        [sha]).fetchall()  # all: fetchone() leaves the result open, and an XLSX's register() then fails
+    done = found[0] if found else None
     replaced = int(done[0]) if done is not None and replace else None
     if done is not None and not replace:
-        note = f"already loaded as batch {done[0]} (same sha256): nothing to do"
+        origin = batch_origin(str(done[8]), done[9] or None, str(done[1]), done[10])
+        note = (f"already loaded as batch {done[0]} (same sha256) {origin}: nothing to do; "
+                f"'patuh ingest {path.name} --replace' loads it again")
         asked = (institution_id, model.id if model else "")
         if (done[8], done[9]) != asked:  # e.g. loaded first with the wrong --sop: say how to correct it
-            note = (f"already loaded as batch {done[0]} (same sha256) for {done[8]}, SOP {done[9] or '(none)'}, "
+            note = (f"already loaded as batch {done[0]} (same sha256) {origin}, "
                     f"not for {asked[0]}, SOP {asked[1] or '(none)'}: nothing loaded; to move it, "
                     f"'patuh ingest {path.name} --replace' with the right --institution and --sop")
         return IngestResult(path.name, sha, str(done[1]), int(done[0]), skipped=True, rows_in=int(done[2]),
@@ -442,6 +503,14 @@ def ingest_file(
     return result
 
 
+def batch_origin(institution_id: str, sop_id: str | None, fmt: str, loaded_at: Any) -> str:
+    """Where and when a batch was loaded, for a note on loading its file again: "for smpn2-ngawi, SOP
+    smpn2-ngawi/bk001-prosedur, on 2026-11-24 22:29 UTC" (a rule input: "..., rule input attendance, ...")."""
+    what = f"SOP {sop_id}" if sop_id else f"rule input {fmt.rsplit('-', 1)[0]}" if "-" in fmt else "SOP (none)"
+    when = f", on {loaded_at:%Y-%m-%d %H:%M} UTC" if loaded_at is not None else ""
+    return f"for {institution_id}, {what}{when}"
+
+
 def _resolves(headers: list[str]) -> bool:
     try:
         resolve_columns(headers, None, "")
@@ -459,6 +528,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     single = "timestamp" in cols
     end_col = cols.get("timestamp") or cols.get("end")
     start_col = None if single else cols.get("start")
+    date_col = cols.get("date")  # the day, when the time columns hold the time of day only
 
     def col_type(role: str) -> str:
         col = cols.get(role)
@@ -501,8 +571,15 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         ts_end = "TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_seconds(__row)"
     else:
         assert end_col is not None
-        ts_end = timestamp_sql(end_col, source.types.get(end_col), tz, formats)
-    ts_start = timestamp_sql(start_col, source.types.get(start_col), tz, formats) if start_col else "NULL::TIMESTAMPTZ"
+        ts_end = (date_time_sql("__patuh_date", end_col, source.types.get(end_col), tz, formats) if date_col
+                  else timestamp_sql(end_col, source.types.get(end_col), tz, formats))
+    ts_start = "NULL::TIMESTAMPTZ" if not start_col else (
+        date_time_sql("__patuh_date", start_col, source.types.get(start_col), tz, formats) if date_col
+        else timestamp_sql(start_col, source.types.get(start_col), tz, formats))
+    # the day is read once per row, for both times
+    rows_sql = source.sql if not date_col else (
+        f"(SELECT *, {date_sql(_ident(date_col), date_col in source.types, formats)} AS __patuh_date "
+        f"FROM {source.sql})")
     # documents and status: the text per row; the list and the open/closed word are worked out once per
     # distinct text below (splitting 1M cells with list lambdas costs more than the rest of the parse)
     doc_col = cols.get("documents")
@@ -521,13 +598,13 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                {text('resource')} AS resource_raw, {text('role')} AS role_raw,
                {documents} AS documents, {status} AS status, lower({text('lifecycle')}) AS lifecycle,
                {raw(end_role)} AS _r_end, {raw('start')} AS _r_start, {raw('documents')} AS _r_documents,
-               {raw('status')} AS _r_status
-        FROM {source.sql}"""
+               {raw('status')} AS _r_status, {raw('date')} AS _r_date
+        FROM {rows_sql}"""
     lo, hi = "TIMESTAMPTZ '2000-01-01 00:00:00+00'", "now() + INTERVAL 5 MINUTE"
     range_check = "" if source.ordinal_time else (
         f"WHEN ts_end < {lo} OR ts_end > {hi} OR ts_start < {lo} OR ts_start > {hi} THEN 'out_of_range'")
-    missing_ts = "" if source.ordinal_time else (
-        f"WHEN ts_end IS NULL AND {blank(end_role).replace(f'_r_{end_role}', '_r_end')} THEN 'missing_timestamp'")
+    no_time = blank(end_role).replace(f"_r_{end_role}", "_r_end") + (f" OR {blank('date')}" if date_col else "")
+    missing_ts = "" if source.ordinal_time else f"WHEN ts_end IS NULL AND ({no_time}) THEN 'missing_timestamp'"
     bad_start = "" if not start_col else f"WHEN ts_start IS NULL AND NOT {blank('start')} THEN 'bad_timestamp'"
 
     def when_bad(role: str, alias: str) -> str:
@@ -540,10 +617,10 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p0 AS
-            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status),
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status, _r_date),
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
-                   {when_bad('status', '_r_status')} AS status_text
+                   {when_bad('status', '_r_status')} AS status_text, {when_bad('date', '_r_date')} AS date_text
             FROM (
                 SELECT *, CASE WHEN case_raw IS NULL THEN 'missing_case_id'
                                WHEN activity IS NULL OR activity = '' THEN 'missing_activity'
@@ -604,15 +681,23 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     conn.execute("CREATE TEMP TABLE _patuh_lines AS SELECT * FROM _patuh_lines_arrow")
     conn.unregister("_patuh_lines_arrow")
     loc = f"coalesce(loc, 'line ' || ln.line, {sql_literal(source.row_word + ' ')} || source_row)"
+    col_sql = {r: sql_literal(repr(c)) for r, c in col_of.items()}
+    if date_col:
+        fixes["end_before_start"] = ("the end is before the start: check the two times (both are on the day in "
+                                     f"column {date_col!r}, so an event cannot run past midnight)")
+        fixes["missing_timestamp"] = f"every event needs its day (column {date_col!r}) and time: fill it in"
+        # a missing or impossible day is the date column's
+        col_sql["missing_timestamp"] = (f"CASE WHEN date_text IS NULL THEN {sql_literal(repr(date_col))} "
+                                        f"ELSE {col_sql['missing_timestamp']} END")
+        col_sql["out_of_range"] = sql_literal(repr(date_col))
     msg_cases = " ".join(
         f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {sql_literal(name)}, {loc}, "
-        f"{sql_literal(repr(col_of[r]))}, {sql_literal(fix)})"
+        f"{col_sql[r]}, {sql_literal(fix)})"
         for r, fix in fixes.items())
-    bad_ts = (f"format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
-              f"(or set date_formats in a mapping file); fix the cell', {sql_literal(name)}, {loc}, "
-              f"CASE WHEN ts_end IS NULL THEN {sql_literal(repr(end_col))} ELSE {sql_literal(repr(start_col))} END, "
-              f"CASE WHEN ts_end IS NULL THEN end_text ELSE start_text END)")
+    bad_ts = _bad_time_message(name, loc, cols, source.columns, formats)
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
+    if date_col:
+        raw_pairs.append((date_col, "p.date_text"))
     if end_col:
         raw_pairs.append((end_col, "p.end_text"))
     if start_col:
@@ -793,6 +878,36 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
          result.rows_quarantined, result.rows_duplicate, result.rows_unknown_activity, result.rows_lifecycle,
          json.dumps(mapping_json)])
     return result
+
+
+def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[str], formats: list[str]) -> str:
+    """SQL: the quarantine message of a ``bad_timestamp`` row of ``_patuh_p`` (file, row, column, value, what
+    was expected, how to fix it). A time of day alone, with no date column mapped, asks for the date column."""
+    from pipeline.mapping import guess_date_column
+
+    end_col = cols.get("timestamp") or cols.get("end")
+    date_col, start_col = cols.get("date"), None if "timestamp" in cols else cols.get("start")
+    column = (f"CASE WHEN ts_end IS NULL THEN {sql_literal(repr(end_col))} "
+              f"ELSE {sql_literal(repr(start_col))} END")
+    text = "CASE WHEN ts_end IS NULL THEN end_text ELSE start_text END"
+    head = f"{sql_literal(name)}, {loc}"
+    if date_col:
+        day = sql_literal(repr(date_col))
+        return (f"CASE WHEN {date_sql('date_text', False, formats)} IS NULL "
+                f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
+                f"date_formats in the mapping file); fix the cell', {head}, {day}, date_text) "
+                f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a time of day; the mapping takes the day from "
+                f"column {{}}, so this column holds the time only ({EXPECTED_TIMES}); fix the cell, or, if the "
+                f"column holds the date and the time, remove ''date'' from the mapping', {head}, {column}, {text}, "
+                f"{day}) END")
+    guess = guess_date_column(headers, set(cols.values()))
+    add = sql_literal(f"date: {guess}" if guess else "date: <the column with the day>")
+    return (f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_ONLY_SQL)}) "
+            f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is a time of day without a date; map the column "
+            f"with the day too: add ''{{}}'' under columns in the mapping file (patuh map suggest FILE writes one), "
+            f"then load the file again with --replace', {head}, {column}, {text}, {add}) "
+            f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
+            f"(or set date_formats in a mapping file); fix the cell', {head}, {column}, {text}) END")
 
 
 def remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, *, catalogue: Any = None) -> RemovedBatch:

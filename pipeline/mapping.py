@@ -3,6 +3,8 @@
 A mapping is a small YAML file the user reviews (``patuh map suggest`` writes a first draft)::
 
     columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Tanggal, resource: Petugas}
+    # or, when the day and the time of day are in separate columns (Tanggal 05/10/2026, Mulai 08:00):
+    # columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, start: Mulai, end: Selesai}
     drop: [Nama Siswa, Catatan]          # names and free text: never read into the database
     date_formats: ["dd/mm/yyyy HH:MM"]   # optional; ISO, dd/mm/yyyy, Indonesian months are understood
     timezone: Asia/Makassar              # optional; default: the institution's
@@ -15,6 +17,7 @@ Without a mapping, Patuh's own column names and pm4py/XES names are understood (
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,7 @@ class Columns(BaseModel):
 
     case_id: str
     activity: str
+    date: str | None = None  # the day, when timestamp/start/end hold only the time of day
     timestamp: str | None = None
     start: str | None = None
     end: str | None = None
@@ -97,9 +101,20 @@ class Mapping(BaseModel):
     def check(self, where: str) -> None:
         c = self.columns
         if not c.timestamp and not c.end:
+            if c.date:
+                raise UserError(f"{where}: columns has 'date: {c.date}' but no time column; add the column with the "
+                                "time of day as 'timestamp' (or 'start' and 'end'), or, when the export has the day "
+                                f"only, write 'timestamp: {c.date}' instead of 'date: {c.date}'")
             raise UserError(f"{where}: columns needs 'timestamp' (one time per event) or 'start' and 'end'")
         if c.timestamp and (c.start or c.end):
             raise UserError(f"{where}: columns has both 'timestamp' and 'start'/'end'; keep one of the two forms")
+        if c.date:
+            times = {role: getattr(c, role) for role in ("timestamp", "start", "end") if getattr(c, role)}
+            same = [role for role, name in times.items() if name == c.date]
+            if same:
+                raise UserError(f"{where}: columns maps {c.date!r} as both 'date' and {same[0]!r}; 'date' is the "
+                                f"column with the day, {same[0]!r} the one with the time of day (when one column "
+                                f"holds both, map it as {same[0]!r} alone and remove 'date')")
         overlap = set(c.mapped().values()) & set(self.drop)
         if overlap:
             raise UserError(f"{where}: column(s) {sorted(overlap)} are both mapped and in 'drop'; choose one")
@@ -178,27 +193,53 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
 _HEADER_RULES: list[tuple[str, str]] = [  # (regex on the normalised header, role); first match wins
     (r"^(nama|name)\b|\bnama\b|nisn?\b|\bnik\b|catatan|keterangan|\bnote|\bcomment|uraian|alamat|telepon|hp\b", "drop"),
     (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas)|^case\s*(id|no)|^case$|"
-     r"^(id|no)\s*case", "case_id"),
+     r"^(id|no)\s*case|^kasus(\s*(no\.?|nomor|id|ke))?$", "case_id"),
     (r"^(kegiatan|aktivitas|aktifitas|langkah|tahap|tahapan|activity|step|task)", "activity"),
     (r"(waktu|tanggal|tgl|jam)\s*(mulai|awal)|^mulai$|^start|^begin", "start"),
     (r"(waktu|tanggal|tgl|jam)\s*(selesai|akhir)|^selesai$|^end\b|^finish|^complete", "end"),
-    (r"^(tanggal|tgl|waktu|time|timestamp|date)", "timestamp"),
+    # a column with the day only ("Tanggal"), and one with the time of day only ("Jam"): joined when both exist
+    (r"^(hari\s*[/,]?\s*)?(tanggal|tgl\.?)(\s+(kegiatan|kejadian|pelaksanaan|layanan|konseling|kasus))?$|^date$",
+     "date"),
+    (r"^(jam|pukul|waktu|time)(\s+(kegiatan|kejadian|pelaksanaan|layanan|konseling))?$", "time"),
+    (r"^(tanggal|tgl|waktu|time|timestamp|date|jam)", "timestamp"),
     (r"^(peran|jabatan|role|bagian)", "role"),
     (r"^(pelaksana|petugas|pegawai|resource|user|operator|oleh)", "resource"),
     (r"kelengkapan|dokumen|berkas|document|persyaratan", "documents"),
     (r"^(status|keadaan|state)", "status"),
 ]
+# a cell holding a time of day only (08:00, 8.30, 14:05:00, 08:00 WIB, pukul 08.00, 1899-12-30 08:00:00 from Excel)
+TIME_ONLY = re.compile(r"((pukul|pkl|jam)\.?\s*)?\d{1,2}[:.]\d{2}([:.]\d{2}([.,]\d+)?)?(\s*[ap]\.?m\.?)?"
+                       r"(\s*(wib|wita|wit))?|(1899-12-3[01]|1900-01-0[01])[t ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?",
+                       re.IGNORECASE)
 
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[_:]+", " ", text)).strip().lower()
 
 
-def suggest_columns(headers: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
-    """Guess each header's role. Returns (role -> header, headers to drop, headers left unmapped)."""
+def _holds_times_only(header: str, samples: dict[str, list[str]] | None) -> bool:
+    """Whether column ``header`` holds the time of day only: from its values when the file has any (most of
+    them look like 08:00), else from its name (Jam, Mulai, but not Tanggal mulai)."""
+    values = [v.strip() for v in (samples or {}).get(header, []) if v and v.strip()]
+    if values:
+        return 2 * sum(bool(TIME_ONLY.fullmatch(v)) for v in values) > len(values)
+    return not re.search(r"tanggal|tgl|date|timestamp", _norm(header))
+
+
+def guess_date_column(headers: list[str], taken: Collection[str] = ()) -> str | None:
+    """A header that looks like a column with the day (Tanggal, Tgl, Date), not already in ``taken``."""
+    date_rule = next(rx for rx, role in _HEADER_RULES if role == "date")
+    return next((h for h in headers if h not in taken and re.search(date_rule, _norm(h))), None)
+
+
+def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = None
+                    ) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """Guess each header's role from its name (and, for date and time columns, from ``samples`` of its values).
+    Returns (role -> header, headers to drop, headers left unmapped, notes for the reviewer)."""
     roles: dict[str, str] = {}
     drop: list[str] = []
     unmapped: list[str] = []
+    notes: list[str] = []
     canonical = resolve_canonical_quiet(headers)
     for header in headers:
         if header in canonical.values():
@@ -212,15 +253,34 @@ def suggest_columns(headers: list[str]) -> tuple[dict[str, str], list[str], list
         else:
             unmapped.append(header)
     roles = {**canonical, **{k: v for k, v in roles.items() if k not in canonical}}
+    date, time = roles.pop("date", None), roles.pop("time", None)
+    if time is not None:  # "Jam" / "Waktu": the event's time, unless start and end columns give it
+        if "timestamp" in roles or "start" in roles or "end" in roles:
+            unmapped.append(time)
+        else:
+            roles["timestamp"] = time
     if "start" in roles and "end" not in roles and "timestamp" not in roles:
         roles["timestamp"] = roles.pop("start")
     if "end" in roles and "start" not in roles and "timestamp" not in roles:
         roles["timestamp"] = roles.pop("end")
     if "timestamp" in roles and ("start" in roles or "end" in roles):
         unmapped.append(roles.pop("timestamp"))
+    times = [roles[r] for r in ("timestamp", "start", "end") if r in roles]
+    time_only = bool(times) and all(_holds_times_only(t, samples) for t in times)
+    if date is not None:
+        if not times:
+            roles["timestamp"] = date  # the day (and maybe the time) in one column
+        elif time_only:
+            roles["date"] = date  # Tanggal + Mulai/Selesai (or + Jam): joined at ingest
+        else:
+            unmapped.append(date)
+    elif time_only and "timestamp" not in canonical and "end" not in canonical:
+        which = f"column {times[0]!r} holds" if len(times) == 1 else f"columns {', '.join(map(repr, times))} hold"
+        notes.append(f"{which} the time of day only and no date column was found: add the column with the day "
+                     "as 'date: COLUMN' under columns (without it every row is quarantined)")
     if "role" not in roles and "resource" in roles and re.search(r"pelaksana", _norm(roles["resource"])):
         roles["role"] = roles.pop("resource")  # "Pelaksana" is the SOP's performer lane: a role, not a person
-    return roles, drop, unmapped
+    return roles, drop, unmapped, notes
 
 
 def resolve_canonical_quiet(headers: list[str]) -> dict[str, str]:
@@ -248,15 +308,21 @@ def suggest_activities(labels: list[str], sop: SopModel, cutoff: float = 60.0) -
 
 
 def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str], activities: dict[str, str],
-                    unmatched: list[str], sheet: str | None = None) -> str:
+                    unmatched: list[str], sheet: str | None = None, notes: list[str] | None = None) -> str:
     """The YAML text ``patuh map suggest`` prints, with comments for what needs a human look."""
     cols = {k: roles[k] for k in Columns.model_fields if k in roles}
     lines = ["# Patuh column mapping: review before use (patuh ingest FILE --mapping THIS.yaml)", "columns:"]
-    lines += [f"  {k}: {_q(v)}" for k, v in cols.items()]
+    for k, v in cols.items():
+        comment = "   # the day; timestamp/start/end hold the time of day only" if k == "date" else ""
+        lines.append(f"  {k}: {_q(v)}{comment}")
     if "case_id" not in cols:
         lines.append("  case_id: ???   # no case number column found: fill in")
     if "activity" not in cols:
         lines.append("  activity: ???  # no activity column found: fill in")
+    if not {"timestamp", "start", "end"} & set(cols):
+        lines.append("  timestamp: ???   # no date/time column found: fill in the column with each event's date and "
+                     "time (or 'date:' for the day plus 'timestamp:' for the time of day)")
+    lines += [f"# NOTE: {note}" for note in notes or []]
     lines.append("drop:   # names and free text: never stored" + (" (none found)" if not drop else ""))
     lines += [f"  - {_q(d)}" for d in drop]
     if unmapped:
@@ -265,11 +331,22 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
     lines.append("# timezone: Asia/Jakarta                 # default: the institution's")
     if sheet:
         lines.append(f"sheet: {_q(sheet)}")
-    head = "activities:   # exported label -> SOP step id (fuzzy matches: check them)"
-    lines.append(head + ("" if activities else " {}"))
+    lines.append(("activities:" if activities else "activities: {}")
+                 + "   # exported label -> SOP step id (fuzzy matches: check them)")
     lines += [f"  {_q(k)}: {v}" for k, v in sorted(activities.items())]
     lines += [f"  # {_q(u)}: ???   # no step matched" for u in unmatched]
     return "\n".join(lines) + "\n"
+
+
+def suggestion_problems(text: str) -> list[str]:
+    """What a suggestion leaves for the user to do (its ``???`` columns and its notes), for the terminal."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("# NOTE: "):
+            out.append(line.removeprefix("# NOTE: "))
+        elif line.startswith("  ") and "???" in line.split("#", 1)[0] and "#" in line:
+            out.append(f"{line.split(':', 1)[0].strip()}: {line.split('#', 1)[1].strip()}")
+    return out
 
 
 def _q(text: str) -> str:
@@ -289,7 +366,11 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
     try:
         source = open_source(conn, path, sheet=sheet)
         try:
-            roles, drop, unmapped = suggest_columns(source.columns)
+            head = conn.execute(f"SELECT * FROM {source.sql} LIMIT 200").fetchall()
+            names = [str(d[0]) for d in conn.description or []]
+            samples = {name: [str(row[i]) for row in head if row[i] is not None]
+                       for i, name in enumerate(names) if name in source.columns}
+            roles, drop, unmapped, notes = suggest_columns(source.columns, samples)
             labels: list[str] = []
             if "activity" in roles:
                 col = '"' + roles["activity"].replace('"', '""') + '"'
@@ -302,4 +383,4 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
         conn.close()
     activities = suggest_activities(labels, sop) if sop else {}
     unmatched = [label for label in labels if label not in activities] if sop else []
-    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet)
+    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes)

@@ -111,6 +111,22 @@ def quarantine_rejects(conn: duckdb.DuckDBPyConnection, batch_id: int, name: str
             [[batch_id, r.line, reject_message(name, r)] for r in rejects])
 
 
+# the file types a log is read from (by name; the content decides how, see sniff_format)
+EXPORT_SUFFIXES = (".csv", ".tsv", ".txt", ".xlsx", ".xes", ".xes.gz", ".parquet")
+_SNIFFED = (".xls", ".xml", ".gz")  # not read, but sniff_format says what to do with them
+
+
+def check_file_type(path: Path) -> None:
+    """A :class:`UserError` for a file whose name says it is no export (a .docx, a .pdf, ...); a file without
+    an extension is read by its content."""
+    name = path.name.lower()
+    if not path.suffix or name.endswith(EXPORT_SUFFIXES + _SNIFFED):
+        return
+    raise UserError(f"{path.name}: unsupported file type {path.suffix.lower()}; expected "
+                    f"{', '.join(EXPORT_SUFFIXES[:-1])} or {EXPORT_SUFFIXES[-1]}: export the log in one of these "
+                    "(from a spreadsheet: save as .xlsx or .csv)")
+
+
 def sniff_format(path: Path) -> str:
     """csv | xlsx | parquet | xes | xes.gz from the first bytes (the extension only breaks ties)."""
     try:
@@ -151,6 +167,7 @@ def open_source(conn: duckdb.DuckDBPyConnection, path: Path, *, sheet: str | Non
                 wanted: set[str] | None = None, accept: Callable[[list[str]], bool] | None = None,
                 progress: Progress | None = None) -> Source:
     """Expose ``path`` to ``conn`` (views and registered Arrow tables, removed by ``Source.close``)."""
+    check_file_type(path)
     fmt = sniff_format(path)
     if fmt == "csv":
         return _csv(conn, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from pipeline.calendars import WorkingCalendar
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.readers import Reject, quarantine_rejects
+from pipeline.sop import SopModel
 
 STATUS_WORDS = {
     "hadir": "hadir", "h": "hadir", "present": "hadir", "dispensasi": "hadir",
@@ -123,6 +124,7 @@ class RuleInputResult:
     rows_in: int
     rows_loaded: int
     rows_quarantined: int
+    origin: str = ""  # a file loaded before: where and when (see pipeline.ingest.batch_origin)
 
 
 @dataclass
@@ -134,6 +136,28 @@ class _Rows:
     shown: npt.NDArray[np.int64]
     word: str
     rejects: list[Reject] = field(default_factory=list)
+
+
+def models_reading(models: Iterable[SopModel], input_name: str) -> dict[str, list[str]]:
+    """Institution -> ids of its rule models with a rule that reads ``input_name`` (which institutions'
+    rows of that input something checks)."""
+    out: dict[str, list[str]] = {}
+    for model in models:
+        if any(rule.input == input_name for rule in model.rules):
+            out.setdefault(model.institution, []).append(model.id)
+    return out
+
+
+def unchecked_warning(models: Iterable[SopModel], input_name: str, institution_id: str) -> str | None:
+    """The warning for loading ``input_name`` rows of an institution that no rule model checks; None when one does."""
+    readers = models_reading(models, input_name)
+    if institution_id in readers:
+        return None
+    elsewhere = "; ".join(f"{inst}: {', '.join(ids)}" for inst, ids in sorted(readers.items()))
+    return (f"{institution_id} has no rule model that reads {input_name}" + (f" (models that do: {elsewhere})"
+                                                                             if elsewhere else "")
+            + ": the rows are loaded, but nothing will check them; check --institution, or add a rules model "
+            "for it to the catalogue (docs/rules-input.md)")
 
 
 def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> _Rows:
@@ -170,7 +194,8 @@ def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> _Rows:
             return _Rows(frame, np.arange(2, len(frame) + 2, dtype=np.int64), "row")
     except (duckdb.Error, ValueError, OSError) as exc:
         raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})") from None
-    raise UserError(f"{path}: a rule input must be .csv, .xlsx or .parquet")
+    raise UserError(f"{path.name}: unsupported file type {suffix or '(none)'}; a rule input is read from .csv, .xlsx "
+                    "or .parquet: export it in one of these")
 
 
 def _find(headers: list[str], column: Column) -> str | None:
@@ -201,18 +226,22 @@ def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
 def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: str, institution_id: str,
                     key: bytes, timezone: str = "Asia/Jakarta") -> RuleInputResult:
     """Load one export of ``input_name`` (see :data:`INPUTS`) as one batch; a file already loaded is a no-op."""
-    from pipeline.ingest import file_sha256
+    from pipeline.ingest import batch_origin, file_sha256
 
     if input_name not in INPUTS:
         raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
     spec = INPUTS[input_name]
     if not path.exists():
         raise UserError(f"{path}: no such file")
+    if path.suffix.lower() not in (".csv", ".xlsx", ".parquet"):
+        _read(conn, path)  # says which types are read, before anything is looked up
     sha = file_sha256(path)
-    done = conn.execute("SELECT batch_id, rows_in, rows_loaded, rows_quarantined FROM batches WHERE sha256 = ?",
-                        [sha]).fetchall()
+    done = conn.execute("SELECT batch_id, rows_in, rows_loaded, rows_quarantined, institution_id, sop_id, format, "
+                        "loaded_at FROM batches WHERE sha256 = ?", [sha]).fetchall()
     if done:  # the batch it is loaded as (an event log or another input, for whichever institution)
-        return RuleInputResult(path.name, input_name, int(done[0][0]), True, *map(int, done[0][1:]))
+        batch_id, rows_in, rows_loaded, rows_quarantined, inst, sop_id, fmt, loaded_at = done[0]
+        return RuleInputResult(path.name, input_name, int(batch_id), True, int(rows_in), int(rows_loaded),
+                               int(rows_quarantined), batch_origin(str(inst), sop_id, str(fmt), loaded_at))
     read = _read(conn, path)
     frame = read.frame
     headers = [str(c) for c in frame.columns]

@@ -122,3 +122,22 @@ def test_a_folder_that_cannot_be_written_or_found_is_a_message(tmp_path: Path) -
         assert out.returncode == 1 and "Galat / Error:" in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert str(blocker) in " ".join(rendered.stderr.split())
     assert "no such SOP model folder" in missing.stderr
+
+
+def test_sop_list_refuses_an_unknown_institution() -> None:
+    """A typo in --institution is an error naming the known ones, not an empty table with exit 0."""
+    from tests.cli_process import patuh
+
+    out = patuh("sop", "list", "--institution", "nope", secret="x")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "unknown institution 'nope'; known: bontang-bk" in " ".join(out.stderr.split())
+    known = patuh("sop", "list", "--institution", "smpn2-ngawi", secret="x")
+    assert known.returncode == 0 and "smpn2-ngawi/bk001-prosedur" in known.stdout
+
+
+def test_a_flag_shows_no_value_type_in_help() -> None:
+    """A flag (--replace, --help, --full) takes no value: its help has no "<bool>" beside it."""
+    runner = CliRunner()
+    for path in COMMANDS:
+        result = runner.invoke(app, [*path, "--help"], terminal_width=250)
+        assert "<bool>" not in result.output, f"patuh {' '.join(path)} --help shows <bool>"

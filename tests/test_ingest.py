@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -675,8 +676,9 @@ def test_a_file_loaded_under_the_wrong_sop_says_how_to_move_it(tmp_path: Path) -
                    "--mapping", mapping, "--db", str(db))
         assert out.returncode == 0, out.stderr
     note = " ".join(out.stdout.split())
-    assert f"already loaded as batch 1 (same sha256) for smpn2-ngawi, SOP {wrong}, not for smpn2-ngawi, SOP {right}" \
-        in note and "--replace" in note
+    assert re.search(rf"already loaded as batch 1 \(same sha256\) for smpn2-ngawi, SOP {wrong}, on "
+                     rf"\d{{4}}-\d\d-\d\d \d\d:\d\d UTC, not for smpn2-ngawi, SOP {right}", note)
+    assert "--replace" in note
     moved = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop", right,
                  "--mapping", mapping, "--db", str(db), "--replace")
     assert moved.returncode == 0, moved.stderr
@@ -779,3 +781,185 @@ def test_spreadsheet_text_cells_read_in_one_pass_give_what_each_cell_gives() -> 
     mixed = [*text, 3.0, 2.5, dt.datetime(2024, 3, 4, 8, 0), True]
     for column in (text, mixed):
         assert cell_column(column).to_pylist() == [_cell(v) for v in column]
+
+
+# the common "Tanggal + Jam mulai / Jam selesai" export layout (QA finding 9)
+_DATE_TIME_CSV = ("No Kasus,Nama Siswa,Kegiatan,Tanggal,Mulai,Selesai,Pelaksana,Catatan\n"
+                  "K-1,Budi Santoso,Konseling,05/10/2026,08:00,08:10,Guru BK,terlambat\n"
+                  "K-1,Budi Santoso,Konseling,6 Oktober 2026,13.30,14:05 WITA,Guru BK,\n"
+                  "K-2,Ani Wijaya,Konseling,2026-10-07,08:00,jam delapan,Guru BK,\n"
+                  "K-2,Ani Wijaya,Konseling,35/10/2026,08:00,08:10,Guru BK,\n")
+
+
+def test_map_suggest_joins_a_date_column_with_time_columns_and_the_mapping_loads(tmp_path: Path) -> None:
+    """Tanggal + Mulai/Selesai: the suggestion maps the date column as 'date' and the two time columns, and
+    loading with it gives each event its day and times in the institution's time zone (bontang-bk: WITA);
+    an unreadable time or day is quarantined naming its column, what was expected and the fix."""
+    export = tmp_path / "id.csv"
+    export.write_text(_DATE_TIME_CSV, encoding="utf-8")
+    suggested = _cli("map", "suggest", str(export), "--sop", "bontang-bk/konseling-individu")
+    assert suggested.returncode == 0, suggested.stderr
+    columns = yaml.safe_load(suggested.stdout)["columns"]
+    assert (columns["date"], columns["start"], columns["end"]) == ("Tanggal", "Mulai", "Selesai")
+    assert "timestamp" not in columns and "not mapped, so not stored" not in suggested.stdout
+    mapping = tmp_path / "id.yaml"
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    db = tmp_path / "t.duckdb"
+    loaded = _cli("ingest", str(export), "--institution", "bontang-bk", "--sop", "bontang-bk/konseling-individu",
+                  "--mapping", str(mapping), "--db", str(db))
+    assert loaded.returncode == 0, loaded.stderr
+    conn = duckdb.connect(str(db), read_only=True)
+    try:
+        times = conn.execute("SELECT strftime(ts_start AT TIME ZONE 'Asia/Makassar', '%Y-%m-%d %H:%M'), "
+                             "strftime(ts_end AT TIME ZONE 'Asia/Makassar', '%Y-%m-%d %H:%M') FROM events "
+                             "ORDER BY source_row").fetchall()
+        messages = [m for m, in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    finally:
+        conn.close()
+    assert times == [("2026-10-05 08:00", "2026-10-05 08:10"), ("2026-10-06 13:30", "2026-10-06 14:05")]
+    assert messages == [
+        "id.csv: line 4: column 'Selesai': 'jam delapan' is not a time of day; the mapping takes the day from column "
+        "'Tanggal', so this column holds the time only (e.g. 08:30, 08.30, 14:05:00, 08:30 WITA); fix the cell, or, "
+        "if the column holds the date and the time, remove 'date' from the mapping",
+        "id.csv: line 5: column 'Tanggal': '35/10/2026' is not a date; expected e.g. 2020-01-16, 16/01/2020, "
+        "16-01-2020, 16 Januari 2020 (or set date_formats in the mapping file); fix the cell"]
+
+
+def test_spreadsheet_date_and_time_cells_join_into_one_time(tmp_path: Path) -> None:
+    """In an XLSX the day is a date cell (read with a midnight time) and the times are time cells, or a time
+    typed as text; a time of day given with no date column mapped is quarantined asking for the date column."""
+    import datetime as dt
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["kasus", "kegiatan", "tanggal", "jam"])
+    sheet.append(["K-1", "s1", dt.datetime(2026, 10, 5), dt.time(8, 0)])
+    sheet.append(["K-1", "s2", dt.date(2026, 10, 6), "pukul 09.15"])
+    export = tmp_path / "rekap.xlsx"
+    book.save(export)
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("columns: {case_id: kasus, activity: kegiatan, date: tanggal, timestamp: jam}\n")
+    conn = connect(tmp_path / "t.duckdb")
+    result = ingest_file(conn, export, institution_id="smpn2-ngawi", mapping=mapping, key=KEY)
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 0)
+    assert conn.execute("SELECT strftime(ts_end AT TIME ZONE 'Asia/Jakarta', '%Y-%m-%d %H:%M') FROM events "
+                        "ORDER BY source_row").fetchall() == [("2026-10-05 08:00",), ("2026-10-06 09:15",)]
+    no_date = tmp_path / "no-date.yaml"
+    no_date.write_text("columns: {case_id: kasus, activity: kegiatan, timestamp: jam}\n")
+    again = ingest_file(conn, export, institution_id="smpn2-ngawi", mapping=no_date, key=KEY, replace=True)
+    assert (again.rows_loaded, again.quarantined_by_reason) == (0, {"bad_timestamp": 2})
+    message = conn.execute("SELECT message FROM quarantine ORDER BY source_row LIMIT 1").fetchall()[0][0]
+    assert message == ("rekap.xlsx: sheet 'Sheet' row 2: column 'jam': '08:00:00' is a time of day without a date; "
+                       "map the column with the day too: add 'date: tanggal' under columns in the mapping file "
+                       "(patuh map suggest FILE writes one), then load the file again with --replace")
+
+
+def test_map_suggest_knows_kasus_and_jam_and_says_when_no_time_column_is_found(tmp_path: Path) -> None:
+    """'kasus' is the case number and 'jam' the time; a time column without a date column, or no time column
+    at all, is said in the YAML and on the terminal (not just left out)."""
+    jam = tmp_path / "jam.csv"
+    jam.write_text("kasus,kegiatan,jam\nK-1,Konseling,08:00\n", encoding="utf-8")
+    out = _cli("map", "suggest", str(jam))
+    assert out.returncode == 0, out.stderr
+    assert yaml.safe_load(out.stdout)["columns"] == {"case_id": "kasus", "activity": "kegiatan", "timestamp": "jam"}
+    assert "column 'jam' holds the time of day only and no date column was found" in out.stdout
+    assert "column 'jam' holds the time of day only" in " ".join(out.stderr.split())
+    both = tmp_path / "tanggal-jam.csv"
+    both.write_text("Nomor Kasus,Kegiatan,Tanggal,Waktu\nK-1,Konseling,05/10/2026,08.00\n", encoding="utf-8")
+    columns = yaml.safe_load(_cli("map", "suggest", str(both)).stdout)["columns"]
+    assert columns == {"case_id": "Nomor Kasus", "activity": "Kegiatan", "date": "Tanggal", "timestamp": "Waktu"}
+    none = tmp_path / "none.csv"
+    none.write_text("No Kasus,Kegiatan\nK-1,Konseling\n", encoding="utf-8")
+    out = _cli("map", "suggest", str(none))
+    assert out.returncode == 0, out.stderr
+    assert "  timestamp: ???   # no date/time column found" in out.stdout
+    assert "no date/time column found" in " ".join(out.stderr.split())
+    full = tmp_path / "full.csv"  # start and end with their own dates: the date column stays unmapped
+    full.write_text("No Kasus,Kegiatan,Tanggal,Mulai,Selesai\nK-1,x,05/10/2026,05/10/2026 08:00,05/10/2026 09:00\n")
+    columns = yaml.safe_load(_cli("map", "suggest", str(full)).stdout)["columns"]
+    assert "date" not in columns and (columns["start"], columns["end"]) == ("Mulai", "Selesai")
+
+
+def test_a_date_column_needs_a_time_column_in_the_mapping(tmp_path: Path) -> None:
+    from pipeline.mapping import load_mapping
+
+    alone = tmp_path / "alone.yaml"
+    alone.write_text("columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal}\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"alone.yaml: columns has 'date: Tanggal' but no time column; add the column "
+                                        r"with the time of day as 'timestamp'.*write 'timestamp: Tanggal' instead"):
+        load_mapping(alone)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, timestamp: Tanggal}\n")
+    with pytest.raises(UserError, match=r"columns maps 'Tanggal' as both 'date' and 'timestamp'"):
+        load_mapping(twice)
+
+
+def test_a_file_of_another_type_is_refused_by_its_extension(tmp_path: Path) -> None:
+    """A .docx given to ingest (or map suggest) is an unsupported type, said before anything is loaded; it was read
+    as a CSV before ("no case_id or activity column found (columns: 'hi')")."""
+    good, doc = tmp_path / "ok.csv", tmp_path / "a.docx"
+    good.write_text("case_id,activity,timestamp\nK-1,s1,2024-03-04 08:00\n", encoding="utf-8")
+    doc.write_text("hi\n", encoding="utf-8")
+    db = tmp_path / "t.duckdb"
+    out = _cli("ingest", str(good), str(doc), "--institution", "smpn2-ngawi", "--db", str(db))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert ("a.docx: unsupported file type .docx; expected .csv, .tsv, .txt, .xlsx, .xes, .xes.gz or .parquet"
+            in " ".join(out.stderr.split()))
+    assert not db.exists()  # refused before the database was opened: ok.csv is not loaded either
+    suggested = _cli("map", "suggest", str(doc))
+    assert suggested.returncode == 1 and "unsupported file type .docx" in suggested.stderr
+
+
+def test_a_file_loaded_before_says_where_and_when(tmp_path: Path) -> None:
+    """Loading the same file again names the batch, institution, SOP and the day it was loaded."""
+    db = tmp_path / "t.duckdb"
+    args = ("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+            "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"), "--db", str(db))
+    assert _cli(*args).returncode == 0
+    again = _cli(*args)
+    assert again.returncode == 0, again.stderr
+    conn = duckdb.connect(str(db), read_only=True)
+    (loaded_at,), = conn.execute("SELECT loaded_at FROM batches").fetchall()
+    conn.close()
+    assert (f"already loaded as batch 1 (same sha256) for smpn2-ngawi, SOP smpn2-ngawi/bk001-prosedur, on "
+            f"{loaded_at:%Y-%m-%d %H:%M} UTC: nothing to do" in " ".join(again.stdout.split()))
+
+
+def test_an_xlsx_loaded_again_with_replace(tmp_path: Path) -> None:
+    """--replace on an XLSX read it into an open result of the 'already loaded' look-up: DuckDB refused the
+    sheet (a traceback); it loads again like a CSV."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["case_id", "activity", "timestamp"])
+    sheet.append(["K-1", "s1", "2024-03-04 08:00"])
+    export = tmp_path / "rekap.xlsx"
+    book.save(export)
+    db = tmp_path / "t.duckdb"
+    for extra in ((), ("--replace",)):
+        out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--db", str(db), *extra)
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "batch 1 (the same file) was removed" in out.stdout
+
+
+def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
+    """An --as-of before the events of the scope is said (stalls would be judged before anything happened);
+    one after them is not."""
+    db = tmp_path / "t.duckdb"
+    assert _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+                "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"),
+                "--db", str(db)).returncode == 0
+    early = _cli("run", "--as-of", "2019-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
+    assert early.returncode == 0, early.stderr
+    said = " ".join(early.stderr.split())
+    assert ("Warning: --as-of 2019-01-01 00:00 UTC is before every event of smpn2-ngawi (8 events, "
+            "2020-01-16 01:30 to 2021-12-10 04:00 UTC)") in said
+    middle = _cli("run", "--as-of", "2021-01-01", "--db", str(db))
+    assert "4 of 8 events of the database are after --as-of 2021-01-01 00:00 UTC" in " ".join(middle.stderr.split())
+    late = _cli("run", "--as-of", "2026-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
+    assert late.returncode == 0 and "Warning" not in late.stderr, late.stderr

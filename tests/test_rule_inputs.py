@@ -228,3 +228,31 @@ def test_cli_rule_input_loads_and_refuses_a_wrong_input_name(tmp_path: Path) -> 
                 secret=KEY.decode())
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "unknown rule input 'nilai'" in bad.stderr and "scores" in bad.stderr
+
+
+def test_attendance_for_an_institution_without_a_rules_model_warns_and_loads(tmp_path: Path) -> None:
+    """smpn2-ngawi has no rules model: the rows load, but the user is told nothing will check them; the same file
+    again says where and when it was loaded; a .docx is an unsupported type."""
+    path = _write(tmp_path / "presensi.csv", [("NIS1", "01/09/2025", "H")])
+    db = tmp_path / "patuh.duckdb"
+    out = patuh("attendance", str(path), "--institution", "smpn2-ngawi", "--db", str(db), secret=KEY.decode())
+    assert out.returncode == 0, out.stderr
+    said = " ".join(out.stderr.split())
+    assert ("Warning: smpn2-ngawi has no rule model that reads attendance_daily (models that do: smkn1-petasia: "
+            "smkn1-petasia/peraturan-akademik): the rows are loaded, but nothing will check them") in said
+    assert "1 dimuat/loaded" in out.stdout
+    checked = patuh("attendance", str(_write(tmp_path / "b.csv", [("NIS1", "02/09/2025", "H")])), "--institution",
+                    "smkn1-petasia", "--db", str(db), secret=KEY.decode())
+    assert checked.returncode == 0 and "Warning" not in checked.stderr, checked.stderr
+    again = patuh("attendance", str(path), "--institution", "smkn1-petasia", "--db", str(db), secret=KEY.decode())
+    conn = duckdb.connect(str(db), read_only=True)
+    (loaded_at,), = conn.execute("SELECT loaded_at FROM batches WHERE batch_id = 1").fetchall()
+    conn.close()
+    assert again.returncode == 0, again.stderr
+    assert (f"already loaded as batch 1 (same sha256) for smpn2-ngawi, rule input attendance, on "
+            f"{loaded_at:%Y-%m-%d %H:%M} UTC: nothing loaded" in " ".join(again.stdout.split()))
+    doc = tmp_path / "presensi.docx"
+    doc.write_text("x", encoding="utf-8")
+    refused = patuh("attendance", str(doc), "--institution", "smkn1-petasia", "--db", str(db), secret=KEY.decode())
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "presensi.docx: unsupported file type .docx" in refused.stderr
