@@ -63,7 +63,12 @@ def _footer(ctx: ui.PageContext) -> html.Footer:
 
 
 def _not_found(lang: str) -> html.Div:
-    return ui.empty_state(lang, "404", "")
+    """An unknown address: say so, and lead back to the overview."""
+    return html.Div([
+        ui.empty_state(lang, t("notfound.title", lang), t("notfound.hint", lang)),
+        html.P(dcc.Link(t("notfound.home", lang), href=ui.href("/", queries.Filters(), lang), id="notfound-home",
+                        className="button"), className="empty-state"),
+    ], id="notfound")
 
 
 def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | None = None,

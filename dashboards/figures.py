@@ -72,22 +72,25 @@ def empty(message: str, lang: str = i18n.DEFAULT, height: int = 260) -> Figure:
 
 
 def _short(text: Any, n: int = 38) -> str:
-    s = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
-    return s if len(s) <= n else s[: n - 1].rstrip() + "…"
+    return i18n.short(text, n)
 
 
 def compliance_bars(df: pd.DataFrame, id_col: str, labels: dict[str, str], lang: str) -> Figure:
-    """Horizontal bars of the compliance rate per institution or SOP; customdata is the id."""
+    """Horizontal bars of the compliance rate per institution or SOP, one row each (labels made unique: a
+    category axis draws equal labels on one row); customdata is the id."""
     if df.empty:
         return empty(t("empty", lang), lang)
     df = df.sort_values("rate", ascending=True)
-    names = [_short(labels.get(i, i), 44) for i in df[id_col]]
+    ids = [str(i) for i in df[id_col]]
+    unique = i18n.unique_labels({i: labels.get(i, i) for i in ids}, 44)
+    names = [unique[i] for i in ids]
     text = [f"{i18n.fmt_pct(r, 1, lang)} · {i18n.fmt_int(c, lang)} {t('ov.cases_axis', lang)}"
             for r, c in zip(df["rate"], df["cases"], strict=True)]
     bar = {"type": "bar", "orientation": "h", "x": _clean(df["rate"] * 100), "y": names, "text": text,
            "textposition": "auto", "customdata": _clean(df[id_col]), "cliponaxis": False,
+           "hovertext": [labels.get(i, i) for i in ids],
            "marker": {"color": _clean(df["rate"]), "colorscale": RATE_SCALE, "cmin": 0, "cmax": 1},
-           "hovertemplate": "%{y}<br>%{text}<extra></extra>"}
+           "hovertemplate": "%{hovertext}<br>%{text}<extra></extra>"}
     return _fig([bar], lang, max(180, 60 + 42 * len(df)), bargap=0.35,
                 xaxis={"range": [0, 100], "ticksuffix": "%", "title": {"text": t("ov.rate_axis", lang)}})
 
@@ -122,8 +125,8 @@ def kind_bars(df: pd.DataFrame, lang: str) -> Figure:
            "y": [i18n.kind_label(k, lang) for k in df["kind"]], "customdata": _clean(df["kind"]),
            "marker": {"color": RED}, "opacity": 0.85, "text": [i18n.fmt_int(v, lang) for v in df["n"]],
            "textposition": "auto", "hovertemplate": "%{y}: %{text}<extra></extra>"}
-    return _fig([bar], lang, max(180, 60 + 34 * len(df)), bargap=0.3,
-                xaxis={"title": {"text": t("kpi.deviations", lang)}})
+    return _fig([bar], lang, max(180, 60 + 34 * len(df)), bargap=0.3,  # ",d": 1.000 (id), 1,000 (en)
+                xaxis={"title": {"text": t("kpi.deviations", lang)}, "tickformat": ",d"})
 
 
 def _layers(steps: pd.DataFrame, edges: pd.DataFrame) -> dict[str, tuple[float, float]]:
@@ -297,9 +300,11 @@ def case_timeline(events: pd.DataFrame, tz: str | None, lang: str) -> Figure:
     prev_end = ev["ts_end"].shift(1)
     names = [f"{i + 1}. {s} · {_short(a, 34)}" for i, (s, a) in enumerate(zip(ev["step_id"], ev["activity"],
                                                                                 strict=True))]
+    # a step without a time standard is neither within nor over one (the engine may store False for it)
+    over = ev["over_standard"].astype("boolean").where(ev["standard_max"].notna())
     status = [t("case.no_std", lang) if pd.isna(o) else t("case.over", lang) if o else t("case.within", lang)
-              for o in ev["over_standard"]]
-    colors = [BLUE if pd.isna(o) else RED if o else GREEN for o in ev["over_standard"]]
+              for o in over]
+    colors = [BLUE if pd.isna(o) else RED if o else GREEN for o in over]
     data: list[dict[str, Any]] = []
     wait = prev_end.notna() & (prev_end < ev["ts_start"])
     if wait.any():

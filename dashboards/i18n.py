@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -51,6 +52,14 @@ _T: dict[str, tuple[str, str]] = {
     "empty.hint": ("Ubah instansi, SOP atau periode di atas.", "Change the institution, SOP or period above."),
     "choose_sop": ("Pilih satu SOP di filter di atas.", "Choose one SOP in the filters above."),
     "sop_auto": ("Otomatis: {sop}", "Automatic: {sop}"),
+    "notfound.title": ("404 \u2013 Halaman tidak ditemukan.", "404 \u2013 Page not found."),
+    "notfound.hint": ("Alamat ini tidak ada di Patuh. Periksa tautannya, atau mulai dari Ringkasan.",
+                      "This address does not exist in Patuh. Check the link, or start from the overview."),
+    "notfound.home": ("Kembali ke Ringkasan", "Back to the overview"),
+    "period.cases": ("Periode = bulan kasus dibuka (waktu setempat instansi); penyimpangan dihitung bersama "
+                     "kasusnya, kapan pun terjadinya, seperti di laporan.",
+                     "Period = the month a case was opened in (the institution's local time); deviations count "
+                     "with their case whenever they happened, as in the reports."),
     "click_hint": ("Klik batang atau titik untuk melihat kasus di baliknya.",
                    "Click a bar or point to see the cases behind it."),
     # overview
@@ -208,6 +217,15 @@ _T: dict[str, tuple[str, str]] = {
                              "{expected}."),
     "explain.case_sla_breach": ("Kasus secara keseluruhan melebihi batas waktu {expected} ({observed}).",
                                 "The whole case exceeded its time limit of {expected} ({observed})."),
+    "explain.sla_between": ("Batas waktu antara dua langkah terlampaui: dari langkah {sla_from} sampai langkah "
+                            "{sla_to} paling lama {expected}, terjadi {observed}.",
+                            "A time limit between two steps was exceeded: from step {sla_from} to step {sla_to} "
+                            "within {expected}, it took {observed}."),
+    "explain.sla_unknown": ("Batas waktu antara dua langkah ({step}) terlampaui: paling lama {expected}, terjadi "
+                            "{observed}.",
+                            "A time limit between two steps ({step}) was exceeded: within {expected}, it took "
+                            "{observed}."),
+    "explain.sla_text": ("Ketentuannya: \u201c{text}\u201d.", "The standard says: \u201c{text}\u201d."),
     "explain.wrong_role": ("Langkah {step} \u201c{activity}\u201d seharusnya dilakukan oleh {expected}, "
                            "tetapi dilakukan oleh {observed}.",
                            "Step {step} \u201c{activity}\u201d should be done by {expected}, but was done by "
@@ -216,10 +234,19 @@ _T: dict[str, tuple[str, str]] = {
                                  "{expected}.",
                                  "The documents of step {step} \u201c{activity}\u201d were not recorded: "
                                  "{expected}."),
-    "explain.stalled_case": ("Kasus masih terbuka tanpa kegiatan lebih lama dari standar langkah berikutnya "
-                             "{step} \u201c{activity}\u201d ({expected}).",
-                             "The case is open with no activity for longer than the standard of the next "
-                             "step {step} \u201c{activity}\u201d ({expected})."),
+    # a stalled case's step is the last one done; its expected is the standard of the step that should follow
+    "explain.stalled_case": ("Kasus masih terbuka tanpa kegiatan sejak langkah {step} \u201c{activity}\u201d "
+                             "selesai ({observed}), lebih lama dari standar waktu langkah berikutnya {next_step} "
+                             "\u201c{next_activity}\u201d ({expected}).",
+                             "The case is still open with no activity since step {step} \u201c{activity}\u201d "
+                             "ended ({observed}), longer than the time standard of the next step {next_step} "
+                             "\u201c{next_activity}\u201d ({expected})."),
+    "explain.stalled_case_default": ("Kasus masih terbuka tanpa kegiatan sejak langkah {step} "
+                                     "\u201c{activity}\u201d selesai ({observed}), lebih lama dari batas "
+                                     "{expected} untuk langkah berikutnya.",
+                                     "The case is still open with no activity since step {step} "
+                                     "\u201c{activity}\u201d ended ({observed}), longer than the limit of "
+                                     "{expected} for the next step."),
     "explain.rule_breach": ("Siswa melanggar aturan {step} ({expected}): {observed}. Aturannya: \u201c{activity}\u201d",
                             "The student breached rule {step} ({expected}): {observed}. The rule: "
                             "\u201c{activity}\u201d"),
@@ -259,7 +286,31 @@ def explain(kind: str, lang: str | None, **values: Any) -> str:
     return t(f"explain.{kind}", lang, **safe)
 
 
+def explain_deviation(d: Mapping[str, Any], lang: str | None, observed: Any) -> str:
+    """One deviation of a case page in plain language. ``d`` is a row of queries.case_detail's deviations
+    (with ``next_step``/``next_activity`` of a stalled case, ``sla_*`` of a limit between two steps)."""
+    kind = str(d.get("kind"))
+    values = {"step": d.get("step_id"), "activity": d.get("activity"), "expected": d.get("expected"),
+              "observed": observed}
+    if kind == "stalled_case":
+        if _is_missing(d.get("next_step")):  # the default standard (no next step has one), or older results
+            return explain("stalled_case_default", lang, **values)
+        return explain(kind, lang, next_step=d.get("next_step"), next_activity=d.get("next_activity"), **values)
+    if kind == "case_sla_breach" and (not _is_missing(d.get("sla_from")) or _flag(d.get("between_steps"))):
+        if _is_missing(d.get("sla_from")):
+            return explain("sla_unknown", lang, **values)
+        text = explain("sla_between", lang, sla_from=d.get("sla_from"), sla_to=d.get("sla_to"), **values)
+        if not _is_missing(d.get("sla_text")) and d.get("sla_text"):
+            text += " " + t("explain.sla_text", lang, text=d.get("sla_text"))
+        return text
+    return explain(kind, lang, **values)
+
+
 # --------------------------------------------------------------------------------------- formats
+
+
+def _flag(value: Any) -> bool:
+    return not _is_missing(value) and value is not pd.NA and bool(value)
 
 
 def _is_missing(value: Any) -> bool:
@@ -346,6 +397,45 @@ def observed_text(observed: Any, detail: Any, lang: str | None = DEFAULT) -> str
 
 
 LEVEL_LABELS = {"guru_mapel": "Guru Mapel", "wali_kelas": "Wali Kelas", "guru_bk": "Guru BK"}
+
+
+def short(text: Any, n: int = 38) -> str:
+    """``text`` cut to ``n`` characters with an ellipsis."""
+    s = "" if _is_missing(text) else str(text)
+    return s if len(s) <= n else s[: n - 1].rstrip() + "\u2026"
+
+
+def _middle(text: str, n: int) -> str:
+    """``text`` cut in the middle, keeping its start and its end (where long titles that share a start
+    differ: "Administrasi Layanan Bimbingan … bagi Pegawai")."""
+    if len(text) <= n:
+        return text
+    tail = max(8, (n - 1) * 2 // 5)
+    return text[: n - 1 - tail].rstrip() + "\u2026" + text[-tail:].lstrip()
+
+
+def sop_label(number: Any, title: Any) -> str:
+    """An SOP as people cite it: its number and title (``9.1.19/2010 · Evaluasi``), or the title alone."""
+    title_text = "" if _is_missing(title) else str(title)
+    return f"{number} \u00b7 {title_text}" if not _is_missing(number) and str(number).strip() else title_text
+
+
+def unique_labels(full: dict[str, str], width: int | None = None) -> dict[str, str]:
+    """Labels (id -> text), each at most ``width`` characters, that no two ids share: a chart's category axis
+    merges equal labels into one row, and a dropdown cannot tell them apart. Labels that collide once cut
+    keep their end instead; those still equal get their id."""
+    out = {k: short(v, width) if width else v for k, v in full.items()}
+    counts: dict[str, int] = {}
+    for label in out.values():
+        counts[label] = counts.get(label, 0) + 1
+    if width:
+        out = {k: _middle(full[k], width) if counts[v] > 1 else v for k, v in out.items()}
+        counts = {}
+        for label in out.values():
+            counts[label] = counts.get(label, 0) + 1
+    tails = [k.rsplit("/", 1)[-1] for k in out]
+    tail_ok = len(set(tails)) == len(tails)  # SOP ids: "<institution>/<sop>", the SOP part names it
+    return {k: f"{v} [{k.rsplit('/', 1)[-1] if tail_ok else k}]" if counts[v] > 1 else v for k, v in out.items()}
 
 
 def plotly_separators(lang: str | None) -> str:

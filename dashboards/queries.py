@@ -10,7 +10,9 @@ filtered (one case, one SOP's histogram bins). Nothing here returns more than a 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
+import shutil
 import threading
 import time
 import weakref
@@ -19,10 +21,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
 import pandas as pd
 
+from dashboards import i18n
 from pipeline.db import set_memory_limit
 from pipeline.publish import CURRENT, current_published
 
@@ -89,15 +93,52 @@ class Filters:
 
 
 def _month_start(text: str | None, *, after: bool = False) -> dt.datetime | None:
+    """The first instant (naive, wall clock) of the month ``YYYY-MM``, or of the month after it."""
     if not text:
         return None
     try:
-        day = dt.datetime.strptime(text[:7], "%Y-%m").replace(tzinfo=dt.UTC)
+        day = dt.datetime.strptime(text[:7], "%Y-%m")
     except ValueError:
         return None
     if after:
         day = (day + dt.timedelta(days=32)).replace(day=1)
     return day
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+@functools.cache
+def _fixed_offset_us(name: str) -> int | None:
+    """The zone's UTC offset in microseconds when it has had one offset since 1970 (WIB, WITA, WIT: no summer
+    time), else None: its local times are then computed per row with DuckDB's ``timezone()``."""
+    zone = _zone(name)
+    offsets = {dt.datetime(y, m, 1, tzinfo=zone).utcoffset() for y in range(1970, 2051) for m in (1, 4, 7, 10)}
+    if len(offsets) != 1:
+        return None
+    (offset,) = offsets
+    return None if offset is None else int(offset.total_seconds()) * 1_000_000
+
+
+def _utc(local: dt.datetime | None, zone_name: str) -> dt.datetime | None:
+    """A wall-clock time of a zone as an aware UTC datetime."""
+    return None if local is None else local.replace(tzinfo=_zone(zone_name)).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class LocalTime:
+    """What local months need from the catalogue snapshot: each institution's time zone and the rules
+    documents (their students belong to every period with input, as in the reports)."""
+
+    zones: Mapping[str, str]
+    rules: Mapping[str, str]  # sop_id -> institution_id of every SOP of kind 'rules'
+
+
+NO_LOCAL = LocalTime({}, {})
 
 
 class _Where:
@@ -110,6 +151,7 @@ class _Where:
         allowed: list[str] | None = None if grants.all_institutions else sorted(grants.institutions)
         if f.inst:
             allowed = [f.inst] if allowed is None or f.inst in allowed else []
+        self.allowed = allowed
         if allowed is not None:
             if not allowed:
                 self.parts.append("FALSE")
@@ -123,15 +165,105 @@ class _Where:
             self.params.append(value)
         return self
 
-    def period(self, column: str, f: Filters) -> _Where:
-        lo, hi = _month_start(f.start), _month_start(f.end, after=True)
-        if lo is not None:
-            self.parts.append(f"{self.p}{column} >= ?")
-            self.params.append(lo)
-        if hi is not None:
-            self.parts.append(f"{self.p}{column} < ?")
-            self.params.append(hi)
+    def _zone_groups(self, local: LocalTime) -> dict[str, list[str]]:
+        """The institutions in view by time zone (institutions missing from the snapshot count as UTC)."""
+        insts = sorted(local.zones) if self.allowed is None else self.allowed
+        groups: dict[str, list[str]] = {}
+        for inst in insts:
+            groups.setdefault(local.zones.get(inst) or "UTC", []).append(inst)
+        return groups or {"UTC": []}
+
+    def _per_zone(self, local: LocalTime, build: Any) -> _Where:
+        """One condition per time zone in view, ``build(zone) -> (sql, params)``; OR-ed, each narrowed to its
+        institutions when more than one zone is in view (one zone: a plain range the zone maps can prune)."""
+        groups = self._zone_groups(local)
+        parts: list[str] = []
+        params: list[Any] = []
+        for zone, insts in sorted(groups.items()):
+            sql, values = build(zone)
+            if len(groups) > 1:
+                sql = f"{self.p}institution_id IN ({', '.join('?' * len(insts))}) AND {sql}"
+                values = [*insts, *values]
+            parts.append(f"({sql})")
+            params.extend(values)
+        self.parts.append("(" + " OR ".join(parts) + ")")
+        self.params.extend(params)
         return self
+
+    def local_period(self, column: str, f: Filters, local: LocalTime) -> _Where:
+        """``column`` (TIMESTAMPTZ) within the months ``f.start``..``f.end`` of each institution's local time."""
+        lo, hi = _month_start(f.start), _month_start(f.end, after=True)
+        if lo is None and hi is None:
+            return self
+
+        def build(zone: str) -> tuple[str, list[Any]]:
+            conds, values = [], []
+            if lo is not None:
+                conds.append(f"{self.p}{column} >= ?")
+                values.append(_utc(lo, zone))
+            if hi is not None:
+                conds.append(f"{self.p}{column} < ?")
+                values.append(_utc(hi, zone))
+            return " AND ".join(conds), values
+
+        return self._per_zone(local, build)
+
+    def case_period(self, f: Filters, local: LocalTime) -> _Where:
+        """Cases (``case_results``) of the period, the reports' rule (pipeline/report.py ``_PERIOD_CASES``): a
+        case belongs to the month it was opened in, in its institution's local time; a student under a rules
+        document to every month from opening to closing (the month of the last input)."""
+        lo, hi = _month_start(f.start), _month_start(f.end, after=True)
+        if lo is None and hi is None:
+            return self
+        insts = None if self.allowed is None else set(self.allowed)
+        rules = sorted(s for s, i in local.rules.items() if (insts is None or i in insts)
+                       and (f.sop is None or f.sop == s))
+        p = self.p
+
+        def build(zone: str) -> tuple[str, list[Any]]:
+            lo_utc, hi_utc = _utc(lo, zone), _utc(hi, zone)
+            opened = [f"{p}opened_at >= ?"] * (lo is not None) + [f"{p}opened_at < ?"] * (hi is not None)
+            opened_params = [v for v in (lo_utc, hi_utc) if v is not None]
+            if not rules:
+                return " AND ".join(opened), opened_params
+            span = [f"{p}opened_at < ?"] * (hi is not None) + \
+                [f"coalesce({p}closed_at, {p}opened_at) >= ?"] * (lo is not None)
+            span_params = [v for v in (hi_utc, lo_utc) if v is not None]
+            return (f"CASE WHEN {p}sop_id IN ({', '.join('?' * len(rules))}) THEN {' AND '.join(span)} "
+                    f"ELSE {' AND '.join(opened)} END", [*rules, *span_params, *opened_params])
+
+        return self._per_zone(local, build)
+
+    def of_period_cases(self, grants: Grants, f: Filters, local: LocalTime) -> _Where:
+        """Rows (deviations, events) of the cases of the period (:meth:`case_period`): they count with their case,
+        as in the reports, whenever they happened."""
+        if _month_start(f.start) is None and _month_start(f.end) is None:
+            return self
+        wc = _Where(grants, f, "r").eq("sop_id", f.sop).eq("case_id", f.case).case_period(f, local)
+        p = self.p
+        return self.add(f"({p}institution_id, {p}sop_id, {p}case_id) IN (SELECT (r.institution_id, r.sop_id, "
+                        f"r.case_id) FROM case_results r WHERE {wc.sql})", *wc.params)
+
+    def local_epoch_us(self, column: str, local: LocalTime) -> tuple[str, list[Any]]:
+        """SQL for ``column``'s local wall-clock time as epoch microseconds, per institution: integer arithmetic
+        for zones with one UTC offset (5x cheaper than calendar functions on TIMESTAMPTZ), ``timezone()`` else."""
+        col = f"{self.p}{column}"
+        branches: list[tuple[list[str], str, list[Any]]] = []
+        by_offset: dict[int, list[str]] = {}
+        for zone, insts in self._zone_groups(local).items():
+            offset = _fixed_offset_us(zone)
+            if offset is None:
+                branches.append((insts, f"epoch_us(timezone(?, {col}))", [zone]))
+            else:
+                by_offset.setdefault(offset, []).extend(insts)
+        branches += [(insts, f"epoch_us({col}) + ?", [off]) for off, insts in sorted(by_offset.items())]
+        if len(branches) == 1:
+            return branches[0][1], branches[0][2]
+        sql, params = "CASE", []
+        for insts, expr, values in branches:
+            sql += f" WHEN {self.p}institution_id IN ({', '.join('?' * len(insts))}) THEN {expr}"
+            params += [*insts, *values]
+        return sql + f" ELSE epoch_us({col}) END", params
 
     def month_period(self, column: str, f: Filters) -> _Where:
         """For text periods ('YYYY-MM', step_metrics)."""
@@ -166,6 +298,11 @@ class _Generation:
         self.conn.execute("SET TimeZone = 'UTC'")
         self.tables = {r[0] for r in self.conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        zones = self.conn.execute("SELECT institution_id, timezone FROM institutions").fetchall() \
+            if "institutions" in self.tables else []
+        rules = self.conn.execute("SELECT sop_id, institution_id FROM sops WHERE kind = 'rules'").fetchall() \
+            if "sops" in self.tables else []
+        self.local = LocalTime(dict(zones), dict(rules))
         self.active = 0
         self.retired = False
 
@@ -263,6 +400,16 @@ class Source:
         finally:
             self._release(gen)
 
+    def local_time(self) -> LocalTime:
+        """Time zones and rules documents of the current file (read once per file)."""
+        gen = self._acquire()
+        if gen is None:
+            return NO_LOCAL
+        try:
+            return gen.local
+        finally:
+            self._release(gen)
+
     @property
     def current_path(self) -> Path | None:
         return current_published(self.published_dir)
@@ -350,19 +497,25 @@ def sop_model_json(src: Source, grants: Grants, sop_id: str) -> str | None:
 
 
 def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]:
-    """Compliance by institution, SOP, month and in total, and deviations by kind.
+    """Compliance by institution, SOP and month, in total, and the deviations by kind, of one set of cases.
 
-    One scan groups the cases by (institution, SOP, UTC day), a few thousand rows; the roll-ups are sums
-    of those. The day is integer arithmetic on the epoch: calendar functions on TIMESTAMPTZ (strftime,
-    date_trunc) cost 5x more per row, and GROUPING SETS several scans.
+    A period means the reports' rule (:meth:`_Where.case_period`): the cases opened in its months, in each
+    institution's local time, and their deviations whenever they happened; so the KPIs, the trend, the kind
+    bars and the Penyimpangan page agree with each other and with ``patuh report``.
+
+    One scan groups the cases by (institution, SOP, local day), a few thousand rows; the roll-ups are sums
+    of those. The day is integer arithmetic on the epoch (:meth:`_Where.local_epoch_us`): calendar functions
+    on TIMESTAMPTZ (strftime, date_trunc, timezone) cost 2-5x more per row, and GROUPING SETS several scans.
     """
-    w = _Where(grants, f, "r").eq("sop_id", f.sop).period("opened_at", f)
+    local = src.local_time()
+    w = _Where(grants, f, "r").eq("sop_id", f.sop).case_period(f, local)
+    day_sql, day_params = w.local_epoch_us("opened_at", local)
     fine = _df(src, f"""
-        SELECT r.institution_id, r.sop_id, epoch_us(r.opened_at) // 86400000000 AS day, count(*) AS cases,
+        SELECT r.institution_id, r.sop_id, ({day_sql}) // 86400000000 AS day, count(*) AS cases,
                count(*) FILTER (WHERE r.compliant) AS compliant, sum(r.n_deviations) AS deviations,
                count(*) FILTER (WHERE r.status = 'open') AS open_cases
         FROM case_results r WHERE {w.sql} GROUP BY ALL
-    """, w.params)
+    """, [*day_params, *w.params])
     if not fine.empty:
         fine["month"] = pd.to_datetime(fine["day"].astype("float64") * 86400, unit="s").dt.strftime("%Y-%m")
     if fine.empty or int(fine["cases"].sum()) == 0:
@@ -380,15 +533,18 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
                     "AND r.status = 'closed'", w.params)
     total = roll([])
     total["lead_p50"] = lead["p50"].iloc[0] if not lead.empty else None
-    wd = _Where(grants, f, "d").eq("sop_id", f.sop).period("occurred_at", f)
-    # one scan: deviations per kind, and the stalled cases (one stalled_case deviation per open case)
-    kinds = _df(src, f"SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind "
-                     "ORDER BY n DESC, d.kind", wd.params)
+    wd = _Where(grants, f, "d").eq("sop_id", f.sop).of_period_cases(grants, f, local)
+    # one scan: deviations per kind, and the stalled cases (the engine writes one stalled_case deviation
+    # per stalled case, and only for open ones)
+    kinds = _df(src, f"""
+        SELECT d.kind, count(*) AS n FROM deviations d WHERE {wd.sql} GROUP BY d.kind ORDER BY n DESC, d.kind
+    """, wd.params)
     stalled = kinds.loc[kinds["kind"] == "stalled_case", "n"] if not kinds.empty else kinds
     total["stalled"] = int(stalled.to_numpy()[0]) if len(stalled) else 0
     return {"total": total, "institution": roll(["institution_id"]).sort_values("institution_id"),
             "sop": roll(["institution_id", "sop_id"]).sort_values("sop_id"),
-            "month": roll(["month"]).sort_values("month").reset_index(drop=True), "kind": kinds}
+            "month": roll(["month"]).sort_values("month").reset_index(drop=True),
+            "kind": kinds}
 
 
 # ------------------------------------------------------------------------------------------ process
@@ -409,7 +565,8 @@ def process_map(src: Source, grants: Grants, f: Filters, sop_id: str) -> dict[st
                sum(m.proc_p50 * m.n) / nullif(sum(m.n), 0) AS proc_p50
         FROM step_metrics m WHERE {wm.sql} GROUP BY m.step_id
     """, wm.params)
-    wd = _Where(grants, f, "d").eq("sop_id", sop_id).period("occurred_at", f)
+    local = src.local_time()
+    wd = _Where(grants, f, "d").eq("sop_id", sop_id).of_period_cases(grants, f.with_(sop=sop_id), local)
     devs = _df(src, f"""
         SELECT d.step_id, count(*) AS n_dev,
                count(*) FILTER (WHERE d.kind IN ('missing_step', 'wrong_order', 'repeated_step')) AS n_flow_dev
@@ -417,7 +574,7 @@ def process_map(src: Source, grants: Grants, f: Filters, sop_id: str) -> dict[st
     """, wd.params)
     steps = steps.merge(metrics, on="step_id", how="left").merge(devs, on="step_id", how="left")
     steps[["n_dev", "n_flow_dev"]] = steps[["n_dev", "n_flow_dev"]].fillna(0)
-    wc = _Where(grants, f, "r").eq("sop_id", sop_id).period("opened_at", f)
+    wc = _Where(grants, f, "r").eq("sop_id", sop_id).case_period(f.with_(sop=sop_id), local)
     n_cases = _df(src, f"SELECT count(*) AS n FROM case_results r WHERE {wc.sql}", wc.params)
     total = int(n_cases["n"].iloc[0]) if not n_cases.empty else 0
     variants = top_variants(src, grants, f, sop_id)
@@ -437,7 +594,7 @@ def process_map(src: Source, grants: Grants, f: Filters, sop_id: str) -> dict[st
 
 def top_variants(src: Source, grants: Grants, f: Filters, sop_id: str, limit: int = 8) -> pd.DataFrame:
     """The most frequent paths (step sequences) of one SOP's cases."""
-    wc = _Where(grants, f, "r").eq("sop_id", sop_id).period("opened_at", f)
+    wc = _Where(grants, f, "r").eq("sop_id", sop_id).case_period(f.with_(sop=sop_id), src.local_time())
     with src.cursor() as handle:
         if handle is None:
             return pd.DataFrame()
@@ -479,6 +636,7 @@ def top_variants(src: Source, grants: Grants, f: Filters, sop_id: str, limit: in
 
 def _transitions(src: Source, grants: Grants, f: Filters, sop_id: str) -> pd.DataFrame:
     """Observed directly-follows counts (start and end included)."""
+    local = src.local_time()
     with src.cursor() as handle:
         if handle is None:
             return pd.DataFrame(columns=["src", "dst", "n"])
@@ -492,7 +650,7 @@ def _transitions(src: Source, grants: Grants, f: Filters, sop_id: str) -> pd.Dat
                 FROM seq, range(1, len(s)) t(i) GROUP BY ALL
             """, wv.params).df()
         if "variants" in tables:  # a period: the period's cases per path, paths from `variants`
-            wc = _Where(grants, f, "r").eq("sop_id", sop_id).period("opened_at", f)
+            wc = _Where(grants, f, "r").eq("sop_id", sop_id).case_period(f.with_(sop=sop_id), local)
             return cur.execute(f"""
                 WITH counts AS (
                     SELECT r.variant_hash, count(*) AS n_cases FROM case_results r
@@ -505,7 +663,7 @@ def _transitions(src: Source, grants: Grants, f: Filters, sop_id: str) -> pd.Dat
                 SELECT s[i] AS src, s[i + 1] AS dst, sum(n_cases) AS n
                 FROM seq, range(1, len(s)) t(i) GROUP BY ALL
             """, [*wc.params, sop_id]).df()
-        we = _Where(grants, f, "e").eq("sop_id", sop_id).period("ts_end", f)
+        we = _Where(grants, f, "e").eq("sop_id", sop_id).of_period_cases(grants, f.with_(sop=sop_id), local)
         return cur.execute(f"""
             WITH ev AS (
                 SELECT e.step_id, lag(e.step_id, 1, 'start') OVER w AS prev,
@@ -528,9 +686,11 @@ _SORTABLE = {
 }
 
 
-def _deviation_where(grants: Grants, f: Filters) -> _Where:
+def _deviation_where(src: Source, grants: Grants, f: Filters) -> _Where:
+    """The deviations the filters ask for; a period selects the deviations of the cases opened in it (the same
+    rule as the overview and the reports), not the deviations that happened in it."""
     w = _Where(grants, f, "d").eq("sop_id", f.sop).eq("kind", f.kind).eq("step_id", f.step)
-    w.eq("severity", f.sev).eq("case_id", f.case).period("occurred_at", f)
+    w.eq("severity", f.sev).eq("case_id", f.case).of_period_cases(grants, f, src.local_time())
     if f.role:
         w.add("EXISTS (SELECT 1 FROM sop_steps st WHERE st.sop_id = d.sop_id AND st.step_id = d.step_id "
               "AND st.role = ?)", f.role)
@@ -556,36 +716,107 @@ def deviation_page(src: Source, grants: Grants, f: Filters, start: int, end: int
         if column:
             order.append(f"{column} {'ASC' if item.get('sort') == 'asc' else 'DESC'}")
     order_sql = ", ".join([*order, "d.occurred_at DESC", "d.case_id", "d.kind"])
-    w = _deviation_where(grants, f)
+    w = _deviation_where(src, grants, f)
     with src.cursor() as handle:
         if handle is None:
             return pd.DataFrame(), 0
         cur, _ = handle
-        total_row = cur.execute(f"SELECT count(*) FROM deviations d WHERE {w.sql}", w.params).fetchone()
-        total = int(total_row[0]) if total_row else 0
+        # one pass over the filtered set for the page and the count (a period's filter is a semi-join on the
+        # cases: evaluating it twice cost 2x): the selected rows' sort keys, then the page's rows by rowid
         rows = cur.execute(f"""
-            SELECT {_DEV_COLUMNS} FROM deviations d WHERE {w.sql}
-            ORDER BY {order_sql} LIMIT {limit} OFFSET {start}
+            WITH sel AS MATERIALIZED (
+                SELECT d.rowid AS rid, d.occurred_at, d.institution_id, d.sop_id, d.case_id, d.kind, d.step_id,
+                       d.severity FROM deviations d WHERE {w.sql}),
+            pg AS (SELECT d.rid FROM sel d ORDER BY {order_sql} LIMIT {limit} OFFSET {start})
+            SELECT {_DEV_COLUMNS}, (SELECT count(*) FROM sel) AS total
+            FROM deviations d SEMI JOIN pg ON d.rowid = pg.rid ORDER BY {order_sql}
         """, w.params).df()
-    return rows, total
+        if rows.empty:  # a page past the end: the count alone
+            total_row = cur.execute(f"SELECT count(*) FROM deviations d WHERE {w.sql}", w.params).fetchone()
+            return rows.drop(columns=["total"], errors="ignore"), int(total_row[0]) if total_row else 0
+    return rows.drop(columns=["total"]), int(rows["total"].iloc[0])
 
 
-def export_deviations_csv(src: Source, grants: Grants, f: Filters, out: Path) -> int:
-    """Write the whole filtered set as CSV with DuckDB's COPY; returns the number of rows."""
-    w = _deviation_where(grants, f)
+def _label_case(expr: str, labels: Mapping[str, str]) -> tuple[str, list[Any]]:
+    """SQL mapping the codes of ``expr`` to labels (unknown codes stay as they are), with its parameters."""
+    if not labels:
+        return expr, []
+    params: list[Any] = []
+    for code, label in labels.items():
+        params += [code, label]
+    return f"CASE {expr} {' '.join('WHEN ? THEN ?' for _ in labels)} ELSE {expr} END", params
+
+
+def _export_select(lang: str) -> tuple[str, list[Any]]:
+    """The export's columns in ``lang``: the measured value with its unit (a separate number and unit, and
+    the text the table shows: ``157,7 hari kerja``), kinds, severities and rule texts as the dashboard says
+    them (i18n.observed_text, in SQL: no per-row Python)."""
+    comma = i18n.norm_lang(lang) == "id"
+
+    def num(expr: str, digits: int) -> str:
+        text = f"printf('%.{digits}f', {expr})"
+        return f"replace({text}, '.', ',')" if comma else text
+
+    unit_labels = {m: i18n.t(f"unit.{m}", lang) for m in ("working_minutes", "working_days", "elapsed_minutes")}
+    kind_sql, kind_params = _label_case("d.kind", {k: i18n.kind_label(k, lang) for k in DEVIATION_KINDS})
+    sev_sql, sev_params = _label_case("d.severity", {s: i18n.sev_label(s, lang) for s in SEVERITIES})
+    unit_sql, unit_params = _label_case("measure", unit_labels)
+    level_sql, level_params = _label_case("x", i18n.LEVEL_LABELS)
+    problem_sql, problem_params = _label_case("d.detail->>'problem'", {
+        p: i18n.t(f"rule.{p}", lang) for p in ("no_remedial", "remedial_too_late")})
+    t_ = i18n.t
+    duration_text = f"""CASE
+        WHEN measure = 'working_days' THEN {num("value", 1)} || ' ' || ?
+        WHEN measure = 'elapsed_minutes' AND value >= 2880 THEN {num("value / 1440", 1)} || ' ' || ?
+        WHEN measure = 'elapsed_minutes' THEN printf('%d', round(value)::BIGINT) || ' ' || ?
+        WHEN value >= 120 THEN {num("value / 60", 1)} || ' ' || ?
+        ELSE printf('%d', round(value)::BIGINT) || ' ' || ? END"""
+    duration_params = [t_("unit.working_days", lang), t_("unit.elapsed_days", lang),
+                       t_("unit.elapsed_minutes", lang), t_("unit.hours", lang), t_("unit.working_minutes", lang)]
+    score = "TRY_CAST(d.detail->>'score' AS DOUBLE)"
+    pass_mark = "TRY_CAST(d.detail->>'pass_mark' AS DOUBLE)"
+    sql = f"""
+        strftime(d.occurred_at, '%Y-%m-%d %H:%M:%S') AS occurred_at_utc,
+        strftime(timezone(coalesce(i.timezone, 'UTC'), d.occurred_at), '%Y-%m-%d %H:%M') AS occurred_at_local,
+        d.institution_id, d.sop_id, d.case_id, d.kind, {kind_sql} AS kind_label, d.step_id, d.activity,
+        d.expected,
+        CASE WHEN measure IS NOT NULL AND value IS NOT NULL THEN {duration_text}
+             WHEN json_type(d.detail->'path') = 'ARRAY' THEN array_to_string(
+                 list_transform(from_json(d.detail->'path', '["VARCHAR"]'), lambda x: {level_sql}), ' \u2192 ')
+             WHEN {score} IS NOT NULL AND {pass_mark} IS NOT NULL THEN {num(score, 1)} || ' < KKM '
+                 || {num(pass_mark, 1)} || coalesce(' (' || ({problem_sql}) || ')', '')
+             ELSE d.observed END AS observed,
+        CASE WHEN measure IS NOT NULL THEN round(value, 2) END AS observed_value,
+        CASE WHEN value IS NOT NULL THEN {unit_sql} END AS observed_unit,
+        d.severity, {sev_sql} AS severity_label"""
+    params = [*kind_params, *duration_params, *level_params, *problem_params, *unit_params, *sev_params]
+    return sql, params
+
+
+def export_deviations_csv(src: Source, grants: Grants, f: Filters, out: Path, lang: str = i18n.DEFAULT) -> int:
+    """Write the whole filtered set as CSV for Excel (UTF-8 with a byte order mark, as ``patuh quarantine
+    --out``) with DuckDB's COPY; labels and units in ``lang``. Returns the number of rows."""
+    w = _deviation_where(src, grants, f)
+    select, select_params = _export_select(lang)
+    part = out.with_name(out.name + ".part")
     with src.cursor() as handle:
         if handle is None:
             out.write_text("", encoding="utf-8")
             return 0
         cur, _ = handle
-        cur.execute(f"""
-            COPY (SELECT strftime(d.occurred_at, '%Y-%m-%d %H:%M:%S') AS occurred_at_utc,
-                         d.institution_id, d.sop_id, d.case_id, d.kind, d.step_id, d.activity, d.expected,
-                         d.observed, d.severity
-                  FROM deviations d WHERE {w.sql} ORDER BY d.occurred_at DESC, d.case_id, d.kind)
-            TO '{str(out).replace("'", "''")}' (HEADER, DELIMITER ',')
-        """, w.params)
-        row = cur.execute(f"SELECT count(*) FROM deviations d WHERE {w.sql}", w.params).fetchone()
+        row = cur.execute(f"""
+            COPY (SELECT {select}
+                  FROM (SELECT d.*, d.detail->>'measure' AS measure,
+                               TRY_CAST(coalesce(d.detail->>'duration', d.detail->>'idle') AS DOUBLE) AS value
+                        FROM deviations d WHERE {w.sql}) d
+                       LEFT JOIN institutions i ON i.institution_id = d.institution_id
+                  ORDER BY d.occurred_at DESC, d.case_id, d.kind)
+            TO '{str(part).replace("'", "''")}' (HEADER, DELIMITER ',')
+        """, [*select_params, *w.params]).fetchone()
+    with out.open("wb") as dst, part.open("rb") as src_file:
+        dst.write(b"\xef\xbb\xbf")  # Excel reads the file as UTF-8 only with a BOM
+        shutil.copyfileobj(src_file, dst)
+    part.unlink(missing_ok=True)
     return int(row[0]) if row else 0
 
 
@@ -605,6 +836,9 @@ def deviation_facets(src: Source, grants: Grants, f: Filters) -> dict[str, pd.Da
 
 
 # -------------------------------------------------------------------------------------------- cases
+
+
+_SLA_JSON = '[{"id": "VARCHAR", "from": "VARCHAR", "to": "VARCHAR", "time": "VARCHAR", "text": "VARCHAR"}]'
 
 
 def case_detail(src: Source, grants: Grants, case_id: str, f: Filters | None = None) -> dict[str, Any] | None:
@@ -633,18 +867,31 @@ def case_detail(src: Source, grants: Grants, case_id: str, f: Filters | None = N
             WHERE e.institution_id = ? AND e.sop_id = ? AND e.case_id = ?
             ORDER BY e.ts_end, e.ts_start LIMIT 500
         """, key).df()
-        devs = cur.execute("""
-            SELECT kind, step_id, activity, expected, observed, severity, occurred_at,
-                   CAST(detail AS VARCHAR) AS detail
-            FROM deviations WHERE institution_id = ? AND sop_id = ? AND case_id = ?
-            ORDER BY occurred_at, kind LIMIT 200
-        """, key).df()
+        # what the explanations name: a stalled case's next step (its standard is the deviation's expected;
+        # the deviation's step is the last one done), and a between-steps limit's steps and wording (its
+        # step_id is the SLA's id in the SOP model)
+        devs = cur.execute(f"""
+            WITH sla AS (
+                SELECT unnest(from_json(s.model->'slas', '{_SLA_JSON}')) AS sla
+                FROM sops s WHERE s.sop_id = ? AND json_type(s.model->'slas') = 'ARRAY')
+            SELECT d.kind, d.step_id, coalesce(d.activity, st.activity) AS activity, d.expected, d.observed,
+                   d.severity, d.occurred_at, CAST(d.detail AS VARCHAR) AS detail,
+                   d.detail->>'next_step' AS next_step, nx.activity AS next_activity,
+                   sla.sla['from'] AS sla_from, sla.sla['to'] AS sla_to, sla.sla['text'] AS sla_text,
+                   d.detail->>'from' IS NOT NULL AS between_steps
+            FROM deviations d
+                 LEFT JOIN sop_steps st ON st.sop_id = d.sop_id AND st.step_id = d.step_id
+                 LEFT JOIN sop_steps nx ON nx.sop_id = d.sop_id AND nx.step_id = d.detail->>'next_step'
+                 LEFT JOIN sla ON d.kind = 'case_sla_breach' AND sla.sla['id'] = d.step_id
+            WHERE d.institution_id = ? AND d.sop_id = ? AND d.case_id = ?
+            ORDER BY d.occurred_at, d.kind LIMIT 200
+        """, [row["sop_id"], *key]).df()
     return {"case": row, "events": events, "deviations": devs}
 
 
 def attention_cases(src: Source, grants: Grants, f: Filters, limit: int = 20) -> pd.DataFrame:
     """The most recent non-compliant cases (most deviations first within a day), at most a page."""
-    w = _Where(grants, f, "r").eq("sop_id", f.sop).period("opened_at", f).add("NOT r.compliant")
+    w = _Where(grants, f, "r").eq("sop_id", f.sop).case_period(f, src.local_time()).add("NOT r.compliant")
     return _df(src, f"""
         SELECT r.case_id, r.institution_id, r.sop_id, r.opened_at, r.status, r.n_deviations, r.fitness
         FROM case_results r WHERE {w.sql}
@@ -675,7 +922,8 @@ def step_histograms(src: Source, grants: Grants, f: Filters, sop_id: str) -> dic
     steps = sop_steps(src, grants, sop_id)
     if steps.empty:
         return {"steps": steps, "bins": pd.DataFrame(), "metrics": pd.DataFrame()}
-    we = _Where(grants, f, "e").eq("sop_id", sop_id).period("ts_end", f)
+    # the executions that ended in the months asked for, local time: the months of step_metrics
+    we = _Where(grants, f, "e").eq("sop_id", sop_id).local_period("ts_end", f, src.local_time())
     x = "coalesce(e.duration_std, e.proc_working)"
     # The range per step comes from the small tables, so the events are scanned once: twice the standard
     # (the line sits mid-axis; longer runs gather in the last bin), or 1.5 x the slowest monthly p90 of

@@ -92,8 +92,10 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
     inst_opts = [{"label": n, "value": i} for i, n in zip(insts.get("institution_id", []), insts.get("name", []),
                                                             strict=True)]
     sops = queries.sops(ctx.env.src, ctx.grants, f.with_(sop=None))
-    sop_opts = [{"label": f"{title} ({sid.split('/')[0]})" if not f.inst else title, "value": sid}
-                for sid, title in zip(sops.get("sop_id", []), sops.get("title", []), strict=True)]
+    sop_names = {sid: i18n.sop_label(number, title) + ("" if f.inst else f" ({sid.split('/')[0]})")
+                 for sid, number, title in zip(sops.get("sop_id", []), sops.get("number", []),
+                                               sops.get("title", []), strict=True)}
+    sop_opts = [{"label": label, "value": sid} for sid, label in i18n.unique_labels(sop_names).items()]
     sop_hint = t("filter.all_sop", lang)
     if need_sop:  # the page shows one SOP: without a choice, the first procedure in view (default_sop)
         procedures = sops[sops["kind"] == "procedure"] if not sops.empty else sops
@@ -151,6 +153,13 @@ def empty_state(lang: str, message: str | None = None, hint: str | None = None) 
         html.P(message or t("empty", lang), className="empty-title"),
         html.P(hint if hint is not None else t("empty.hint", lang), className="empty-hint"),
     ])
+
+
+def period_note(ctx: PageContext) -> html.P | None:
+    """Which cases a period selects, shown while one is chosen."""
+    if not (ctx.filters.start or ctx.filters.end):
+        return None
+    return html.P(t("period.cases", ctx.lang), className="hint period-note")
 
 
 def graph(graph_id: str, height: int | None = None) -> dcc.Loading:

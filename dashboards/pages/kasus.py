@@ -72,22 +72,23 @@ def _detail(detail: dict[str, Any], lang: str) -> Any:
             html.Span(i18n.sev_label(d["severity"], lang), className=f"badge sev-{d['severity']}"),
             html.Strong(i18n.kind_label(d["kind"], lang)),
             html.Span(" · " + i18n.fmt_date(d["occurred_at"], lang, time=True, tz=tz), className="muted"),
-            html.P(i18n.explain(d["kind"], lang, step=d["step_id"], activity=d["activity"],
-                                expected=d["expected"],
-                                observed=i18n.observed_text(d["observed"], d.get("detail"), lang))),
+            html.P(i18n.explain_deviation(d, lang, i18n.observed_text(d["observed"], d.get("detail"), lang))),
         ]) for d in devs.to_dict("records")])
     rows = []
     for e in events.to_dict("records"):
         measure = e["standard_measure"] if isinstance(e["standard_measure"], str) else "working_minutes"
         value = e["duration_std"] if not pd.isna(e["duration_std"]) else e["proc_working"]
         over = e["over_standard"]
-        state = ("case.no_std" if pd.isna(over) else "case.over" if over else "case.within")
+        # a step without a time standard is neither within nor over one
+        state = ("case.no_std" if pd.isna(over) or pd.isna(e["standard_max"]) else
+                 "case.over" if over else "case.within")
         rows.append(html.Tr([
             html.Td(e["step_id"]), html.Td(e["activity"]), html.Td(e["role_label"] or e["role"] or "-"),
             html.Td(i18n.fmt_date(e["ts_start"], lang, time=True, tz=tz)),
             html.Td(i18n.fmt_date(e["ts_end"], lang, time=True, tz=tz)),
             html.Td(i18n.fmt_duration(value, measure, lang), className="num"), html.Td(e["time_raw"] or "-"),
-            html.Td(t(state, lang), className=f"state-{state.split('.')[-1]}"),
+            html.Td("\u2013" if state == "case.no_std" else t(state, lang), className=f"state-{state.split('.')[-1]}",
+                    title=t(state, lang)),
         ]))
     head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("col.step", "col.activity", "col.role", "col.start",
                                                              "col.end", "col.duration", "col.standard",

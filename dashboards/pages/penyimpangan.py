@@ -68,6 +68,7 @@ def layout(ctx: ui.PageContext) -> Any:
     return html.Div([
         dcc.Store(id=f"{P}-ctx", data=ctx.store_data()),
         ui.filter_bar(ctx, extra),
+        ui.period_note(ctx),
         ui.card(t("dev.title", lang),
                 html.Div([html.Span(id=f"{P}-count", className="count"), *notes,
                           html.Span(t("dev.open_case", lang), className="hint")], className="grid-meta"),
@@ -141,7 +142,7 @@ def register(app: Dash, env: ui.Env) -> None:
         tmp = tempfile.NamedTemporaryFile(prefix="patuh-export-", suffix=".csv", delete=False)  # noqa: SIM115
         tmp.close()
         out = Path(tmp.name)
-        queries.export_deviations_csv(env.src, grants, f, out)
+        queries.export_deviations_csv(env.src, grants, f, out, i18n.norm_lang(request.args.get("lang")))
         response = send_file(out, mimetype="text/csv", as_attachment=True, download_name="penyimpangan.csv",
                              max_age=0)
         response.call_on_close(lambda: out.unlink(missing_ok=True))

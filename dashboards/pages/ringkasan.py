@@ -20,6 +20,7 @@ def layout(ctx: ui.PageContext) -> Any:
     return html.Div([
         dcc.Store(id=f"{P}-ctx", data=ctx.store_data()),
         ui.filter_bar(ctx),
+        ui.period_note(ctx),
         dcc.Loading(html.Div(id=f"{P}-kpis", className="kpi-row"), type="dot", color="#1f5f8b"),
         html.P(t("click_hint", lang), className="hint"),
         html.Div(className="grid-2", children=[
@@ -67,7 +68,8 @@ def register(app: Dash, env: ui.Env) -> None:
         insts = queries.institutions(env.src, grants)
         inst_names = dict(zip(insts.get("institution_id", []), insts.get("name", []), strict=True))
         sops = queries.sops(env.src, grants, f.with_(sop=None))
-        sop_names = dict(zip(sops.get("sop_id", []), sops.get("title", []), strict=True))
+        sop_names = {sid: i18n.sop_label(number, title) for sid, number, title in
+                     zip(sops.get("sop_id", []), sops.get("number", []), sops.get("title", []), strict=True)}
         return (kpis, figures.trend(ov["month"], lang), figures.kind_bars(ov["kind"], lang),
                 figures.compliance_bars(ov["institution"], "institution_id", inst_names, lang),
                 figures.compliance_bars(ov["sop"], "sop_id", sop_names, lang))
