@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.timing import standard_text
+
 LANGS = ("id", "en")
 DEFAULT = "id"
 
@@ -290,8 +292,9 @@ def explain_deviation(d: Mapping[str, Any], lang: str | None, observed: Any) -> 
     """One deviation of a case page in plain language. ``d`` is a row of queries.case_detail's deviations
     (with ``next_step``/``next_activity`` of a stalled case, ``sla_*`` of a limit between two steps)."""
     kind = str(d.get("kind"))
-    values = {"step": d.get("step_id"), "activity": d.get("activity"), "expected": d.get("expected"),
-              "observed": observed}
+    expected = d.get("expected")
+    values = {"step": d.get("step_id"), "activity": d.get("activity"), "observed": observed,
+              "expected": standard_text(None if _is_missing(expected) else str(expected), norm_lang(lang))}
     if kind == "stalled_case":
         if _is_missing(d.get("next_step")):  # the default standard (no next step has one), or older results
             return explain("stalled_case_default", lang, **values)

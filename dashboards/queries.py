@@ -27,8 +27,10 @@ import duckdb
 import pandas as pd
 
 from dashboards import i18n
+from pipeline.bottlenecks import MIN_MEDIAN_VALUES
 from pipeline.db import set_memory_limit
 from pipeline.publish import CURRENT, current_published
+from pipeline.timing import DEFAULT_STALL, standard_text
 
 PAGE_SIZE = 100
 DEVIATION_KINDS = (
@@ -298,6 +300,10 @@ class _Generation:
         self.conn.execute("SET TimeZone = 'UTC'")
         self.tables = {r[0] for r in self.conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        # columns newer versions added, as 'table.column' beside the table names (a file published before has none)
+        self.tables |= {r[0] for r in self.conn.execute(
+            "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'main' "
+            "AND table_name || '.' || column_name IN ('step_metrics.n_wait')").fetchall()}
         zones = self.conn.execute("SELECT institution_id, timezone FROM institutions").fetchall() \
             if "institutions" in self.tables else []
         rules = self.conn.execute("SELECT sop_id, institution_id FROM sops WHERE kind = 'rules'").fetchall() \
@@ -550,6 +556,20 @@ def overview(src: Source, grants: Grants, f: Filters) -> dict[str, pd.DataFrame]
 # ------------------------------------------------------------------------------------------ process
 
 
+def _medians_sql(src: Source) -> str:
+    """SQL (over ``step_metrics m`` grouped by step): the months' median waiting and processing times, each
+    weighted by the values it comes from (a first step waits in almost none of its executions), and none
+    from fewer than :data:`MIN_MEDIAN_VALUES` values. Files published before the counts weigh by executions."""
+    counted = has_table(src, "step_metrics.n_wait")
+    out = []
+    for measure in ("wait", "proc"):
+        weight = f"coalesce(m.n_{measure}, m.n)" if counted else "m.n"
+        values = f"sum({weight}) FILTER (WHERE m.{measure}_p50 IS NOT NULL)"
+        out.append(f"CASE WHEN {values} >= {MIN_MEDIAN_VALUES} THEN sum(m.{measure}_p50 * {weight}) / {values} "
+                   f"END AS {measure}_p50")
+    return ", ".join(out)
+
+
 def process_map(src: Source, grants: Grants, f: Filters, sop_id: str) -> dict[str, pd.DataFrame]:
     """Steps with their time metrics, modelled and observed transitions, and the top variants."""
     empty = {"steps": pd.DataFrame(), "edges": pd.DataFrame(), "variants": pd.DataFrame()}
@@ -561,8 +581,7 @@ def process_map(src: Source, grants: Grants, f: Filters, sop_id: str) -> dict[st
         SELECT m.step_id, sum(m.n) AS n,
                sum(m.share_over_standard * m.n) / nullif(sum(m.n) FILTER (WHERE m.share_over_standard
                    IS NOT NULL), 0) AS share_over,
-               sum(m.wait_p50 * m.n) / nullif(sum(m.n), 0) AS wait_p50,
-               sum(m.proc_p50 * m.n) / nullif(sum(m.n), 0) AS proc_p50
+               {_medians_sql(src)}
         FROM step_metrics m WHERE {wm.sql} GROUP BY m.step_id
     """, wm.params)
     local = src.local_time()
@@ -779,7 +798,7 @@ def _export_select(lang: str) -> tuple[str, list[Any]]:
         strftime(d.occurred_at, '%Y-%m-%d %H:%M:%S') AS occurred_at_utc,
         strftime(timezone(coalesce(i.timezone, 'UTC'), d.occurred_at), '%Y-%m-%d %H:%M') AS occurred_at_local,
         d.institution_id, d.sop_id, d.case_id, d.kind, {kind_sql} AS kind_label, d.step_id, d.activity,
-        d.expected,
+        CASE d.expected WHEN ? THEN ? ELSE d.expected END AS expected,
         CASE WHEN measure IS NOT NULL AND value IS NOT NULL THEN {duration_text}
              WHEN json_type(d.detail->'path') = 'ARRAY' THEN array_to_string(
                  list_transform(from_json(d.detail->'path', '["VARCHAR"]'), lambda x: {level_sql}), ' \u2192 ')
@@ -789,7 +808,8 @@ def _export_select(lang: str) -> tuple[str, list[Any]]:
         CASE WHEN measure IS NOT NULL THEN round(value, 2) END AS observed_value,
         CASE WHEN value IS NOT NULL THEN {unit_sql} END AS observed_unit,
         d.severity, {sev_sql} AS severity_label"""
-    params = [*kind_params, *duration_params, *level_params, *problem_params, *unit_params, *sev_params]
+    default_std = [DEFAULT_STALL.raw, standard_text(DEFAULT_STALL.raw, i18n.norm_lang(lang))]
+    params = [*kind_params, *default_std, *duration_params, *level_params, *problem_params, *unit_params, *sev_params]
     return sql, params
 
 
@@ -954,8 +974,7 @@ def step_histograms(src: Source, grants: Grants, f: Filters, sop_id: str) -> dic
     bins = counts.merge(ranges, on="step_id").merge(n, on="step_id").sort_values(["step_id", "b"])
     bins = bins.reset_index(drop=True)
     metrics = _df(src, f"""
-        SELECT m.step_id, sum(m.n) AS n, sum(m.wait_p50 * m.n) / nullif(sum(m.n), 0) AS wait_p50,
-               max(m.wait_p90) AS wait_p90_max, sum(m.proc_p50 * m.n) / nullif(sum(m.n), 0) AS proc_p50,
+        SELECT m.step_id, sum(m.n) AS n, max(m.wait_p90) AS wait_p90_max, {_medians_sql(src)},
                sum(m.share_over_standard * m.n) / nullif(sum(m.n) FILTER (WHERE m.share_over_standard
                    IS NOT NULL), 0) AS share_over
         FROM step_metrics m WHERE {wm.sql} GROUP BY m.step_id

@@ -28,6 +28,7 @@ import duckdb
 import jinja2
 from markupsafe import Markup
 
+from pipeline import timing
 from pipeline.bottlenecks import (
     DEFAULT_WORKDAY_MINUTES,
     Scope,
@@ -96,23 +97,9 @@ KIND_MEANING: dict[str, dict[str, str]] = {
 SEVERITY = {"high": {"id": "tinggi", "en": "high"}, "medium": {"id": "sedang", "en": "medium"},
             "low": {"id": "rendah", "en": "low"}}
 
-# the engine's default stall standard (pipeline/timing.py DEFAULT_STALL) is stored bilingual in deviations.expected
-_DEFAULT_STANDARD_RE = re.compile(r"^\s*(?P<n>\d+(?:[.,]\d+)?)\s+hari kerja\s*\(\s*bawaan\s*/\s*default\s*\)\s*$",
-                                  re.IGNORECASE)
-
-
 def standard_text(raw: str | None, lang: str) -> str:
-    """A stored time standard as the report's language shows it: the engine's bilingual default
-    ``5 hari kerja (bawaan / default)`` becomes ``5 hari kerja (bawaan)`` or ``5 working days (default)``."""
-    if not raw:
-        return "–"
-    m = _DEFAULT_STANDARD_RE.match(raw)
-    if m is None:
-        return raw
-    n = m["n"]
-    if lang == "id":
-        return f"{n} hari kerja (bawaan)"
-    return f"{n.replace(',', '.')} working day{'' if n == '1' else 's'} (default)"
+    """A stored time standard in the report's language (the engine's bilingual default translated), "–" for none."""
+    return timing.standard_text(raw, lang) or "–"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -30,6 +30,14 @@ from pipeline.calendars import WorkingCalendar
 from pipeline.sop import END, SopModel, TimeStandard, parse_time
 
 DEFAULT_STALL = TimeStandard("5 hari kerja (bawaan / default)", "working_days", None, 5.0, "day")
+# what the stored (bilingual) default reads as in each language; an SOP's own standards are quoted as written
+DEFAULT_STALL_TEXT = {"id": "5 hari kerja (bawaan)", "en": "5 working days (default)"}
+
+
+def standard_text(raw: str | None, lang: str) -> str | None:
+    """A deviation's stored standard (``expected``) as ``lang`` shows it: the engine's default in that language,
+    any other text as the SOP writes it."""
+    return DEFAULT_STALL_TEXT.get(lang, DEFAULT_STALL_TEXT["id"]) if raw == DEFAULT_STALL.raw else raw
 
 
 @dataclass

@@ -266,11 +266,12 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
     """)
     conn.execute(f"""
         INSERT INTO step_metrics (run_id, institution_id, sop_id, step_id, period, n, wait_p50, wait_p90, proc_p50,
-                                  proc_p90, standard, share_over_standard)
+                                  proc_p90, standard, share_over_standard, n_wait, n_proc)
         SELECT '{RUN_ID}', e.institution_id, e.sop_id, e.step_id, strftime(e.ts_end, '%Y-%m'), count(*),
                quantile_cont(e.wait_working, 0.5), quantile_cont(e.wait_working, 0.9),
                quantile_cont(e.proc_working, 0.5), quantile_cont(e.proc_working, 0.9), any_value(st.time_raw),
-               avg(CASE WHEN e.over_standard THEN 1.0 WHEN e.over_standard IS NULL THEN NULL ELSE 0.0 END)
+               avg(CASE WHEN e.over_standard THEN 1.0 WHEN e.over_standard IS NULL THEN NULL ELSE 0.0 END),
+               count(e.wait_working), count(e.proc_working)
         FROM event_timing e JOIN sop_steps st USING (sop_id, step_id)
         GROUP BY ALL
     """)

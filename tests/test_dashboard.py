@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 from flask.testing import FlaskClient
 
@@ -133,6 +134,31 @@ def test_process_map_and_variants_with_and_without_the_variants_table(pub: Path,
     without = queries.process_map(queries.source(other), ALL, Filters(), sop)
     assert list(without["variants"]["n_cases"]) == list(with_table["variants"]["n_cases"])
     assert list(without["variants"]["steps"].iloc[0]) == list(with_table["variants"]["steps"].iloc[0])
+
+
+def test_step_medians_weigh_the_values_they_come_from_and_need_five(pub: Path, tmp_path: Path) -> None:
+    """A month's median waiting time counts as often as the waits it comes from, not the executions (a first
+    step waits in almost none); with fewer than 5 waits in view there is no median (one child's wait)."""
+    sop = "smpn2-ngawi/bk001-prosedur"
+    other = tmp_path / "published"
+    other.mkdir()
+    shutil.copy(pub / "fx.duckdb", other / "fx.duckdb")
+    conn = duckdb.connect(str(other / "fx.duckdb"))
+    conn.execute("DELETE FROM step_metrics WHERE sop_id = ? AND step_id IN ('s1', 's2')", [sop])
+    conn.execute("INSERT INTO step_metrics (run_id, institution_id, sop_id, step_id, period, n, wait_p50, "
+                 "proc_p50, n_wait, n_proc) VALUES "
+                 "('r', 'smpn2-ngawi', $sop, 's1', '2025-10', 100, 10.0, 20.0, 5, 100), "
+                 "('r', 'smpn2-ngawi', $sop, 's1', '2025-11', 10, 100.0, 20.0, 10, 10), "
+                 "('r', 'smpn2-ngawi', $sop, 's2', '2025-10', 478, 79.0, 20.0, 3, 478)", {"sop": sop})
+    conn.close()
+    (other / "CURRENT").write_text("fx.duckdb")
+    src = queries.source(other)
+    for frame in (queries.process_map(src, ALL, Filters(), sop)["steps"],
+                  queries.step_histograms(src, ALL, Filters(), sop)["metrics"]):
+        by_step = frame.set_index("step_id")
+        assert by_step.loc["s1", "wait_p50"] == pytest.approx((5 * 10.0 + 10 * 100.0) / 15)  # not 18.2
+        assert by_step.loc["s1", "proc_p50"] == pytest.approx(20.0)
+        assert pd.isna(by_step.loc["s2", "wait_p50"]) and by_step.loc["s2", "proc_p50"] == pytest.approx(20.0)
 
 
 def test_the_source_switches_when_current_changes(tmp_path: Path) -> None:

@@ -247,7 +247,10 @@ def test_the_csv_export_has_units_and_the_chosen_language(app: Any, pub: Path, e
     assert labels["stalled_case"] == i18n.kind_label("stalled_case", lang)
     assert labels["overdue_step"] == ("Melebihi standar waktu" if lang == "id" else "Overdue step")
     assert {r["severity_label"] for r in rows} <= {i18n.sev_label(s, lang) for s in ("high", "medium", "low")}
-    assert json.dumps(rows[0])  # plain text values only
+    # the engine's default stall standard, stored bilingual, reads in the chosen language only
+    assert "bawaan / default" not in response.data.decode("utf-8-sig")
+    assert any(r["expected"] == ("5 hari kerja (bawaan)" if lang == "id" else "5 working days (default)")
+               for r in rows if r["kind"] == "stalled_case")
 
 
 # ----------------------------------------------------------------------------------------- finding 12

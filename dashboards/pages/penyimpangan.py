@@ -14,6 +14,7 @@ from flask import Flask, Response, request, send_file
 from dashboards import i18n, queries, ui
 from dashboards.auth import current_grants
 from dashboards.i18n import t
+from pipeline.timing import standard_text
 
 PATH = "/penyimpangan"
 NAV_KEY = "nav.penyimpangan"
@@ -96,7 +97,8 @@ def _rows(df: pd.DataFrame, start: int, lang: str, timezones: dict[str, str]) ->
             "severity": i18n.sev_label(r["severity"], lang), "sev": r["severity"],
             "kind": i18n.kind_label(r["kind"], lang), "case_id": r["case_id"],
             "step_id": r["step_id"], "activity": r["activity"], "role": r["role"],
-            "expected": r["expected"], "observed": i18n.observed_text(r["observed"], r.get("detail"), lang),
+            "expected": standard_text(r["expected"], lang),
+            "observed": i18n.observed_text(r["observed"], r.get("detail"), lang),
             "institution_id": r["institution_id"], "sop_id": r["sop_id"],
         })
     return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()} for row in rows]
