@@ -138,6 +138,7 @@ class LocalTime:
 
     zones: Mapping[str, str]
     rules: Mapping[str, str]  # sop_id -> institution_id of every SOP of kind 'rules'
+    deviation_spans: bool = False  # deviations carry their case's opening and closing (case_opened_at)
 
 
 NO_LOCAL = LocalTime({}, {})
@@ -210,10 +211,12 @@ class _Where:
 
         return self._per_zone(local, build)
 
-    def case_period(self, f: Filters, local: LocalTime) -> _Where:
+    def case_period(self, f: Filters, local: LocalTime, *, opened: str = "opened_at",
+                    closed: str = "closed_at") -> _Where:
         """Cases (``case_results``) of the period, the reports' rule (pipeline/report.py ``_PERIOD_CASES``): a
         case belongs to the month it was opened in, in its institution's local time; a student under a rules
-        document to every month from opening to closing (the month of the last input)."""
+        document to every month from opening to closing (the month of the last input). ``opened`` and
+        ``closed``: the columns with the case's opening and closing."""
         lo, hi = _month_start(f.start), _month_start(f.end, after=True)
         if lo is None and hi is None:
             return self
@@ -224,23 +227,26 @@ class _Where:
 
         def build(zone: str) -> tuple[str, list[Any]]:
             lo_utc, hi_utc = _utc(lo, zone), _utc(hi, zone)
-            opened = [f"{p}opened_at >= ?"] * (lo is not None) + [f"{p}opened_at < ?"] * (hi is not None)
+            opened_in = [f"{p}{opened} >= ?"] * (lo is not None) + [f"{p}{opened} < ?"] * (hi is not None)
             opened_params = [v for v in (lo_utc, hi_utc) if v is not None]
             if not rules:
-                return " AND ".join(opened), opened_params
-            span = [f"{p}opened_at < ?"] * (hi is not None) + \
-                [f"coalesce({p}closed_at, {p}opened_at) >= ?"] * (lo is not None)
+                return " AND ".join(opened_in), opened_params
+            span = [f"{p}{opened} < ?"] * (hi is not None) + \
+                [f"coalesce({p}{closed}, {p}{opened}) >= ?"] * (lo is not None)
             span_params = [v for v in (hi_utc, lo_utc) if v is not None]
             return (f"CASE WHEN {p}sop_id IN ({', '.join('?' * len(rules))}) THEN {' AND '.join(span)} "
-                    f"ELSE {' AND '.join(opened)} END", [*rules, *span_params, *opened_params])
+                    f"ELSE {' AND '.join(opened_in)} END", [*rules, *span_params, *opened_params])
 
         return self._per_zone(local, build)
 
-    def of_period_cases(self, grants: Grants, f: Filters, local: LocalTime) -> _Where:
+    def of_period_cases(self, grants: Grants, f: Filters, local: LocalTime, table: str = "deviations") -> _Where:
         """Rows (deviations, events) of the cases of the period (:meth:`case_period`): they count with their case,
-        as in the reports, whenever they happened."""
+        as in the reports, whenever they happened. Deviations that carry their case's opening and closing need
+        no join with the case results (at 10M events the join cost a period's deviations 45-85 ms)."""
         if _month_start(f.start) is None and _month_start(f.end) is None:
             return self
+        if table == "deviations" and local.deviation_spans:
+            return self.case_period(f, local, opened="case_opened_at", closed="case_closed_at")
         wc = _Where(grants, f, "r").eq("sop_id", f.sop).eq("case_id", f.case).case_period(f, local)
         p = self.p
         return self.add(f"({p}institution_id, {p}sop_id, {p}case_id) IN (SELECT (r.institution_id, r.sop_id, "
@@ -303,12 +309,13 @@ class _Generation:
         # columns newer versions added, as 'table.column' beside the table names (a file published before has none)
         self.tables |= {r[0] for r in self.conn.execute(
             "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'main' "
-            "AND table_name || '.' || column_name IN ('step_metrics.n_wait')").fetchall()}
+            "AND table_name || '.' || column_name IN ('step_metrics.n_wait', 'deviations.case_opened_at')"
+        ).fetchall()}
         zones = self.conn.execute("SELECT institution_id, timezone FROM institutions").fetchall() \
             if "institutions" in self.tables else []
         rules = self.conn.execute("SELECT sop_id, institution_id FROM sops WHERE kind = 'rules'").fetchall() \
             if "sops" in self.tables else []
-        self.local = LocalTime(dict(zones), dict(rules))
+        self.local = LocalTime(dict(zones), dict(rules), "deviations.case_opened_at" in self.tables)
         self.active = 0
         self.retired = False
 
@@ -682,7 +689,8 @@ def _transitions(src: Source, grants: Grants, f: Filters, sop_id: str) -> pd.Dat
                 SELECT s[i] AS src, s[i + 1] AS dst, sum(n_cases) AS n
                 FROM seq, range(1, len(s)) t(i) GROUP BY ALL
             """, [*wc.params, sop_id]).df()
-        we = _Where(grants, f, "e").eq("sop_id", sop_id).of_period_cases(grants, f.with_(sop=sop_id), local)
+        we = _Where(grants, f, "e").eq("sop_id", sop_id).of_period_cases(grants, f.with_(sop=sop_id), local,
+                                                                          "events")
         return cur.execute(f"""
             WITH ev AS (
                 SELECT e.step_id, lag(e.step_id, 1, 'start') OVER w AS prev,

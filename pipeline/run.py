@@ -328,15 +328,27 @@ def _record_changes(conn: duckdb.DuckDBPyConnection, run_id: str, base_run: str 
 
 
 def _write_deviations(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """The run's deviations, each with its case's opening and closing (a student's first and last rule input):
+    the dashboard selects a period's deviations by their case, as the reports count them, with a range on
+    these instead of a join with every case result."""
     severity_case = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in DEFAULT_SEVERITY.items())
     conn.execute(
         f"""
         INSERT INTO deviations
+        WITH keys AS (SELECT DISTINCT institution_id, sop_id, case_id FROM run_deviations),
+        spans AS (
+            SELECT institution_id, sop_id, case_id, min(opened_at) AS opened_at, max(closed_at) AS closed_at
+            FROM (SELECT institution_id, sop_id, case_id, opened_at, closed_at FROM cases SEMI JOIN keys
+                      USING (institution_id, sop_id, case_id)
+                  UNION ALL
+                  SELECT institution_id, sop_id, case_id, opened_at, closed_at FROM run_rule_cases)
+            GROUP BY ALL)
         SELECT ?, d.institution_id, d.sop_id, d.case_id, d.kind, d.step_id, coalesce(s.activity, d.activity),
                d.expected, d.observed,
                coalesce(s.severity, CASE d.kind {severity_case} ELSE 'medium' END),
-               d.occurred_at, d.detail
+               d.occurred_at, d.detail, k.opened_at, k.closed_at
         FROM run_deviations d LEFT JOIN run_steps s USING (sop_id, step_id)
+        LEFT JOIN spans k USING (institution_id, sop_id, case_id)
         ORDER BY d.kind = 'stalled_case'
         """,
         [run_id],

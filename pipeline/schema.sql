@@ -164,6 +164,9 @@ CREATE TABLE IF NOT EXISTS deviations (
     occurred_at    TIMESTAMPTZ,              -- DESIGN says `at`: a reserved word in DuckDB 2
     detail         JSON
 );
+-- the case's opening and closing (as in case_results): a period's deviations are those of its cases (run.py)
+ALTER TABLE deviations ADD COLUMN IF NOT EXISTS case_opened_at TIMESTAMPTZ;
+ALTER TABLE deviations ADD COLUMN IF NOT EXISTS case_closed_at TIMESTAMPTZ;
 
 CREATE TABLE IF NOT EXISTS step_metrics (
     run_id               VARCHAR NOT NULL,

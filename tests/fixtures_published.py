@@ -275,5 +275,9 @@ def _build_results(conn: duckdb.DuckDBPyConnection, n: int, seed: int) -> None:
         FROM event_timing e JOIN sop_steps st USING (sop_id, step_id)
         GROUP BY ALL
     """)
+    # as the engine writes them (run.py _write_deviations): each deviation with its case's opening and closing
+    conn.execute("""UPDATE deviations d SET case_opened_at = r.opened_at, case_closed_at = r.closed_at
+                    FROM case_results r WHERE r.institution_id = d.institution_id AND r.sop_id = d.sop_id
+                      AND r.case_id = d.case_id""")
     conn.execute("DROP TABLE fx_ev")
     conn.execute("DROP TABLE fx_cases")

@@ -30,8 +30,10 @@ INTO_OCTOBER = 3
 INTO_NOVEMBER = 2
 
 
-@pytest.fixture(scope="module")
-def pub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["deviations with their case's span", "a file published before them"])
+def pub(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """The period rule holds both ways the dashboard finds a period's deviations: by the case span each carries,
+    and, in a file an older version published without it, through the case results."""
     root = tmp_path_factory.mktemp("periods") / "published"
     db = build_published_db(root / "fx.duckdb")
     conn = duckdb.connect(str(db))
@@ -45,9 +47,13 @@ def pub(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert len(picked) == INTO_OCTOBER + INTO_NOVEMBER
         for i, (sop_id, case_id) in enumerate(picked):
             ts = "2025-09-30 20:00:00+00" if i < INTO_OCTOBER else "2025-10-31 17:30:00+00"
-            for table in ("case_results", "cases"):
-                conn.execute(f"UPDATE {table} SET opened_at = TIMESTAMPTZ '{ts}' WHERE sop_id = ? AND case_id = ?",
+            for table, column in (("case_results", "opened_at"), ("cases", "opened_at"),
+                                  ("deviations", "case_opened_at")):  # as the engine would write them
+                conn.execute(f"UPDATE {table} SET {column} = TIMESTAMPTZ '{ts}' WHERE sop_id = ? AND case_id = ?",
                              [sop_id, case_id])
+        if request.param == "a file published before them":
+            conn.execute("ALTER TABLE deviations DROP COLUMN case_opened_at")
+            conn.execute("ALTER TABLE deviations DROP COLUMN case_closed_at")
         conn.execute("CHECKPOINT")
     finally:
         conn.close()

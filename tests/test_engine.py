@@ -96,6 +96,13 @@ def test_case_results_trace_to_deviations(hand_made: duckdb.DuckDBPyConnection, 
            WHERE r.n_deviations != coalesce(d.n, 0) OR r.compliant != (coalesce(d.n, 0) = 0)"""
     ).fetchall()
     assert mismatched == []
+    # each deviation carries its case's opening and closing (a period selects deviations by their case)
+    spans = hand_made.execute(
+        """SELECT count(*), count(*) FILTER (WHERE d.case_opened_at IS DISTINCT FROM r.opened_at
+                                            OR d.case_closed_at IS DISTINCT FROM r.closed_at)
+           FROM latest_deviations d JOIN latest_case_results r USING (institution_id, sop_id, case_id)""").fetchall()
+    assert spans[0][0] == hand_made.execute("SELECT count(*) FROM latest_deviations").fetchall()[0][0] > 0
+    assert spans[0][1] == 0
     fitness = dict(hand_made.execute("SELECT case_id, fitness FROM latest_case_results").fetchall())
     assert fitness["fits"] == 1.0 and fitness["loop"] == 1.0 and fitness["open"] == 1.0
     assert fitness["skipped"] < 1.0

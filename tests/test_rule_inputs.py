@@ -62,6 +62,11 @@ def test_attendance_rules_report_each_breach(tmp_path: Path) -> None:
     sick, truant = pseudonym("SAKIT", KEY), pseudonym("BOLOS", KEY)
     assert found == {(sick, "sakit_maks_6_hari"), (truant, "kehadiran_min_80"), (truant, "alpa_maks_15_persen")}
     assert summary.cases == 3 and summary.compliant == 1
+    # a student's breaches carry the student's span (first and last input), as their result row does
+    assert conn.execute("""SELECT count(*) FROM latest_deviations d JOIN latest_case_results r
+                           USING (institution_id, sop_id, case_id)
+                           WHERE d.kind = 'rule_breach' AND d.case_opened_at = r.opened_at
+                             AND d.case_closed_at IS NOT DISTINCT FROM r.closed_at""").fetchall()[0][0] == 3
     # the summary says which rules had no input to check (only attendance was loaded here)
     assert summary.rules_checked == 5
     assert summary.rules_without_input == ["layanan_berjenjang (escalation_events)", "remedial_di_bawah_kkm (scores)"]
