@@ -97,9 +97,9 @@ def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | Non
             return html.Div(html.A(t("login.title", lang), href="/login"), className="empty-state")
         path = pathname or "/"
         page = by_path.get(path)
-        ctx = ui.PageContext(env, user, filters, lang, path)
+        ctx = ui.PageContext(env, user, filters, lang, path, ui.parse_status(search), ui.period_reversed(search))
         body = page.layout(ctx) if page is not None else _not_found(lang)
-        return [_header(ctx), html.Main(body, className="page", id="page"), _footer(ctx)]
+        return [_header(ctx), html.Main([ui.reversed_note(ctx), body], className="page", id="page"), _footer(ctx)]
 
     @app.callback(
         Output("url", "search"),
@@ -111,6 +111,7 @@ def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | Non
     def sync_filters(values: list[Any], ids: list[dict[str, str]], search: str | None) -> Any:
         params: dict[str, Any] = dict(ui.parse_search(search)[0].as_dict())
         params["lang"] = ui.parse_search(search)[1]
+        params["status"] = ui.parse_status(search)
         triggered = {item["prop_id"].rsplit(".", 1)[0] for item in dash.callback_context.triggered}
         changed: set[str] = set()
         for id_, value in zip(ids, values, strict=True):

@@ -92,7 +92,8 @@ def compliance_bars(df: pd.DataFrame, id_col: str, labels: dict[str, str], lang:
            "marker": {"color": _clean(df["rate"]), "colorscale": RATE_SCALE, "cmin": 0, "cmax": 1},
            "hovertemplate": "%{hovertext}<br>%{text}<extra></extra>"}
     return _fig([bar], lang, max(180, 60 + 42 * len(df)), bargap=0.35,
-                xaxis={"range": [0, 100], "ticksuffix": "%", "title": {"text": t("ov.rate_axis", lang)}})
+                xaxis={"range": [0, 100], "ticksuffix": "%", "tickmode": "array", "tickvals": [0, 25, 50, 75, 100],
+                       "title": {"text": t("ov.rate_axis", lang)}})
 
 
 def trend(df: pd.DataFrame, lang: str) -> Figure:

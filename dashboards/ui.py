@@ -16,7 +16,8 @@ from dashboards.i18n import t
 from dashboards.queries import Filters
 
 GLOBAL_KEYS = ("inst", "sop", "start", "end")
-URL_KEYS = (*GLOBAL_KEYS, "kind", "step", "role", "sev", "case", "variant", "lang")
+URL_KEYS = (*GLOBAL_KEYS, "kind", "step", "role", "sev", "case", "variant", "status", "lang")
+CASE_STATUSES = ("open",)  # the Kasus page's list: the open cases (the "Kasus terbuka" KPI)
 
 
 @dataclass(frozen=True)
@@ -34,18 +35,38 @@ class PageContext:
     filters: Filters
     lang: str
     path: str
+    status: str | None = None  # the Kasus page's status filter (open cases)
+    reversed_period: bool = False  # the URL's period ran backwards; the filters hold it in order
 
     @property
     def grants(self) -> queries.Grants:
         return self.user.grants
 
     def store_data(self) -> dict[str, str]:
-        return {**self.filters.as_dict(), "lang": self.lang}
+        return {**self.filters.as_dict(), "lang": self.lang, **({"status": self.status} if self.status else {})}
 
 
 def parse_search(search: str | None) -> tuple[Filters, str]:
+    """Filters (the period in order: see :func:`ordered_period`) and language of a URL query string."""
     params = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=False))
-    return Filters.from_mapping(params), i18n.norm_lang(params.get("lang"))
+    return ordered_period(Filters.from_mapping(params))[0], i18n.norm_lang(params.get("lang"))
+
+
+def parse_status(search: str | None) -> str | None:
+    value = dict(parse_qsl((search or "").lstrip("?"))).get("status")
+    return value if value in CASE_STATUSES else None
+
+
+def ordered_period(f: Filters) -> tuple[Filters, bool]:
+    """The filters with a reversed period (``start`` after ``end``) swapped, and whether it was."""
+    if f.start and f.end and f.start[:7] > f.end[:7]:
+        return f.with_(start=f.end, end=f.start), True
+    return f, False
+
+
+def period_reversed(search: str | None) -> bool:
+    params = dict(parse_qsl((search or "").lstrip("?")))
+    return ordered_period(Filters.from_mapping(params))[1]
 
 
 def build_search(params: dict[str, Any]) -> str:
@@ -66,7 +87,7 @@ def href(path: str, f: Filters, lang: str, *, keep: Sequence[str] = GLOBAL_KEYS,
 def ctx_from_store(data: dict[str, Any] | None) -> tuple[Filters, str]:
     """Filters and language from a page's context store (untrusted: it only narrows the grants)."""
     data = data if isinstance(data, dict) else {}
-    return Filters.from_mapping(data), i18n.norm_lang(data.get("lang"))
+    return ordered_period(Filters.from_mapping(data))[0], i18n.norm_lang(data.get("lang"))
 
 
 # ------------------------------------------------------------------------------------------ controls
@@ -92,7 +113,9 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
     inst_opts = [{"label": n, "value": i} for i, n in zip(insts.get("institution_id", []), insts.get("name", []),
                                                             strict=True)]
     sops = queries.sops(ctx.env.src, ctx.grants, f.with_(sop=None))
-    sop_names = {sid: i18n.sop_label(number, title) + ("" if f.inst else f" ({sid.split('/')[0]})")
+    inst_names = {o["value"]: o["label"] for o in inst_opts}
+    sop_names = {sid: i18n.sop_label(number, title)
+                 + ("" if f.inst else f" ({inst_names.get(sid.split('/')[0], sid.split('/')[0])})")
                  for sid, number, title in zip(sops.get("sop_id", []), sops.get("number", []),
                                                sops.get("title", []), strict=True)}
     sop_opts = [{"label": label, "value": sid} for sid, label in i18n.unique_labels(sop_names).items()]
@@ -152,6 +175,27 @@ def empty_state(lang: str, message: str | None = None, hint: str | None = None) 
         html.Div("∅", className="empty-icon"),
         html.P(message or t("empty", lang), className="empty-title"),
         html.P(hint if hint is not None else t("empty.hint", lang), className="empty-hint"),
+    ])
+
+
+def reversed_note(ctx: PageContext) -> html.P | None:
+    """A period given backwards (``?start=2026-10&end=2026-01``) is shown in order, and the page says so."""
+    if not ctx.reversed_period:
+        return None
+    f, lang = ctx.filters, ctx.lang
+    return html.P(t("period.reversed", lang, start=i18n.fmt_month(f.end, lang), end=i18n.fmt_month(f.start, lang),
+                    first=i18n.fmt_month(f.start, lang), last=i18n.fmt_month(f.end, lang)),
+                  className="notice period-reversed", id="period-reversed")
+
+
+def rules_notice(lang: str, f: Filters, sop_id: str, link_id: str) -> html.Div:
+    """A rules document has no steps: say so and lead to its breaches (the filters kept)."""
+    return html.Div(className="empty-state rules-note", children=[
+        html.P(t("rules.no_steps", lang), className="empty-title"),
+        html.P(t("rules.see_dev", lang), className="empty-hint"),
+        html.P(dcc.Link(t("rules.open_dev", lang), id=link_id, className="button",
+                        href=href("/penyimpangan", f, lang, inst=sop_id.split("/")[0], sop=sop_id,
+                                  kind="rule_breach"))),
     ])
 
 

@@ -405,10 +405,16 @@ def test_a_one_sop_page_names_the_sop_it_chose(app_client: tuple[Any, Path], pub
             lang = "en" if search else "id"
             shown = post_callback(client, app, [f"{prefix}-sop-title"], [
                 {"id": f"{prefix}-ctx", "property": "data", "value": {"lang": lang}}]).get_json()["response"]
-            sop_id = shown[f"{prefix}-sop-title"]["children"].split(" ")[0]
-            title = sql(pub, "SELECT title FROM sops WHERE sop_id = ?", [sop_id])[0][0]
-            placeholder = f"{word}: {title} ({sop_id.split('/')[0]})"
-            assert placeholder in json.dumps(json.loads(page), ensure_ascii=False), (path, search)
+            header = shown[f"{prefix}-sop-title"]["children"]  # "<institution> · [<number> · ]<title>[ · ...]"
+            parts = header.split(" · ")
+            chosen = [(title, name) for title, name in sql(
+                pub, "SELECT s.title, i.name FROM sops s JOIN institutions i USING (institution_id) "
+                     "WHERE s.institution_id IN ('smpn2-ngawi', 'bontang-bk') AND s.kind = 'procedure'")
+                      if parts[0] == name and title in parts[1:]]
+            assert len(chosen) == 1, header
+            title, name = chosen[0]
+            layout = json.dumps(json.loads(page), ensure_ascii=False)
+            assert f"{word}: " in layout and f"{title} ({name})" in layout, (path, search)
 
 
 def test_a_hand_written_users_file_keeps_a_user_named_on(tmp_path: Path) -> None:

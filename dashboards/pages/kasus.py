@@ -36,27 +36,44 @@ def _case_link(row: dict[Any, Any], f: queries.Filters, lang: str) -> dcc.Link:
                                                  case=row["case_id"]), className="case-link")
 
 
+def _case_table(df: pd.DataFrame, f: queries.Filters, lang: str, names: queries.Names) -> html.Table:
+    head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in
+                               ("col.case", "col.inst", "col.sop", "col.opened", "col.status", "col.n_dev")]))
+    body = html.Tbody([html.Tr([
+        html.Td(_case_link(r, f, lang)), html.Td(names.inst(r["institution_id"])),
+        html.Td(names.sop(r["sop_id"]), title=r["sop_id"]),
+        html.Td(i18n.fmt_date(r["opened_at"], lang)), html.Td(t(f"status.{r['status']}", lang)),
+        html.Td(i18n.fmt_int(r["n_deviations"], lang), className="num"),
+    ]) for r in df.to_dict("records")])
+    return html.Table([head, body], className="table", id=f"{P}-list")
+
+
 def _attention(env: ui.Env, f: queries.Filters, lang: str) -> Any:
     df = queries.attention_cases(env.src, current_grants(), f)
     if df.empty:
         return ui.card(t("case.attention", lang), ui.empty_state(lang))
-    head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in
-                               ("col.case", "col.inst", "col.sop", "col.opened", "col.status", "col.n_dev")]))
-    body = html.Tbody([html.Tr([
-        html.Td(_case_link(r, f, lang)), html.Td(r["institution_id"]), html.Td(r["sop_id"].split("/")[-1]),
-        html.Td(i18n.fmt_date(r["opened_at"], lang)), html.Td(t(f"status.{r['status']}", lang)),
-        html.Td(i18n.fmt_int(r["n_deviations"], lang), className="num"),
-    ]) for r in df.to_dict("records")])
-    return ui.card(t("case.attention", lang), html.Table([head, body], className="table"))
+    return ui.card(t("case.attention", lang), _case_table(df, f, lang, queries.names(env.src)))
 
 
-def _detail(detail: dict[str, Any], lang: str) -> Any:
+def _open_cases(env: ui.Env, f: queries.Filters, lang: str) -> Any:
+    """The open cases the overview's "Kasus terbuka" KPI counts (its link: ``?status=open``)."""
+    df, total = queries.open_cases(env.src, current_grants(), f)
+    back = dcc.Link(t("case.all_cases", lang), href=ui.href(PATH, f, lang), className="muted")
+    if df.empty:
+        return ui.card(t("case.open", lang), ui.empty_state(lang), extra=back)
+    count = html.P(t("case.open_count", lang, shown=i18n.fmt_int(len(df), lang), n=i18n.fmt_int(total, lang)),
+                   className="hint", id=f"{P}-open-count")
+    return ui.card(t("case.open", lang), count, _case_table(df, f, lang, queries.names(env.src)), extra=back)
+
+
+def _detail(detail: dict[str, Any], lang: str, names: queries.Names = queries.NO_NAMES) -> Any:
     case, events, devs = detail["case"], detail["events"], detail["deviations"]
     tz = case.get("timezone")
     compliant = bool(case["compliant"])
     facts = [
         ui.kpi(t("col.inst", lang), str(case.get("institution_name") or case["institution_id"]), text=True),
-        ui.kpi(t("col.sop", lang), str(case.get("sop_title") or case["sop_id"]), case["sop_id"], text=True),
+        ui.kpi(t("col.sop", lang), names.sops.get(case["sop_id"]) or str(case.get("sop_title") or case["sop_id"]),
+               text=True),
         ui.kpi(t("col.opened", lang), i18n.fmt_date(case["opened_at"], lang, time=True, tz=tz),
                t(f"status.{case['status']}", lang)),
         ui.kpi(t("col.status", lang), t("case.compliant" if compliant else "case.not_compliant", lang),
@@ -113,11 +130,12 @@ def register(app: Dash, env: ui.Env) -> None:
     def fill(data: dict[str, Any] | None) -> Any:
         f, lang = ui.ctx_from_store(data)
         if not f.case:
-            return _attention(env, f, lang)
+            status = data.get("status") if isinstance(data, dict) else None
+            return _open_cases(env, f, lang) if status == "open" else _attention(env, f, lang)
         detail = queries.case_detail(env.src, current_grants(), f.case, f)
         if detail is None:
             return ui.empty_state(lang, t("case.not_found", lang), "")
-        return _detail(detail, lang)
+        return _detail(detail, lang, queries.names(env.src))
 
     @app.callback(Output(f"{P}-results", "children"), Input(f"{P}-search", "value"), State(f"{P}-ctx", "data"),
                   prevent_initial_call=True)
@@ -128,7 +146,9 @@ def register(app: Dash, env: ui.Env) -> None:
         df = queries.find_cases(env.src, current_grants(), f, prefix)
         if df.empty:
             return html.P(t("empty", lang), className="muted")
-        return [html.Div([_case_link(r, f, lang), html.Span(f" · {r['institution_id']} · "
+        names = queries.names(env.src)
+        return [html.Div([_case_link(r, f, lang), html.Span(f" · {names.inst(r['institution_id'])} · "
+                                                            f"{names.sop(r['sop_id'])} · "
                                                             f"{i18n.fmt_date(r['opened_at'], lang)}",
                                                             className="muted")])
                 for r in df.to_dict("records")]

@@ -67,8 +67,9 @@ def register(app: Dash, env: ui.Env) -> None:
             return ui.empty_state(lang, t("rep.none", lang), "")
         head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("rep.file", "col.inst", "rep.modified",
                                                                  "rep.size", "rep.download")]))
+        names = queries.names(env.src)
         rows = [html.Tr([
-            html.Td(r["rel"]), html.Td(r["institution_id"] or "-"),
+            html.Td(r["rel"]), html.Td(names.inst(r["institution_id"]) if r["institution_id"] else "-"),
             html.Td(i18n.fmt_date(r["modified"], lang, time=True)),
             html.Td(f"{i18n.fmt_int(max(1.0, r['size'] / 1024), lang)} KB", className="num"),
             html.Td(html.A(t("rep.open" if r["rel"].endswith((".html", ".htm")) else "rep.download", lang),

@@ -30,7 +30,8 @@ def _columns(lang: str) -> list[dict[str, Any]]:
          "cellClass": {"function": "params.data ? 'sev-' + params.data.sev : ''"}},
         {"field": "kind", "headerName": t("col.kind", lang), "width": 200},
         {"field": "case_id", "headerName": t("col.case", lang), "width": 160, "cellClass": "case-link"},
-        {"field": "step_id", "headerName": t("col.step", lang), "width": 90},
+        {"field": "step", "colId": "step_id", "headerName": t("col.step", lang), "width": 110,
+         "tooltipField": "step"},
         {"field": "activity", "headerName": t("col.activity", lang), "flex": 2, "minWidth": 220,
          "sortable": False, "tooltipField": "activity"},
         {"field": "role", "headerName": t("col.role", lang), "width": 170, "sortable": False},
@@ -38,8 +39,10 @@ def _columns(lang: str) -> list[dict[str, Any]]:
          "sortable": False, "tooltipField": "expected"},
         {"field": "observed", "headerName": t("col.observed", lang), "flex": 1, "minWidth": 140,
          "sortable": False, "tooltipField": "observed"},
-        {"field": "institution_id", "headerName": t("col.inst", lang), "width": 150},
-        {"field": "sop_id", "headerName": t("col.sop", lang), "width": 220, "hide": True},
+        {"field": "institution", "colId": "institution_id", "headerName": t("col.inst", lang), "width": 200,
+         "tooltipField": "institution"},
+        {"field": "sop", "colId": "sop_id", "headerName": t("col.sop", lang), "width": 220, "hide": True,
+         "tooltipField": "sop"},
     ]
 
 
@@ -88,7 +91,10 @@ def layout(ctx: ui.PageContext) -> Any:
     ])
 
 
-def _rows(df: pd.DataFrame, start: int, lang: str, timezones: dict[str, str]) -> list[dict[str, Any]]:
+def _rows(df: pd.DataFrame, start: int, lang: str, timezones: dict[str, str],
+          names: queries.Names = queries.NO_NAMES) -> list[dict[str, Any]]:
+    """The grid's rows: names and labels for people (institution, SOP, a rule or limit as its step), the ids
+    kept in ``rid`` and the ``*_id`` fields (the click opens the case by them)."""
     rows = []
     for i, r in enumerate(df.to_dict("records")):
         rows.append({
@@ -96,10 +102,12 @@ def _rows(df: pd.DataFrame, start: int, lang: str, timezones: dict[str, str]) ->
             "occurred_at": i18n.fmt_date(r["occurred_at"], lang, time=True, tz=timezones.get(r["institution_id"])),
             "severity": i18n.sev_label(r["severity"], lang), "sev": r["severity"],
             "kind": i18n.kind_label(r["kind"], lang), "case_id": r["case_id"],
-            "step_id": r["step_id"], "activity": r["activity"], "role": r["role"],
+            "step_id": r["step_id"], "step": names.step(r["sop_id"], r["step_id"]),
+            "activity": r["activity"], "role": r["role"],
             "expected": standard_text(r["expected"], lang),
             "observed": i18n.observed_text(r["observed"], r.get("detail"), lang),
             "institution_id": r["institution_id"], "sop_id": r["sop_id"],
+            "institution": names.inst(r["institution_id"]), "sop": names.sop(r["sop_id"]),
         })
     return [{k: (None if isinstance(v, float) and pd.isna(v) else v) for k, v in row.items()} for row in rows]
 
@@ -119,7 +127,7 @@ def register(app: Dash, env: ui.Env) -> None:
         df, total = queries.deviation_page(env.src, grants, f, start, end, req.get("sortModel"))
         insts = queries.institutions(env.src, grants)
         tz = dict(zip(insts.get("institution_id", []), insts.get("timezone", []), strict=True))
-        return ({"rowData": _rows(df, start, lang, tz), "rowCount": total},
+        return ({"rowData": _rows(df, start, lang, tz, queries.names(env.src)), "rowCount": total},
                 t("dev.count", lang, n=i18n.fmt_int(total, lang)))
 
     @app.callback(

@@ -25,6 +25,11 @@ def default_sop(env: ui.Env, grants: queries.Grants, f: queries.Filters) -> str 
     return None if procedures.empty else str(procedures["sop_id"].iloc[0])
 
 
+def sop_heading(names: queries.Names, sop_id: str) -> str:
+    """An SOP as the page header names it: its institution and its number · title (the id is for URLs)."""
+    return f"{names.inst(sop_id.split('/')[0])} · {names.sop(sop_id)}"
+
+
 def layout(ctx: ui.PageContext) -> Any:
     lang = ctx.lang
     return html.Div([
@@ -79,13 +84,17 @@ def register(app: Dash, env: ui.Env) -> None:
         sop_id = default_sop(env, grants, f)
         if sop_id is None:
             return figures.empty(t("empty", lang), lang, 420), ui.empty_state(lang), ""
+        names = queries.names(env.src)
+        if names.kinds.get(sop_id) == "rules" and grants.allows(sop_id.split("/")[0]):
+            return (figures.empty(t("rules.no_steps", lang).replace(": ", ":<br>", 1), lang, 420),
+                    ui.rules_notice(lang, f, sop_id, f"{P}-rules-link"), sop_heading(names, sop_id))
         pm = queries.process_map(env.src, grants, f, sop_id)
         steps = pm["steps"]
         if steps.empty:
             return figures.empty(t("empty", lang), lang, 420), ui.empty_state(lang), ""
         activities = dict(zip(steps["step_id"], steps["activity"], strict=True))
         total = int(steps.attrs.get("cases", 0))
-        title = f"{sop_id} · {i18n.fmt_int(total, lang)} {t('ov.cases_axis', lang)}"
+        title = f"{sop_heading(names, sop_id)} · {i18n.fmt_int(total, lang)} {t('ov.cases_axis', lang)}"
         return (figures.process_map(steps, pm["edges"], lang),
                 _variants_table(pm["variants"], total, f, sop_id, lang, activities), title)
 

@@ -53,14 +53,15 @@ def _plain(steps: pd.DataFrame, lang: str) -> Any:
                      html.Table([head, html.Tbody(rows)], className="table sop-table")])
 
 
-def _catalogue(sops: pd.DataFrame, f: queries.Filters, lang: str) -> Any:
+def _catalogue(sops: pd.DataFrame, f: queries.Filters, lang: str, names: queries.Names = queries.NO_NAMES) -> Any:
     head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("col.inst", "sop.number", "col.sop", "sop.steps")]))
     rows = [html.Tr([
-        html.Td(r["institution_id"]), html.Td(r["number"] or "-"),
+        html.Td(names.inst(r["institution_id"])), html.Td(r["number"] or "-"),
         html.Td(dcc.Link(r["title"], href=ui.href(PATH, f, lang, inst=r["institution_id"], sop=r["sop_id"]))),
         html.Td(i18n.fmt_int(r["n_steps"], lang), className="num"),
     ]) for r in sops.to_dict("records")]
-    return ui.card(t("sop.title", lang), html.Table([head, html.Tbody(rows)], className="table"))
+    return ui.card(t("sop.title", lang), html.Table([head, html.Tbody(rows)], className="table",
+                                                    id=f"{P}-catalogue"))
 
 
 def register(app: Dash, env: ui.Env) -> None:
@@ -70,7 +71,7 @@ def register(app: Dash, env: ui.Env) -> None:
         grants = current_grants()
         if not f.sop:
             sops = queries.sops(env.src, grants, f)
-            return ui.empty_state(lang) if sops.empty else _catalogue(sops, f, lang)
+            return ui.empty_state(lang) if sops.empty else _catalogue(sops, f, lang, queries.names(env.src))
         model_json = queries.sop_model_json(env.src, grants, f.sop)
         if model_json is None:
             return ui.empty_state(lang)

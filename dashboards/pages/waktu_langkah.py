@@ -10,7 +10,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dashboards import figures, i18n, queries, ui
 from dashboards.auth import current_grants
 from dashboards.i18n import t
-from dashboards.pages.peta_proses import default_sop
+from dashboards.pages.peta_proses import default_sop, sop_heading
 
 PATH = "/waktu-langkah"
 NAV_KEY = "nav.waktu"
@@ -62,11 +62,15 @@ def register(app: Dash, env: ui.Env) -> None:
         sop_id = default_sop(env, grants, f)
         if sop_id is None:
             return figures.empty(t("empty", lang), lang), ui.empty_state(lang), ""
+        names = queries.names(env.src)
+        if names.kinds.get(sop_id) == "rules" and grants.allows(sop_id.split("/")[0]):
+            return (figures.empty(t("rules.no_steps", lang).replace(": ", ":<br>", 1), lang),
+                    ui.rules_notice(lang, f, sop_id, f"{P}-rules-link"), sop_heading(names, sop_id))
         h = queries.step_histograms(env.src, grants, f, sop_id)
         if h["steps"].empty:
             return figures.empty(t("empty", lang), lang), ui.empty_state(lang), ""
         return (figures.step_histograms(h["bins"], h["steps"], lang),
-                _table(h["steps"], h["metrics"], f, sop_id, lang), sop_id)
+                _table(h["steps"], h["metrics"], f, sop_id, lang), sop_heading(names, sop_id))
 
     @app.callback(
         Output("nav", "href", allow_duplicate=True),
