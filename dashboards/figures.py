@@ -92,8 +92,9 @@ def compliance_bars(df: pd.DataFrame, id_col: str, labels: dict[str, str], lang:
            "marker": {"color": _clean(df["rate"]), "colorscale": RATE_SCALE, "cmin": 0, "cmax": 1},
            "hovertemplate": "%{hovertext}<br>%{text}<extra></extra>"}
     return _fig([bar], lang, max(180, 60 + 42 * len(df)), bargap=0.35,
-                xaxis={"range": [0, 100], "ticksuffix": "%", "tickmode": "array", "tickvals": [0, 25, 50, 75, 100],
-                       "title": {"text": t("ov.rate_axis", lang)}})
+                # explicit tick texts: plotly.js drops ticksuffix for array ticks; a little room keeps "100%" drawn
+                xaxis={"range": [0, 104], "tickmode": "array", "tickvals": [0, 25, 50, 75, 100],
+                       "ticktext": ["0%", "25%", "50%", "75%", "100%"], "title": {"text": t("ov.rate_axis", lang)}})
 
 
 def trend(df: pd.DataFrame, lang: str) -> Figure:

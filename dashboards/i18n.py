@@ -194,6 +194,7 @@ _T: dict[str, tuple[str, str]] = {
     "unit.working_days": ("hari kerja", "working days"),
     "unit.elapsed_minutes": ("menit", "minutes"),
     "unit.elapsed_days": ("hari", "days"),
+    "unit.elapsed_hours": ("jam", "hours"),
     "unit.hours": ("jam kerja", "working hours"),
     # severities
     "sev.high": ("Tinggi", "High"),
@@ -386,6 +387,8 @@ def fmt_duration(value: Any, measure: str | None, lang: str | None = DEFAULT) ->
     if measure == "elapsed_minutes":
         if v >= 2 * 1440:
             return f"{fmt_num(v / 1440, 1, lang)} {t('unit.elapsed_days', lang)}"
+        if v >= 120:  # a 1×24 jam standard: "45,5 jam", not "2.729 menit"
+            return f"{fmt_num(v / 60, 1, lang)} {t('unit.elapsed_hours', lang)}"
         return f"{fmt_int(v, lang)} {t('unit.elapsed_minutes', lang)}"
     if v >= 120:
         return f"{fmt_num(v / 60, 1, lang)} {t('unit.hours', lang)}"

@@ -796,10 +796,11 @@ def _export_select(lang: str) -> tuple[str, list[Any]]:
     duration_text = f"""CASE
         WHEN measure = 'working_days' THEN {num("value", 1)} || ' ' || ?
         WHEN measure = 'elapsed_minutes' AND value >= 2880 THEN {num("value / 1440", 1)} || ' ' || ?
+        WHEN measure = 'elapsed_minutes' AND value >= 120 THEN {num("value / 60", 1)} || ' ' || ?
         WHEN measure = 'elapsed_minutes' THEN printf('%d', round(value)::BIGINT) || ' ' || ?
         WHEN value >= 120 THEN {num("value / 60", 1)} || ' ' || ?
         ELSE printf('%d', round(value)::BIGINT) || ' ' || ? END"""
-    duration_params = [t_("unit.working_days", lang), t_("unit.elapsed_days", lang),
+    duration_params = [t_("unit.working_days", lang), t_("unit.elapsed_days", lang), t_("unit.elapsed_hours", lang),
                        t_("unit.elapsed_minutes", lang), t_("unit.hours", lang), t_("unit.working_minutes", lang)]
     score = "TRY_CAST(d.detail->>'score' AS DOUBLE)"
     pass_mark = "TRY_CAST(d.detail->>'pass_mark' AS DOUBLE)"

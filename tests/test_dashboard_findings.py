@@ -278,3 +278,10 @@ def test_the_kind_axis_groups_thousands_like_the_bar_labels() -> None:
         assert label in fig["data"][0]["text"]
         # plotly groups ",d" ticks with the layout's thousands separator: 1.000 (id), 1,000 (en)
         assert fig["layout"]["xaxis"]["tickformat"] == ",d" and fig["layout"]["separators"] == separators
+
+
+@pytest.mark.parametrize(("lang", "texts"), [("id", ("45,5 jam", "7,1 hari", "90 menit")),
+                                             ("en", ("45.5 hours", "7.1 days", "90 minutes"))])
+def test_an_elapsed_duration_reads_in_hours_between_two_hours_and_two_days(lang: str, texts: tuple[str, ...]) -> None:
+    """A 1×24 jam limit exceeded by 2,729 minutes reads "45,5 jam", as the standard is written, not "2.729 menit"."""
+    assert tuple(i18n.fmt_duration(v, "elapsed_minutes", lang) for v in (2730.0, 10173.0, 90.0)) == texts

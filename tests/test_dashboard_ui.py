@@ -247,4 +247,6 @@ def test_the_compliance_axes_tick_every_quarter(app: Any) -> None:
     out = callback(app, "ring-inst", "ring-ctx", {})
     for output in ("ring-inst", "ring-sop"):
         axis = out[output]["figure"]["layout"]["xaxis"]
-        assert axis["tickvals"] == [0, 25, 50, 75, 100] and axis["ticksuffix"] == "%"
+        # plotly.js ignores ticksuffix for array ticks (seen in Chromium): the texts carry the "%"
+        assert axis["tickvals"] == [0, 25, 50, 75, 100]
+        assert axis["ticktext"] == ["0%", "25%", "50%", "75%", "100%"] and axis["range"][1] > 100
