@@ -108,6 +108,7 @@ _T: dict[str, tuple[str, str]] = {
     "dev.title": ("Penyimpangan", "Deviations"),
     "dev.export": ("Unduh CSV (sesuai filter)", "Download CSV (filtered)"),
     "dev.count": ("{n} penyimpangan", "{n} deviations"),
+    "dev.one": ("{n} penyimpangan", "{n} deviation"),
     "dev.open_case": ("Klik baris untuk membuka kasusnya.", "Click a row to open its case."),
     "rep.open": ("Buka", "Open"),
     "col.when": ("Waktu", "When"),

@@ -285,3 +285,16 @@ def test_the_kind_axis_groups_thousands_like_the_bar_labels() -> None:
 def test_an_elapsed_duration_reads_in_hours_between_two_hours_and_two_days(lang: str, texts: tuple[str, ...]) -> None:
     """A 1×24 jam limit exceeded by 2,729 minutes reads "45,5 jam", as the standard is written, not "2.729 menit"."""
     assert tuple(i18n.fmt_duration(v, "elapsed_minutes", lang) for v in (2730.0, 10173.0, 90.0)) == texts
+
+
+def test_a_case_with_one_deviation_says_one_deviation(app: Any, pub: Path) -> None:
+    """The case page's verdict: "1 deviation", not "1 deviations"."""
+    conn = duckdb.connect(str(pub / "fx.duckdb"), read_only=True)
+    try:
+        one = conn.execute("SELECT institution_id, sop_id, case_id FROM case_results WHERE n_deviations = 1 "
+                           "ORDER BY case_id LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    assert one is not None
+    said = texts(case_page(app, one[0], one[1], one[2], "en"))
+    assert "1 deviation" in said and "1 deviations" not in said
