@@ -172,6 +172,17 @@ def case_page(app: Any, inst: str, sop: str, case_id: str, lang: str) -> Any:
     return response.get_json()["response"]["kasus-body"]["children"]
 
 
+def first_case(pub: Path, query: str) -> tuple[str, str, str]:
+    """(institution, SOP, case) of the first row ``query`` finds in the published file."""
+    conn = duckdb.connect(str(pub / "fx.duckdb"), read_only=True)
+    try:
+        row = conn.execute(query).fetchone()
+    finally:
+        conn.close()
+    assert row is not None, query
+    return str(row[0]), str(row[1]), str(row[2])
+
+
 def texts(node: Any) -> list[str]:
     return [c["props"]["children"] for c in find(node, lambda c: isinstance(c["props"].get("children"), str))]
 
@@ -204,13 +215,8 @@ def test_a_limit_between_steps_is_not_called_the_whole_case(app: Any, engine_lik
 
 
 def test_a_whole_case_limit_still_reads_as_one(app: Any, pub: Path, engine_like: dict[str, str]) -> None:
-    conn = duckdb.connect(str(pub / "fx.duckdb"), read_only=True)
-    try:
-        row = conn.execute("SELECT institution_id, sop_id, case_id FROM deviations WHERE kind = 'case_sla_breach' "
-                           "AND step_id IS NULL ORDER BY case_id LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    assert row is not None
+    row = first_case(pub, "SELECT institution_id, sop_id, case_id FROM deviations WHERE kind = 'case_sla_breach' "
+                          "AND step_id IS NULL ORDER BY case_id LIMIT 1")
     said = " ".join(texts(case_page(app, row[0], row[1], row[2], "id")))
     assert "Kasus secara keseluruhan melebihi batas waktu 1 x 24 jam" in said
 
@@ -289,12 +295,7 @@ def test_an_elapsed_duration_reads_in_hours_between_two_hours_and_two_days(lang:
 
 def test_a_case_with_one_deviation_says_one_deviation(app: Any, pub: Path) -> None:
     """The case page's verdict: "1 deviation", not "1 deviations"."""
-    conn = duckdb.connect(str(pub / "fx.duckdb"), read_only=True)
-    try:
-        one = conn.execute("SELECT institution_id, sop_id, case_id FROM case_results WHERE n_deviations = 1 "
-                           "ORDER BY case_id LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    assert one is not None
+    one = first_case(pub, "SELECT institution_id, sop_id, case_id FROM case_results WHERE n_deviations = 1 "
+                          "ORDER BY case_id LIMIT 1")
     said = texts(case_page(app, one[0], one[1], one[2], "en"))
     assert "1 deviation" in said and "1 deviations" not in said
