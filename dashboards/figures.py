@@ -71,10 +71,6 @@ def empty(message: str, lang: str = i18n.DEFAULT, height: int = 260) -> Figure:
          "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}])
 
 
-def _short(text: Any, n: int = 38) -> str:
-    return i18n.short(text, n)
-
-
 def compliance_bars(df: pd.DataFrame, id_col: str, labels: dict[str, str], lang: str) -> Figure:
     """Horizontal bars of the compliance rate per institution or SOP, one row each (labels made unique: a
     category axis draws equal labels on one row); customdata is the id."""
@@ -197,7 +193,7 @@ def process_map(steps: pd.DataFrame, edges: pd.DataFrame, lang: str) -> Figure:
     share = _clean(steps["share_over"].astype(float)) if "share_over" in steps else [None] * len(steps)
     wait = _clean(steps["wait_p50"]) if "wait_p50" in steps else [None] * len(steps)
     hover = [
-        f"<b>{s} · {_short(a, 60)}</b><br>{_short(r, 40)}<br>{t('col.standard', lang)}: {tr or '-'}<br>"
+        f"<b>{s} · {i18n.short(a, 60)}</b><br>{i18n.short(r, 40)}<br>{t('col.standard', lang)}: {tr or '-'}<br>"
         f"{t('pm.share_over', lang)}: {i18n.fmt_pct(so, 1, lang)}<br>"
         f"{t('pm.wait', lang)}: {i18n.fmt_duration(w, 'working_minutes', lang)}"
         for s, a, r, tr, so, w in zip(steps["step_id"], steps["activity"], steps["role_label"],
@@ -215,7 +211,7 @@ def process_map(steps: pd.DataFrame, edges: pd.DataFrame, lang: str) -> Figure:
                             "colorbar": {"title": {"text": t("pm.share_over", lang)}, "tickformat": ".0%",
                                          "len": 0.8, "thickness": 12}}})
     data.append({"type": "scatter", "mode": "text", "x": xs, "y": [y - 0.33 for y in ys], "hoverinfo": "skip",
-                 "text": [_short(a, 26) for a in steps["activity"]], "textfont": {"size": 10, "color": "#455a64"}})
+                 "text": [i18n.short(a, 26) for a in steps["activity"]], "textfont": {"size": 10, "color": "#455a64"}})
     for node in ("start", "end"):
         label = ("Mulai" if node == "start" else "Selesai") if lang == "id" else node.capitalize()
         data.append({"type": "scatter", "mode": "markers+text", "x": [pos[node][0]], "y": [pos[node][1]],
@@ -275,7 +271,7 @@ def step_histograms(bins: pd.DataFrame, steps: pd.DataFrame, lang: str) -> Figur
         if std is not None:
             shapes.append({"type": "line", "xref": f"x{n}", "yref": f"y{n} domain", "x0": std / div,
                            "x1": std / div, "y0": 0, "y1": 1, "line": {"color": RED, "width": 2, "dash": "dash"}})
-        annotations.append({"text": f"<b>{step}</b> · {_short(activity.get(step), 44)} ({t(unit, lang)})",
+        annotations.append({"text": f"<b>{step}</b> · {i18n.short(activity.get(step), 44)} ({t(unit, lang)})",
                             "xref": "paper", "yref": "paper", "x": x0 + width / 2, "y": y1, "yanchor": "bottom",
                             "xanchor": "center",
                             "showarrow": False, "font": {"size": 12}})
@@ -300,7 +296,7 @@ def case_timeline(events: pd.DataFrame, tz: str | None, lang: str) -> Figure:
     ev["ts_end"] = _local(ev["ts_end"], tz)
     ev["ts_start"] = _local(ev["ts_start"], tz).fillna(ev["ts_end"])
     prev_end = ev["ts_end"].shift(1)
-    names = [f"{i + 1}. {s} · {_short(a, 34)}" for i, (s, a) in enumerate(zip(ev["step_id"], ev["activity"],
+    names = [f"{i + 1}. {s} · {i18n.short(a, 34)}" for i, (s, a) in enumerate(zip(ev["step_id"], ev["activity"],
                                                                                 strict=True))]
     # a step without a time standard is neither within nor over one (the engine may store False for it)
     over = ev["over_standard"].astype("boolean").where(ev["standard_max"].notna())
@@ -335,7 +331,7 @@ def case_vs_standard(events: pd.DataFrame, lang: str) -> Figure:
     if ev.empty:
         return empty(t("case.no_std", lang), lang, 160)
     share = ev["duration_std"] / ev["standard_max"] * 100
-    names = [f"{i + 1}. {s} · {_short(a, 30)}" for i, (s, a) in enumerate(zip(ev["step_id"], ev["activity"],
+    names = [f"{i + 1}. {s} · {i18n.short(a, 30)}" for i, (s, a) in enumerate(zip(ev["step_id"], ev["activity"],
                                                                               strict=True))]
     text = [f"{i18n.fmt_duration(d, m, lang)} / {tr}"
             for d, m, tr in zip(ev["duration_std"], ev["standard_measure"], ev["time_raw"], strict=True)]

@@ -294,6 +294,55 @@ class _Where:
         return " AND ".join(self.parts) if self.parts else "TRUE"
 
 
+@dataclass(frozen=True)
+class Names:
+    """What the pages show instead of ids: institution names, SOP labels (number · title, no two alike),
+    each SOP's kind, and readable labels of the ids a deviation carries as its step that are no step
+    (a rule's id in a rules document, a between-steps limit's id); read from the small catalogue tables
+    once per published file (:class:`_Generation`)."""
+
+    institutions: Mapping[str, str]
+    sops: Mapping[str, str]
+    kinds: Mapping[str, str]
+    steps: Mapping[tuple[str, str], str]
+
+    def inst(self, institution_id: Any) -> str:
+        return self.institutions.get(str(institution_id), str(institution_id)) if institution_id else "-"
+
+    def sop(self, sop_id: Any) -> str:
+        return self.sops.get(str(sop_id), str(sop_id)) if sop_id else "-"
+
+    def step(self, sop_id: Any, step_id: Any) -> Any:
+        return self.steps.get((str(sop_id), str(step_id)), step_id)
+
+
+NO_NAMES = Names({}, {}, {}, {})
+
+
+def _names(insts: pd.DataFrame, sop_rows: pd.DataFrame) -> Names:
+    """:class:`Names` from the rows of ``institutions`` and ``sops`` (with the model as JSON text)."""
+    inst_names = {str(i): str(n) for i, n in zip(insts.get("institution_id", []), insts.get("name", []),
+                                                  strict=True) if n is not None and not pd.isna(n)}
+    labels = {str(r["sop_id"]): i18n.sop_label(r["number"], r["title"]) or str(r["sop_id"])
+              for r in sop_rows.to_dict("records")}
+    steps: dict[tuple[str, str], str] = {}
+    kinds: dict[str, str] = {}
+    for r in sop_rows.to_dict("records"):
+        sop_id = str(r["sop_id"])
+        kinds[sop_id] = str(r["kind"])
+        try:
+            model = json.loads(r["model"]) if isinstance(r["model"], str) else {}
+        except ValueError:
+            model = {}
+        for rule in model.get("rules") or []:
+            if isinstance(rule, dict) and rule.get("id") and rule.get("text"):
+                steps[(sop_id, str(rule["id"]))] = i18n.short(" ".join(str(rule["text"]).split()), 60)
+        for sla in model.get("slas") or []:
+            if isinstance(sla, dict) and sla.get("id") and sla.get("from") and sla.get("to"):
+                steps[(sop_id, str(sla["id"]))] = f"{sla['from']} \u2192 {sla['to']}"
+    return Names(inst_names, i18n.unique_labels(labels), kinds, steps)
+
+
 # -------------------------------------------------------------------------------------- connections
 
 
@@ -312,11 +361,15 @@ class _Generation:
             "SELECT table_name || '.' || column_name FROM information_schema.columns WHERE table_schema = 'main' "
             "AND table_name || '.' || column_name IN ('step_metrics.n_wait', 'deviations.case_opened_at')"
         ).fetchall()}
-        zones = self.conn.execute("SELECT institution_id, timezone FROM institutions").fetchall() \
-            if "institutions" in self.tables else []
-        rules = self.conn.execute("SELECT sop_id, institution_id FROM sops WHERE kind = 'rules'").fetchall() \
-            if "sops" in self.tables else []
-        self.local = LocalTime(dict(zones), dict(rules), "deviations.case_opened_at" in self.tables)
+        # the catalogue snapshot, read once per file: time zones and rules documents, and the names pages show
+        insts = self.conn.execute("SELECT institution_id, name, timezone FROM institutions").df() \
+            if "institutions" in self.tables else pd.DataFrame()
+        sops = self.conn.execute("SELECT sop_id, institution_id, number, title, kind, CAST(model AS VARCHAR) "
+                                 "AS model FROM sops").df() if "sops" in self.tables else pd.DataFrame()
+        zones = dict(zip(insts.get("institution_id", []), insts.get("timezone", []), strict=True))
+        rules = {} if sops.empty else dict(sops.loc[sops["kind"] == "rules", ["sop_id", "institution_id"]].values)
+        self.local = LocalTime(zones, rules, "deviations.case_opened_at" in self.tables)
+        self.names = _names(insts, sops)
         self.active = 0
         self.retired = False
 
@@ -414,15 +467,21 @@ class Source:
         finally:
             self._release(gen)
 
-    def local_time(self) -> LocalTime:
-        """Time zones and rules documents of the current file (read once per file)."""
+    def _catalogue(self) -> tuple[LocalTime, Names]:
+        """What the current file's catalogue snapshot gave when it was opened (plain values, kept after release)."""
         gen = self._acquire()
         if gen is None:
-            return NO_LOCAL
-        try:
-            return gen.local
-        finally:
-            self._release(gen)
+            return NO_LOCAL, NO_NAMES
+        self._release(gen)
+        return gen.local, gen.names
+
+    def local_time(self) -> LocalTime:
+        """Time zones and rules documents of the current file (read once per file)."""
+        return self._catalogue()[0]
+
+    def names(self) -> Names:
+        """The :class:`Names` of the current file (read once per file)."""
+        return self._catalogue()[1]
 
     @property
     def current_path(self) -> Path | None:
@@ -990,83 +1049,6 @@ def step_histograms(src: Source, grants: Grants, f: Filters, sop_id: str) -> dic
         FROM step_metrics m WHERE {wm.sql} GROUP BY m.step_id
     """, wm.params)
     return {"steps": steps, "bins": bins, "metrics": metrics}
-
-
-# ------------------------------------------------------------------------------------- display names
-
-
-@dataclass(frozen=True)
-class Names:
-    """What the pages show instead of ids: institution names, SOP labels (number · title, no two alike),
-    each SOP's kind, and readable labels of the ids a deviation carries as its step that are no step
-    (a rule's id in a rules document, a between-steps limit's id); read from the small catalogue tables
-    once per published file."""
-
-    institutions: Mapping[str, str]
-    sops: Mapping[str, str]
-    kinds: Mapping[str, str]
-    steps: Mapping[tuple[str, str], str]
-
-    def inst(self, institution_id: Any) -> str:
-        return self.institutions.get(str(institution_id), str(institution_id)) if institution_id else "-"
-
-    def sop(self, sop_id: Any) -> str:
-        return self.sops.get(str(sop_id), str(sop_id)) if sop_id else "-"
-
-    def step(self, sop_id: Any, step_id: Any) -> Any:
-        return self.steps.get((str(sop_id), str(step_id)), step_id)
-
-
-NO_NAMES = Names({}, {}, {}, {})
-_NAMES: dict[tuple[str, int, int], Names] = {}
-_NAMES_LOCK = threading.Lock()
-
-
-def _read_names(src: Source) -> Names:
-    insts = _df(src, "SELECT institution_id, name FROM institutions", needs="institutions")
-    sop_rows = _df(src, "SELECT sop_id, number, title, kind, CAST(model AS VARCHAR) AS model FROM sops",
-                   needs="sops")
-    inst_names = {str(i): str(n) for i, n in zip(insts.get("institution_id", []), insts.get("name", []),
-                                                  strict=True) if n is not None and not pd.isna(n)}
-    labels = {str(r["sop_id"]): i18n.sop_label(r["number"], r["title"]) or str(r["sop_id"])
-              for r in sop_rows.to_dict("records")}
-    steps: dict[tuple[str, str], str] = {}
-    kinds: dict[str, str] = {}
-    for r in sop_rows.to_dict("records"):
-        sop_id = str(r["sop_id"])
-        kinds[sop_id] = str(r["kind"])
-        try:
-            model = json.loads(r["model"]) if isinstance(r["model"], str) else {}
-        except ValueError:
-            model = {}
-        for rule in model.get("rules") or []:
-            if isinstance(rule, dict) and rule.get("id") and rule.get("text"):
-                steps[(sop_id, str(rule["id"]))] = i18n.short(" ".join(str(rule["text"]).split()), 60)
-        for sla in model.get("slas") or []:
-            if isinstance(sla, dict) and sla.get("id") and sla.get("from") and sla.get("to"):
-                steps[(sop_id, str(sla["id"]))] = f"{sla['from']} \u2192 {sla['to']}"
-    return Names(inst_names, i18n.unique_labels(labels), kinds, steps)
-
-
-def names(src: Source) -> Names:
-    """The :class:`Names` of the current published file, read once per file (its path, mtime and size)."""
-    path = src.current_path
-    if path is None:
-        return NO_NAMES
-    try:
-        st = path.stat()
-    except OSError:
-        return NO_NAMES
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    with _NAMES_LOCK:
-        found = _NAMES.get(key)
-    if found is not None:
-        return found
-    read = _read_names(src)
-    with _NAMES_LOCK:
-        _NAMES.clear()  # one file is current at a time
-        _NAMES[key] = read
-    return read
 
 
 def open_cases(src: Source, grants: Grants, f: Filters, limit: int = PAGE_SIZE) -> tuple[pd.DataFrame, int]:

@@ -23,6 +23,7 @@ from pipeline.errors import UserError
 from pipeline.tables import Column, print_table
 
 if TYPE_CHECKING:
+    from pipeline.calendars import Institution
     from pipeline.run import RunSummary
 
 class _BilingualHelp:
@@ -136,13 +137,16 @@ def sop_list(
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
-def _known_institution(institution: str, also: Collection[str] = ()) -> None:
-    """A :class:`UserError` when ``institution`` is neither in institutions.yaml nor in ``also``."""
+def _known_institution(institution: str, also: Collection[str] = ()) -> dict[str, Institution]:
+    """The institutions of institutions.yaml; a :class:`UserError` when ``institution`` is neither there nor in
+    ``also``."""
     from pipeline.calendars import load_institutions
 
-    known = set(load_institutions(get_settings().institutions_file)) | set(also)
+    institutions = load_institutions(get_settings().institutions_file)
+    known = set(institutions) | set(also)
     if institution not in known:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}")
+    return institutions
 
 
 @sop_app.command("show")
@@ -304,7 +308,6 @@ def conform_cmd(
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
-    from pipeline.calendars import load_institutions
     from pipeline.config import get_settings, load_secret
     from pipeline.db import connect
     from pipeline.rule_inputs import INPUTS, load_rule_input, unchecked_warning
@@ -312,9 +315,7 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
 
     if input_name not in INPUTS:  # before the database is opened (or created)
         raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
-    institutions = load_institutions(get_settings().institutions_file)
-    if institution not in institutions:
-        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
+    institutions = _known_institution(institution)
     warning = unchecked_warning(load_catalogue(get_settings().catalogue_dir).models.values(), input_name, institution)
     if warning:  # loaded all the same (the model may come later), but the user is told
         err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)

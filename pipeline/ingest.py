@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
-from pipeline.mapping import Mapping, load_mapping, resolve_columns
+from pipeline.mapping import TIME_OF_DAY, Mapping, load_mapping, resolve_columns
 from pipeline.readers import (
     EXPORT_SUFFIXES,
     Source,
@@ -227,8 +227,6 @@ def timestamp_sql(col: str, col_type: str | None, tz: str, formats: list[str]) -
 
 TIME_FORMATS = ["%H.%M", "%H.%M.%S", "%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p", "%I.%M %p"]
 _DATE_DIRECTIVES = ("%d", "%m", "%Y", "%y", "%b", "%B", "%j", "%a", "%A")
-# a cell that holds a time of day only (SQL regex on lower-case text): said so when no date column is mapped
-TIME_ONLY_SQL = r"((pukul|pkl|jam)\.?\s*)?\d{1,2}[:.]\d{2}([:.]\d{2}([.,]\d+)?)?(\s*[ap]\.?m\.?)?(\s*(wib|wita|wit))?"
 EXPECTED_DAYS = "e.g. 2020-01-16, 16/01/2020, 16-01-2020, 16 Januari 2020"
 EXPECTED_TIMES = "e.g. 08:30, 08.30, 14:05:00, 08:30 WITA"
 
@@ -902,7 +900,7 @@ def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[s
                 f"{day}) END")
     guess = guess_date_column(headers, set(cols.values()))
     add = sql_literal(f"date: {guess}" if guess else "date: <the column with the day>")
-    return (f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_ONLY_SQL)}) "
+    return (f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_OF_DAY)}) "
             f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is a time of day without a date; map the column "
             f"with the day too: add ''{{}}'' under columns in the mapping file (patuh map suggest FILE writes one), "
             f"then load the file again with --replace', {head}, {column}, {text}, {add}) "

@@ -207,9 +207,11 @@ _HEADER_RULES: list[tuple[str, str]] = [  # (regex on the normalised header, rol
     (r"kelengkapan|dokumen|berkas|document|persyaratan", "documents"),
     (r"^(status|keadaan|state)", "status"),
 ]
-# a cell holding a time of day only (08:00, 8.30, 14:05:00, 08:00 WIB, pukul 08.00, 1899-12-30 08:00:00 from Excel)
-TIME_ONLY = re.compile(r"((pukul|pkl|jam)\.?\s*)?\d{1,2}[:.]\d{2}([:.]\d{2}([.,]\d+)?)?(\s*[ap]\.?m\.?)?"
-                       r"(\s*(wib|wita|wit))?|(1899-12-3[01]|1900-01-0[01])[t ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?",
+# a time of day as written in a cell (08:00, 8.30, 14:05:00, 2:05 pm, 08:00 WIB, pukul 08.00), lower case; also
+# matched in SQL (ingest.py: the message for a time without a date), so only syntax Python and RE2 share
+TIME_OF_DAY = r"((pukul|pkl|jam)\.?\s*)?\d{1,2}[:.]\d{2}([:.]\d{2}([.,]\d+)?)?(\s*[ap]\.?m\.?)?(\s*(wib|wita|wit))?"
+# a cell holding a time of day only: the above, or a time on Excel's day zero (1899-12-30 08:00:00)
+TIME_ONLY = re.compile(TIME_OF_DAY + r"|(1899-12-3[01]|1900-01-0[01])[t ]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?",
                        re.IGNORECASE)
 
 

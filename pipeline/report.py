@@ -212,12 +212,10 @@ def rate_cell(num: int | None, den: int | None, lang: str, digits: int = 1) -> C
     return Cell(fmt_percent(share, lang, digits), share)
 
 
-def _n_wait(step: Mapping[str, Any] | None, ranked: Mapping[str, Any]) -> int | None:
-    """The cases a ranked step's waiting percentiles come from (its step row; else the ranking's own count)."""
-    if step is not None:
-        return int(step["n_wait"] or 0)
-    n = ranked.get("n_wait", ranked.get("n_cases"))
-    return None if n is None else int(n)
+def _n_wait(step: Mapping[str, Any] | None, ranked: Mapping[str, Any]) -> int:
+    """How many a ranked step's waiting percentiles come from: the cases with a wait in its step row, else the
+    ranking's own count of waits (pipeline.bottlenecks, ``n_wait``)."""
+    return int((step if step is not None else ranked)["n_wait"] or 0)
 
 
 def duration_cell(minutes: float | None, n: int | None, lang: str, day: float) -> Cell:

@@ -52,7 +52,7 @@ def _attention(env: ui.Env, f: queries.Filters, lang: str) -> Any:
     df = queries.attention_cases(env.src, current_grants(), f)
     if df.empty:
         return ui.card(t("case.attention", lang), ui.empty_state(lang))
-    return ui.card(t("case.attention", lang), _case_table(df, f, lang, queries.names(env.src)))
+    return ui.card(t("case.attention", lang), _case_table(df, f, lang, env.src.names()))
 
 
 def _open_cases(env: ui.Env, f: queries.Filters, lang: str) -> Any:
@@ -63,7 +63,7 @@ def _open_cases(env: ui.Env, f: queries.Filters, lang: str) -> Any:
         return ui.card(t("case.open", lang), ui.empty_state(lang), extra=back)
     count = html.P(t("case.open_count", lang, shown=i18n.fmt_int(len(df), lang), n=i18n.fmt_int(total, lang)),
                    className="hint", id=f"{P}-open-count")
-    return ui.card(t("case.open", lang), count, _case_table(df, f, lang, queries.names(env.src)), extra=back)
+    return ui.card(t("case.open", lang), count, _case_table(df, f, lang, env.src.names()), extra=back)
 
 
 def _detail(detail: dict[str, Any], lang: str, names: queries.Names = queries.NO_NAMES) -> Any:
@@ -136,7 +136,7 @@ def register(app: Dash, env: ui.Env) -> None:
         detail = queries.case_detail(env.src, current_grants(), f.case, f)
         if detail is None:
             return ui.empty_state(lang, t("case.not_found", lang), "")
-        return _detail(detail, lang, queries.names(env.src))
+        return _detail(detail, lang, env.src.names())
 
     @app.callback(Output(f"{P}-results", "children"), Input(f"{P}-search", "value"), State(f"{P}-ctx", "data"),
                   prevent_initial_call=True)
@@ -147,7 +147,7 @@ def register(app: Dash, env: ui.Env) -> None:
         df = queries.find_cases(env.src, current_grants(), f, prefix)
         if df.empty:
             return html.P(t("empty", lang), className="muted")
-        names = queries.names(env.src)
+        names = env.src.names()
         return [html.Div([_case_link(r, f, lang), html.Span(f" · {names.inst(r['institution_id'])} · "
                                                             f"{names.sop(r['sop_id'])} · "
                                                             f"{i18n.fmt_date(r['opened_at'], lang)}",

@@ -67,7 +67,7 @@ def register(app: Dash, env: ui.Env) -> None:
             return ui.empty_state(lang, t("rep.none", lang), "")
         head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("rep.file", "col.inst", "rep.modified",
                                                                  "rep.size", "rep.download")]))
-        names = queries.names(env.src)
+        names = env.src.names()
         rows = [html.Tr([
             html.Td(r["rel"]), html.Td(names.inst(r["institution_id"]) if r["institution_id"] else "-"),
             html.Td(i18n.fmt_date(r["modified"], lang, time=True)),

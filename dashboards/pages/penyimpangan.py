@@ -127,7 +127,7 @@ def register(app: Dash, env: ui.Env) -> None:
         df, total = queries.deviation_page(env.src, grants, f, start, end, req.get("sortModel"))
         insts = queries.institutions(env.src, grants)
         tz = dict(zip(insts.get("institution_id", []), insts.get("timezone", []), strict=True))
-        return ({"rowData": _rows(df, start, lang, tz, queries.names(env.src)), "rowCount": total},
+        return ({"rowData": _rows(df, start, lang, tz, env.src.names()), "rowCount": total},
                 t("dev.count", lang, n=i18n.fmt_int(total, lang)))
 
     @app.callback(

@@ -84,7 +84,7 @@ def register(app: Dash, env: ui.Env) -> None:
         sop_id = default_sop(env, grants, f)
         if sop_id is None:
             return figures.empty(t("empty", lang), lang, 420), ui.empty_state(lang), ""
-        names = queries.names(env.src)
+        names = env.src.names()
         if names.kinds.get(sop_id) == "rules" and grants.allows(sop_id.split("/")[0]):
             return (figures.empty(t("rules.no_steps", lang).replace(": ", ":<br>", 1), lang, 420),
                     ui.rules_notice(lang, f, sop_id, f"{P}-rules-link"), sop_heading(names, sop_id))

@@ -71,7 +71,7 @@ def register(app: Dash, env: ui.Env) -> None:
         grants = current_grants()
         if not f.sop:
             sops = queries.sops(env.src, grants, f)
-            return ui.empty_state(lang) if sops.empty else _catalogue(sops, f, lang, queries.names(env.src))
+            return ui.empty_state(lang) if sops.empty else _catalogue(sops, f, lang, env.src.names())
         model_json = queries.sop_model_json(env.src, grants, f.sop)
         if model_json is None:
             return ui.empty_state(lang)
