@@ -593,18 +593,23 @@ def test_a_log_without_sop_joins_its_cases(tmp_path: Path) -> None:
     assert n_events == joined == 42 and sops == [""]
 
 
+def _mapping_refused(path: Path, text: str, message: str) -> None:
+    """A mapping file with ``text`` is refused with a message matching ``message``."""
+    from pipeline.mapping import load_mapping
+
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=message):
+        load_mapping(path)
+
+
 def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path) -> None:
     from pipeline.mapping import load_mapping
 
-    unclosed = tmp_path / "kutip.yaml"
-    unclosed.write_text('columns:\n  case_id: "No Kasus\n  activity: Kegiatan\n', encoding="utf-8")
-    with pytest.raises(UserError, match=r"kutip.yaml, line 4: not valid YAML \(found unexpected end of stream, "
-                                        r"while scanning a quoted scalar that starts on line 2\)"):
-        load_mapping(unclosed)
-    indent = tmp_path / "indent.yaml"
-    indent.write_text("columns:\n  case_id: No Kasus\n activity: Kegiatan\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"indent.yaml, line 3: not valid YAML"):
-        load_mapping(indent)
+    _mapping_refused(tmp_path / "kutip.yaml", 'columns:\n  case_id: "No Kasus\n  activity: Kegiatan\n',
+                     r"kutip.yaml, line 4: not valid YAML \(found unexpected end of stream, "
+                     r"while scanning a quoted scalar that starts on line 2\)")
+    _mapping_refused(tmp_path / "indent.yaml", "columns:\n  case_id: No Kasus\n activity: Kegiatan\n",
+                     r"indent.yaml, line 3: not valid YAML")
     typo = tmp_path / "typo.yaml"
     typo.write_text("columns:\n  case_id: No Kasus\n  activty: Kegiatan\n  timestamp: Tanggal\n", encoding="utf-8")
     with pytest.raises(UserError) as caught:
@@ -612,11 +617,9 @@ def test_a_bad_mapping_file_names_the_line_and_every_wrong_field(tmp_path: Path)
     message = str(caught.value)
     assert "columns.activity: Field required" in message
     assert "columns.activty: Extra inputs are not permitted (remove it or correct its spelling)" in message
-    bad_format = tmp_path / "format.yaml"
-    bad_format.write_text("columns:\n  case_id: No Kasus\n  activity: Kegiatan\n  timestamp: Tanggal\n"
-                          "date_formats: ['%Q']\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"format.yaml: date format '%Q' is not a date format"):
-        load_mapping(bad_format)
+    _mapping_refused(tmp_path / "format.yaml", "columns:\n  case_id: No Kasus\n  activity: Kegiatan\n"
+                     "  timestamp: Tanggal\ndate_formats: ['%Q']\n",
+                     r"format.yaml: date format '%Q' is not a date format")
     # the export itself given as --mapping by mistake (a Latin-1 CSV): said so, not a UnicodeDecodeError
     with pytest.raises(UserError, match=r"latin1.csv: not a UTF-8 text file; is it the mapping file\?"):
         load_mapping(MESSY / "latin1.csv")
@@ -884,17 +887,12 @@ def test_map_suggest_knows_kasus_and_jam_and_says_when_no_time_column_is_found(t
 
 
 def test_a_date_column_needs_a_time_column_in_the_mapping(tmp_path: Path) -> None:
-    from pipeline.mapping import load_mapping
-
-    alone = tmp_path / "alone.yaml"
-    alone.write_text("columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal}\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"alone.yaml: columns has 'date: Tanggal' but no time column; add the column "
-                                        r"with the time of day as 'timestamp'.*write 'timestamp: Tanggal' instead"):
-        load_mapping(alone)
-    twice = tmp_path / "twice.yaml"
-    twice.write_text("columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, timestamp: Tanggal}\n")
-    with pytest.raises(UserError, match=r"columns maps 'Tanggal' as both 'date' and 'timestamp'"):
-        load_mapping(twice)
+    _mapping_refused(tmp_path / "alone.yaml", "columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal}\n",
+                     r"alone.yaml: columns has 'date: Tanggal' but no time column; add the column "
+                     r"with the time of day as 'timestamp'.*write 'timestamp: Tanggal' instead")
+    _mapping_refused(tmp_path / "twice.yaml",
+                     "columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, timestamp: Tanggal}\n",
+                     r"columns maps 'Tanggal' as both 'date' and 'timestamp'")
 
 
 def test_a_file_of_another_type_is_refused_by_its_extension(tmp_path: Path) -> None:
