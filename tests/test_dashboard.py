@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -356,6 +357,23 @@ def test_csv_export_is_the_whole_filtered_set_for_the_user(app_client: tuple[Any
                         "AND institution_id IN ('smpn2-ngawi', 'bontang-bk')")[0][0]
     assert len(rows) == expected > queries.PAGE_SIZE
     assert {r["institution_id"] for r in rows} == {"smpn2-ngawi", "bontang-bk"}
+
+
+def test_csv_export_leaves_no_copy_on_the_server(app_client: tuple[Any, Path], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exported rows (children's cases) are not left in the server's temp folder, even while a download
+    is still open or was never finished."""
+    app, _ = app_client
+    client = app.server.test_client()
+    login(client, "qa")
+    scratch = tmp_path / "server-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    response = client.get("/export/penyimpangan.csv?kind=overdue_step")
+    assert response.status_code == 200 and list(scratch.iterdir()) == []
+    assert len(response.get_data(as_text=True).splitlines()) > 1
+    response.close()
+    assert list(scratch.iterdir()) == []
 
 
 def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path]) -> None:

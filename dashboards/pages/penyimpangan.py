@@ -149,12 +149,13 @@ def register(app: Dash, env: ui.Env) -> None:
     def export_csv() -> Response:
         f = queries.Filters.from_mapping(request.args.to_dict())
         grants = current_grants()  # the guard already required a login; the grants narrow the rows
-        tmp = tempfile.NamedTemporaryFile(prefix="patuh-export-", suffix=".csv", delete=False)  # noqa: SIM115
-        tmp.close()
-        out = Path(tmp.name)
-        queries.export_deviations_csv(env.src, grants, f, out, i18n.norm_lang(request.args.get("lang")))
-        response = send_file(out, mimetype="text/csv", as_attachment=True, download_name="penyimpangan.csv",
+        # the file is gone from the disk before the first byte is sent (the open handle keeps it readable):
+        # no copy of the rows stays behind, however the download ends
+        with tempfile.TemporaryDirectory(prefix="patuh-export-") as folder:
+            out = Path(folder) / "penyimpangan.csv"
+            queries.export_deviations_csv(env.src, grants, f, out, i18n.norm_lang(request.args.get("lang")))
+            handle = out.open("rb")  # send_file closes it
+        response = send_file(handle, mimetype="text/csv", as_attachment=True, download_name="penyimpangan.csv",
                              max_age=0)
-        response.call_on_close(lambda: out.unlink(missing_ok=True))
         response.headers["Cache-Control"] = "no-store"
         return response
