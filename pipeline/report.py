@@ -625,6 +625,10 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     n_listable = int(attention_count["n_listable"] or 0)
     if n_listable < SUPPRESS_BELOW:  # a list of 1-4 rows would itself be a count of 1-4 cases
         attention = []
+    attention_cell = count_cell(n_attention, lang)
+    if attention and n_listable == len(attention) and 0 < n_attention - n_listable < SUPPRESS_BELOW:
+        # a complete list under an exact total would tell how many cases of small groups were left out
+        attention_cell = Cell(f"{fmt_number(n_listable, lang)} + < 5", None, True)
     now = now or dt.datetime.now(dt.UTC)
     local_now = now.astimezone(ZoneInfo(tz))
     generated = (f"{local_now.day} {MONTHS[lang][local_now.month - 1]} {local_now.year}, "
@@ -659,8 +663,7 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
              "worst": SEVERITY[{3: "high", 2: "medium", 1: "low"}[a["worst"]]][lang]}
             for a in attention],
         # the total is an aggregate (suppressed below 5); how many were left out or not listed is not printed
-        # (when the list is complete, the total minus its rows still tells how many were left out)
-        "n_attention": count_cell(n_attention, lang),
+        "n_attention": attention_cell,
         "attention_truncated": n_listable > len(attention) > 0,
         "attention_left_out": int(attention_count["n_left_out"] or 0) > 0 or 0 < n_listable < SUPPRESS_BELOW,
         "kinds": [{"key": k, "label": KIND_LABELS[k][lang], "meaning": KIND_MEANING[k][lang]}

@@ -239,6 +239,14 @@ def test_attention_list_does_not_undo_small_count_suppression(published: Path, t
     assert listed_sops == {"smpn2-ngawi/bk001-alur", "smpn2-ngawi/bk001-prosedur"}
     note = doc.xpath("//section[@class='attention']//*[@data-note='privacy']")
     assert len(note) == 1 and "kurang dari 5 kasus tidak dicantumkan" in _text(note[0])
+    # the list is cut at 25 rows: its total (33) minus 25 tells nothing about the case left out
+    assert len(rows) == 25 and _text(doc.xpath("//*[@data-key='n_attention']")[0]) == "33"
+    # nor does the headline of a complete list (2025-Q4: 20 listed, 1 left out) tell how many were left out
+    (path,) = write_reports(published, period="2025-Q4", institutions=[INST], formats={"html"}, out_dir=out)
+    doc = _doc(path)
+    rows = doc.xpath("//table[@class='attention']//tr[@data-case]")
+    headline = doc.xpath("//section[@class='attention']//*[@data-key='n_attention']")[0]
+    assert len(rows) == 20 and _text(headline) == "20 + < 5" and headline.get("data-value") == "suppressed"
 
     small = _copy(published, tmp_path)
     with duckdb.connect(str(small)) as conn:
