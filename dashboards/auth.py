@@ -73,21 +73,29 @@ _CACHE_LOCK = threading.Lock()
 def _parse(path: Path, data: Any) -> dict[str, User]:
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         raise UserError(f"{path}: expected a mapping 'users:' of user name to {{password_hash, role, "
-                        "institutions}}; see README 'Dashboard'")
+                        "institutions}}; see README 'Dashboard'",
+                        pesan=f"{path}: harus berisi 'users:' yang memetakan nama pengguna ke {{password_hash, role, "
+                              "institutions}; lihat README 'Dashboard'")
     users: dict[str, User] = {}
     for name, entry in data["users"].items():
         if not isinstance(entry, dict):
-            raise UserError(f"{path}: user '{name}': expected password_hash, role and institutions")
+            raise UserError(f"{path}: user '{name}': expected password_hash, role and institutions",
+                            pesan=f"{path}: pengguna '{name}': harus berisi password_hash, role dan institutions")
         role = entry.get("role")
         if role not in ROLES:
-            raise UserError(f"{path}: user '{name}': role '{role}' is not one of {', '.join(ROLES)}")
+            raise UserError(f"{path}: user '{name}': role '{role}' is not one of {', '.join(ROLES)}",
+                            pesan=f"{path}: pengguna '{name}': role '{role}' bukan salah satu dari {', '.join(ROLES)}")
         insts = entry.get("institutions") or []
         if not isinstance(insts, list) or not all(isinstance(i, str) for i in insts):
-            raise UserError(f"{path}: user '{name}': institutions must be a list of institution ids")
+            raise UserError(f"{path}: user '{name}': institutions must be a list of institution ids",
+                            pesan=f"{path}: pengguna '{name}': institutions harus berupa daftar id lembaga")
         if role == "kepala" and len(insts) != 1:
-            raise UserError(f"{path}: user '{name}': a kepala has exactly one institution (got {len(insts)})")
+            raise UserError(f"{path}: user '{name}': a kepala has exactly one institution (got {len(insts)})",
+                            pesan=f"{path}: pengguna '{name}': kepala memiliki tepat satu lembaga (tercantum: "
+                                  f"{len(insts)})")
         if not entry.get("password_hash"):
-            raise UserError(f"{path}: user '{name}': no password_hash; set one with 'patuh user add'")
+            raise UserError(f"{path}: user '{name}': no password_hash; set one with 'patuh user add'",
+                            pesan=f"{path}: pengguna '{name}': password_hash tidak ada; buat dengan 'patuh user add'")
         users[str(name)] = User(str(name), role, tuple(insts), str(entry["password_hash"]))
     return users
 
@@ -104,7 +112,8 @@ def load_users(path: Path) -> dict[str, User]:
         if cached and cached[0] == stamp:
             return cached[1]
     try:
-        data = read_yaml(read_text_file(path, "users file"))  # YAML 1.2: a user named 'on' stays 'on'
+        # YAML 1.2: a user named 'on' stays 'on'
+        data = read_yaml(read_text_file(path, "users file", "berkas pengguna"))
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     users = _parse(path, data)
@@ -134,17 +143,23 @@ def check_user(name: str, role: Role | str, institutions: list[str], known: Coll
     """The role, checked; a :class:`UserError` for a user that cannot be added (before any password is asked
     for); ``known``: the institution ids that exist (a misspelt grant would silently show nothing)."""
     if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise UserError(f"user name '{name}': use letters, digits, '-', '_' or '.'")
+        raise UserError(f"user name '{name}': use letters, digits, '-', '_' or '.'",
+                        pesan=f"nama pengguna '{name}': gunakan huruf, angka, '-', '_' atau '.'")
     if role not in ROLES:
-        raise UserError(f"role '{role}' is not one of {', '.join(ROLES)}")
+        raise UserError(f"role '{role}' is not one of {', '.join(ROLES)}",
+                        pesan=f"peran (role) '{role}' bukan salah satu dari {', '.join(ROLES)}")
     if role == "kepala" and len(institutions) != 1:
-        raise UserError("a kepala has exactly one institution: pass --institution once")
+        raise UserError("a kepala has exactly one institution: pass --institution once",
+                        pesan="kepala memiliki tepat satu lembaga: berikan --institution satu kali saja")
     if role == "pengawas" and not institutions:
-        raise UserError("a pengawas needs at least one --institution")
+        raise UserError("a pengawas needs at least one --institution",
+                        pesan="pengawas memerlukan minimal satu --institution")
     unknown = [i for i in institutions if known is not None and i not in known]
     if unknown:
         raise UserError(f"unknown institution(s) {', '.join(map(repr, unknown))}; "
-                        f"known: {', '.join(sorted(known or []))}")
+                        f"known: {', '.join(sorted(known or []))}",
+                        pesan=f"lembaga {', '.join(map(repr, unknown))} tidak dikenal; "
+                              f"yang dikenal: {', '.join(sorted(known or []))}")
     return role
 
 
@@ -152,7 +167,8 @@ def add_user(path: Path, name: str, role: Role | str, institutions: list[str], p
     """Add or replace one user (the password is stored hashed)."""
     checked = check_user(name, role, institutions)
     if len(password) < 8:
-        raise UserError("the password is too short: use at least 8 characters")
+        raise UserError("the password is too short: use at least 8 characters",
+                        pesan="kata sandi terlalu pendek: gunakan minimal 8 karakter")
     users = dict(load_users(path)) if path.exists() else {}
     user = User(name, checked, tuple(institutions), generate_password_hash(password))
     users[name] = user

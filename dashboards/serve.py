@@ -14,7 +14,7 @@ from typing import Any
 
 from dashboards.auth import DEMO_PASSWORD, ensure_demo_users
 from pipeline.db import check_memory_limit
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_reason
 
 
 def default_users_file(db: Path) -> Path:
@@ -35,8 +35,12 @@ def build(db: Path, users: Path | None = None) -> tuple[object, Path, bool]:
 def _cannot_listen(host: str, port: int, exc: OSError) -> UserError:
     if exc.errno == errno.EADDRINUSE:
         return UserError(f"port {port} on {host} is already in use (another 'patuh serve' or 'patuh demo'?): "
-                         "stop it, or choose another port with --port")
-    return UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port")
+                         "stop it, or choose another port with --port",
+                         pesan=f"port {port} di {host} sudah dipakai (oleh 'patuh serve' atau 'patuh demo' lain?): "
+                               "hentikan proses itu, atau pilih port lain dengan --port")
+    return UserError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check --host and --port",
+                     pesan=f"dasbor tidak dapat dilayani di {host}:{port} ({os_reason(exc)}); periksa --host dan "
+                           "--port")
 
 
 def check_port(host: str = "127.0.0.1", port: int = 8050) -> None:
@@ -44,7 +48,8 @@ def check_port(host: str = "127.0.0.1", port: int = 8050) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port} ({exc}); check --host") from None
+        raise UserError(f"cannot listen on {host}:{port} ({exc}); check --host",
+                        pesan=f"dasbor tidak dapat dilayani di {host}:{port} ({exc}); periksa --host") from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does

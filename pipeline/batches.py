@@ -43,5 +43,7 @@ def require_batch(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
     """A :class:`UserError` naming the loaded batch ids when ``batch_id`` is not one of them."""
     if not conn.execute("SELECT count(*) FROM batches WHERE batch_id = ?", [batch_id]).fetchall()[0][0]:
         known = conn.execute("SELECT min(batch_id), max(batch_id) FROM batches").fetchall()[0]
-        hint = f"batches are {known[0]}..{known[1]}" if known[0] is not None else "nothing is loaded yet"
-        raise UserError(f"no batch {batch_id} ({hint}); 'patuh batches' lists them")
+        hint, petunjuk = ((f"batches are {known[0]}..{known[1]}", f"batch yang ada: {known[0]}..{known[1]}")
+                          if known[0] is not None else ("nothing is loaded yet", "belum ada berkas yang dimuat"))
+        raise UserError(f"no batch {batch_id} ({hint}); 'patuh batches' lists them",
+                        pesan=f"batch {batch_id} tidak ada ({petunjuk}); daftarnya ada di 'patuh batches'")

@@ -85,7 +85,7 @@ class InstitutionsFile(BaseModel):
 def load_institutions(path: Path) -> dict[str, Institution]:
     """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming the problem."""
     try:
-        data = read_yaml(read_text_file(path, "institutions file"))
+        data = read_yaml(read_text_file(path, "institutions file", "berkas lembaga"))
         parsed = InstitutionsFile.model_validate(data)
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
@@ -156,7 +156,8 @@ class WorkingCalendar:
         day = np.floor_divide(rel, day_ns)
         minute = (rel - day * day_ns) / 6e10
         if len(day) and (day.min() < 0 or day.max() >= len(self.day_cum) - 1):
-            raise UserError(f"a timestamp lies outside the calendar range {ORIGIN} .. {HORIZON}")
+            raise UserError(f"a timestamp lies outside the calendar range {ORIGIN} .. {HORIZON}",
+                            pesan=f"ada cap waktu (timestamp) di luar rentang kalender {ORIGIN} .. {HORIZON}")
         return day, minute
 
     def _within_day(self, ts: pd.Series | pd.DatetimeIndex, as_share: bool) -> tuple[

@@ -1,7 +1,8 @@
 """The ``patuh`` command line: thin wrappers over the library (one sub-command per pipeline stage).
 
 A user's mistake ends with a clear message and a non-zero exit, never a traceback: library code raises
-:class:`pipeline.errors.UserError` and :func:`main` turns it into a message.
+:class:`pipeline.errors.UserError` and :func:`main` turns it into a message, in Bahasa Indonesia first and
+English second (``Galat: ...`` then ``Error: ...``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.padding import Padding
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from pipeline.config import get_settings
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_reason
 from pipeline.tables import Column, print_table
 
 if TYPE_CHECKING:
@@ -80,7 +82,9 @@ SopIdArgument = Annotated[str, typer.Argument(
 def _sop_dir(value: Path | None) -> Path:
     path = value or get_settings().catalogue_dir
     if not path.is_dir():  # a typo would list an empty catalogue
-        raise UserError(f"{path}: no such SOP model folder; give the folder of the .yaml models with --sop-dir")
+        raise UserError(f"{path}: no such SOP model folder; give the folder of the .yaml models with --sop-dir",
+                        pesan=f"{path}: folder model SOP ini tidak ada; berikan folder berisi model .yaml dengan "
+                              "--sop-dir")
     return path
 
 
@@ -145,7 +149,8 @@ def _known_institution(institution: str, also: Collection[str] = ()) -> dict[str
     institutions = load_institutions(get_settings().institutions_file)
     known = set(institutions) | set(also)
     if institution not in known:
-        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}")
+        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}",
+                        pesan=f"lembaga '{institution}' tidak dikenal; yang dikenal: {', '.join(sorted(known))}")
     return institutions
 
 
@@ -171,7 +176,9 @@ def _parse_as_of(value: str | None) -> datetime.datetime | None:
     try:
         parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise UserError(f"--as-of {value!r} is not a date-time; write e.g. 2026-10-31T17:00+08:00") from None
+        raise UserError(f"--as-of {value!r} is not a date-time; write e.g. 2026-10-31T17:00+08:00",
+                        pesan=f"--as-of {value!r} bukan tanggal dan waktu; tulis misalnya "
+                              "2026-10-31T17:00+08:00") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
 
 
@@ -314,7 +321,8 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
     from pipeline.sop import load_catalogue
 
     if input_name not in INPUTS:  # before the database is opened (or created)
-        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
+        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}",
+                        pesan=f"masukan aturan '{input_name}' tidak dikenal; yang dikenal: {', '.join(INPUTS)}")
     institutions = _known_institution(institution)
     warning = unchecked_warning(load_catalogue(get_settings().catalogue_dir).models.values(), input_name, institution)
     if warning:  # loaded all the same (the model may come later), but the user is told
@@ -701,12 +709,15 @@ def report_cmd(
     from pipeline.report import write_reports
 
     if bool(institution) == all_:
-        raise UserError("give either --institution ID (one or more) or --all")
+        raise UserError("give either --institution ID (one or more) or --all",
+                        pesan="berikan --institution ID (satu atau lebih) atau --all, salah satu saja")
     db_path = _db(db)
     published = current_published(db_path.parent / "published")
     if published is None:
         raise UserError(f"{db_path.parent / 'published'}: nothing is published yet; run 'patuh run' "
-                        "(or 'patuh demo') first")
+                        "(or 'patuh demo') first",
+                        pesan=f"{db_path.parent / 'published'}: belum ada hasil yang diterbitkan; "
+                              "jalankan dulu 'patuh run' (atau 'patuh demo')")
     paths = write_reports(published, period=period, institutions=None if all_ else list(institution or []),
                           formats=set(fmt.split(",")), out_dir=out or db_path.parent / "reports", lang=lang)
     for path in paths:
@@ -734,7 +745,8 @@ def sop_render(
     from pipeline.sop import load_catalogue
 
     if fmt not in ("html", "svg", "png"):
-        raise UserError(f"--format {fmt!r}: use html, svg or png")
+        raise UserError(f"--format {fmt!r}: use html, svg or png",
+                        pesan=f"--format {fmt!r}: gunakan html, svg atau png")
     root = _sop_dir(sop_dir)
     model = load_catalogue(root).get(sop_id)
     path = render_to_file(model, fmt, out, graph=graph,  # type: ignore[arg-type]
@@ -779,7 +791,8 @@ def synth_cmd(
     from pipeline.synth import generate
 
     if fmt not in ("csv", "parquet", "xlsx", "xes"):
-        raise UserError(f"--format {fmt!r}: use csv, parquet, xlsx atau/or xes")
+        raise UserError(f"--format {fmt!r}: use csv, parquet, xlsx atau/or xes",
+                        pesan=f"--format {fmt!r}: gunakan csv, parquet, xlsx atau xes")
     began = time.perf_counter()
     result = generate(out, institutions=institution or [], sops=sop or [], cases=cases, start=start.date(),
                       months=months, deviation_rate=deviation_rate, seed=seed, fmt=fmt,  # type: ignore[arg-type]
@@ -808,6 +821,16 @@ for _group in (app, sop_app, map_app, user_app):
             _command.cls = BilingualCommand
 
 
+def print_error(pesan: str, message: str) -> None:
+    """A user's mistake on stderr: the Indonesian line first, then the English one; one line ``Galat / Error:``
+    when the two are the same (a message without an Indonesian text)."""
+    if pesan == message:
+        err_console.print(f"[bold red]Galat / Error:[/] {escape(message)}", highlight=False)
+        return
+    err_console.print(f"[bold red]Galat:[/] {escape(pesan)}", highlight=False)
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False)
+
+
 def main() -> None:
     """Entry point: run the app and turn a user's mistake into a message and exit code."""
     try:
@@ -816,16 +839,17 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err_console.print(f"[bold red]Galat / Error:[/] {exc}", highlight=False)
+        print_error(exc.pesan, exc.message)
         sys.exit(exc.exit_code)
-    except KeyError as exc:
-        err_console.print(f"[bold red]Galat / Error:[/] {exc.args[0] if exc.args else exc}", highlight=False)
+    except KeyError as exc:  # a lookup no library code turned into a UserError
+        key = str(exc.args[0] if exc.args else exc)
+        print_error(f"tidak ditemukan: {key}", key)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except OSError as exc:  # the file system refused: a folder that does not exist, no permission, a full disk
         where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]Galat / Error:[/] {where}{exc.strerror or exc}", highlight=False)
+        print_error(f"{where}{os_reason(exc)}", f"{where}{exc.strerror or exc}")
         sys.exit(1)
     except typer.Abort:
         sys.exit(130)

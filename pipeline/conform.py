@@ -28,7 +28,9 @@ def conform_file(log: Path, model_path: Path, out: Path, *, workers: int = 2,
     if model_path.suffix.lower() in {".yaml", ".yml"}:
         loaded = load_model_file(model_path)
         if loaded.model is None:
-            raise UserError("\n".join(p.render() for p in loaded.problems))
+            raise UserError("\n".join(p.render() for p in loaded.problems),
+                            pesan=f"{model_path}: model SOP ini tidak dapat dimuat; perbaiki masalah yang tercantum di "
+                                  "bawah (periksa lagi dengan 'patuh sop validate')")
         labels = step_labels(loaded.model, None)  # the same label matching as ingest
         step_ids = loaded.model.step_ids
         traces = [tuple(labels.get(normalise_label(a), "?" + a) for a in t) for t in traces]

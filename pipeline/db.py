@@ -93,7 +93,9 @@ def set_memory_limit(conn: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error as exc:
         conn.close()
         raise UserError(f"{MEMORY_LIMIT_VARIABLE}={limit!r} is not a memory size: expected e.g. '4GB' or a share "
-                        f"of the machine's memory such as '50%' ({exc})") from None
+                        f"of the machine's memory such as '50%' ({exc})",
+                        pesan=f"{MEMORY_LIMIT_VARIABLE}={limit!r} bukan ukuran memori: tulis misalnya '4GB', atau "
+                              f"bagian dari memori mesin seperti '50%' ({exc})") from None
 
 
 def check_memory_limit() -> None:
@@ -114,7 +116,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     """
     path = Path(path)
     if read_only and not path.exists():
-        raise UserError(f"{path}: no such database; run 'patuh demo' or 'patuh ingest' first")
+        raise UserError(f"{path}: no such database; run 'patuh demo' or 'patuh ingest' first",
+                        pesan=f"{path}: basis data ini tidak ada; jalankan dulu 'patuh demo' atau 'patuh ingest'")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -122,8 +125,11 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise UserError(f"{path}: the database is in use by another Patuh process; wait for it to finish "
-                            "(the dashboard reads the published copy, not this file)") from None
-        raise UserError(f"{path}: cannot open the database ({exc})") from None
+                            "(the dashboard reads the published copy, not this file)",
+                            pesan=f"{path}: basis data sedang dipakai oleh proses Patuh lain; tunggu sampai proses itu "
+                                  "selesai (dasbor membaca salinan terbitan, bukan berkas ini)") from None
+        raise UserError(f"{path}: cannot open the database ({exc})",
+                        pesan=f"{path}: basis data tidak dapat dibuka ({exc})") from None
     set_memory_limit(conn)
     if not read_only:
         conn.execute(schema_sql())

@@ -57,7 +57,8 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
     settings = get_settings()
     catalogue = load_catalogue(settings.catalogue_dir)
     if catalogue.errors:
-        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
+        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'",
+                        pesan=f"katalog SOP berisi {len(catalogue.errors)} galat; jalankan 'patuh sop validate'")
     institutions = load_institutions(settings.institutions_file)
     out_dir = db.parent / "demo"
     if serve:  # a port in use is said now, not after a minute of work
@@ -124,7 +125,8 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
 
     published = current_published(db.parent / "published")
     if published is None:
-        raise UserError("the run published nothing; see the messages above")
+        raise UserError("the run published nothing; see the messages above",
+                        pesan="pemeriksaan (run) tidak menerbitkan hasil apa pun; lihat pesan di atas")
     reports_dir = db.parent / "reports"
     as_of_day = synth.as_of.date()
     written: list[Path] = []

@@ -1,57 +1,125 @@
-"""Errors that are a user's mistake: shown as a message, never as a traceback."""
+"""Errors that are a user's mistake: shown as a message, never as a traceback.
+
+Every message is written twice: in English (``str(exc)``, what tests and logs match) and in Indonesian
+(``exc.pesan``), which the CLI prints first ("the UI speaks Bahasa Indonesia first, English second").
+"""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 
 class UserError(Exception):
-    """Bad input or a bad request: the message says what is wrong and how to fix it."""
+    """Bad input or a bad request: the message says what is wrong and how to fix it.
+
+    ``message`` is the English text (``str(exc)``); ``pesan`` the same in Indonesian, with file names, column
+    names, commands and options verbatim. Raise it as ``UserError("...", pesan="...")``.
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+    def __init__(self, message: str, *, pesan: str | None = None, exit_code: int = 1) -> None:
         super().__init__(message)
+        self.message = message
         self.exit_code = exit_code
+        self._pesan = pesan
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def pesan(self) -> str:
+        """The message in Indonesian; the English one when none was given."""
+        return self.message if self._pesan is None else self._pesan
 
 
-def read_text_file(path: Path, what: str) -> str:
+class NotFoundError(UserError, KeyError):
+    """A name that is looked up and not there (an SOP id): a :class:`UserError`, and a :class:`KeyError` for
+    callers that catch the lookup's usual exception."""
+
+
+# what the file system says, in Indonesian, for the errors a user meets (strerror is English)
+_OS_REASONS_ID = {
+    errno.ENOENT: "berkas atau folder tidak ada",
+    errno.EACCES: "tidak ada izin",
+    errno.EPERM: "tidak ada izin",
+    errno.ENOSPC: "disk penuh",
+    errno.EDQUOT: "kuota disk habis",
+    errno.ENOTDIR: "bukan sebuah folder",
+    errno.EISDIR: "sebuah folder, bukan berkas",
+    errno.EROFS: "disk hanya bisa dibaca",
+    errno.EEXIST: "berkas atau folder dengan nama ini sudah ada",
+    errno.EBUSY: "sedang dipakai",
+    errno.ENAMETOOLONG: "nama terlalu panjang",
+    errno.EIO: "galat baca/tulis pada disk",
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """Why the file system refused, in Indonesian (``exc.strerror``, in English, when there is no wording)."""
+    return _OS_REASONS_ID.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
+def read_text_file(path: Path, what: str, apa: str) -> str:
     """A configuration file's text; one that cannot be read, or is not UTF-8 (a spreadsheet or an export
-    given by mistake), is a :class:`UserError` naming ``what`` it should have been."""
+    given by mistake), is a :class:`UserError` naming ``what`` it should have been (``apa``: the same in
+    Indonesian, e.g. "mapping file", "berkas pemetaan")."""
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+        raise UserError(f"{path}: cannot read the {what} ({exc.strerror})",
+                        pesan=f"{path}: {apa} tidak dapat dibaca ({os_reason(exc)})") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file; is it the {what}? (save it as UTF-8 YAML)") from None
+        raise UserError(f"{path}: not a UTF-8 text file; is it the {what}? (save it as UTF-8 YAML)",
+                        pesan=f"{path}: bukan berkas teks UTF-8; benarkah ini {apa}? "
+                              "(simpan sebagai YAML dengan encoding UTF-8)") from None
+
+
+def _yaml_parts(exc: Exception) -> tuple[int | None, str, str | None, int | None]:
+    """A YAML syntax error's 1-based line (None when unknown), what the parser found there, its context
+    (e.g. an unclosed quote) and the line where that context starts when it is another line."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    start, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
+    line = None if mark is None else mark.line + 1
+    opened = start.line + 1 if context and start is not None and start.line != getattr(mark, "line", None) else None
+    return line, problem or str(exc).splitlines()[0], context or None, opened
 
 
 def yaml_problem(exc: Exception) -> tuple[int | None, str]:
     """A YAML syntax error's 1-based line (None when unknown) and what the parser found there."""
-    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-    start, context = getattr(exc, "context_mark", None), getattr(exc, "context", None)
-    found = problem or str(exc).splitlines()[0]
+    line, found, context, opened = _yaml_parts(exc)
     if context:  # e.g. an unclosed quote: say where it opened
-        opened = f" that starts on line {start.line + 1}" if start is not None and start.line != getattr(
-            mark, "line", None) else ""
-        found = f"{found}, {context}{opened}"
-    return (None if mark is None else mark.line + 1), found
+        found = f"{found}, {context}" + (f" that starts on line {opened}" if opened is not None else "")
+    return line, found
 
 
 def yaml_error(path: Path | str, exc: Exception) -> UserError:
     """A YAML syntax error as a message with the file, the line and what the parser found."""
-    line, found = yaml_problem(exc)
-    where = str(path) if line is None else f"{path}, line {line}"
-    return UserError(f"{where}: not valid YAML ({found}); check quoting and indentation "
-                     "(a ':' inside text needs quotes)")
+    line, found, context, opened = _yaml_parts(exc)
+    english, indonesian = found, found  # the parser's own words stay as they are
+    if context:
+        english = f"{found}, {context}" + (f" that starts on line {opened}" if opened is not None else "")
+        indonesian = f"{found}, {context}" + (f" (mulai di baris {opened})" if opened is not None else "")
+    where, di = (str(path), str(path)) if line is None else (f"{path}, line {line}", f"{path}, baris {line}")
+    return UserError(f"{where}: not valid YAML ({english}); check quoting and indentation "
+                     "(a ':' inside text needs quotes)",
+                     pesan=f"{di}: bukan YAML yang valid ({indonesian}); periksa tanda kutip dan indentasi "
+                           "(teks yang memuat ':' harus diberi tanda kutip)")
 
 
-def validation_errors(path: Path | str, errors: list[Any], hint: str = "") -> UserError:
-    """Every problem pydantic found (``ValidationError.errors()``), each with its field, in one message."""
-    parts = []
+def validation_errors(path: Path | str, errors: list[Any], hint: str = "", petunjuk: str = "") -> UserError:
+    """Every problem pydantic found (``ValidationError.errors()``), each with its field, in one message;
+    ``hint`` ends the English message, ``petunjuk`` the Indonesian one (``hint`` when not given)."""
+    parts, bagian = [], []
     for err in errors:
         loc = ".".join(str(p) for p in err["loc"])
-        fix = "remove it or correct its spelling" if err["type"] == "extra_forbidden" else "correct the value"
-        parts.append(f"{loc}: {err['msg']} ({fix})")
-    return UserError(f"{path}: " + "; ".join(parts) + (f"; {hint}" if hint else ""))
+        extra = err["type"] == "extra_forbidden"
+        fix = "remove it or correct its spelling" if extra else "correct the value"
+        perbaiki = "hapus, atau perbaiki ejaannya" if extra else "perbaiki nilainya"
+        parts.append(f"{loc}: {err['msg']} ({fix})")  # pydantic's msg is English in both
+        bagian.append(f"{loc}: {err['msg']} ({perbaiki})")
+    petunjuk = petunjuk or hint
+    return UserError(f"{path}: " + "; ".join(parts) + (f"; {hint}" if hint else ""),
+                     pesan=f"{path}: " + "; ".join(bagian) + (f"; {petunjuk}" if petunjuk else ""))

@@ -303,7 +303,9 @@ def step_labels(model: SopModel, mapping: Mapping | None) -> dict[str, str]:
     for label, step_id in (mapping.activities if mapping else {}).items():
         if step_id not in ids:
             raise UserError(f"mapping: activities: {label!r} -> {step_id!r}, which is not a step of {model.id} "
-                            f"(steps: {', '.join(model.step_ids)})")
+                            f"(steps: {', '.join(model.step_ids)})",
+                            pesan=f"pemetaan, bagian activities: {label!r} -> {step_id!r}, tetapi {step_id!r} bukan "
+                                  f"langkah dari {model.id} (langkahnya: {', '.join(model.step_ids)})")
         labels[normalise_label(label)] = step_id
     return labels
 
@@ -337,13 +339,16 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
                            and not p.name.startswith((".", "~$")))
             if not found:
                 raise UserError(f"{path}: a folder without exports ({', '.join(EXPORT_SUFFIXES)}); "
-                                "give the files, or the folder they are in")
+                                "give the files, or the folder they are in",
+                                pesan=f"{path}: folder ini tidak berisi ekspor ({', '.join(EXPORT_SUFFIXES)}); "
+                                      "berikan berkasnya, atau folder tempat berkas itu berada")
             files.extend(found)
         elif path.is_file():
             check_file_type(path)  # before anything is loaded
             files.append(path)
         else:
-            raise UserError(f"{path}: no such file or folder")
+            raise UserError(f"{path}: no such file or folder",
+                            pesan=f"{path}: berkas atau folder tidak ditemukan")
     return files
 
 
@@ -380,20 +385,23 @@ def _resolve_context(institution_id: str, sop_id: str | None, catalogue: Any,
         calendars = load_institutions(get_settings().institutions_file)
     if institution_id not in calendars:
         raise UserError(f"unknown institution {institution_id!r}; known: {', '.join(sorted(calendars))} "
-                        "(add it to sop_models/institutions.yaml)")
+                        "(add it to sop_models/institutions.yaml)",
+                        pesan=f"lembaga {institution_id!r} tidak dikenal; yang dikenal: {', '.join(sorted(calendars))} "
+                              "(tambahkan ke sop_models/institutions.yaml)")
     tz = str(calendars[institution_id].timezone)
     model = None
     if sop_id is not None:
         catalogue = _catalogue(catalogue)
-        try:
-            model = catalogue.get(sop_id)
-        except KeyError as exc:
-            raise UserError(str(exc.args[0])) from None
+        model = catalogue.get(sop_id)  # an unknown id is a UserError
         if model.institution != institution_id:
             raise UserError(f"SOP {sop_id!r} belongs to {model.institution!r}, not {institution_id!r}; "
-                            "pass the matching --institution")
+                            "pass the matching --institution",
+                            pesan=f"SOP {sop_id!r} milik {model.institution!r}, bukan {institution_id!r}; "
+                                  "berikan --institution yang sesuai")
         if not model.steps:
-            raise UserError(f"SOP {sop_id!r} has no steps (a rules document); event logs need a procedure SOP")
+            raise UserError(f"SOP {sop_id!r} has no steps (a rules document); event logs need a procedure SOP",
+                            pesan=f"SOP {sop_id!r} tidak memiliki langkah (dokumen aturan); log peristiwa memerlukan "
+                                  "SOP prosedur")
     return tz, model, catalogue
 
 
@@ -425,7 +433,8 @@ def ingest_file(
     t0 = time.perf_counter()
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file",
+                        pesan=f"{path}: berkas tidak ditemukan")
     if isinstance(mapping, str | Path):
         mapping = load_mapping(Path(mapping))
     tz, model, catalogue = _resolve_context(institution_id, sop_id, catalogue, calendars)
@@ -473,7 +482,10 @@ def ingest_file(
                                 f"'{twins[0]}_<n>'): the first is used; rename one in the export if that is wrong")
         if "timestamp" not in cols and "end" not in cols and not source.ordinal_time:
             raise UserError(f"{path.name}: no timestamp column (columns: {', '.join(map(repr, source.columns[:12]))}); "
-                            "name it timestamp (or ts_start and ts_end), or map it in a mapping file")
+                            "name it timestamp (or ts_start and ts_end), or map it in a mapping file",
+                            pesan=f"{path.name}: tidak ada kolom waktu (kolom: "
+                                  f"{', '.join(map(repr, source.columns[:12]))}); beri kolom waktunya nama timestamp "
+                                  "(atau ts_start dan ts_end), atau petakan di berkas pemetaan")
         while True:
             try:
                 with vacuuming(conn, INGEST_TABLES), transaction(conn):
@@ -632,7 +644,9 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     except duckdb.Error as exc:  # the transaction is aborted: ingest_file resets the optimizer after rollback
         if isinstance(exc, duckdb.InterruptException):
             raise
-        raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again") from None
+        raise UserError(f"{name}: cannot read the file ({str(exc).splitlines()[0]}); export it again",
+                        pesan=f"{name}: berkas tidak dapat dibaca ({str(exc).splitlines()[0]}); ekspor ulang "
+                              "berkasnya") from None
     conn.execute("RESET disabled_optimizers")
     # a CSV's row numbers are positions: the table keeps the file's order (DuckDB preserves insertion
     # order) and numbering rows while reading (row_number() OVER ()) would force a single thread.

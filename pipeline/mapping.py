@@ -104,25 +104,40 @@ class Mapping(BaseModel):
             if c.date:
                 raise UserError(f"{where}: columns has 'date: {c.date}' but no time column; add the column with the "
                                 "time of day as 'timestamp' (or 'start' and 'end'), or, when the export has the day "
-                                f"only, write 'timestamp: {c.date}' instead of 'date: {c.date}'")
-            raise UserError(f"{where}: columns needs 'timestamp' (one time per event) or 'start' and 'end'")
+                                f"only, write 'timestamp: {c.date}' instead of 'date: {c.date}'",
+                                pesan=f"{where}: bagian columns berisi 'date: {c.date}' tetapi tidak ada kolom jam; "
+                                      "tambahkan kolom jam sebagai 'timestamp' (atau 'start' dan 'end'), atau, bila "
+                                      "ekspor hanya berisi tanggal, tulis "
+                                      f"'timestamp: {c.date}' sebagai ganti 'date: {c.date}'")
+            raise UserError(f"{where}: columns needs 'timestamp' (one time per event) or 'start' and 'end'",
+                            pesan=f"{where}: bagian columns memerlukan 'timestamp' (satu waktu per peristiwa) atau "
+                                  "'start' dan 'end'")
         if c.timestamp and (c.start or c.end):
-            raise UserError(f"{where}: columns has both 'timestamp' and 'start'/'end'; keep one of the two forms")
+            raise UserError(f"{where}: columns has both 'timestamp' and 'start'/'end'; keep one of the two forms",
+                            pesan=f"{where}: bagian columns berisi 'timestamp' sekaligus 'start'/'end'; pakai salah "
+                                  "satu bentuk saja")
         if c.date:
             times = {role: getattr(c, role) for role in ("timestamp", "start", "end") if getattr(c, role)}
             same = [role for role, name in times.items() if name == c.date]
             if same:
                 raise UserError(f"{where}: columns maps {c.date!r} as both 'date' and {same[0]!r}; 'date' is the "
                                 f"column with the day, {same[0]!r} the one with the time of day (when one column "
-                                f"holds both, map it as {same[0]!r} alone and remove 'date')")
+                                f"holds both, map it as {same[0]!r} alone and remove 'date')",
+                                pesan=f"{where}: bagian columns memetakan {c.date!r} sebagai 'date' sekaligus "
+                                      f"{same[0]!r}; 'date' adalah kolom tanggal, {same[0]!r} kolom jam (bila satu "
+                                      f"kolom berisi keduanya, petakan hanya sebagai {same[0]!r} dan hapus 'date')")
         overlap = set(c.mapped().values()) & set(self.drop)
         if overlap:
-            raise UserError(f"{where}: column(s) {sorted(overlap)} are both mapped and in 'drop'; choose one")
+            raise UserError(f"{where}: column(s) {sorted(overlap)} are both mapped and in 'drop'; choose one",
+                            pesan=f"{where}: kolom {sorted(overlap)} dipetakan sekaligus tercantum di 'drop'; pilih "
+                                  "salah satu")
         given = ([self.date_format] if self.date_format else []) + self.date_formats
         for text, fmt in zip(given, self.formats(), strict=True):
             if not _is_date_format(fmt):
                 raise UserError(f"{where}: date format {text!r} is not a date format; write it like "
-                                "'dd/mm/yyyy HH:MM' (or with strptime codes such as %d/%m/%Y %H:%M)")
+                                "'dd/mm/yyyy HH:MM' (or with strptime codes such as %d/%m/%Y %H:%M)",
+                                pesan=f"{where}: format tanggal {text!r} tidak valid; tulis seperti 'dd/mm/yyyy HH:MM' "
+                                      "(atau dengan kode strptime seperti %d/%m/%Y %H:%M)")
 
 
 def _is_date_format(fmt: str) -> bool:
@@ -142,13 +157,14 @@ def _is_date_format(fmt: str) -> bool:
 def load_mapping(path: Path) -> Mapping:
     """Read and validate a mapping file; a problem is a :class:`UserError` naming the file and field."""
     try:
-        data = read_yaml(read_text_file(path, "mapping file"))
+        data = read_yaml(read_text_file(path, "mapping file", "berkas pemetaan"))
     except yaml.YAMLError as exc:
         raise yaml_error(path, exc) from None
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as exc:
-        raise validation_errors(path, exc.errors(), "see README, 'patuh map suggest'") from None
+        raise validation_errors(path, exc.errors(), "see README, 'patuh map suggest'",
+                                "lihat README, 'patuh map suggest'") from None
     mapping.check(str(path))
     return mapping
 
@@ -160,7 +176,9 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
         missing = [f"{role}: {name!r}" for role, name in cols.items() if name not in headers]
         if missing:
             raise UserError(f"{where}: the mapping names column(s) not in the file ({', '.join(missing)}); "
-                            f"the file has {', '.join(map(repr, headers[:12]))}")
+                            f"the file has {', '.join(map(repr, headers[:12]))}",
+                            pesan=f"{where}: pemetaan menyebut kolom yang tidak ada di berkas ({', '.join(missing)}); "
+                                  f"kolom di berkas: {', '.join(map(repr, headers[:12]))}")
         return cols
     found: dict[str, str] = {}
     lower = {h.lower().strip(): h for h in reversed(headers)}
@@ -181,7 +199,12 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
         raise UserError(
             f"{where}: no {' or '.join(need)} column found (columns: {', '.join(map(repr, headers[:12]))}); "
             "name them case_id, activity, timestamp (or pm4py's case:concept:name, concept:name, time:timestamp), "
-            "or write a mapping: patuh map suggest FILE --sop ID > map.yaml"
+            "or write a mapping: patuh map suggest FILE --sop ID > map.yaml",
+            pesan=f"{where}: kolom {' atau '.join(need)} tidak ditemukan "
+                  f"(kolom: {', '.join(map(repr, headers[:12]))}); "
+                  "beri kolom-kolomnya nama case_id, activity, timestamp "
+                  "(atau nama dari pm4py: case:concept:name, concept:name, time:timestamp), "
+                  "atau buat pemetaan: patuh map suggest FILE --sop ID > map.yaml"
         )
     return found
 
@@ -363,7 +386,8 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
     from pipeline.readers import open_source
 
     if not path.is_file():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file",
+                        pesan=f"{path}: berkas tidak ditemukan")
     conn = duckdb.connect()
     try:
         source = open_source(conn, path, sheet=sheet)

@@ -189,7 +189,8 @@ def load_model(path: Path) -> ProcessModel:
     """Load a PNML or BPMN 2.0 file (or an SOP YAML file) as a workflow net."""
     suffix = path.suffix.lower()
     if not path.exists():
-        raise UserError(f"{path}: no such model file")
+        raise UserError(f"{path}: no such model file",
+                        pesan=f"{path}: berkas model tidak ditemukan")
     try:
         if suffix == ".pnml":
             net, im, fm = _pm4py().read_pnml(str(path))
@@ -201,14 +202,19 @@ def load_model(path: Path) -> ProcessModel:
 
             loaded = load_model_file(path)
             if loaded.model is None:
-                raise UserError("\n".join(p.render() for p in loaded.problems))
+                raise UserError("\n".join(p.render() for p in loaded.problems),
+                                pesan=f"{path}: model SOP ini tidak dapat dimuat; perbaiki masalah yang tercantum di "
+                                      "bawah (periksa lagi dengan 'patuh sop validate')")
             return compile_sop(loaded.model)
         else:
-            raise UserError(f"{path}: a model must be .pnml, .bpmn or an SOP .yaml file (got '{suffix}')")
+            raise UserError(f"{path}: a model must be .pnml, .bpmn or an SOP .yaml file (got '{suffix}')",
+                            pesan=f"{path}: model harus berupa berkas .pnml, .bpmn atau .yaml SOP (yang diberikan: "
+                                  f"'{suffix}')")
     except UserError:
         raise
     except Exception as exc:  # pm4py raises many kinds on a malformed file
-        raise UserError(f"{path}: cannot read the model ({exc.__class__.__name__}: {exc})") from None
+        raise UserError(f"{path}: cannot read the model ({exc.__class__.__name__}: {exc})",
+                        pesan=f"{path}: model tidak dapat dibaca ({exc.__class__.__name__}: {exc})") from None
     return ProcessModel(net, im, fm, path.stem)
 
 
@@ -419,7 +425,8 @@ def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
 
     name = path.name.lower()
     if not path.exists():
-        raise UserError(f"{path}: no such log file")
+        raise UserError(f"{path}: no such log file",
+                        pesan=f"{path}: berkas log tidak ditemukan")
     pm4py = _pm4py()
     try:
         if name.endswith((".xes", ".xes.gz")):
@@ -432,14 +439,19 @@ def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
             if missing:
                 raise UserError(f"{path}: a CSV log for 'patuh conform' needs the columns {CASE}, {ACTIVITY}, "
                                 f"{TIMESTAMP} (missing: {', '.join(sorted(missing))}); load other exports "
-                                "with 'patuh ingest --mapping'")
+                                "with 'patuh ingest --mapping'",
+                                pesan=f"{path}: log CSV untuk 'patuh conform' memerlukan kolom {CASE}, {ACTIVITY}, "
+                                      f"{TIMESTAMP} (yang tidak ada: {', '.join(sorted(missing))}); muat ekspor lain "
+                                      "dengan 'patuh ingest --mapping'")
             frame = pm4py.format_dataframe(raw, case_id=CASE, activity_key=ACTIVITY, timestamp_key=TIMESTAMP)
         else:
-            raise UserError(f"{path}: a log must be .xes, .xes.gz or .csv")
+            raise UserError(f"{path}: a log must be .xes, .xes.gz or .csv",
+                            pesan=f"{path}: log harus berupa berkas .xes, .xes.gz atau .csv")
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{path}: cannot read the log ({exc.__class__.__name__}: {exc})") from None
+        raise UserError(f"{path}: cannot read the log ({exc.__class__.__name__}: {exc})",
+                        pesan=f"{path}: log tidak dapat dibaca ({exc.__class__.__name__}: {exc})") from None
     # pm4py's own trace order: stable sort by timestamp within each case, cases in order of appearance
     frame = frame.reset_index(drop=True)
     frame["_order"] = range(len(frame))

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.db import sql_literal
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_reason
 
 Progress = Callable[[str, float], None]
 
@@ -124,7 +124,10 @@ def check_file_type(path: Path) -> None:
         return
     raise UserError(f"{path.name}: unsupported file type {path.suffix.lower()}; expected "
                     f"{', '.join(EXPORT_SUFFIXES[:-1])} or {EXPORT_SUFFIXES[-1]}: export the log in one of these "
-                    "(from a spreadsheet: save as .xlsx or .csv)")
+                    "(from a spreadsheet: save as .xlsx or .csv)",
+                    pesan=f"{path.name}: jenis berkas {path.suffix.lower()} tidak didukung; yang didukung: "
+                          f"{', '.join(EXPORT_SUFFIXES[:-1])} atau {EXPORT_SUFFIXES[-1]}: ekspor log dalam salah satu "
+                          "jenis ini (dari spreadsheet: simpan sebagai .xlsx atau .csv)")
 
 
 def sniff_format(path: Path) -> str:
@@ -133,10 +136,12 @@ def sniff_format(path: Path) -> str:
         with path.open("rb") as fh:
             head = fh.read(4096)
     except OSError as exc:
-        raise UserError(f"{path}: cannot open the file ({exc.strerror})") from None
+        raise UserError(f"{path}: cannot open the file ({exc.strerror})",
+                        pesan=f"{path}: berkas tidak dapat dibuka ({os_reason(exc)})") from None
     name = path.name.lower()
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise UserError(f"{path.name}: the file is empty; export the log again (with its header row)")
+        raise UserError(f"{path.name}: the file is empty; export the log again (with its header row)",
+                        pesan=f"{path.name}: berkas ini kosong; ekspor ulang log (beserta baris judul kolomnya)")
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"PK\x03\x04"):
@@ -144,9 +149,12 @@ def sniff_format(path: Path) -> str:
     if head.startswith(b"\x1f\x8b"):
         if name.endswith(".xes.gz"):
             return "xes.gz"
-        raise UserError(f"{path.name}: a gzip file that is not named .xes.gz; unpack it first")
+        raise UserError(f"{path.name}: a gzip file that is not named .xes.gz; unpack it first",
+                        pesan=f"{path.name}: berkas gzip yang namanya tidak berakhiran .xes.gz; ekstrak dulu isinya")
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise UserError(f"{path.name}: an old Excel .xls file; save it as .xlsx or .csv and load that")
+        raise UserError(f"{path.name}: an old Excel .xls file; save it as .xlsx or .csv and load that",
+                        pesan=f"{path.name}: berkas Excel lama (.xls); simpan sebagai .xlsx atau .csv, "
+                              "lalu muat berkas itu")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"<?xml") or text.startswith(b"<log") or text.startswith(b"<!DOCTYPE"):
         return "xes"
@@ -154,12 +162,17 @@ def sniff_format(path: Path) -> str:
         return "csv"  # UTF-16 text, transcoded below
     if b"\x00" in head or sum(b < 9 or 13 < b < 32 for b in head) > len(head) // 50:
         raise UserError(f"{path.name}: not a text, XLSX, Parquet or XES file (binary content); "
-                        "export the log as CSV, XLSX or XES")
+                        "export the log as CSV, XLSX or XES",
+                        pesan=f"{path.name}: bukan berkas teks, XLSX, Parquet atau XES (isinya biner); "
+                              "ekspor log sebagai CSV, XLSX atau XES")
     if name.endswith((".xes", ".xml")):
-        raise UserError(f"{path.name}: not an XES file (no XML header); export it again")
+        raise UserError(f"{path.name}: not an XES file (no XML header); export it again",
+                        pesan=f"{path.name}: bukan berkas XES (tidak ada header XML); ekspor ulang berkasnya")
     if name.endswith((".gz", ".parquet", ".xlsx")):  # named for a binary format, but text: a mix-up
         raise UserError(f"{path.name}: not a {name.rsplit('.', 1)[1]} file, whatever its name says; "
-                        "export the log again")
+                        "export the log again",
+                        pesan=f"{path.name}: bukan berkas {name.rsplit('.', 1)[1]}, meskipun namanya berakhiran "
+                              f".{name.rsplit('.', 1)[1]}; ekspor ulang log")
     return "csv"
 
 
@@ -262,7 +275,9 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     except duckdb.Error as exc:
         src.close(conn)
         raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
-                        "export the log again as CSV with a header row") from None
+                        "export the log again as CSV with a header row",
+                        pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(exc).splitlines()[0]}); "
+                              "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
     src.columns = [str(row[0]) for row in described]
     src.numbered = False
     src.read_path = read_path
@@ -315,7 +330,9 @@ def _parquet(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
         described = conn.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
     except duckdb.Error as exc:
         raise UserError(f"{path.name}: cannot read it as Parquet ({str(exc).splitlines()[0]}); "
-                        "the file may be truncated: export it again") from None
+                        "the file may be truncated: export it again",
+                        pesan=f"{path.name}: tidak dapat dibaca sebagai Parquet ({str(exc).splitlines()[0]}); "
+                              "mungkin berkasnya terpotong: ekspor ulang berkasnya") from None
     cols = [(str(r[0]), str(r[1])) for r in described if r[0] != "file_row_number"]
     keep = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP", "VARCHAR", "VARCHAR[]", "TIMESTAMP_NS", "TIMESTAMP_MS",
             "TIMESTAMP_S", "DATE"}
@@ -376,10 +393,14 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         book = CalamineWorkbook.from_path(str(path))
     except Exception as exc:  # calamine raises its own error types for corrupt zips and XML
         raise UserError(f"{path.name}: cannot read it as XLSX ({str(exc).splitlines()[0]}); "
-                        "open it in a spreadsheet and save it again as .xlsx") from None
+                        "open it in a spreadsheet and save it again as .xlsx",
+                        pesan=f"{path.name}: tidak dapat dibaca sebagai XLSX ({str(exc).splitlines()[0]}); "
+                              "buka di spreadsheet, lalu simpan ulang sebagai .xlsx") from None
     names = list(book.sheet_names)
     if sheet is not None and sheet not in names:
-        raise UserError(f"{path.name}: no sheet {sheet!r}; the sheets are {', '.join(map(repr, names))}")
+        raise UserError(f"{path.name}: no sheet {sheet!r}; the sheets are {', '.join(map(repr, names))}",
+                        pesan=f"{path.name}: tidak ada lembar {sheet!r}; lembar yang ada: "
+                              f"{', '.join(map(repr, names))}")
     tables: list[pa.Table] = []
     notes: list[str] = []
     first_row = 0
@@ -387,7 +408,9 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         try:
             rows = book.get_sheet_by_name(name).to_python(skip_empty_area=False)
         except Exception as exc:
-            raise UserError(f"{path.name}: sheet {name!r} cannot be read ({str(exc).splitlines()[0]})") from None
+            raise UserError(f"{path.name}: sheet {name!r} cannot be read ({str(exc).splitlines()[0]})",
+                            pesan=f"{path.name}: lembar {name!r} tidak dapat dibaca "
+                                  f"({str(exc).splitlines()[0]})") from None
         numbered = [(i + 1, r) for i, r in enumerate(rows) if _filled(r)]
         if not numbered:
             continue
@@ -416,7 +439,9 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         tables.append(pa.table(cols))
     if not tables:
         raise UserError(f"{path.name}: no sheet with a header and event rows"
-                        + (" (use --sheet NAME or a mapping with the right column names)" if notes else ""))
+                        + (" (use --sheet NAME or a mapping with the right column names)" if notes else ""),
+                        pesan=f"{path.name}: tidak ada lembar yang berisi baris judul kolom dan baris peristiwa"
+                              + (" (gunakan --sheet NAME atau pemetaan dengan nama kolom yang benar)" if notes else ""))
     table = pa.concat_tables(tables, promote_options="default")
     src = Source("xlsx", "", [c for c in table.column_names if not c.startswith("__")], rows_read=table.num_rows,
                  notes=notes, has_loc=True)
@@ -478,7 +503,10 @@ def _refuse_dtd(path: Path, head: bytes) -> None:
     if any(tok in head for tok in _FORBIDDEN):
         raise UserError(f"{path.name}: the XES file declares a DTD or entities (<!DOCTYPE/<!ENTITY>); "
                         "refused: such files can expand without bound (billion laughs) or read other "
-                        "files. Export the log again without a DOCTYPE")
+                        "files. Export the log again without a DOCTYPE",
+                        pesan=f"{path.name}: berkas XES ini mendeklarasikan DTD atau entitas (<!DOCTYPE/<!ENTITY>); "
+                              "ditolak: berkas seperti ini dapat membesar tanpa batas (billion laughs) atau membaca "
+                              "berkas lain. Ekspor ulang log tanpa DOCTYPE")
 
 
 @contextlib.contextmanager
@@ -770,14 +798,20 @@ def _xes_lxml(conn: duckdb.DuckDBPyConnection, path: Path, wanted: set[str], pro
             root = parser.root
     except etree.XMLSyntaxError as exc:
         raise UserError(f"{path.name}: not a complete XES file ({exc.msg}, line {exc.lineno}); "
-                        "the file may be truncated: export it again") from None
+                        "the file may be truncated: export it again",
+                        pesan=f"{path.name}: berkas XES tidak lengkap ({exc.msg}, baris {exc.lineno}); "
+                              "mungkin berkasnya terpotong: ekspor ulang berkasnya") from None
     except (OSError, EOFError, zlib.error) as exc:
         raise UserError(f"{path.name}: cannot read the file ({exc}); it may be truncated: "
-                        "copy or export it again") from None
+                        "copy or export it again",
+                        pesan=f"{path.name}: berkas tidak dapat dibaca ({exc}); mungkin terpotong: salin atau ekspor "
+                              "ulang") from None
     if root is None or etree.QName(root).localname != "log":
-        raise UserError(f"{path.name}: not an XES file (the root element is not <log>)")
+        raise UserError(f"{path.name}: not an XES file (the root element is not <log>)",
+                        pesan=f"{path.name}: bukan berkas XES (elemen akarnya bukan <log>)")
     if n == 0:
-        raise UserError(f"{path.name}: the XES file has no events")
+        raise UserError(f"{path.name}: the XES file has no events",
+                        pesan=f"{path.name}: berkas XES ini tidak berisi peristiwa")
     if trace_start < n:  # events outside any trace have no case
         for k in trace_keys:
             case_cols[k].extend([None] * (n - trace_start))

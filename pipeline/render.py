@@ -615,7 +615,8 @@ def process_graph(model: SopModel) -> tuple[dict[str, _GNode], list[tuple[str, s
     inputs or outputs parallel gateways; other places and silent transitions are just edges.
     """
     if model.kind == "rules":
-        raise UserError(f"{model.id} is a rules model: it has no process graph; render it without --graph")
+        raise UserError(f"{model.id} is a rules model: it has no process graph; render it without --graph",
+                        pesan=f"{model.id} adalah model aturan: tidak memiliki grafik proses; gambar tanpa --graph")
     from pipeline.pm4py_adapter import compile_sop
 
     process = compile_sop(model)
@@ -824,7 +825,9 @@ def html_to_png(page: str, out: Path, width: int, height: int, chromium: Path = 
     """Screenshot ``page`` (an HTML document) with headless Chromium into ``out`` (PNG)."""
     if not chromium.exists():
         raise UserError(f"PNG needs Chromium at {chromium}: install it (Debian: apt-get install chromium) "
-                        "or render --format html/svg")
+                        "or render --format html/svg",
+                        pesan=f"PNG memerlukan Chromium di {chromium}: pasang Chromium (Debian: apt-get install "
+                              "chromium) atau gambar dengan --format html/svg")
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="patuh-render-") as tmp:
@@ -839,10 +842,14 @@ def html_to_png(page: str, out: Path, width: int, height: int, chromium: Path = 
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise UserError(f"Chromium did not finish the screenshot within {timeout:.0f} s") from None
+            raise UserError(f"Chromium did not finish the screenshot within {timeout:.0f} s",
+                            pesan=f"Chromium tidak selesai mengambil tangkapan layar dalam {timeout:.0f} "
+                                  "detik") from None
     if proc.returncode != 0 or not out.exists():
         tail = (proc.stderr or "").strip().splitlines()[-3:]
-        raise UserError(f"Chromium could not render {out.name} (exit {proc.returncode}): {' | '.join(tail)}")
+        raise UserError(f"Chromium could not render {out.name} (exit {proc.returncode}): {' | '.join(tail)}",
+                        pesan=f"Chromium gagal menggambar {out.name} (kode keluar {proc.returncode}): "
+                              f"{' | '.join(tail)}")
     return out
 
 
@@ -850,7 +857,8 @@ def render_to_file(model: SopModel, fmt: Format, out: Path, *, graph: bool = Fal
                    institution: str | None = None, chromium: Path = CHROMIUM) -> Path:
     """Write the paper table (or, with ``graph``, the compiled process) as HTML, SVG or PNG."""
     if fmt not in ("html", "svg", "png"):
-        raise UserError(f"unknown format '{fmt}': use html, svg or png")
+        raise UserError(f"unknown format '{fmt}': use html, svg or png",
+                        pesan=f"format '{fmt}' tidak dikenal: gunakan html, svg atau png")
     if graph:
         svg_text = render_graph_svg(model)
         page = render_graph_html(model)

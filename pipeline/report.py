@@ -38,7 +38,7 @@ from pipeline.bottlenecks import (
     fmt_percent,
     rank_bottlenecks,
 )
-from pipeline.errors import UserError
+from pipeline.errors import UserError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,9 @@ def parse_period(text: str) -> Period:
     month = int(m["m"]) if m and m["m"] else None
     if not m or (month is not None and not 1 <= month <= 12):
         raise UserError(f"--period {text!r} is not a period: write a month (2026-10), a quarter (2026-Q3), "
-                        "a semester (2026-S1) or a year (2026)")
+                        "a semester (2026-S1) or a year (2026)",
+                        pesan=f"--period {text!r} bukan periode: tulis bulan (2026-10), triwulan (2026-Q3), "
+                              "semester (2026-S1) atau tahun (2026)")
     year = int(m["y"])
     if month is not None:
         kind, start, n = "month", dt.date(year, month, 1), 1
@@ -357,7 +359,8 @@ def _run_id(conn: duckdb.DuckDBPyConnection) -> str:
     if row is None:
         row = conn.execute("SELECT any_value(run_id) FROM case_results").fetchone()
     if row is None or row[0] is None:
-        raise UserError("the published results hold no successful run; run 'patuh run' first")
+        raise UserError("the published results hold no successful run; run 'patuh run' first",
+                        pesan="hasil terbitan tidak memuat pemeriksaan (run) yang berhasil; jalankan dulu 'patuh run'")
     return str(row[0])
 
 
@@ -540,7 +543,9 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     if inst_row is None:
         known = [r[0] for r in conn.execute("SELECT institution_id FROM institutions ORDER BY 1").fetchall()]
         raise UserError(f"--institution {institution_id!r} is not in the published results; "
-                        f"known institutions: {', '.join(known) or '(none)'}")
+                        f"known institutions: {', '.join(known) or '(none)'}",
+                        pesan=f"--institution {institution_id!r} tidak ada di hasil terbitan; "
+                              f"lembaga yang dikenal: {', '.join(known) or '(tidak ada)'}")
     name, _kind, region, tz = inst_row
     cal = conn.execute("SELECT workday_minutes FROM bottleneck_calendars WHERE run_id = ? AND institution_id = ?",
                        [run_id, institution_id]).fetchone()
@@ -749,7 +754,9 @@ def _write_text(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        raise UserError(f"{path}: cannot write the report ({exc.strerror}); choose another folder with --out") \
+        raise UserError(f"{path}: cannot write the report ({exc.strerror}); choose another folder with --out",
+                        pesan=f"{path}: laporan tidak dapat ditulis ({os_reason(exc)}); pilih folder lain dengan "
+                              "--out") \
             from None
 
 
@@ -757,7 +764,8 @@ def _parse_formats(formats: set[str] | Sequence[str]) -> set[str]:
     chosen = {f.strip().lower() for f in formats if f.strip()}
     bad = chosen - FORMATS
     if bad or not chosen:
-        raise UserError(f"--format {','.join(sorted(formats))!r}: choose html, pdf or html,pdf")
+        raise UserError(f"--format {','.join(sorted(formats))!r}: choose html, pdf or html,pdf",
+                        pesan=f"--format {','.join(sorted(formats))!r}: pilih html, pdf atau html,pdf")
     return chosen
 
 
@@ -769,7 +777,8 @@ def write_reports(published_db: Path, *, period: str, institutions: list[str] | 
     """
     chosen_formats = _parse_formats(formats)
     if lang not in LANGS:
-        raise UserError(f"--lang {lang!r}: choose id (Bahasa Indonesia) or en (English)")
+        raise UserError(f"--lang {lang!r}: choose id (Bahasa Indonesia) or en (English)",
+                        pesan=f"--lang {lang!r}: pilih id (Bahasa Indonesia) atau en (bahasa Inggris)")
     parsed = parse_period(period)
     from pipeline.db import connect
 
@@ -788,7 +797,9 @@ def write_reports(published_db: Path, *, period: str, institutions: list[str] | 
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"{out_dir}: cannot create the report folder ({exc.strerror}); "
-                            "choose another with --out") from None
+                            "choose another with --out",
+                            pesan=f"{out_dir}: folder laporan tidak dapat dibuat ({os_reason(exc)}); "
+                                  "pilih folder lain dengan --out") from None
         env = _env()
         css = (TEMPLATES / "report.css").read_text(encoding="utf-8")
         template = env.get_template("report.html.j2")

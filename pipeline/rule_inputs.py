@@ -193,9 +193,13 @@ def _read(conn: duckdb.DuckDBPyConnection, path: Path) -> _Rows:
             frame = pd.read_excel(path, dtype=str, engine="calamine")  # keeps blank rows: index + 2 is the sheet row
             return _Rows(frame, np.arange(2, len(frame) + 2, dtype=np.int64), "row")
     except (duckdb.Error, ValueError, OSError) as exc:
-        raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{path}: cannot be read as {suffix.lstrip('.')} ({str(exc).splitlines()[0]})",
+                        pesan=f"{path}: tidak dapat dibaca sebagai {suffix.lstrip('.')} "
+                              f"({str(exc).splitlines()[0]})") from None
     raise UserError(f"{path.name}: unsupported file type {suffix or '(none)'}; a rule input is read from .csv, .xlsx "
-                    "or .parquet: export it in one of these")
+                    "or .parquet: export it in one of these",
+                    pesan=f"{path.name}: jenis berkas {suffix or '(tanpa akhiran)'} tidak didukung; masukan aturan "
+                          "dibaca dari .csv, .xlsx atau .parquet: ekspor dalam salah satu jenis ini")
 
 
 def _find(headers: list[str], column: Column) -> str | None:
@@ -229,10 +233,12 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     from pipeline.ingest import batch_origin, file_sha256
 
     if input_name not in INPUTS:
-        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}")
+        raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}",
+                        pesan=f"masukan aturan '{input_name}' tidak dikenal; yang dikenal: {', '.join(INPUTS)}")
     spec = INPUTS[input_name]
     if not path.exists():
-        raise UserError(f"{path}: no such file")
+        raise UserError(f"{path}: no such file",
+                        pesan=f"{path}: berkas tidak ditemukan")
     if path.suffix.lower() not in (".csv", ".xlsx", ".parquet"):
         _read(conn, path)  # says which types are read, before anything is looked up
     sha = file_sha256(path)
@@ -249,8 +255,11 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     missing = [c for c in spec.columns if c.required and found[c.name] is None]
     if missing:
         wanted = "; ".join(f"{c.name}: one of {', '.join(c.aliases)}" for c in missing)
+        dicari = "; ".join(f"{c.name}: salah satu dari {', '.join(c.aliases)}" for c in missing)
         raise UserError(f"{path}: no column for {wanted} (found: {', '.join(headers)}); rename the column in the "
-                        "export")
+                        "export",
+                        pesan=f"{path}: tidak ada kolom untuk {dicari} (kolom yang ada: {', '.join(headers)}); "
+                              "ganti nama kolomnya di ekspor")
     staged = pd.DataFrame({"source_row": read.shown})
     for name, header in found.items():
         staged[f"{name}_raw"] = frame[header].astype("string") if header else pd.Series(

@@ -206,11 +206,14 @@ def run_compliance(
 ) -> RunSummary:
     """Check every case (or the dirty ones) and write one run's results in one transaction."""
     if catalogue.errors:
-        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
+        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'",
+                        pesan=f"katalog SOP berisi {len(catalogue.errors)} galat; jalankan 'patuh sop validate'")
     if institution and institution not in institutions:
-        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
+        raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}",
+                        pesan=f"lembaga '{institution}' tidak dikenal; yang dikenal: {', '.join(sorted(institutions))}")
     if sop and sop not in catalogue.models:
-        raise UserError(f"unknown SOP '{sop}'; see 'patuh sop list'")
+        raise UserError(f"unknown SOP '{sop}'; see 'patuh sop list'",
+                        pesan=f"SOP '{sop}' tidak dikenal; lihat 'patuh sop list'")
     as_of = as_of or dt.datetime.now(dt.UTC)
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
@@ -219,7 +222,9 @@ def run_compliance(
     missing_cal = {m.institution for m in models.values()} - set(calendars)
     if missing_cal:
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
-                        "institutions.yaml")
+                        "institutions.yaml",
+                        pesan=f"lembaga {', '.join(sorted(missing_cal))} memiliki model SOP tetapi tidak memiliki "
+                              "kalender di institutions.yaml")
     # what the results mean: the SOP models, the institutions and their working-time calendars (a new holiday
     # changes durations) and the engine's version (its rules) and kept state; a change in any makes the run full
     setup_hash = hashlib.sha256(

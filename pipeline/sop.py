@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import yaml_problem
+from pipeline.errors import NotFoundError, yaml_problem
 
 END = "end"  # reserved flow target: the case ends here
 
@@ -540,7 +540,9 @@ class Catalogue:
         try:
             return self.models[sop_id]
         except KeyError:
-            raise KeyError(f"no SOP model '{sop_id}' in {self.root}; see 'patuh sop list'") from None
+            raise NotFoundError(f"no SOP model '{sop_id}' in {self.root}; see 'patuh sop list'",
+                                pesan=f"model SOP '{sop_id}' tidak ada di {self.root}; "
+                                      "lihat 'patuh sop list'") from None
 
     def for_institution(self, institution_id: str) -> list[SopModel]:
         return [m for m in self.models.values() if m.institution == institution_id]

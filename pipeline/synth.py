@@ -166,7 +166,9 @@ class _Aligner:
         self.compiled = pm4py_adapter.compile_sop(model)
         machine = pm4py_adapter.as_state_machine(self.compiled)
         if machine is None:
-            raise UserError(f"{model.id}: the compiled net is not a state machine; synth cannot simulate it")
+            raise UserError(f"{model.id}: the compiled net is not a state machine; synth cannot simulate it",
+                            pesan=f"{model.id}: jaring hasil kompilasi bukan mesin keadaan (state machine); "
+                                  "synth tidak dapat menyimulasikannya")
         self.machine = machine
         self.step_ids = set(model.step_ids)
         self._engine: dict[tuple[str, ...], tuple[int, list[Label]]] = {}
@@ -498,7 +500,8 @@ def _simulate_chunk(plan: _Plan, n: int, first_no: int, rng: np.random.Generator
     minutes = cal.profile[weekday, 1440] * cal.day_is_working[days]
     weight = minutes * np.array([MONTH_WEIGHT[mo] for mo in dates.month])
     if weight.sum() <= 0:
-        raise UserError(f"{inst}: no working day between {start} and {end}; check institutions.yaml")
+        raise UserError(f"{inst}: no working day between {start} and {end}; check institutions.yaml",
+                        pesan=f"{inst}: tidak ada hari kerja antara {start} dan {end}; periksa institutions.yaml")
     day = rng.choice(len(days), size=n, p=weight / weight.sum())
     arrival = cal.day_cum[days[day]] + rng.random(n) * minutes[day] * 0.9
     order = np.argsort(arrival, kind="stable")  # case numbers follow arrival order
@@ -1187,33 +1190,43 @@ def generate(
     """Generate logs for the chosen institutions/SOPs, the ground truth and ``meta.json`` in ``out_dir``."""
     settings = settings or get_settings()
     if cases < 1:
-        raise UserError(f"--cases must be at least 1 (got {cases})")
+        raise UserError(f"--cases must be at least 1 (got {cases})",
+                        pesan=f"--cases minimal 1 (yang diberikan: {cases})")
     if not 0 <= deviation_rate <= 1:
-        raise UserError(f"--deviation-rate must be between 0 and 1 (got {deviation_rate})")
+        raise UserError(f"--deviation-rate must be between 0 and 1 (got {deviation_rate})",
+                        pesan=f"--deviation-rate harus antara 0 dan 1 (yang diberikan: {deviation_rate})")
     if months < 1:
-        raise UserError(f"--months must be at least 1 (got {months})")
+        raise UserError(f"--months must be at least 1 (got {months})",
+                        pesan=f"--months minimal 1 (yang diberikan: {months})")
     catalogue = load_catalogue(settings.catalogue_dir)
     calendars = load_calendars(settings.institutions_file)
     chosen: dict[str, SopModel] = {}
     for sop_id in sops:
         if sop_id not in catalogue.models:
-            raise UserError(f"no SOP model '{sop_id}' in {settings.catalogue_dir}; see 'patuh sop list'")
+            raise UserError(f"no SOP model '{sop_id}' in {settings.catalogue_dir}; see 'patuh sop list'",
+                            pesan=f"model SOP '{sop_id}' tidak ada di {settings.catalogue_dir}; lihat 'patuh sop list'")
         chosen[sop_id] = catalogue.models[sop_id]
     for inst in institutions:
         found = [m for m in catalogue.for_institution(inst) if m.kind == "procedure"]
         if inst not in calendars:
-            raise UserError(f"institution '{inst}' is not in {settings.institutions_file}")
+            raise UserError(f"institution '{inst}' is not in {settings.institutions_file}",
+                            pesan=f"lembaga '{inst}' tidak ada di {settings.institutions_file}")
         if not found:
-            raise UserError(f"institution '{inst}' has no procedure SOP in {settings.catalogue_dir}")
+            raise UserError(f"institution '{inst}' has no procedure SOP in {settings.catalogue_dir}",
+                            pesan=f"lembaga '{inst}' tidak memiliki SOP prosedur di {settings.catalogue_dir}")
         if not sops:
             chosen.update({m.id: m for m in found})
     if not chosen:
-        raise UserError("choose at least one --institution or --sop")
+        raise UserError("choose at least one --institution or --sop",
+                        pesan="pilih minimal satu --institution atau --sop")
     for sop_id, model in chosen.items():
         if model.kind != "procedure":
-            raise UserError(f"'{sop_id}' is a rules document, not a step procedure; synth simulates procedures")
+            raise UserError(f"'{sop_id}' is a rules document, not a step procedure; synth simulates procedures",
+                            pesan=f"'{sop_id}' adalah dokumen aturan, bukan prosedur berlangkah; synth hanya "
+                                  "menyimulasikan prosedur")
         if model.institution not in calendars:
-            raise UserError(f"'{sop_id}': institution '{model.institution}' is not in institutions.yaml")
+            raise UserError(f"'{sop_id}': institution '{model.institution}' is not in institutions.yaml",
+                            pesan=f"'{sop_id}': lembaga '{model.institution}' tidak ada di institutions.yaml")
     models = [chosen[k] for k in sorted(chosen)]
     split = _split(cases, weights or default_weights(models))
     end = _add_months(start, months)

@@ -119,9 +119,11 @@ def test_a_folder_that_cannot_be_written_or_found_is_a_message(tmp_path: Path) -
     rendered = patuh("sop", "render", "smpn2-ngawi/bk001-prosedur", "--out", str(blocker / "alur.svg"), secret="x")
     missing = patuh("sop", "list", "--sop-dir", str(tmp_path / "tidak-ada"), secret="x")
     for out in (rendered, missing):
-        assert out.returncode == 1 and "Galat / Error:" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        said = " ".join(out.stderr.split())  # Bahasa Indonesia first, English second
+        assert said.startswith("Galat: ") and said.index("Galat: ") < said.index(" Error: "), out.stderr
     assert str(blocker) in " ".join(rendered.stderr.split())
-    assert "no such SOP model folder" in missing.stderr
+    assert "folder model SOP ini tidak ada" in missing.stderr and "no such SOP model folder" in missing.stderr
 
 
 def test_sop_list_refuses_an_unknown_institution() -> None:
