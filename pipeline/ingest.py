@@ -309,14 +309,39 @@ def step_labels(model: SopModel, mapping: Mapping | None) -> dict[str, str]:
 
 
 def role_labels(model: SopModel | None, mapping: Mapping | None) -> dict[str, str]:
+    """Normalised role text -> the SOP's role key: the key (also with spaces for ``_``), its label and aliases,
+    then each part of a label that lists several performers (``Orang Tua/Wali``), then the mapping's table.
+
+    Ingest stores the key of a role it recognises, else the normalised text; the run matches that text again
+    with the same names (run.py), so an alias added to the SOP later counts without loading the file again."""
     labels: dict[str, str] = {}
     if model is not None:
         for key, role in model.roles.items():
-            for text in [key, role.label, *role.aliases]:
+            for text in [key, key.replace("_", " "), role.label, *role.aliases]:
                 labels.setdefault(normalise_label(text), key)
+        for key, role in model.roles.items():
+            for part in role.label.split("/"):
+                if part.strip():
+                    labels.setdefault(normalise_label(part), key)
     for label, key in (mapping.roles if mapping else {}).items():
         labels[normalise_label(label)] = key
     return labels
+
+
+def _unknown_roles_note(conn: duckdb.DuckDBPyConnection, batch_id: int, model: SopModel) -> list[str]:
+    """A note naming the role texts of this batch that name no role of the SOP (the run flags their events
+    ``wrong_role``), with how to teach them to Patuh."""
+    rows = conn.execute(
+        f"SELECT role, count(*) FROM events WHERE batch_id = {batch_id} AND role IS NOT NULL "
+        "AND NOT list_contains(?, role) GROUP BY role ORDER BY 2 DESC, 1", [list(model.roles)]).fetchall()
+    if not rows:
+        return []
+    shown = ", ".join(f"{text!r} ({n} row{'s' if n != 1 else ''})" for text, n in rows[:5])
+    shown += f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return [f"role values that name no role of {model.id}: {shown}; their events count as wrong_role. If they are "
+            "the SOP's roles, add them to the role's aliases in the SOP file (then run again; no reload needed) or "
+            f"to the mapping (roles: {{{rows[0][0]!r}: ROLE}} and ingest --replace); the roles (ROLE) are: "
+            f"{', '.join(model.roles)}"]
 
 
 def end_steps(model: SopModel) -> list[str]:
@@ -862,6 +887,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     total = result.rows_loaded + result.rows_quarantined + result.rows_duplicate + result.rows_lifecycle
     if result.rows_in != total:
         raise RuntimeError(f"{name}: row accounting does not add up ({result.rows_in} in, {total} accounted)")
+    if model is not None and "role" in cols:
+        result.notes += _unknown_roles_note(conn, batch_id, model)
     if source.ordinal_time:
         result.notes.append("no timestamps in this log: event order kept as 1970-01-01 + event number (seconds)")
     if not result.rows_in:

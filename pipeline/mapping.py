@@ -90,9 +90,16 @@ class Mapping(BaseModel):
     roles: dict[str, str] = Field(default_factory=dict)
     sheet: str | None = None
 
+    @field_validator("drop", mode="before")
+    @classmethod
+    def _no_drop(cls, value: Any) -> Any:
+        return [] if value is None else value  # map suggest's "drop:   # ... (none found)"
+
     @field_validator("activities", "roles", mode="before")
     @classmethod
     def _text_keys(cls, value: Any) -> Any:
+        if value is None:  # a table whose every line is commented out (map suggest's "???" lines)
+            return {}
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     def formats(self) -> list[str]:
@@ -192,7 +199,7 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
 
 _HEADER_RULES: list[tuple[str, str]] = [  # (regex on the normalised header, role); first match wins
     (r"^(nama|name)\b|\bnama\b|nisn?\b|\bnik\b|catatan|keterangan|\bnote|\bcomment|uraian|alamat|telepon|hp\b", "drop"),
-    (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas)|^case\s*(id|no)|^case$|"
+    (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas|registrasi|register|reg\.?|permohonan)|^case\s*(id|no)|^case$|"
      r"^(id|no)\s*case|^kasus(\s*(no\.?|nomor|id|ke))?$", "case_id"),
     (r"^(kegiatan|aktivitas|aktifitas|langkah|tahap|tahapan|activity|step|task)", "activity"),
     (r"(waktu|tanggal|tgl|jam)\s*(mulai|awal)|^mulai$|^start|^begin", "start"),
@@ -309,8 +316,29 @@ def suggest_activities(labels: list[str], sop: SopModel, cutoff: float = 60.0) -
     return out
 
 
+def suggest_roles(values: list[str], sop: SopModel, cutoff: float = 80.0) -> dict[str, str | None]:
+    """Exported role texts the SOP's role names do not match as they are (ingest.role_labels) -> the closest
+    role key by rapidfuzz, or None: what a mapping's ``roles:`` table needs."""
+    from rapidfuzz import fuzz, process, utils
+
+    from pipeline.ingest import normalise_label, role_labels
+
+    known = role_labels(sop, None)
+    choices = {text: key for key, role in sop.roles.items() for text in [key.replace("_", " "), role.label,
+                                                                         *role.aliases]}
+    out: dict[str, str | None] = {}
+    for value in values:
+        if normalise_label(value) in known:
+            continue
+        best = process.extractOne(value, list(choices), scorer=fuzz.ratio,
+                                  processor=utils.default_process, score_cutoff=cutoff)
+        out[value] = None if best is None else choices[best[0]]
+    return out
+
+
 def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str], activities: dict[str, str],
-                    unmatched: list[str], sheet: str | None = None, notes: list[str] | None = None) -> str:
+                    unmatched: list[str], sheet: str | None = None, notes: list[str] | None = None,
+                    role_values: dict[str, str | None] | None = None, sop: SopModel | None = None) -> str:
     """The YAML text ``patuh map suggest`` prints, with comments for what needs a human look."""
     cols = {k: roles[k] for k in Columns.model_fields if k in roles}
     lines = ["# Patuh column mapping: review before use (patuh ingest FILE --mapping THIS.yaml)", "columns:"]
@@ -330,13 +358,19 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
     if unmapped:
         lines.append("# not mapped, so not stored: " + ", ".join(_q(u) for u in unmapped))
     lines.append("# date_formats: ['dd/mm/yyyy HH:MM']   # only if the dates are not understood as they are")
-    lines.append("# timezone: Asia/Jakarta                 # default: the institution's")
+    lines.append("# timezone: Asia/Jakarta   # leave out: times are read in the institution's own zone (WIB/WITA/WIT); "
+                 "set it only for an export written in another zone")
     if sheet:
         lines.append(f"sheet: {_q(sheet)}")
     lines.append(("activities:" if activities else "activities: {}")
                  + "   # exported label -> SOP step id (fuzzy matches: check them)")
     lines += [f"  {_q(k)}: {v}" for k, v in sorted(activities.items())]
     lines += [f"  # {_q(u)}: ???   # no step matched" for u in unmatched]
+    if role_values and sop is not None:
+        lines.append("roles:   # exported role -> SOP role key (fuzzy matches: check them; roles: "
+                     f"{', '.join(sop.roles)})")
+        lines += [f"  {_q(k)}: {v}" for k, v in sorted(role_values.items()) if v]
+        lines += [f"  # {_q(k)}: ???   # no role matched" for k, v in sorted(role_values.items()) if not v]
     return "\n".join(lines) + "\n"
 
 
@@ -374,6 +408,12 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
                        for i, name in enumerate(names) if name in source.columns}
             roles, drop, unmapped, notes = suggest_columns(source.columns, samples)
             labels: list[str] = []
+            role_texts: list[str] = []
+            if "role" in roles and sop is not None:
+                col = '"' + roles["role"].replace('"', '""') + '"'
+                role_texts = [str(r[0]) for r in conn.execute(
+                    f"SELECT DISTINCT trim({col}::VARCHAR) AS r FROM {source.sql} WHERE trim({col}::VARCHAR) <> '' "
+                    "ORDER BY r LIMIT 100").fetchall()]
             if "activity" in roles:
                 col = '"' + roles["activity"].replace('"', '""') + '"'
                 rows = conn.execute(f"SELECT trim({col}) AS a, count(*) FROM {source.sql} WHERE trim({col}) <> '' "
@@ -385,4 +425,5 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
         conn.close()
     activities = suggest_activities(labels, sop) if sop else {}
     unmatched = [label for label in labels if label not in activities] if sop else []
-    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes)
+    role_values = suggest_roles(role_texts, sop) if sop else {}
+    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes, role_values, sop)

@@ -34,6 +34,7 @@ from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
+from pipeline.ingest import role_labels
 from pipeline.publish import CASE_TABLES, RECORDED, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
@@ -44,7 +45,8 @@ from pipeline.timing import compute_timing
 # sums): the first run after such an upgrade is full instead of building on what an older version kept.
 # 2: run_dirty_known holds every dirty case with events loaded before, also those no run checked.
 # 3: the per-month step rows carry how many values their percentiles come from (n_wait, n_proc).
-STATE_REVISION = 3
+# 4: an event's role text is matched again at run time with the SOP's role names (kept wrong_role rows are stale).
+STATE_REVISION = 4
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
 # the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
@@ -154,17 +156,20 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
                               columns=["sop_id", "model_hash"])
     rows = []
     for sop_id, model in models.items():
+        names = role_labels(model, None)
         for step in model.steps:
             allowed = [r for r in [step.role, *step.co_roles] if r]
+            # what an event's role may read: a key, or a text ingest did not know that names an allowed role
+            accepted = sorted({*allowed, *(text for text, key in names.items() if key in allowed)})
             rows.append((sop_id, step.id, step.activity, step.role, allowed,
-                         [model.roles[r].label for r in allowed], step.documents, step.time,
+                         [model.roles[r].label for r in allowed], accepted, step.documents, step.time,
                          step.severity or model.severity))
     steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "allowed_labels",
-                                        "documents", "time_raw", "severity"])
+                                        "accepted_roles", "documents", "time_raw", "severity"])
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
-        " allowed_roles VARCHAR[], allowed_labels VARCHAR[], documents VARCHAR[], time_raw VARCHAR,"
-        " severity VARCHAR)"
+        " allowed_roles VARCHAR[], allowed_labels VARCHAR[], accepted_roles VARCHAR[], documents VARCHAR[],"
+        " time_raw VARCHAR, severity VARCHAR)"
     )
     for table, frame in (("run_models", procedures), ("run_steps", steps)):
         if len(frame):

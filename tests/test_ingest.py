@@ -351,6 +351,27 @@ def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
     load_mapping(mapping)  # the suggestion is a valid mapping file
 
 
+def test_map_suggest_lists_role_texts_the_sop_does_not_name_and_the_mapping_loads(tmp_path: Path) -> None:
+    """An export's own role words: the ones the SOP names (key, label, a part of it, an alias) need no line; a
+    near spelling is suggested, the rest are left for the user; an all-commented table still loads."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("No Registrasi,Kegiatan,Waktu Selesai,Jabatan\n"
+                      "K1,Penggalian data,03/10/2025 08:00,Petugas Lain\n"
+                      "K1,Wali kelas berkoordinasi,03/10/2025 09:00,Walikelas\n"
+                      "K1,Konseling,03/10/2025 10:00,Satpam\n", encoding="utf-8")
+    out = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    assert out.returncode == 0, out.stderr
+    suggestion = yaml.safe_load(out.stdout)
+    assert suggestion["columns"]["case_id"] == "No Registrasi" and suggestion["columns"]["role"] == "Jabatan"
+    assert suggestion["roles"] == {"Walikelas": "wali_kelas"}
+    assert "# Satpam: ???" in out.stdout and "Petugas Lain" not in out.stdout.split("roles:")[1]
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(out.stdout.replace("  Walikelas: wali_kelas\n", ""), encoding="utf-8")
+    from pipeline.mapping import load_mapping
+
+    assert load_mapping(mapping).roles == {}
+
+
 _XES = """<?xml version="1.0" encoding="UTF-8"?>
 <log xes.version="1.0" xmlns="http://www.xes-standard.org/">
 <trace><string key="concept:name" value="K-1"/><string key="status" value="selesai"/>
