@@ -307,12 +307,14 @@ def run_compliance(
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars, base_run, new_timing_from)
             _drop_older_aggregates(conn, run_id)
+        # the run's scope: `patuh run --institution X` reports X's cases, not the whole database's
         totals = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results").fetchall()[0]
+            f"SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results e WHERE {scope_filter}"
+        ).fetchall()[0]
         summary.cases, summary.compliant = int(totals[0]), int(totals[1])
         summary.compliance_rate = summary.compliant / summary.cases if summary.cases else None
         summary.deviations = dict(conn.execute(
-            "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
+            f"SELECT kind, count(*) FROM deviations e WHERE {scope_filter} GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
     if published_dir is not None:

@@ -168,6 +168,11 @@ def test_a_scoped_run_checks_only_its_sop(hand_made: duckdb.DuckDBPyConnection, 
     assert checked == {PROSEDUR}
     everything = _run(hand_made, catalogue)  # another scope: a full run over every SOP
     assert everything.mode == "full" and everything.cases_checked == n_prosedur + 3
+    # the summary of a scoped run counts its scope, not the whole database (QA: the other SOPs' figures)
+    scoped = _run(hand_made, catalogue, sop=PROSEDUR)
+    own = dict(hand_made.execute("SELECT kind, count(*) FROM deviations WHERE sop_id = ? GROUP BY kind",
+                                 [PROSEDUR]).fetchall())
+    assert scoped.cases == n_prosedur + 1 < everything.cases and scoped.deviations == own
 
 
 def test_run_is_published_atomically(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
