@@ -659,6 +659,7 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     return {
         "footer_css": Markup('@page { @bottom-left { content: "%s"; } }') % _css_string(footer),
         "lang": lang, "run_id": run_id, "generated": generated, "institution_id": institution_id,
+        "period_note": _period_note(conn, run_id, period, tz, lang),
         "institution": name, "region": region or "", "place": _place(region, name),
         "period": period.key, "period_title": period.title(lang), "prev_title": prev.title(lang),
         "workday": fmt_duration(day, lang, 10**9),
@@ -695,6 +696,25 @@ def _css_string(text: str) -> Markup:
     """Text for a double-quoted CSS string (inside a <style> element, where entities are not decoded)."""
     cleaned = "".join(f"\\{ord(ch):x} " if ch in '"\\<>&' or ord(ch) < 32 else ch for ch in text)
     return Markup(cleaned)
+
+
+def _period_note(conn: duckdb.DuckDBPyConnection, run_id: str, period: Period, tz: str, lang: str) -> str | None:
+    """Whether the period was over when the run judged the cases (its ``as_of``, local time): a report of a
+    month still running, or not begun, says so instead of reading as a finished month."""
+    row = conn.execute("SELECT params->>'as_of' FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None or not row[0]:
+        return None
+    as_of = dt.datetime.fromisoformat(str(row[0])).astimezone(ZoneInfo(tz))
+    day, until = as_of.date(), _date(as_of.date(), lang)
+    if period.end <= day:
+        return None
+    if period.start > day:
+        return (f"Periode ini belum dimulai saat analisis (data sampai {until}): belum ada kasus yang dapat dilaporkan."
+                if lang == "id" else f"This period had not begun at the analysis (data up to {until}): "
+                "no cases can be reported yet.")
+    return (f"Periode ini belum selesai: data sampai {until}; angka dapat berubah sampai periode berakhir."
+            if lang == "id" else f"This period is not over: data up to {until}; the figures may change until "
+            "it ends.")
 
 
 def _date(day: dt.date, lang: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -376,13 +377,16 @@ def test_csv_export_leaves_no_copy_on_the_server(app_client: tuple[Any, Path], t
     assert list(scratch.iterdir()) == []
 
 
-def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path]) -> None:
+def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path], pub: Path) -> None:
     app, _ = app_client
     client = app.server.test_client()
     login(client, "pengawas")
+    written = dt.datetime(2026, 1, 31, 17, 30, tzinfo=dt.UTC).timestamp()  # 1 Feb 00:30 in Ngawi (WIB)
+    os.utime(pub.parent / "reports" / "smpn2-ngawi" / "2026-01.html", (written, written))
     page = post_callback(client, app, ["laporan-body"], [{"id": "laporan-ctx", "property": "data", "value": {}}])
     text = json.dumps(page.get_json())
     assert "smpn2-ngawi/2026-01.html" in text and "rppsa" not in text and "index.html" not in text
+    assert "1 Feb 2026 00:30 WIB" in text  # when it was written, as the report itself says it (local time)
     own = client.get("/laporan/unduh/smpn2-ngawi/2026-01.html")
     assert own.status_code == 200 and "sandbox" in own.headers["Content-Security-Policy"]
     assert client.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 404

@@ -293,6 +293,22 @@ def test_no_time_lost_or_share_from_fewer_than_5_cases(published: Path, tmp_path
             assert "kasus melebihi standar" in _text(row.getnext())
 
 
+def test_a_period_not_over_at_the_run_says_so(published: Path, tmp_path: Path) -> None:
+    """QA: reports of a quarter still running, or of a month to come, read like finished periods."""
+    copy = _copy(published, tmp_path)
+    with duckdb.connect(str(copy)) as conn:  # the run judged the cases on 15 Nov 2025, 10:00 WIB
+        conn.execute("""UPDATE runs SET params = '{"as_of": "2025-11-15T03:00:00+00:00"}'""")
+    notes = {}
+    for period in ("2025-10", "2025-Q4", "2026-01"):
+        (path,) = write_reports(copy, period=period, institutions=[INST], formats={"html"}, out_dir=tmp_path / "out")
+        found = _doc(path).xpath("//*[@data-note='period']")
+        notes[period] = _text(found[0]) if found else None
+    assert notes["2025-10"] is None
+    assert notes["2025-Q4"] == ("Periode ini belum selesai: data sampai 15 Nov 2025; angka dapat berubah sampai "
+                                "periode berakhir.")
+    assert notes["2026-01"] is not None and notes["2026-01"].startswith("Periode ini belum dimulai saat analisis")
+
+
 class _KeepFigures(_Charts):
     """Charts that keep the plotly figures instead of drawing them (kaleido is not what is tested here)."""
 
