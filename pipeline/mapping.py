@@ -407,6 +407,7 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
             samples = {name: [str(row[i]) for row in head if row[i] is not None]
                        for i, name in enumerate(names) if name in source.columns}
             roles, drop, unmapped, notes = suggest_columns(source.columns, samples)
+            notes = source.notes + notes  # e.g. the title rows above an XLSX sheet's header
             labels: list[str] = []
             role_texts: list[str] = []
             if "role" in roles and sop is not None:

@@ -368,6 +368,33 @@ def _register(conn: duckdb.DuckDBPyConnection, src: Source, table: pa.Table, pre
     return name
 
 
+HEADER_SEARCH_ROWS = 10  # a sheet's title block (school name, "REKAP ...", the year) is a few rows at most
+
+
+def _headers(row: list[Any]) -> list[str]:
+    """A header row's column names: blank cells named by position, repeats by their position too."""
+    headers: list[str] = []
+    for j, h in enumerate(row):
+        text = _cell(h) or f"kolom_{j + 1}"
+        headers.append(text if text not in headers else f"{text}_{j + 1}")
+    return headers
+
+
+def _header_at(numbered: list[tuple[int, list[Any]]], accept: Callable[[list[str]], bool] | None) -> int:
+    """Which of a sheet's first filled rows is its header: school spreadsheets put a title block above it
+    ("REKAP MUTASI SISWA", the school, the year; one or two filled cells each). The first row whose names
+    ``accept`` takes (a mapping's columns, or case and activity columns), else the first row filled about as
+    wide as the widest of them."""
+    head = numbered[:HEADER_SEARCH_ROWS]
+    if accept is not None:
+        for i, (_, row) in enumerate(head):
+            if accept(_headers(row)):
+                return i
+    counts = [len(row) - row.count(None) - row.count("") for _, row in head]
+    widest = max(counts)
+    return next(i for i, n in enumerate(counts) if n == widest or n >= max(2, 0.6 * widest))
+
+
 def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
           accept: Callable[[list[str]], bool] | None) -> Source:
     from python_calamine import CalamineWorkbook
@@ -391,15 +418,15 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         numbered = [(i + 1, r) for i, r in enumerate(rows) if _filled(r)]
         if not numbered:
             continue
-        header = numbered[0][1]
-        headers: list[str] = []
-        for j, h in enumerate(header):
-            text = _cell(h) or f"kolom_{j + 1}"
-            headers.append(text if text not in headers else f"{text}_{j + 1}")
+        at = _header_at(numbered, accept)
+        headers = _headers(numbered[at][1])
         if accept is not None and not sheet and not accept(headers):
             notes.append(f"sheet {name!r} skipped (no case/activity columns)")
             continue
-        data = numbered[1:]
+        if at:
+            notes.append(f"sheet {name!r}: the header is row {numbered[at][0]}; the {at} filled row(s) above it "
+                         "(a title) are not read")
+        data = numbered[at + 1:]
         width = len(headers)
         short = min((len(r) for _, r in data), default=width) < width
         cols: dict[str, Any] = {

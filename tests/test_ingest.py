@@ -966,6 +966,41 @@ def test_an_xlsx_loaded_again_with_replace(tmp_path: Path) -> None:
     assert "batch 1 (the same file) was removed" in out.stdout
 
 
+def test_an_xlsx_with_a_title_above_its_header_loads(tmp_path: Path) -> None:
+    """School spreadsheets put a title block above the header ("REKAP ...", merged across the columns, the
+    school year, a blank row): the header is found below it, with or without a mapping, and a bad row is
+    named by its row in the sheet."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Kasus"
+    sheet.append(["REKAP PENANGANAN SISWA SMP NEGERI 2 NGAWI"])
+    sheet.merge_cells("A1:E1")
+    sheet.append(["Tahun Pelajaran 2025/2026"])
+    sheet.append([])
+    sheet.append(["No Kasus", "Kegiatan", "Waktu Selesai", "Pelaksana", "Nama Siswa"])
+    sheet.append(["K-1", "s1", "03/10/2025 08:00", "Guru Piket", "Budi"])
+    sheet.append(["K-1", "s2", "bukan tanggal", "Wali Kelas", "Budi"])
+    export = tmp_path / "rekap.xlsx"
+    book.save(export)
+    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    assert suggested.returncode == 0, suggested.stderr
+    assert yaml.safe_load(suggested.stdout)["columns"]["case_id"] == "No Kasus"
+    assert "the header is row 4" in suggested.stdout
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    db = tmp_path / "t.duckdb"
+    out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
+               "--mapping", str(mapping), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT rows_loaded, rows_quarantined FROM batches").fetchall() == [(1, 1)]
+        (message,) = conn.execute("SELECT message FROM quarantine").fetchone() or ("",)
+    assert "sheet 'Kasus' row 6" in message and "Waktu Selesai" in message
+
+
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
     """An --as-of before the events of the scope is said (stalls would be judged before anything happened);
     one after them is not."""
