@@ -1001,6 +1001,25 @@ def test_an_xlsx_with_a_title_above_its_header_loads(tmp_path: Path) -> None:
     assert "sheet 'Kasus' row 6" in message and "Waktu Selesai" in message
 
 
+def test_a_csv_with_mixed_line_endings_loads(tmp_path: Path) -> None:
+    """A Windows export edited by hand elsewhere ends some lines with CRLF, others with LF (and a blank LF
+    line): DuckDB's sniffer refused it ("export it again with a header row", though it had one)."""
+    export = tmp_path / "ekspor.csv"
+    export.write_bytes(b"case_id,activity,timestamp\r\nK1,s1,2025-10-03 08:00\r\n\nK1,s2,2025-10-03 09:00\n"
+                       b"K2,s1,bukan tanggal\r\nK2,s2,2025-10-03 11:00\r\n")
+    db = tmp_path / "t.duckdb"
+    out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
+               "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "a mix of CRLF and LF" in " ".join(out.stdout.split())
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT rows_loaded, rows_quarantined FROM batches").fetchall() == [(3, 1)]
+        (message,) = conn.execute("SELECT message FROM quarantine").fetchone() or ("",)
+        assert conn.execute("SELECT count(*) FROM events WHERE activity LIKE '%\r%' OR case_id LIKE '%\r%'"
+                            ).fetchall() == [(0,)]
+    assert "line 5" in message  # the blank line counts, as an editor shows it
+
+
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
     """An --as-of before the events of the scope is said (stalls would be judged before anything happened);
     one after them is not."""
