@@ -235,6 +235,7 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     """Load the catalogue and calendars, run the compliance check on ``db`` and publish the results."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from pipeline.batches import zone_changes
     from pipeline.calendars import load_calendars, load_institutions
     from pipeline.conformance import PoolExecutor
     from pipeline.db import connect
@@ -247,10 +248,12 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     calendars = load_calendars(settings.institutions_file)
     conn = connect(db)
     try:
+        warnings = zone_changes(conn, {k: str(i.timezone) for k, i in institutions.items()
+                                       if institution is None or k == institution})
         if as_of is not None:
-            warning = as_of_warning(conn, as_of, institution=institution, sop=sop)
-            if warning:
-                err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
+            warnings.append(as_of_warning(conn, as_of, institution=institution, sop=sop) or "")
+        for warning in filter(None, warnings):
+            err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("run", total=None)

@@ -713,9 +713,17 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         col_sql["missing_timestamp"] = (f"CASE WHEN date_text IS NULL THEN {sql_literal(repr(date_col))} "
                                         f"ELSE {col_sql['missing_timestamp']} END")
         col_sql["out_of_range"] = sql_literal(repr(date_col))
+    # a date out of range is quoted as the file has it, in the column it is in (the start's or the end's)
+    end_bad = f"(ts_end < {lo} OR ts_end > {hi})"
+    value_sql = {"out_of_range": "p.date_text" if date_col
+                 else f"CASE WHEN {end_bad} THEN p.end_text ELSE p.start_text END"}
+    if start_col and not date_col:
+        col_sql["out_of_range"] = (f"CASE WHEN {end_bad} THEN {col_sql['out_of_range']} "
+                                   f"ELSE {sql_literal(repr(start_col))} END")
     msg_cases = " ".join(
-        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {sql_literal(name)}, {loc}, "
-        f"{col_sql[r]}, {sql_literal(fix)})"
+        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}{{}}', {sql_literal(name)}, {loc}, "
+        f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
+        + f"{sql_literal(fix)})"
         for r, fix in fixes.items())
     bad_ts = _bad_time_message(name, loc, cols, source.columns, formats)
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
@@ -893,7 +901,9 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         result.notes.append("no timestamps in this log: event order kept as 1970-01-01 + event number (seconds)")
     if not result.rows_in:
         result.notes.append("the file has its header but no rows: nothing loaded (an export of an empty period?)")
-    mapping_json = {"columns": cols, "timezone": tz, "date_formats": formats, "ordinal_time": source.ordinal_time,
+    # the zone the file's times without one were read in, and whose it was (batches.zone_changes)
+    mapping_json = {"columns": cols, "timezone": tz, "timezone_of": "mapping" if mapping and mapping.timezone
+                    else "institution", "date_formats": formats, "ordinal_time": source.ordinal_time,
                     "drop": mapping.drop if mapping else []}
     conn.execute(
         "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, rows_in, "

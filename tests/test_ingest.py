@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import get_settings
 from pipeline.db import connect
 from pipeline.errors import UserError
 from pipeline.ingest import ingest_file, pseudonym
@@ -1018,6 +1020,43 @@ def test_a_csv_with_mixed_line_endings_loads(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM events WHERE activity LIKE '%\r%' OR case_id LIKE '%\r%'"
                             ).fetchall() == [(0,)]
     assert "line 5" in message  # the blank line counts, as an editor shows it
+
+
+def test_run_warns_when_an_institutions_zone_changed_after_loading(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: a school loaded with the wrong zone, then corrected in institutions.yaml: every time stayed an hour
+    off and nothing said that the files must be loaded again."""
+    catalogue = tmp_path / "sop_models"
+    shutil.copytree(get_settings().catalogue_dir, catalogue)
+    monkeypatch.setenv("PATUH_SOP_DIR", str(catalogue))
+    db = tmp_path / "t.duckdb"
+    assert _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+                "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"),
+                "--db", str(db)).returncode == 0
+    first = _cli("run", "--institution", "smpn2-ngawi", "--db", str(db))
+    assert first.returncode == 0 and "Asia/Jakarta" not in first.stderr, first.stderr
+    institutions = catalogue / "institutions.yaml"
+    text = institutions.read_text(encoding="utf-8")
+    institutions.write_text(text.replace("region: Ngawi, Jawa Timur\n    timezone: Asia/Jakarta",
+                                         "region: Ngawi, Jawa Timur\n    timezone: Asia/Makassar"), encoding="utf-8")
+    after = _cli("run", "--institution", "smpn2-ngawi", "--db", str(db))
+    said = " ".join(after.stderr.split())
+    assert after.returncode == 0, after.stderr
+    assert ("smpn2-ngawi: 1 loaded file(s) (batches 1) were read with times in Asia/Jakarta, but institutions.yaml "
+            "now gives Asia/Makassar") in said and "patuh ingest FILE --replace" in said
+
+
+def test_a_date_out_of_range_is_quoted_in_its_own_column(tmp_path: Path) -> None:
+    """QA: an out-of-range date was not quoted (unlike an unreadable one) and always blamed on the end column."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("case_id,activity,ts_start,ts_end\nK1,s1,2025-10-03 08:00,2205-10-03 09:00\n"
+                      "K2,s1,1999-10-03 08:00,2025-10-03 09:00\n", encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur", key=KEY)
+    messages = [m for (m,) in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    conn.close()
+    assert messages[0].startswith("ekspor.csv: line 2: column 'ts_end': 2205-10-03 09:00: the date is before 2000")
+    assert messages[1].startswith("ekspor.csv: line 3: column 'ts_start': 1999-10-03 08:00: the date is before 2000")
 
 
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
