@@ -125,9 +125,11 @@ def sop_list(
     / List the catalogue: id, number, title, steps."""
     from pipeline.sop import load_catalogue
 
-    catalogue = load_catalogue(_sop_dir(sop_dir))
+    root = _sop_dir(sop_dir)
+    catalogue = load_catalogue(root)
     if institution:
-        _known_institution(institution, {m.institution for m in catalogue.models.values()})
+        _known_institution(institution, {m.institution for m in catalogue.models.values()},
+                           root / "institutions.yaml")
     rows = [(sop_id, model.number or "-", model.title, str(len(model.steps) or len(model.rules)), model.kind)
             for sop_id, model in sorted(catalogue.models.items())
             if not institution or model.institution == institution]
@@ -137,12 +139,13 @@ def sop_list(
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
-def _known_institution(institution: str, also: Collection[str] = ()) -> dict[str, Institution]:
-    """The institutions of institutions.yaml; a :class:`UserError` when ``institution`` is neither there nor in
-    ``also``."""
+def _known_institution(institution: str, also: Collection[str] = (),
+                       institutions_file: Path | None = None) -> dict[str, Institution]:
+    """The institutions of institutions.yaml (the configured one by default); a :class:`UserError` when
+    ``institution`` is neither there nor in ``also``."""
     from pipeline.calendars import load_institutions
 
-    institutions = load_institutions(get_settings().institutions_file)
+    institutions = load_institutions(institutions_file or get_settings().institutions_file)
     known = set(institutions) | set(also)
     if institution not in known:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}")
@@ -158,7 +161,7 @@ def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
 
     catalogue = load_catalogue(_sop_dir(sop_dir))
     model = catalogue.get(sop_id)
-    for renderable in sop_table(model):
+    for renderable in sop_table(model, console.width):
         console.print(renderable)
 
 
