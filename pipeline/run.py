@@ -210,8 +210,14 @@ def run_compliance(
     fail_after_stage: str | None = None,
 ) -> RunSummary:
     """Check every case (or the dirty ones) and write one run's results in one transaction."""
-    if catalogue.errors:
-        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'")
+    # another institution's broken model does not stop this one's run (a new SOP being written elsewhere)
+    errors = [p for p in catalogue.errors
+              if institution is None or Path(p.file).parts[0] in (institution, Path(p.file).name)]
+    if errors:
+        raise UserError(f"the SOP catalogue has {len(errors)} error(s)"
+                        + (f" in {institution}'s models or institutions.yaml" if institution else "")
+                        + "; run 'patuh sop validate'" + ("" if institution else
+                                                          " (or run one institution: patuh run --institution ID)"))
     if institution and institution not in institutions:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}")
     if sop and sop not in catalogue.models:

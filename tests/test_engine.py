@@ -18,6 +18,7 @@ import pytest
 from pipeline.calendars import load_calendars, load_institutions
 from pipeline.config import get_settings
 from pipeline.db import connect
+from pipeline.errors import UserError
 from pipeline.ingest import ingest_file
 from pipeline.run import run_compliance
 from pipeline.sop import Catalogue, load_catalogue
@@ -618,4 +619,25 @@ def test_role_texts_of_an_export_are_named_at_ingest_and_an_alias_added_later_co
     text = model.read_text(encoding="utf-8")
     model.write_text(text.replace("aliases: [guru piket,", "aliases: [satpam, guru piket,"), encoding="utf-8")
     assert run(conn) == []
+    conn.close()
+
+
+def test_a_broken_model_of_another_institution_does_not_stop_a_scoped_run(tmp_path: Path) -> None:
+    """QA: a new SOP with a mistake, written for one school, stopped every school's run."""
+    catalogue_dir = tmp_path / "sop_models"
+    shutil.copytree(get_settings().catalogue_dir, catalogue_dir)
+    (catalogue_dir / "bontang-bk" / "baru.yaml").write_text(
+        "id: bontang-bk/baru\ninstitution: bontang-bk\ntitle: Baru\nsource: {file: x}\n"
+        "steps:\n  - {id: s1, activity: Terima, time: tiga hari}\n", encoding="utf-8")
+    catalogue = load_catalogue(catalogue_dir)
+    assert catalogue.errors
+    insts = load_institutions(catalogue_dir / "institutions.yaml")
+    cals = load_calendars(catalogue_dir / "institutions.yaml")
+    conn = connect(tmp_path / "patuh.duckdb")
+    summary = run_compliance(conn, catalogue, insts, cals, institution=NGAWI)
+    assert summary.mode == "full"
+    with pytest.raises(UserError, match=r"error\(s\); run 'patuh sop validate' \(or run one institution"):
+        run_compliance(conn, catalogue, insts, cals)
+    with pytest.raises(UserError, match="in bontang-bk's models"):
+        run_compliance(conn, catalogue, insts, cals, institution="bontang-bk")
     conn.close()
