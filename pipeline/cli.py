@@ -59,8 +59,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sop_app = typer.Typer(cls=BilingualGroup, help="Model SOP: validasi, daftar, tampilkan, gambar. "
-                           "/ SOP models: validate, list, show, render.", no_args_is_help=True)
+sop_app = typer.Typer(cls=BilingualGroup, help="Model SOP: validasi, daftar, tampilkan, gambar, ekspor (PNML/BPMN). "
+                           "/ SOP models: validate, list, show, render, export (PNML/BPMN).", no_args_is_help=True)
 app.add_typer(sop_app, name="sop")
 console = Console()
 err_console = Console(stderr=True)
@@ -305,12 +305,46 @@ def conform_cmd(
 
     from pipeline.conform import conform_file
 
+    def warn(message: str) -> None:
+        err_console.print(Text("Peringatan / Warning: ", style="bold yellow") + Text(message), highlight=False)
+
     with Progress(TextColumn("varian / variants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("align", total=None)
         n_cases, n_fitting = conform_file(
-            log, model, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            log, model, out, progress=lambda done, total: bar.update(task, completed=done, total=total), warn=warn)
     console.print(f"{n_cases} kasus/cases, {n_fitting} fit; hasil/results: {out}")
+
+
+@sop_app.command("export")
+def sop_export(
+    sop: Annotated[str, typer.Argument(
+        help="Id SOP (lihat patuh sop list) atau berkas .yaml / SOP id (see patuh sop list) or .yaml file")],
+    out: Annotated[Path, typer.Option("--out", help="Berkas .pnml atau .bpmn / .pnml or .bpmn file")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="pnml | bpmn (bawaan: dari akhiran --out) / (default: from the --out suffix)")] = None,
+    sop_dir: SopDirOption = None,
+) -> None:
+    """Tulis jaring proses SOP sebagai PNML atau BPMN untuk alat process mining lain (label = teks kegiatan).
+    / Write an SOP's process net as PNML or BPMN for other process-mining tools (labels = activity text)."""
+    from pipeline.pm4py_adapter import export_sop, load_sop_file, require_procedure
+    from pipeline.sop import load_catalogue
+
+    suffix = out.suffix.lower().lstrip(".")
+    given = f"--format {fmt!r}" if fmt else f"--out {out}"
+    fmt = (fmt or suffix).lower()
+    if fmt not in ("pnml", "bpmn"):
+        raise UserError(f"{given}: use pnml or bpmn (--format pnml|bpmn, or an --out file ending in .pnml or .bpmn)")
+    if suffix != fmt:  # patuh conform and other tools tell a model's kind by its suffix
+        raise UserError(f"--out {out}: a {fmt.upper()} file must end in .{fmt}: use --out {out.with_suffix('.' + fmt)}")
+    path = Path(sop)
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        model = load_sop_file(path)
+    else:
+        model = require_procedure(load_catalogue(_sop_dir(sop_dir)).get(sop), sop)
+    export_sop(model, fmt, out)
+    console.print(f"{model.id}: {len(model.steps)} langkah/steps -> {out} "
+                  f"({fmt.upper()}, {out.stat().st_size:,} bytes)")
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
