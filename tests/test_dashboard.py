@@ -396,6 +396,20 @@ def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path
     assert qa.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 200
 
 
+def test_an_institution_the_user_may_not_see_reads_as_not_available(app_client: tuple[Any, Path]) -> None:
+    """A pengawas who follows a link (or edits the URL) to another institution sees that it is not available to
+    the account, not its raw id as if it were a choice, and no data."""
+    app, _ = app_client
+    client = app.server.test_client()
+    login(client, "pengawas")
+    page = post_callback(client, app, ["app-root"], [
+        {"id": "url", "property": "pathname", "value": "/"},
+        {"id": "url", "property": "search", "value": "?inst=rppsa-mataram"}]).get_json()
+    text = json.dumps(page)
+    assert "Instansi tidak tersedia untuk akun ini" in text
+    assert '"label": "rppsa-mataram"' not in text and "Mataram" not in text
+
+
 def test_every_page_renders_for_every_role(app_client: tuple[Any, Path]) -> None:
     app, _ = app_client
     from dashboards.app import PAGES
