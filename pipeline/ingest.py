@@ -552,6 +552,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     end_col = cols.get("timestamp") or cols.get("end")
     start_col = None if single else cols.get("start")
     date_col = cols.get("date")  # the day, when the time columns hold the time of day only
+    end_date_col = cols.get("end_date")  # the day an event ended, when not date's (a step over several days)
 
     def col_type(role: str) -> str:
         col = cols.get(role)
@@ -594,14 +595,20 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         ts_end = "TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_seconds(__row)"
     else:
         assert end_col is not None
-        ts_end = (date_time_sql("__patuh_date", end_col, source.types.get(end_col), tz, formats) if date_col
+        end_day = ("__patuh_date" if not end_date_col
+                   else "CASE WHEN __patuh_end_blank THEN __patuh_date ELSE __patuh_end_day END")
+        ts_end = (date_time_sql(end_day, end_col, source.types.get(end_col), tz, formats) if date_col
                   else timestamp_sql(end_col, source.types.get(end_col), tz, formats))
     ts_start = "NULL::TIMESTAMPTZ" if not start_col else (
         date_time_sql("__patuh_date", start_col, source.types.get(start_col), tz, formats) if date_col
         else timestamp_sql(start_col, source.types.get(start_col), tz, formats))
     # the day is read once per row, for both times
+    end_day_sql = "" if not end_date_col else (
+        f", {date_sql(_ident(end_date_col), end_date_col in source.types, formats)} AS __patuh_end_day, "
+        + (f"{_ident(end_date_col)} IS NULL" if end_date_col in source.types
+           else f"NULLIF(trim({_ident(end_date_col)}), '') IS NULL") + " AS __patuh_end_blank")
     rows_sql = source.sql if not date_col else (
-        f"(SELECT *, {date_sql(_ident(date_col), date_col in source.types, formats)} AS __patuh_date "
+        f"(SELECT *, {date_sql(_ident(date_col), date_col in source.types, formats)} AS __patuh_date{end_day_sql} "
         f"FROM {source.sql})")
     # documents and status: the text per row; the list and the open/closed word are worked out once per
     # distinct text below (splitting 1M cells with list lambdas costs more than the rest of the parse)
@@ -621,7 +628,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                {text('resource')} AS resource_raw, {text('role')} AS role_raw,
                {documents} AS documents, {status} AS status, lower({text('lifecycle')}) AS lifecycle,
                {raw(end_role)} AS _r_end, {raw('start')} AS _r_start, {raw('documents')} AS _r_documents,
-               {raw('status')} AS _r_status, {raw('date')} AS _r_date
+               {raw('status')} AS _r_status, {raw('date')} AS _r_date, {raw('end_date')} AS _r_end_date
         FROM {rows_sql}"""
     lo, hi = "TIMESTAMPTZ '2000-01-01 00:00:00+00'", "now() + INTERVAL 5 MINUTE"
     range_check = "" if source.ordinal_time else (
@@ -640,10 +647,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p0 AS
-            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status, _r_date),
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status, _r_date, _r_end_date),
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
-                   {when_bad('status', '_r_status')} AS status_text, {when_bad('date', '_r_date')} AS date_text
+                   {when_bad('status', '_r_status')} AS status_text, {when_bad('date', '_r_date')} AS date_text,
+                   {when_bad('end_date', '_r_end_date')} AS end_date_text
             FROM (
                 SELECT *, CASE WHEN case_raw IS NULL THEN 'missing_case_id'
                                WHEN activity IS NULL OR activity = '' THEN 'missing_activity'
@@ -706,8 +714,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     loc = f"coalesce(loc, 'line ' || ln.line, {sql_literal(source.row_word + ' ')} || source_row)"
     col_sql = {r: sql_literal(repr(c)) for r, c in col_of.items()}
     if date_col:
-        fixes["end_before_start"] = ("the end is before the start: check the two times (both are on the day in "
-                                     f"column {date_col!r}, so an event cannot run past midnight)")
+        fixes["end_before_start"] = (
+            f"the end is before the start: check the two times and the days (columns {date_col!r} and "
+            f"{end_date_col!r})" if end_date_col else
+            "the end is before the start: check the two times (both are on the day in "
+            f"column {date_col!r}; for steps that end on a later day, map that day's column as end_date)")
         fixes["missing_timestamp"] = f"every event needs its day (column {date_col!r}) and time: fill it in"
         # a missing or impossible day is the date column's
         col_sql["missing_timestamp"] = (f"CASE WHEN date_text IS NULL THEN {sql_literal(repr(date_col))} "
@@ -729,6 +740,8 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
     if date_col:
         raw_pairs.append((date_col, "p.date_text"))
+    if end_date_col:
+        raw_pairs.append((end_date_col, "p.end_date_text"))
     if end_col:
         raw_pairs.append((end_col, "p.end_text"))
     if start_col:
@@ -928,7 +941,12 @@ def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[s
     head = f"{sql_literal(name)}, {loc}"
     if date_col:
         day = sql_literal(repr(date_col))
-        return (f"CASE WHEN {date_sql('date_text', False, formats)} IS NULL "
+        end_day = "" if not cols.get("end_date") else (
+            f"WHEN end_date_text IS NOT NULL AND {date_sql('end_date_text', False, formats)} IS NULL "
+            f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
+            f"date_formats in the mapping file), or leave it blank for an event that ended on its first day; fix "
+            f"the cell', {head}, {sql_literal(repr(cols['end_date']))}, end_date_text) ")
+        return (f"CASE {end_day}WHEN {date_sql('date_text', False, formats)} IS NULL "
                 f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
                 f"date_formats in the mapping file); fix the cell', {head}, {day}, date_text) "
                 f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a time of day; the mapping takes the day from "

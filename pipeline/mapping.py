@@ -5,6 +5,7 @@ A mapping is a small YAML file the user reviews (``patuh map suggest`` writes a 
     columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Tanggal, resource: Petugas}
     # or, when the day and the time of day are in separate columns (Tanggal 05/10/2026, Mulai 08:00):
     # columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, start: Mulai, end: Selesai}
+    # and for steps that end on a later day, the end's day too: end_date: Tanggal Selesai
     drop: [Nama Siswa, Catatan]          # names and free text: never read into the database
     date_formats: ["dd/mm/yyyy HH:MM"]   # optional; ISO, dd/mm/yyyy, Indonesian months are understood
     timezone: Asia/Makassar              # optional; default: the institution's
@@ -23,7 +24,7 @@ from typing import Any
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
 from pipeline.sop import SopModel, read_yaml
@@ -63,6 +64,7 @@ class Columns(BaseModel):
     case_id: str
     activity: str
     date: str | None = None  # the day, when timestamp/start/end hold only the time of day
+    end_date: str | None = None  # the day an event ended, when not the day in ``date`` (blank: the same day)
     timestamp: str | None = None
     start: str | None = None
     end: str | None = None
@@ -71,6 +73,13 @@ class Columns(BaseModel):
     documents: str | None = None
     status: str | None = None
     lifecycle: str | None = None
+
+    @model_validator(mode="after")
+    def _end_date_needs_date(self) -> Columns:
+        if self.end_date and not self.date:
+            raise ValueError("end_date is the day an event ended, beside date (the day it started) and the times "
+                             "of day in start/end or timestamp: map date too, or leave end_date out")
+        return self
 
     def mapped(self) -> dict[str, str]:
         return {k: v for k, v in self.model_dump().items() if v}
@@ -235,6 +244,21 @@ def _holds_times_only(header: str, samples: dict[str, list[str]] | None) -> bool
     return not re.search(r"tanggal|tgl|date|timestamp", _norm(header))
 
 
+_DAY_ONLY = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}( 00:00(:00)?)?|\d{1,2} [a-z]+\.? \d{4}", re.IGNORECASE)
+
+
+def _day_columns(headers: list[str], samples: dict[str, list[str]] | None) -> dict[str, str]:
+    """"start"/"end" -> a "Tanggal Mulai" / "Tanggal Selesai" column whose values are days only (a step's days
+    beside "Jam Mulai"/"Jam Selesai"); none without samples, so that a full date-time column stays a time."""
+    found: dict[str, str] = {}
+    for header in headers:
+        match = re.fullmatch(r"(tanggal|tgl\.?)\s*(mulai|awal|selesai|akhir)", _norm(header))
+        values = [v.strip() for v in (samples or {}).get(header, []) if v and v.strip()]
+        if match and values and 2 * sum(bool(_DAY_ONLY.fullmatch(v)) for v in values) > len(values):
+            found.setdefault("start" if match[2] in ("mulai", "awal") else "end", header)
+    return found
+
+
 def guess_date_column(headers: list[str], taken: Collection[str] = ()) -> str | None:
     """A header that looks like a column with the day (Tanggal, Tgl, Date), not already in ``taken``."""
     date_rule = next(rx for rx, role in _HEADER_RULES if role == "date")
@@ -250,8 +274,9 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
     unmapped: list[str] = []
     notes: list[str] = []
     canonical = resolve_canonical_quiet(headers)
+    days = _day_columns(headers, samples)  # Tanggal Mulai / Tanggal Selesai holding days, beside Jam columns
     for header in headers:
-        if header in canonical.values():
+        if header in canonical.values() or header in days.values():
             continue
         norm = _norm(header)
         role = next((r for rx, r in _HEADER_RULES if re.search(rx, norm)), None)
@@ -262,7 +287,7 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
         else:
             unmapped.append(header)
     roles = {**canonical, **{k: v for k, v in roles.items() if k not in canonical}}
-    date, time = roles.pop("date", None), roles.pop("time", None)
+    date, time = roles.pop("date", None) or days.get("start"), roles.pop("time", None)
     if time is not None:  # "Jam" / "Waktu": the event's time, unless start and end columns give it
         if "timestamp" in roles or "start" in roles or "end" in roles:
             unmapped.append(time)
@@ -281,12 +306,15 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
             roles["timestamp"] = date  # the day (and maybe the time) in one column
         elif time_only:
             roles["date"] = date  # Tanggal + Mulai/Selesai (or + Jam): joined at ingest
+            if "end" in days:  # a step may end on a later day (Tanggal Selesai)
+                roles["end_date"] = days["end"]
         else:
             unmapped.append(date)
     elif time_only and "timestamp" not in canonical and "end" not in canonical:
         which = f"column {times[0]!r} holds" if len(times) == 1 else f"columns {', '.join(map(repr, times))} hold"
         notes.append(f"{which} the time of day only and no date column was found: add the column with the day "
                      "as 'date: COLUMN' under columns (without it every row is quarantined)")
+    unmapped += [h for h in days.values() if h not in roles.values() and h not in unmapped]
     if "role" not in roles and "resource" in roles and re.search(r"pelaksana", _norm(roles["resource"])):
         roles["role"] = roles.pop("resource")  # "Pelaksana" is the SOP's performer lane: a role, not a person
     return roles, drop, unmapped, notes
@@ -343,7 +371,8 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
     cols = {k: roles[k] for k in Columns.model_fields if k in roles}
     lines = ["# Patuh column mapping: review before use (patuh ingest FILE --mapping THIS.yaml)", "columns:"]
     for k, v in cols.items():
-        comment = "   # the day; timestamp/start/end hold the time of day only" if k == "date" else ""
+        comment = {"date": "   # the day; timestamp/start/end hold the time of day only",
+                   "end_date": "   # the day the step ended (blank: the day in date)"}.get(k, "")
         lines.append(f"  {k}: {_q(v)}{comment}")
     if "case_id" not in cols:
         lines.append("  case_id: ???   # no case number column found: fill in")

@@ -1059,6 +1059,41 @@ def test_a_date_out_of_range_is_quoted_in_its_own_column(tmp_path: Path) -> None
     assert messages[1].startswith("ekspor.csv: line 3: column 'ts_start': 1999-10-03 08:00: the date is before 2000")
 
 
+def test_steps_over_several_days_with_an_end_date_column(tmp_path: Path) -> None:
+    """Tanggal Mulai + Jam Mulai + Tanggal Selesai + Jam Selesai: a step that ends on a later day (QA: the day
+    and time-of-day layout could not give one, and such rows were quarantined as ending before they start)."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("No Kasus,Kegiatan,Tanggal Mulai,Jam Mulai,Tanggal Selesai,Jam Selesai,Nama Siswa\n"
+                      "K1,s1,03/10/2025,08:00,,08:30,Budi\n"
+                      "K1,s2,03/10/2025,13:00,06/10/2025,09:00,Budi\n"
+                      "K2,s1,03/10/2025,08:00,bukan,09:00,Sita\n"
+                      "K3,s1,03/10/2025,15:00,03/10/2025,08:00,Sita\n", encoding="utf-8")
+    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    columns = yaml.safe_load(suggested.stdout)["columns"]
+    assert (columns["date"], columns["end_date"], columns["start"], columns["end"]) == (
+        "Tanggal Mulai", "Tanggal Selesai", "Jam Mulai", "Jam Selesai")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur", mapping=mapping,
+                key=KEY)
+    wib = "Asia/Jakarta"
+    spans = conn.execute(f"SELECT activity, strftime(timezone('{wib}', ts_start), '%d %H:%M'), "
+                         f"strftime(timezone('{wib}', ts_end), '%d %H:%M') FROM events ORDER BY source_row").fetchall()
+    messages = [m for (m,) in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    conn.close()
+    assert spans == [("s1", "03 08:00", "03 08:30"), ("s2", "03 13:00", "06 09:00")]  # blank end day: the same day
+    assert "column 'Tanggal Selesai': 'bukan' is not a date" in messages[0]
+    assert "column 'Jam Selesai': the end is before the start" in messages[1]
+    lone = tmp_path / "lone.yaml"
+    lone.write_text("columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Jam Selesai, "
+                    "end_date: Tanggal Selesai}\n", encoding="utf-8")
+    from pipeline.mapping import load_mapping
+
+    with pytest.raises(UserError, match="end_date is the day an event ended, beside date"):
+        load_mapping(lone)
+
+
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
     """An --as-of before the events of the scope is said (stalls would be judged before anything happened);
     one after them is not."""
