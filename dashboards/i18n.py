@@ -39,6 +39,7 @@ _T: dict[str, tuple[str, str]] = {
     "filter.start": ("Dari bulan", "From month"),
     "filter.end": ("Sampai bulan", "To month"),
     "filter.all_inst": ("Semua instansi", "All institutions"),
+    "filter.inst_unavailable": ("Instansi tidak tersedia untuk akun ini", "Institution not available to this account"),
     "filter.all_sop": ("Semua SOP", "All SOPs"),
     "filter.any": ("Semua", "All"),
     "filter.kind": ("Jenis penyimpangan", "Deviation kind"),

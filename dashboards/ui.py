@@ -127,6 +127,8 @@ def global_filters(ctx: PageContext, *, need_sop: bool = False) -> list[html.Div
                     else t("sop_auto", lang, sop=labels[str(procedures["sop_id"].iloc[0])]))
     months = queries.periods(ctx.env.src, ctx.grants, f)
     month_opts = [{"label": i18n.fmt_month(m, lang), "value": m} for m in months]
+    if f.inst and f.inst not in inst_names:  # a link or an edited URL naming an institution this user may not see
+        inst_opts = [*inst_opts, {"label": t("filter.inst_unavailable", lang), "value": f.inst}]
     if len(inst_opts) == 1:  # a kepala (or a one-school pengawas) has nothing to choose
         inst_control = html.Div(className="filter", style={"minWidth": "260px", "flex": "1 1 260px"}, children=[
             html.Label(t("filter.inst", lang), className="filter-label"),

@@ -360,7 +360,7 @@ SELECT row_number() OVER (PARTITION BY institution_id, sop_id
            AS rank,
        institution_id, sop_id, step_id, step_no, activity, role, n, n_cases,
        wq[1] AS wait_p50, wq[2] AS wait_p90, pq[1] AS proc_p50, pq[2] AS proc_p90, standard, share_cases_over,
-       wait_total, excess_total, score, day_min, n_wait, n_proc
+       wait_total, excess_total, score, day_min, n_wait, n_proc, n_over_cases
 FROM scored
 QUALIFY rank <= $top
 ORDER BY institution_id, sop_id, rank
@@ -557,7 +557,7 @@ def explain(row: Mapping[str, Any], lang: str = "id") -> str:
         return None if n is not None and n < MIN_MEDIAN_VALUES else row.get(f"{measure}_p50")
 
     wait, proc = median("wait"), median("proc")
-    share, standard = row.get("share_cases_over"), row.get("standard")
+    share, standard = row.get("share_cases_over"), str(row.get("standard") or "").rstrip(". ") or None
     id_ = lang == "id"
     parts = []
     if wait is not None:

@@ -9,31 +9,70 @@ operations (a per-day cumulative table plus a per-weekday minute profile), never
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
-from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
-from pipeline.sop import Problem, read_yaml
+from pipeline.errors import UserError, read_text_file, yaml_problem
+from pipeline.sop import Problem, _node_line, read_yaml_with_nodes
 
 if TYPE_CHECKING:
-    from pipeline.sop import Catalogue, TimeStandard
+    from pipeline.sop import TimeStandard
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_INTERVAL = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_INTERVAL = re.compile(r"^(\d{1,2})[:.](\d{2})\s*(?:-|–|—|s\s*/\s*d\.?|sampai)\s*(\d{1,2})[:.](\d{2})$")
 ORIGIN = dt.date(1999, 12, 1)
 HORIZON = dt.date(2041, 1, 1)
 FloatArray = npt.NDArray[np.float64]
+
+# how people write the days: English and Indonesian, short and long
+DAY_NAMES: dict[str, Weekday] = {}
+for _weekday, _names in zip(WEEKDAYS, (
+        ("monday", "sen", "senin"), ("tuesday", "sel", "selasa"), ("wednesday", "rab", "rabu"),
+        ("thursday", "kam", "kamis"), ("friday", "jum", "jumat", "jum'at", "jumaat"),
+        ("saturday", "sab", "sabtu"), ("sunday", "min", "minggu", "ahad")), strict=True):
+    for _name in (_weekday, *_names):
+        DAY_NAMES[_name] = _weekday
+DAY_HELP = "mon, tue, wed, thu, fri, sat, sun (or sen, sel, rab, kam, jum, sab, min / senin ... minggu)"
+
+TimeZone = Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]
+# the three Indonesian zones by their Indonesian names, and the IANA names that are the same clocks
+TIMEZONE_NAMES: dict[str, TimeZone] = {
+    "asia/jakarta": "Asia/Jakarta", "wib": "Asia/Jakarta", "asia/pontianak": "Asia/Jakarta",
+    "utc+7": "Asia/Jakarta", "gmt+7": "Asia/Jakarta", "+07:00": "Asia/Jakarta",
+    "asia/makassar": "Asia/Makassar", "wita": "Asia/Makassar", "asia/ujung_pandang": "Asia/Makassar",
+    "utc+8": "Asia/Makassar", "gmt+8": "Asia/Makassar", "+08:00": "Asia/Makassar",
+    "asia/jayapura": "Asia/Jayapura", "wit": "Asia/Jayapura", "utc+9": "Asia/Jayapura", "gmt+9": "Asia/Jayapura",
+    "+09:00": "Asia/Jayapura",
+}
+TIMEZONE_HELP = "Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)"
+KIND_NAMES = {"sekolah": "school", "kantor": "office", "panti": "care_home", "panti_asuhan": "care_home",
+              "panti_sosial": "care_home", "care-home": "care_home"}
+
+
+def _fail(message: str, fix: str) -> PydanticCustomError:
+    """A validation error whose ``fix`` travels with it (shown as 'Fix: ...')."""
+    return PydanticCustomError("patuh", "{message}", {"message": message, "fix": fix})
+
+
+def _day(name: object) -> Weekday | None:
+    return DAY_NAMES.get(str(name).strip().lower()) if isinstance(name, str) else None
+
+
+def _hhmm(hours: str, minutes: str) -> str:
+    return f"{int(hours):02d}:{minutes}"
 
 
 class Institution(BaseModel):
@@ -43,38 +82,121 @@ class Institution(BaseModel):
     name: str
     kind: Literal["school", "office", "care_home"]
     region: str | None = None
-    timezone: Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]
+    timezone: TimeZone
     working_days: list[Weekday]
     hours: dict[str, list[str]]
     non_working: list[str] = Field(default_factory=list)
     national_holidays: bool = True
 
-    @field_validator("hours")
+    @field_validator("kind", mode="before")
     @classmethod
-    def _check_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        if "default" not in value:
-            raise ValueError("hours needs a 'default' entry, e.g. default: ['07:00-14:00']")
-        for key, intervals in value.items():
-            if key != "default" and key not in WEEKDAYS:
-                raise ValueError(f"hours key '{key}' is not 'default' or a weekday (mon..sun)")
-            for interval in intervals:
-                m = _INTERVAL.match(interval)
-                if not m or (int(m[1]), int(m[2])) >= (int(m[3]), int(m[4])) or int(m[3]) > 24:
-                    raise ValueError(f"working hours '{interval}' must look like '07:30-15:00'")
-        return value
+    def _kind_words(cls, value: Any) -> Any:
+        return KIND_NAMES.get(value.strip().lower(), value) if isinstance(value, str) else value
 
-    @field_validator("non_working")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _check_dates(cls, value: list[str]) -> list[str]:
+    def _zone_names(cls, value: Any) -> Any:
+        """WIB/WITA/WIT and the IANA aliases of the same clocks (Asia/Ujung_Pandang) -> the canonical zone."""
+        if not isinstance(value, str):
+            return value
+        key = re.sub(r"\s+", "", value.strip().lower())
+        if key in TIMEZONE_NAMES:
+            return TIMEZONE_NAMES[key]
+        close = difflib.get_close_matches(key, list(TIMEZONE_NAMES), n=1, cutoff=0.7)
+        guess = f" (did you mean {TIMEZONE_NAMES[close[0]]}?)" if close else ""
+        raise _fail(f"'{value}' is not an Indonesian time zone (expected {TIMEZONE_HELP}){guess}",
+                    "write 'timezone: Asia/Makassar' for WITA (Makassar, Bali, NTB, NTT, Kalimantan Timur/Selatan/"
+                    "Utara, Sulawesi), 'Asia/Jakarta' for WIB (Sumatra, Java, Kalimantan Barat/Tengah), "
+                    "'Asia/Jayapura' for WIT (Maluku, Papua); WIB, WITA and WIT are understood too")
+
+    @field_validator("working_days", mode="before")
+    @classmethod
+    def _day_words(cls, value: Any) -> Any:
+        """Day names in English or Indonesian, short or long; a range string "mon-fri" / "senin-jumat"."""
+        if isinstance(value, str):
+            parts = re.split(r"\s*(?:-|–|\.\.|s/d|sampai)\s*", value.strip())
+            first, last = (_day(parts[0]), _day(parts[-1])) if len(parts) == 2 else (None, None)
+            if first is None or last is None or WEEKDAYS.index(first) > WEEKDAYS.index(last):
+                raise _fail(f"'{value}' is not a list of days",
+                            "write e.g. 'working_days: [mon, tue, wed, thu, fri]' or 'working_days: mon-fri'")
+            return list(WEEKDAYS[WEEKDAYS.index(first):WEEKDAYS.index(last) + 1])
+        if not isinstance(value, list):
+            return value
+        days = [_day(item) for item in value]
+        bad = [str(item) for item, day in zip(value, days, strict=True) if day is None]
+        if bad:
+            raise _fail(f"{', '.join(repr(b) for b in bad)} {'is not a day' if len(bad) == 1 else 'are not days'}",
+                        f"write the days as {DAY_HELP}")
+        return list(dict.fromkeys(days))
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _hours_words(cls, value: Any) -> Any:
+        """Day keys in either language, one interval without a list, and 07.30 for 07:30 -> 07:30-14:00."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[Any, Any] = {}
+        for key, intervals in value.items():
+            day = "default" if str(key).strip().lower() in {"default", "biasa", "umum"} else _day(key)
+            if day is None:
+                raise _fail(f"'{key}' is not 'default' or a day",
+                            f"use 'default:' for every working day and a day name ({DAY_HELP}) for a day "
+                            "with other hours, e.g. 'fri: [\"07:00-11:00\"]'")
+            items = [intervals] if isinstance(intervals, str) else intervals
+            if isinstance(items, list):
+                normal = []
+                for interval in items:
+                    m = _INTERVAL.match(str(interval).strip()) if isinstance(interval, str) else None
+                    if not m:
+                        raise _fail(f"'{interval}' (for {key}) is not a time range",
+                                    "write the hours as 'HH:MM-HH:MM' or 'HH.MM-HH.MM', e.g. '07:30-15:00' "
+                                    "or '07.30-15.00', in quotes")
+                    a, b = _hhmm(m[1], m[2]), _hhmm(m[3], m[4])
+                    if int(m[2]) > 59 or int(m[4]) > 59 or a >= b or b > "24:00":
+                        raise _fail(f"'{interval}' (for {key}) is not a range within one day",
+                                    "write the start before the end, both between 00:00 and 24:00, "
+                                    "e.g. '07:30-15:00'; split a night shift into two days")
+                    normal.append(f"{a}-{b}")
+                items = normal
+            out[day] = items
+        if "default" not in out:
+            raise _fail("no 'default' entry",
+                        "add the hours of an ordinary working day, e.g. 'default: [\"07:00-14:00\"]' "
+                        "(and a day's own entry where it differs, e.g. 'fri: [\"07:00-11:00\"]')")
+        return out
+
+    @field_validator("non_working", mode="before")
+    @classmethod
+    def _dates(cls, value: Any) -> Any:
+        """YYYY-MM-DD or A..B (also written unquoted: YAML reads a date); a range must run forwards."""
+        if not isinstance(value, list):
+            return value
+        out = []
         for item in value:
-            for part in item.split(".."):
-                try:
-                    dt.date.fromisoformat(part.strip())
-                except ValueError:
-                    raise ValueError(
-                        f"non_working entry '{item}' must be YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD"
-                    ) from None
-        return value
+            text = item.isoformat() if isinstance(item, dt.date) else str(item).strip()
+            parts = [p.strip() for p in text.split("..")]
+            try:
+                dates = [dt.date.fromisoformat(p) for p in parts]
+            except ValueError:
+                raise _fail(f"'{text}' is not a date or a range of dates",
+                            "write 'YYYY-MM-DD' or 'YYYY-MM-DD..YYYY-MM-DD', e.g. \"2026-12-21..2027-01-02\"") from None
+            if len(dates) > 2:
+                raise _fail(f"'{text}' has more than two dates",
+                            "write one range per line: 'YYYY-MM-DD..YYYY-MM-DD'")
+            if len(dates) == 2 and dates[1] < dates[0]:
+                raise _fail(f"the range '{text}' ends before it starts, so it holds no day",
+                            f"write the earlier date first: \"{parts[1]}..{parts[0]}\"")
+            out.append(text)
+        return out
+
+    def day_minutes(self) -> float:
+        """Average working minutes of a working day (by weekday, before holidays)."""
+        total = 0
+        for day in self.working_days:
+            for interval in self.hours.get(day, self.hours["default"]):
+                a, b = interval.split("-")
+                total += _minutes(b) - _minutes(a)
+        return total / len(self.working_days) if self.working_days else 0.0
 
 
 class InstitutionsFile(BaseModel):
@@ -82,31 +204,151 @@ class InstitutionsFile(BaseModel):
     institutions: list[Institution]
 
 
-def load_institutions(path: Path) -> dict[str, Institution]:
-    """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming the problem."""
-    try:
-        data = read_yaml(read_text_file(path, "institutions file", "berkas lembaga"))
-        parsed = InstitutionsFile.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise yaml_error(path, exc) from None
-    except ValidationError as exc:
-        raise validation_errors(path, exc.errors()) from None
-    return {inst.id: inst for inst in parsed.institutions}
+_INSTITUTION_WORDS = {"nama": "name", "jenis": "kind", "wilayah": "region", "daerah": "region",
+                      "zona_waktu": "timezone", "zona": "timezone", "tz": "timezone", "time_zone": "timezone",
+                      "hari_kerja": "working_days", "days": "working_days", "jam_kerja": "hours", "jam": "hours",
+                      "working_hours": "hours", "libur": "non_working", "hari_libur": "non_working",
+                      "holidays": "non_working", "libur_nasional": "national_holidays"}
+_INSTITUTION_FIX = {
+    "id": "write a lower-case id of letters, digits and '-', e.g. 'id: smpn5-makassar'",
+    "name": "add the institution's full name, e.g. 'name: SMP Negeri 5 Makassar'",
+    "kind": "write 'kind: school', 'office' or 'care_home' (sekolah, kantor, panti are understood too)",
+    "timezone": f"write 'timezone: ...' with {TIMEZONE_HELP}",
+    "working_days": "write e.g. 'working_days: [mon, tue, wed, thu, fri]'",
+    "hours": "write e.g. 'hours: {default: [\"07:00-14:00\"], fri: [\"07:00-11:00\"]}'",
+    "non_working": "write a list of \"YYYY-MM-DD\" or \"YYYY-MM-DD..YYYY-MM-DD\" entries",
+    "national_holidays": "write true or false",
+}
 
 
-def load_institutions_problems(path: Path, catalogue: Catalogue) -> list[Problem]:
-    """Institution-file problems for ``patuh sop validate``, including models of unknown institutions."""
+@dataclass
+class InstitutionsCheck:
+    """What ``institutions.yaml`` holds: its valid institutions, every id it names, every problem."""
+
+    institutions: dict[str, Institution]
+    ids: set[str]  # every id written, also of entries with errors (a model naming one is not "unknown")
+    problems: list[Problem]
+    readable: bool  # False when the file is missing or not YAML: no institution could be checked
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    def day_minutes(self) -> dict[str, float | None]:
+        """Every id -> its average working minutes per working day (None for an entry with errors)."""
+        out: dict[str, float | None] = dict.fromkeys(self.ids)
+        out.update({iid: inst.day_minutes() for iid, inst in self.institutions.items()})
+        return out
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def check_institutions(path: Path, shown: str | None = None) -> InstitutionsCheck:
+    """Read and check ``institutions.yaml``: every problem, with the line, the institution and the field."""
+    shown = shown or str(path)
     try:
-        institutions = load_institutions(path)
+        node, data = read_yaml_with_nodes(read_text_file(path, "institutions file", "berkas lembaga"))
     except UserError as exc:
-        return [Problem(path.name, str(exc), "fix institutions.yaml")]
-    problems = []
-    for sop_id, model in catalogue.models.items():
-        if model.institution not in institutions:
-            problems.append(Problem(str(catalogue.files[sop_id].name),
-                                    f"institution '{model.institution}' is not in institutions.yaml",
-                                    "add it to institutions.yaml or correct the model's institution"))
-    return problems
+        return InstitutionsCheck({}, set(), [Problem(shown, str(exc).removeprefix(f"{path}: "),
+                                                     "give the catalogue folder that holds institutions.yaml "
+                                                     "(--sop-dir or PATUH_SOP_DIR)")], False)
+    except yaml.YAMLError as exc:
+        line, found = yaml_problem(exc)
+        return InstitutionsCheck({}, set(), [Problem(shown, f"not valid YAML ({found})",
+                                                     "check indentation and quoting; write times and dates in "
+                                                     "quotes, e.g. \"07:00-14:00\"", line)], False)
+    if not isinstance(data, dict) or not isinstance(data.get("institutions"), list):
+        return InstitutionsCheck({}, set(), [Problem(
+            shown, "the file has no 'institutions:' list",
+            "start the file with 'institutions:' and give one '- id: ...' entry per institution", 1)], False)
+    problems: list[Problem] = []
+    for key in data:
+        if key != "institutions":
+            problems.append(Problem(shown, f"unknown top-level field '{key}'",
+                                    "put every institution under 'institutions:' and remove the field",
+                                    _node_line(node, [key])))
+    institutions: dict[str, Institution] = {}
+    ids: set[str] = set()
+    first_line: dict[str, tuple[int, int | None]] = {}
+    for i, entry in enumerate(data["institutions"]):
+        entry_line = _node_line(node, ["institutions", i])
+        if not isinstance(entry, dict):
+            problems.append(Problem(shown, f"the {_ordinal(i + 1)} institution is not a mapping of fields",
+                                    "write each institution as '- id: ...' with its fields indented below",
+                                    entry_line))
+            continue
+        iid = entry.get("id")
+        who = f"institution '{iid}'" if isinstance(iid, str) else f"the {_ordinal(i + 1)} institution"
+        if isinstance(iid, str):
+            ids.add(iid)
+            if iid in first_line:
+                n, line = first_line[iid]
+                problems.append(Problem(
+                    shown, f"institution id '{iid}' is used twice (the {_ordinal(n)} and {_ordinal(i + 1)} entries, "
+                           f"lines {line} and {_node_line(node, ['institutions', i, 'id'])}); the second would "
+                           "silently replace the first, with its own time zone and working days",
+                    "give each institution its own id, or delete the entry that is wrong",
+                    _node_line(node, ["institutions", i, "id"])))
+                continue
+            first_line[iid] = (i + 1, _node_line(node, ["institutions", i, "id"]))
+        try:
+            inst = Institution.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(_institution_problem(shown, node, i, who, entry, err) for err in exc.errors())
+            continue
+        institutions[inst.id] = inst
+        for key in entry.get("hours") or {}:
+            day = _day(key)
+            if day is not None and day not in inst.working_days:
+                problems.append(Problem(
+                    shown, f"{who}, hours: '{key}' hours are given but {day} is not in working_days "
+                           f"[{', '.join(inst.working_days)}], so they are ignored",
+                    f"add {day} to working_days if the institution works that day, or remove the '{key}:' hours",
+                    _node_line(node, ["institutions", i, "hours", key]), level="warning"))
+    return InstitutionsCheck(institutions, ids, problems, True)
+
+
+def _institution_problem(shown: str, node: Any, index: int, who: str, entry: dict[str, Any],
+                         err: Any) -> Problem:
+    loc = tuple(err["loc"])
+    field_name = str(loc[0]) if loc else ""
+    line = _node_line(node, ["institutions", index, *loc[:1]])
+    ctx = err.get("ctx") or {}
+    if err["type"] == "patuh":
+        return Problem(shown, f"{who}, {field_name}: {ctx['message']}", str(ctx["fix"]), line)
+    if err["type"] == "extra_forbidden":
+        fields = [f for f in Institution.model_fields]
+        word = field_name.strip().lower().replace(" ", "_")
+        meant = _INSTITUTION_WORDS.get(word) or next(iter(difflib.get_close_matches(word, fields, n=1)), None)
+        guess = f" (did you mean '{meant}'?)" if meant else ""
+        return Problem(shown, f"{who}: unknown field '{field_name}'{guess}",
+                       (f"rename it to '{meant}'; " if meant else "remove it or correct its spelling; ")
+                       + f"the fields of an institution are {', '.join(fields)}", line)
+    if err["type"] == "missing":
+        return Problem(shown, f"{who}: missing field '{field_name}'",
+                       _INSTITUTION_FIX.get(field_name, f"add '{field_name}: ...'"), _node_line(
+                           node, ["institutions", index]))
+    got = entry.get(field_name)
+    got_text = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    expected = {"string_pattern_mismatch": "lower-case letters, digits and '-'",
+                "literal_error": f"one of {ctx.get('expected', '')}"}.get(err["type"], err["msg"])
+    return Problem(shown, f"{who}, {field_name}: expected {expected}{got_text}",
+                   _INSTITUTION_FIX.get(field_name, "correct the value"), line)
+
+
+def load_institutions(path: Path) -> dict[str, Institution]:
+    """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming every problem (file, line,
+    institution, field, what to write)."""
+    if not path.exists():
+        read_text_file(path, "institutions file", "berkas lembaga")  # raises the usual "cannot read" message
+    check = check_institutions(path)
+    if check.errors:
+        raise UserError("\n".join(p.render() for p in check.errors),
+                        pesan=f"{path}: berkas lembaga berisi {len(check.errors)} galat; perbaiki masalah yang "
+                              "tercantum di bawah (baris, lembaga, isian, dan cara memperbaikinya)")
+    return check.institutions
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -61,8 +61,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sop_app = typer.Typer(cls=BilingualGroup, help="Model SOP: validasi, daftar, tampilkan, gambar. "
-                           "/ SOP models: validate, list, show, render.", no_args_is_help=True)
+sop_app = typer.Typer(cls=BilingualGroup, help="Model SOP: validasi, daftar, tampilkan, gambar, ekspor (PNML/BPMN). "
+                           "/ SOP models: validate, list, show, render, export (PNML/BPMN).", no_args_is_help=True)
 app.add_typer(sop_app, name="sop")
 console = Console()
 err_console = Console(stderr=True)
@@ -129,9 +129,11 @@ def sop_list(
     / List the catalogue: id, number, title, steps."""
     from pipeline.sop import load_catalogue
 
-    catalogue = load_catalogue(_sop_dir(sop_dir))
+    root = _sop_dir(sop_dir)
+    catalogue = load_catalogue(root)
     if institution:
-        _known_institution(institution, {m.institution for m in catalogue.models.values()})
+        _known_institution(institution, {m.institution for m in catalogue.models.values()},
+                           root / "institutions.yaml")
     rows = [(sop_id, model.number or "-", model.title, str(len(model.steps) or len(model.rules)), model.kind)
             for sop_id, model in sorted(catalogue.models.items())
             if not institution or model.institution == institution]
@@ -141,12 +143,13 @@ def sop_list(
         err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
-def _known_institution(institution: str, also: Collection[str] = ()) -> dict[str, Institution]:
-    """The institutions of institutions.yaml; a :class:`UserError` when ``institution`` is neither there nor in
-    ``also``."""
+def _known_institution(institution: str, also: Collection[str] = (),
+                       institutions_file: Path | None = None) -> dict[str, Institution]:
+    """The institutions of institutions.yaml (the configured one by default); a :class:`UserError` when
+    ``institution`` is neither there nor in ``also``."""
     from pipeline.calendars import load_institutions
 
-    institutions = load_institutions(get_settings().institutions_file)
+    institutions = load_institutions(institutions_file or get_settings().institutions_file)
     known = set(institutions) | set(also)
     if institution not in known:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(known))}",
@@ -163,7 +166,7 @@ def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
 
     catalogue = load_catalogue(_sop_dir(sop_dir))
     model = catalogue.get(sop_id)
-    for renderable in sop_table(model):
+    for renderable in sop_table(model, console.width):
         console.print(renderable)
 
 
@@ -242,6 +245,7 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     """Load the catalogue and calendars, run the compliance check on ``db`` and publish the results."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from pipeline.batches import zone_changes
     from pipeline.calendars import load_calendars, load_institutions
     from pipeline.conformance import PoolExecutor
     from pipeline.db import connect
@@ -254,10 +258,12 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     calendars = load_calendars(settings.institutions_file)
     conn = connect(db)
     try:
+        warnings = zone_changes(conn, {k: str(i.timezone) for k, i in institutions.items()
+                                       if institution is None or k == institution})
         if as_of is not None:
-            warning = as_of_warning(conn, as_of, institution=institution, sop=sop)
-            if warning:
-                err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
+            warnings.append(as_of_warning(conn, as_of, institution=institution, sop=sop) or "")
+        for warning in filter(None, warnings):
+            err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("run", total=None)
@@ -306,12 +312,50 @@ def conform_cmd(
 
     from pipeline.conform import conform_file
 
+    def warn(message: str) -> None:
+        err_console.print(Text("Peringatan / Warning: ", style="bold yellow") + Text(message), highlight=False)
+
     with Progress(TextColumn("varian / variants"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("align", total=None)
         n_cases, n_fitting = conform_file(
-            log, model, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            log, model, out, progress=lambda done, total: bar.update(task, completed=done, total=total), warn=warn)
     console.print(f"{n_cases} kasus/cases, {n_fitting} fit; hasil/results: {out}")
+
+
+@sop_app.command("export")
+def sop_export(
+    sop: Annotated[str, typer.Argument(
+        help="Id SOP (lihat patuh sop list) atau berkas .yaml / SOP id (see patuh sop list) or .yaml file")],
+    out: Annotated[Path, typer.Option("--out", help="Berkas .pnml atau .bpmn / .pnml or .bpmn file")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="pnml | bpmn (bawaan: dari akhiran --out) / (default: from the --out suffix)")] = None,
+    sop_dir: SopDirOption = None,
+) -> None:
+    """Tulis jaring proses SOP sebagai PNML atau BPMN untuk alat process mining lain (label = teks kegiatan).
+    / Write an SOP's process net as PNML or BPMN for other process-mining tools (labels = activity text)."""
+    from pipeline.pm4py_adapter import export_sop, load_sop_file, require_procedure
+    from pipeline.sop import load_catalogue
+
+    suffix = out.suffix.lower().lstrip(".")
+    given = f"--format {fmt!r}" if fmt else f"--out {out}"
+    fmt = (fmt or suffix).lower()
+    if fmt not in ("pnml", "bpmn"):
+        raise UserError(f"{given}: use pnml or bpmn (--format pnml|bpmn, or an --out file ending in .pnml or .bpmn)",
+                        pesan=f"{given}: gunakan pnml atau bpmn (--format pnml|bpmn, atau berkas --out yang berakhiran "
+                              ".pnml atau .bpmn)")
+    if suffix != fmt:  # patuh conform and other tools tell a model's kind by its suffix
+        raise UserError(f"--out {out}: a {fmt.upper()} file must end in .{fmt}: use --out {out.with_suffix('.' + fmt)}",
+                        pesan=f"--out {out}: berkas {fmt.upper()} harus berakhiran .{fmt}: gunakan "
+                              f"--out {out.with_suffix('.' + fmt)}")
+    path = Path(sop)
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        model = load_sop_file(path)
+    else:
+        model = require_procedure(load_catalogue(_sop_dir(sop_dir)).get(sop), sop)
+    export_sop(model, fmt, out)
+    console.print(f"{model.id}: {len(model.steps)} langkah/steps -> {out} "
+                  f"({fmt.upper()}, {out.stat().st_size:,} bytes)")
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:

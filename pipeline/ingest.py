@@ -311,14 +311,39 @@ def step_labels(model: SopModel, mapping: Mapping | None) -> dict[str, str]:
 
 
 def role_labels(model: SopModel | None, mapping: Mapping | None) -> dict[str, str]:
+    """Normalised role text -> the SOP's role key: the key (also with spaces for ``_``), its label and aliases,
+    then each part of a label that lists several performers (``Orang Tua/Wali``), then the mapping's table.
+
+    Ingest stores the key of a role it recognises, else the normalised text; the run matches that text again
+    with the same names (run.py), so an alias added to the SOP later counts without loading the file again."""
     labels: dict[str, str] = {}
     if model is not None:
         for key, role in model.roles.items():
-            for text in [key, role.label, *role.aliases]:
+            for text in [key, key.replace("_", " "), role.label, *role.aliases]:
                 labels.setdefault(normalise_label(text), key)
+        for key, role in model.roles.items():
+            for part in role.label.split("/"):
+                if part.strip():
+                    labels.setdefault(normalise_label(part), key)
     for label, key in (mapping.roles if mapping else {}).items():
         labels[normalise_label(label)] = key
     return labels
+
+
+def _unknown_roles_note(conn: duckdb.DuckDBPyConnection, batch_id: int, model: SopModel) -> list[str]:
+    """A note naming the role texts of this batch that name no role of the SOP (the run flags their events
+    ``wrong_role``), with how to teach them to Patuh."""
+    rows = conn.execute(
+        f"SELECT role, count(*) FROM events WHERE batch_id = {batch_id} AND role IS NOT NULL "
+        "AND NOT list_contains(?, role) GROUP BY role ORDER BY 2 DESC, 1", [list(model.roles)]).fetchall()
+    if not rows:
+        return []
+    shown = ", ".join(f"{text!r} ({n} row{'s' if n != 1 else ''})" for text, n in rows[:5])
+    shown += f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return [f"role values that name no role of {model.id}: {shown}; their events count as wrong_role. If they are "
+            "the SOP's roles, add them to the role's aliases in the SOP file (then run again; no reload needed) or "
+            f"to the mapping (roles: {{{rows[0][0]!r}: ROLE}} and ingest --replace); the roles (ROLE) are: "
+            f"{', '.join(model.roles)}"]
 
 
 def end_steps(model: SopModel) -> list[str]:
@@ -539,6 +564,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     end_col = cols.get("timestamp") or cols.get("end")
     start_col = None if single else cols.get("start")
     date_col = cols.get("date")  # the day, when the time columns hold the time of day only
+    end_date_col = cols.get("end_date")  # the day an event ended, when not date's (a step over several days)
 
     def col_type(role: str) -> str:
         col = cols.get(role)
@@ -581,14 +607,20 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         ts_end = "TIMESTAMPTZ '1970-01-01 00:00:00+00' + to_seconds(__row)"
     else:
         assert end_col is not None
-        ts_end = (date_time_sql("__patuh_date", end_col, source.types.get(end_col), tz, formats) if date_col
+        end_day = ("__patuh_date" if not end_date_col
+                   else "CASE WHEN __patuh_end_blank THEN __patuh_date ELSE __patuh_end_day END")
+        ts_end = (date_time_sql(end_day, end_col, source.types.get(end_col), tz, formats) if date_col
                   else timestamp_sql(end_col, source.types.get(end_col), tz, formats))
     ts_start = "NULL::TIMESTAMPTZ" if not start_col else (
         date_time_sql("__patuh_date", start_col, source.types.get(start_col), tz, formats) if date_col
         else timestamp_sql(start_col, source.types.get(start_col), tz, formats))
     # the day is read once per row, for both times
+    end_day_sql = "" if not end_date_col else (
+        f", {date_sql(_ident(end_date_col), end_date_col in source.types, formats)} AS __patuh_end_day, "
+        + (f"{_ident(end_date_col)} IS NULL" if end_date_col in source.types
+           else f"NULLIF(trim({_ident(end_date_col)}), '') IS NULL") + " AS __patuh_end_blank")
     rows_sql = source.sql if not date_col else (
-        f"(SELECT *, {date_sql(_ident(date_col), date_col in source.types, formats)} AS __patuh_date "
+        f"(SELECT *, {date_sql(_ident(date_col), date_col in source.types, formats)} AS __patuh_date{end_day_sql} "
         f"FROM {source.sql})")
     # documents and status: the text per row; the list and the open/closed word are worked out once per
     # distinct text below (splitting 1M cells with list lambdas costs more than the rest of the parse)
@@ -608,7 +640,7 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
                {text('resource')} AS resource_raw, {text('role')} AS role_raw,
                {documents} AS documents, {status} AS status, lower({text('lifecycle')}) AS lifecycle,
                {raw(end_role)} AS _r_end, {raw('start')} AS _r_start, {raw('documents')} AS _r_documents,
-               {raw('status')} AS _r_status, {raw('date')} AS _r_date
+               {raw('status')} AS _r_status, {raw('date')} AS _r_date, {raw('end_date')} AS _r_end_date
         FROM {rows_sql}"""
     lo, hi = "TIMESTAMPTZ '2000-01-01 00:00:00+00'", "now() + INTERVAL 5 MINUTE"
     range_check = "" if source.ordinal_time else (
@@ -627,10 +659,11 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         conn.execute("SET disabled_optimizers = 'common_subexpressions'")
         conn.execute(f"""
             CREATE TEMP TABLE _patuh_p0 AS
-            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status, _r_date),
+            SELECT * EXCLUDE (_r_end, _r_start, _r_documents, _r_status, _r_date, _r_end_date),
                    {when_bad(end_role, '_r_end')} AS end_text, {when_bad('start', '_r_start')} AS start_text,
                    {when_bad('documents', '_r_documents')} AS documents_text,
-                   {when_bad('status', '_r_status')} AS status_text, {when_bad('date', '_r_date')} AS date_text
+                   {when_bad('status', '_r_status')} AS status_text, {when_bad('date', '_r_date')} AS date_text,
+                   {when_bad('end_date', '_r_end_date')} AS end_date_text
             FROM (
                 SELECT *, CASE WHEN case_raw IS NULL THEN 'missing_case_id'
                                WHEN activity IS NULL OR activity = '' THEN 'missing_activity'
@@ -695,21 +728,34 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     loc = f"coalesce(loc, 'line ' || ln.line, {sql_literal(source.row_word + ' ')} || source_row)"
     col_sql = {r: sql_literal(repr(c)) for r, c in col_of.items()}
     if date_col:
-        fixes["end_before_start"] = ("the end is before the start: check the two times (both are on the day in "
-                                     f"column {date_col!r}, so an event cannot run past midnight)")
+        fixes["end_before_start"] = (
+            f"the end is before the start: check the two times and the days (columns {date_col!r} and "
+            f"{end_date_col!r})" if end_date_col else
+            "the end is before the start: check the two times (both are on the day in "
+            f"column {date_col!r}; for steps that end on a later day, map that day's column as end_date)")
         fixes["missing_timestamp"] = f"every event needs its day (column {date_col!r}) and time: fill it in"
         # a missing or impossible day is the date column's
         col_sql["missing_timestamp"] = (f"CASE WHEN date_text IS NULL THEN {sql_literal(repr(date_col))} "
                                         f"ELSE {col_sql['missing_timestamp']} END")
         col_sql["out_of_range"] = sql_literal(repr(date_col))
+    # a date out of range is quoted as the file has it, in the column it is in (the start's or the end's)
+    end_bad = f"(ts_end < {lo} OR ts_end > {hi})"
+    value_sql = {"out_of_range": "p.date_text" if date_col
+                 else f"CASE WHEN {end_bad} THEN p.end_text ELSE p.start_text END"}
+    if start_col and not date_col:
+        col_sql["out_of_range"] = (f"CASE WHEN {end_bad} THEN {col_sql['out_of_range']} "
+                                   f"ELSE {sql_literal(repr(start_col))} END")
     msg_cases = " ".join(
-        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}', {sql_literal(name)}, {loc}, "
-        f"{col_sql[r]}, {sql_literal(fix)})"
+        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}{{}}', {sql_literal(name)}, {loc}, "
+        f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
+        + f"{sql_literal(fix)})"
         for r, fix in fixes.items())
     bad_ts = _bad_time_message(name, loc, cols, source.columns, formats)
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
     if date_col:
         raw_pairs.append((date_col, "p.date_text"))
+    if end_date_col:
+        raw_pairs.append((end_date_col, "p.end_date_text"))
     if end_col:
         raw_pairs.append((end_col, "p.end_text"))
     if start_col:
@@ -876,11 +922,15 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     total = result.rows_loaded + result.rows_quarantined + result.rows_duplicate + result.rows_lifecycle
     if result.rows_in != total:
         raise RuntimeError(f"{name}: row accounting does not add up ({result.rows_in} in, {total} accounted)")
+    if model is not None and "role" in cols:
+        result.notes += _unknown_roles_note(conn, batch_id, model)
     if source.ordinal_time:
         result.notes.append("no timestamps in this log: event order kept as 1970-01-01 + event number (seconds)")
     if not result.rows_in:
         result.notes.append("the file has its header but no rows: nothing loaded (an export of an empty period?)")
-    mapping_json = {"columns": cols, "timezone": tz, "date_formats": formats, "ordinal_time": source.ordinal_time,
+    # the zone the file's times without one were read in, and whose it was (batches.zone_changes)
+    mapping_json = {"columns": cols, "timezone": tz, "timezone_of": "mapping" if mapping and mapping.timezone
+                    else "institution", "date_formats": formats, "ordinal_time": source.ordinal_time,
                     "drop": mapping.drop if mapping else []}
     conn.execute(
         "INSERT INTO batches (batch_id, source_file, sha256, institution_id, sop_id, format, loaded_at, rows_in, "
@@ -905,7 +955,12 @@ def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[s
     head = f"{sql_literal(name)}, {loc}"
     if date_col:
         day = sql_literal(repr(date_col))
-        return (f"CASE WHEN {date_sql('date_text', False, formats)} IS NULL "
+        end_day = "" if not cols.get("end_date") else (
+            f"WHEN end_date_text IS NOT NULL AND {date_sql('end_date_text', False, formats)} IS NULL "
+            f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
+            f"date_formats in the mapping file), or leave it blank for an event that ended on its first day; fix "
+            f"the cell', {head}, {sql_literal(repr(cols['end_date']))}, end_date_text) ")
+        return (f"CASE {end_day}WHEN {date_sql('date_text', False, formats)} IS NULL "
                 f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
                 f"date_formats in the mapping file); fix the cell', {head}, {day}, date_text) "
                 f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a time of day; the mapping takes the day from "

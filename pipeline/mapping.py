@@ -5,6 +5,7 @@ A mapping is a small YAML file the user reviews (``patuh map suggest`` writes a 
     columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Tanggal, resource: Petugas}
     # or, when the day and the time of day are in separate columns (Tanggal 05/10/2026, Mulai 08:00):
     # columns: {case_id: No Kasus, activity: Kegiatan, date: Tanggal, start: Mulai, end: Selesai}
+    # and for steps that end on a later day, the end's day too: end_date: Tanggal Selesai
     drop: [Nama Siswa, Catatan]          # names and free text: never read into the database
     date_formats: ["dd/mm/yyyy HH:MM"]   # optional; ISO, dd/mm/yyyy, Indonesian months are understood
     timezone: Asia/Makassar              # optional; default: the institution's
@@ -23,7 +24,7 @@ from typing import Any
 
 import duckdb
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
 from pipeline.sop import SopModel, read_yaml
@@ -63,6 +64,7 @@ class Columns(BaseModel):
     case_id: str
     activity: str
     date: str | None = None  # the day, when timestamp/start/end hold only the time of day
+    end_date: str | None = None  # the day an event ended, when not the day in ``date`` (blank: the same day)
     timestamp: str | None = None
     start: str | None = None
     end: str | None = None
@@ -71,6 +73,13 @@ class Columns(BaseModel):
     documents: str | None = None
     status: str | None = None
     lifecycle: str | None = None
+
+    @model_validator(mode="after")
+    def _end_date_needs_date(self) -> Columns:
+        if self.end_date and not self.date:
+            raise ValueError("end_date is the day an event ended, beside date (the day it started) and the times "
+                             "of day in start/end or timestamp: map date too, or leave end_date out")
+        return self
 
     def mapped(self) -> dict[str, str]:
         return {k: v for k, v in self.model_dump().items() if v}
@@ -90,9 +99,16 @@ class Mapping(BaseModel):
     roles: dict[str, str] = Field(default_factory=dict)
     sheet: str | None = None
 
+    @field_validator("drop", mode="before")
+    @classmethod
+    def _no_drop(cls, value: Any) -> Any:
+        return [] if value is None else value  # map suggest's "drop:   # ... (none found)"
+
     @field_validator("activities", "roles", mode="before")
     @classmethod
     def _text_keys(cls, value: Any) -> Any:
+        if value is None:  # a table whose every line is commented out (map suggest's "???" lines)
+            return {}
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     def formats(self) -> list[str]:
@@ -215,7 +231,7 @@ def resolve_columns(headers: list[str], mapping: Mapping | None, where: str) -> 
 
 _HEADER_RULES: list[tuple[str, str]] = [  # (regex on the normalised header, role); first match wins
     (r"^(nama|name)\b|\bnama\b|nisn?\b|\bnik\b|catatan|keterangan|\bnote|\bcomment|uraian|alamat|telepon|hp\b", "drop"),
-    (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas)|^case\s*(id|no)|^case$|"
+    (r"^(no\.?|nomor|nomer|id|kode)\s*(kasus|perkara|tiket|pengaduan|layanan|berkas|registrasi|register|reg\.?|permohonan)|^case\s*(id|no)|^case$|"
      r"^(id|no)\s*case|^kasus(\s*(no\.?|nomor|id|ke))?$", "case_id"),
     (r"^(kegiatan|aktivitas|aktifitas|langkah|tahap|tahapan|activity|step|task)", "activity"),
     (r"(waktu|tanggal|tgl|jam)\s*(mulai|awal)|^mulai$|^start|^begin", "start"),
@@ -251,6 +267,21 @@ def _holds_times_only(header: str, samples: dict[str, list[str]] | None) -> bool
     return not re.search(r"tanggal|tgl|date|timestamp", _norm(header))
 
 
+_DAY_ONLY = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}( 00:00(:00)?)?|\d{1,2} [a-z]+\.? \d{4}", re.IGNORECASE)
+
+
+def _day_columns(headers: list[str], samples: dict[str, list[str]] | None) -> dict[str, str]:
+    """"start"/"end" -> a "Tanggal Mulai" / "Tanggal Selesai" column whose values are days only (a step's days
+    beside "Jam Mulai"/"Jam Selesai"); none without samples, so that a full date-time column stays a time."""
+    found: dict[str, str] = {}
+    for header in headers:
+        match = re.fullmatch(r"(tanggal|tgl\.?)\s*(mulai|awal|selesai|akhir)", _norm(header))
+        values = [v.strip() for v in (samples or {}).get(header, []) if v and v.strip()]
+        if match and values and 2 * sum(bool(_DAY_ONLY.fullmatch(v)) for v in values) > len(values):
+            found.setdefault("start" if match[2] in ("mulai", "awal") else "end", header)
+    return found
+
+
 def guess_date_column(headers: list[str], taken: Collection[str] = ()) -> str | None:
     """A header that looks like a column with the day (Tanggal, Tgl, Date), not already in ``taken``."""
     date_rule = next(rx for rx, role in _HEADER_RULES if role == "date")
@@ -266,8 +297,9 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
     unmapped: list[str] = []
     notes: list[str] = []
     canonical = resolve_canonical_quiet(headers)
+    days = _day_columns(headers, samples)  # Tanggal Mulai / Tanggal Selesai holding days, beside Jam columns
     for header in headers:
-        if header in canonical.values():
+        if header in canonical.values() or header in days.values():
             continue
         norm = _norm(header)
         role = next((r for rx, r in _HEADER_RULES if re.search(rx, norm)), None)
@@ -278,7 +310,7 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
         else:
             unmapped.append(header)
     roles = {**canonical, **{k: v for k, v in roles.items() if k not in canonical}}
-    date, time = roles.pop("date", None), roles.pop("time", None)
+    date, time = roles.pop("date", None) or days.get("start"), roles.pop("time", None)
     if time is not None:  # "Jam" / "Waktu": the event's time, unless start and end columns give it
         if "timestamp" in roles or "start" in roles or "end" in roles:
             unmapped.append(time)
@@ -297,12 +329,15 @@ def suggest_columns(headers: list[str], samples: dict[str, list[str]] | None = N
             roles["timestamp"] = date  # the day (and maybe the time) in one column
         elif time_only:
             roles["date"] = date  # Tanggal + Mulai/Selesai (or + Jam): joined at ingest
+            if "end" in days:  # a step may end on a later day (Tanggal Selesai)
+                roles["end_date"] = days["end"]
         else:
             unmapped.append(date)
     elif time_only and "timestamp" not in canonical and "end" not in canonical:
         which = f"column {times[0]!r} holds" if len(times) == 1 else f"columns {', '.join(map(repr, times))} hold"
         notes.append(f"{which} the time of day only and no date column was found: add the column with the day "
                      "as 'date: COLUMN' under columns (without it every row is quarantined)")
+    unmapped += [h for h in days.values() if h not in roles.values() and h not in unmapped]
     if "role" not in roles and "resource" in roles and re.search(r"pelaksana", _norm(roles["resource"])):
         roles["role"] = roles.pop("resource")  # "Pelaksana" is the SOP's performer lane: a role, not a person
     return roles, drop, unmapped, notes
@@ -332,13 +367,35 @@ def suggest_activities(labels: list[str], sop: SopModel, cutoff: float = 60.0) -
     return out
 
 
+def suggest_roles(values: list[str], sop: SopModel, cutoff: float = 80.0) -> dict[str, str | None]:
+    """Exported role texts the SOP's role names do not match as they are (ingest.role_labels) -> the closest
+    role key by rapidfuzz, or None: what a mapping's ``roles:`` table needs."""
+    from rapidfuzz import fuzz, process, utils
+
+    from pipeline.ingest import normalise_label, role_labels
+
+    known = role_labels(sop, None)
+    choices = {text: key for key, role in sop.roles.items() for text in [key.replace("_", " "), role.label,
+                                                                         *role.aliases]}
+    out: dict[str, str | None] = {}
+    for value in values:
+        if normalise_label(value) in known:
+            continue
+        best = process.extractOne(value, list(choices), scorer=fuzz.ratio,
+                                  processor=utils.default_process, score_cutoff=cutoff)
+        out[value] = None if best is None else choices[best[0]]
+    return out
+
+
 def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str], activities: dict[str, str],
-                    unmatched: list[str], sheet: str | None = None, notes: list[str] | None = None) -> str:
+                    unmatched: list[str], sheet: str | None = None, notes: list[str] | None = None,
+                    role_values: dict[str, str | None] | None = None, sop: SopModel | None = None) -> str:
     """The YAML text ``patuh map suggest`` prints, with comments for what needs a human look."""
     cols = {k: roles[k] for k in Columns.model_fields if k in roles}
     lines = ["# Patuh column mapping: review before use (patuh ingest FILE --mapping THIS.yaml)", "columns:"]
     for k, v in cols.items():
-        comment = "   # the day; timestamp/start/end hold the time of day only" if k == "date" else ""
+        comment = {"date": "   # the day; timestamp/start/end hold the time of day only",
+                   "end_date": "   # the day the step ended (blank: the day in date)"}.get(k, "")
         lines.append(f"  {k}: {_q(v)}{comment}")
     if "case_id" not in cols:
         lines.append("  case_id: ???   # no case number column found: fill in")
@@ -353,13 +410,19 @@ def suggestion_yaml(roles: dict[str, str], drop: list[str], unmapped: list[str],
     if unmapped:
         lines.append("# not mapped, so not stored: " + ", ".join(_q(u) for u in unmapped))
     lines.append("# date_formats: ['dd/mm/yyyy HH:MM']   # only if the dates are not understood as they are")
-    lines.append("# timezone: Asia/Jakarta                 # default: the institution's")
+    lines.append("# timezone: Asia/Jakarta   # leave out: times are read in the institution's own zone (WIB/WITA/WIT); "
+                 "set it only for an export written in another zone")
     if sheet:
         lines.append(f"sheet: {_q(sheet)}")
     lines.append(("activities:" if activities else "activities: {}")
                  + "   # exported label -> SOP step id (fuzzy matches: check them)")
     lines += [f"  {_q(k)}: {v}" for k, v in sorted(activities.items())]
     lines += [f"  # {_q(u)}: ???   # no step matched" for u in unmatched]
+    if role_values and sop is not None:
+        lines.append("roles:   # exported role -> SOP role key (fuzzy matches: check them; roles: "
+                     f"{', '.join(sop.roles)})")
+        lines += [f"  {_q(k)}: {v}" for k, v in sorted(role_values.items()) if v]
+        lines += [f"  # {_q(k)}: ???   # no role matched" for k, v in sorted(role_values.items()) if not v]
     return "\n".join(lines) + "\n"
 
 
@@ -397,7 +460,14 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
             samples = {name: [str(row[i]) for row in head if row[i] is not None]
                        for i, name in enumerate(names) if name in source.columns}
             roles, drop, unmapped, notes = suggest_columns(source.columns, samples)
+            notes = source.notes + notes  # e.g. the title rows above an XLSX sheet's header
             labels: list[str] = []
+            role_texts: list[str] = []
+            if "role" in roles and sop is not None:
+                col = '"' + roles["role"].replace('"', '""') + '"'
+                role_texts = [str(r[0]) for r in conn.execute(
+                    f"SELECT DISTINCT trim({col}::VARCHAR) AS r FROM {source.sql} WHERE trim({col}::VARCHAR) <> '' "
+                    "ORDER BY r LIMIT 100").fetchall()]
             if "activity" in roles:
                 col = '"' + roles["activity"].replace('"', '""') + '"'
                 rows = conn.execute(f"SELECT trim({col}) AS a, count(*) FROM {source.sql} WHERE trim({col}) <> '' "
@@ -409,4 +479,5 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
         conn.close()
     activities = suggest_activities(labels, sop) if sop else {}
     unmatched = [label for label in labels if label not in activities] if sop else []
-    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes)
+    role_values = suggest_roles(role_texts, sop) if sop else {}
+    return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes, role_values, sop)

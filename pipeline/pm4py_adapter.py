@@ -11,10 +11,11 @@ small classes shaped like pm4py's (``places``, ``transitions``, ``arcs``, ``in_a
 
 from __future__ import annotations
 
+import csv
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,8 +109,9 @@ class ProcessModel:
         return {t.label for t in self.net.transitions if t.label is not None}
 
 
-def compile_sop(model: SopModel) -> ProcessModel:
-    """Compile an SOP model to a workflow net whose visible transitions are labelled with step ids.
+def compile_sop(model: SopModel, labels: Mapping[str, str] | None = None) -> ProcessModel:
+    """Compile an SOP model to a workflow net whose visible transitions are labelled with step ids
+    (or with ``labels[step_id]``: :func:`export_sop` labels them with the activity text logs record).
 
     Construction (always a free-choice, sound net when every step can reach the end):
     one input place per step; a step's transition moves the token to its *exit*: the next step's input
@@ -140,7 +142,7 @@ def compile_sop(model: SopModel) -> ProcessModel:
             exit_place = net.place(f"x_{step_id}")
             for target in targets:
                 silent(f"tau_{step_id}_to_{target}", exit_place, target_place(target))
-        transition = net.transition(f"t_{step_id}", step_id)
+        transition = net.transition(f"t_{step_id}", labels.get(step_id, step_id) if labels else step_id)
         net.arc(entry[step_id], transition)
         if step.repeat:
             again = net.place(f"r_{step_id}")
@@ -198,14 +200,7 @@ def load_model(path: Path) -> ProcessModel:
             pm4py = _pm4py()
             net, im, fm = pm4py.convert_to_petri_net(pm4py.read_bpmn(str(path)))
         elif suffix in {".yaml", ".yml"}:
-            from pipeline.sop import load_model_file
-
-            loaded = load_model_file(path)
-            if loaded.model is None:
-                raise UserError("\n".join(p.render() for p in loaded.problems),
-                                pesan=f"{path}: model SOP ini tidak dapat dimuat; perbaiki masalah yang tercantum di "
-                                      "bawah (periksa lagi dengan 'patuh sop validate')")
-            return compile_sop(loaded.model)
+            return compile_sop(load_sop_file(path))
         else:
             raise UserError(f"{path}: a model must be .pnml, .bpmn or an SOP .yaml file (got '{suffix}')",
                             pesan=f"{path}: model harus berupa berkas .pnml, .bpmn atau .yaml SOP (yang diberikan: "
@@ -216,6 +211,79 @@ def load_model(path: Path) -> ProcessModel:
         raise UserError(f"{path}: cannot read the model ({exc.__class__.__name__}: {exc})",
                         pesan=f"{path}: model tidak dapat dibaca ({exc.__class__.__name__}: {exc})") from None
     return ProcessModel(net, im, fm, path.stem)
+
+
+def load_sop_file(path: Path) -> SopModel:
+    """A valid procedure SOP from a YAML file (a :class:`UserError` naming every problem otherwise)."""
+    from pipeline.sop import load_model_file
+
+    if not path.exists():
+        raise UserError(f"{path}: no such model file",
+                        pesan=f"{path}: berkas model tidak ditemukan")
+    loaded = load_model_file(path)
+    if loaded.model is None:
+        raise UserError("\n".join(p.render() for p in loaded.problems),
+                        pesan=f"{path}: model SOP ini tidak dapat dimuat; perbaiki masalah yang tercantum di "
+                              "bawah (periksa lagi dengan 'patuh sop validate')")
+    return require_procedure(loaded.model, str(path))
+
+
+def require_procedure(model: SopModel, where: str) -> SopModel:
+    """``model`` when it is a procedure; a rules model has no steps, so no net: a :class:`UserError` naming
+    procedure SOPs of the catalogue instead."""
+    if model.kind != "rules":
+        return model
+    from pipeline.config import get_settings
+    from pipeline.sop import load_catalogue
+
+    root = get_settings().catalogue_dir
+    catalogue = load_catalogue(root) if root.is_dir() else None
+    usable = sorted(i for i, m in catalogue.models.items() if m.kind != "rules") if catalogue else []
+    same = [i for i in usable if i.startswith(f"{model.institution}/")]
+    examples = [f"{i} ({_shown(catalogue.files[i])})" for i in (same or usable)[:3]] if catalogue else []
+    instead = (f"; use a procedure SOP instead, e.g. {', '.join(examples)}: {len(usable)} in {_shown(root)}, "
+               "'patuh sop list' shows each SOP's kind") if examples else \
+        "; use a procedure SOP instead (kind: procedure, with steps)"
+    gantinya = (f"; gunakan SOP prosedur sebagai gantinya, misalnya {', '.join(examples)}: ada {len(usable)} di "
+                f"{_shown(root)}, 'patuh sop list' menunjukkan jenis setiap SOP") if examples else \
+        "; gunakan SOP prosedur sebagai gantinya (kind: procedure, dengan langkah)"
+    which = where if where == model.id else f"{where}: {model.id}"
+    raise UserError(f"{which} is a rules model (kind: rules): "
+                    "its rules are checked on their inputs "
+                    "(attendance, escalations, scores) by 'patuh run', and it has no process of steps to align a "
+                    f"log with or to export as a net{instead}",
+                    pesan=f"{which} adalah model aturan (kind: rules): aturannya diperiksa oleh 'patuh run' pada "
+                          "masukannya (kehadiran, eskalasi, nilai), dan model ini tidak memiliki proses berlangkah "
+                          f"untuk dicocokkan dengan log atau diekspor sebagai jaring{gantinya}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is inside it (as a user types it)."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def export_sop(model: SopModel, fmt: str, out: Path) -> Path:
+    """Write the compiled net of ``model`` as PNML or BPMN 2.0, its visible transitions labelled with the
+    activity text a log records for each step (:func:`pipeline.synth.activity_labels`), so other tools align
+    the same logs against it. Returns ``out``."""
+    from pipeline.synth import activity_labels
+
+    model = require_procedure(model, model.id)
+    compiled = compile_sop(model, dict(zip(model.step_ids, activity_labels(model), strict=True)))
+    net, im, fm = to_pm4py(compiled)
+    pm4py = _pm4py()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pnml":
+        pm4py.write_pnml(net, im, fm, str(out))
+    elif fmt == "bpmn":
+        import shutil
+
+        # the diagram layout needs Graphviz's dot; without it the BPMN has the process only (no drawing)
+        pm4py.write_bpmn(pm4py.convert_to_bpmn(net, im, fm), str(out), auto_layout=shutil.which("dot") is not None)
+    else:
+        raise UserError(f"--format {fmt!r}: use pnml or bpmn",
+                        pesan=f"--format {fmt!r}: gunakan pnml atau bpmn")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -416,42 +484,29 @@ def align_net(aligner: NetAligner, model: ProcessModel, trace: Sequence[str]) ->
     return AlignmentResult(found.cost, aligner.fitness(len(trace), found.cost), found.moves)
 
 
-def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
-    """Read an XES/.xes.gz or pm4py-style CSV log with pm4py: (case ids, traces of activity labels).
+@dataclass
+class LogTraces:
+    """A log as ``patuh conform`` reads it: case ids and their traces in pm4py's order, and what was left out."""
 
-    Used by ``patuh conform`` so that the comparison with pm4py starts from the very same traces.
+    case_ids: list[str]
+    traces: list[tuple[str, ...]]
+    left_out: list[str] = field(default_factory=list)  # one message per file that lost rows, for the user
+
+
+def read_log(path: Path) -> LogTraces:
+    """Read an XES/.xes.gz or CSV log with pm4py: (case ids, traces of activity labels, rows left out).
+
+    Used by ``patuh conform`` so that the comparison with pm4py starts from the very same traces. The file is
+    checked first with ingest's checks (:mod:`pipeline.readers`): its content matches its name, an XES file
+    is complete and declares no DTD or entities. A CSV's columns are found by ingest's names
+    (:data:`pipeline.mapping.CANONICAL`); rows without a case, an activity or a readable timestamp are left
+    out and counted.
     """
-    import pandas as pd
-
-    name = path.name.lower()
-    if not path.exists():
-        raise UserError(f"{path}: no such log file",
-                        pesan=f"{path}: berkas log tidak ditemukan")
-    pm4py = _pm4py()
-    try:
-        if name.endswith((".xes", ".xes.gz")):
-            frame = pm4py.read_xes(str(path))
-            if not isinstance(frame, pd.DataFrame):
-                frame = pm4py.convert_to_dataframe(frame)
-        elif name.endswith(".csv"):
-            raw = pd.read_csv(path, sep=None, engine="python")
-            missing = {CASE, ACTIVITY, TIMESTAMP} - set(raw.columns)
-            if missing:
-                raise UserError(f"{path}: a CSV log for 'patuh conform' needs the columns {CASE}, {ACTIVITY}, "
-                                f"{TIMESTAMP} (missing: {', '.join(sorted(missing))}); load other exports "
-                                "with 'patuh ingest --mapping'",
-                                pesan=f"{path}: log CSV untuk 'patuh conform' memerlukan kolom {CASE}, {ACTIVITY}, "
-                                      f"{TIMESTAMP} (yang tidak ada: {', '.join(sorted(missing))}); muat ekspor lain "
-                                      "dengan 'patuh ingest --mapping'")
-            frame = pm4py.format_dataframe(raw, case_id=CASE, activity_key=ACTIVITY, timestamp_key=TIMESTAMP)
-        else:
-            raise UserError(f"{path}: a log must be .xes, .xes.gz or .csv",
-                            pesan=f"{path}: log harus berupa berkas .xes, .xes.gz atau .csv")
-    except UserError:
-        raise
-    except Exception as exc:
-        raise UserError(f"{path}: cannot read the log ({exc.__class__.__name__}: {exc})",
-                        pesan=f"{path}: log tidak dapat dibaca ({exc.__class__.__name__}: {exc})") from None
+    kind = _check_log_file(path)
+    if kind == "csv":
+        frame, left_out = _read_csv_log(path)
+    else:
+        frame, left_out = _read_xes_log(path), []
     # pm4py's own trace order: stable sort by timestamp within each case, cases in order of appearance
     frame = frame.reset_index(drop=True)
     frame["_order"] = range(len(frame))
@@ -460,4 +515,197 @@ def read_log(path: Path) -> tuple[list[str], list[tuple[str, ...]]]:
     grouped = frame.groupby(CASE, sort=False)[ACTIVITY].agg(tuple)
     first_seen = frame.sort_values("_order").drop_duplicates(CASE)[CASE].tolist()
     traces = [tuple(str(a) for a in grouped[c]) for c in first_seen]
-    return [str(c) for c in first_seen], traces
+    if not traces:
+        raise UserError(f"{path}: the log has no events; export it again with its events",
+                        pesan=f"{path}: log ini tidak berisi peristiwa; ekspor ulang beserta peristiwanya")
+    return LogTraces([str(c) for c in first_seen], traces, left_out)
+
+
+def _check_log_file(path: Path) -> str:
+    """csv | xes | xes.gz: the file's kind by its name, after ingest's check that the content is that kind."""
+    from pipeline.readers import sniff_format
+
+    if not path.exists():
+        raise UserError(f"{path}: no such log file",
+                        pesan=f"{path}: berkas log tidak ditemukan")
+    name = path.name.lower()
+    kind = next((k for k in ("xes.gz", "xes", "csv") if name.endswith("." + k)), None)
+    if kind is None:
+        raise UserError(f"{path}: a log must be .xes, .xes.gz or .csv (got '{path.suffix}'); export it as one of "
+                        "these (from a spreadsheet: save as CSV)",
+                        pesan=f"{path}: log harus berupa berkas .xes, .xes.gz atau .csv (yang diberikan: "
+                              f"'{path.suffix}'); ekspor dalam salah satu jenis ini (dari spreadsheet: simpan "
+                              "sebagai CSV)")
+    found = sniff_format(path)  # an empty or binary file, gzip or not as the name says: ingest's messages
+    if found != kind:
+        how, caranya = ((f"rename it to .{found}", f"ganti akhiran namanya menjadi .{found}")
+                        if found in ("csv", "xes", "xes.gz") else
+                        ("save the log as CSV (UTF-8)", "simpan log sebagai CSV (UTF-8)"))
+        raise UserError(f"{path.name}: not a .{kind} file, whatever its name says (the content is {found.upper()}): "
+                        f"{how} for 'patuh conform'",
+                        pesan=f"{path.name}: bukan berkas .{kind}, meskipun namanya berakhiran .{kind} (isinya "
+                              f"{found.upper()}): {caranya} untuk 'patuh conform'")
+    return kind
+
+
+def _read_xes_log(path: Path) -> Any:
+    """pm4py's dataframe of a checked XES file.
+
+    ingest's pre-scan refuses DTDs and entities (XML bombs); a file it does not pass as complete is parsed by
+    ingest's streaming reader first, which names a truncated file, instead of pm4py's Rust reader, which
+    panics on it (a pyo3 ``PanicException``, a BaseException, after printing its backtrace). The panic is
+    also caught, with the Rust side's output kept off the terminal, in case a file passes the pre-scan."""
+    import pandas as pd
+
+    from pipeline.readers import _quiet_fds, _xes_prescan
+
+    if not _xes_prescan(path):  # incomplete, or dates without a UTC offset (those read fine)
+        _xes_streaming_check(path)
+    pm4py = _pm4py()
+    try:
+        with _quiet_fds():
+            frame = pm4py.read_xes(str(path))
+        if not isinstance(frame, pd.DataFrame):
+            frame = pm4py.convert_to_dataframe(frame)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a Rust panic is a BaseException
+        _xes_streaming_check(path)  # names the line when the XML is broken
+        what = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0].rsplit("value: ", 1)[-1]
+        raise UserError(f"{path.name}: pm4py cannot read the XES file ({what}); it may be damaged: "
+                        "export it again",
+                        pesan=f"{path.name}: pm4py tidak dapat membaca berkas XES ini ({what}); mungkin berkasnya "
+                              "rusak: ekspor ulang") from None
+    if frame.empty:
+        raise UserError(f"{path.name}: the XES file has no events; export the log again with its events",
+                        pesan=f"{path.name}: berkas XES ini tidak berisi peristiwa; ekspor ulang log beserta "
+                              "peristiwanya")
+    missing = [k for k in (CASE, ACTIVITY) if k not in frame.columns]
+    if missing:
+        raise UserError(f"{path.name}: the XES file has no {' or '.join(missing)} attribute (a trace needs "
+                        "its case id as concept:name, an event its activity as concept:name); export it again",
+                        pesan=f"{path.name}: berkas XES ini tidak memiliki atribut {' atau '.join(missing)} (sebuah "
+                              "trace memerlukan id kasusnya sebagai concept:name, sebuah peristiwa kegiatannya "
+                              "sebagai concept:name); ekspor ulang")
+    return frame
+
+
+def _xes_streaming_check(path: Path) -> None:
+    """Parse ``path`` with ingest's streaming XES reader: a :class:`UserError` naming what is wrong (a
+    truncated file, no events, no <log> root), nothing for a readable file."""
+    import duckdb
+
+    from pipeline.readers import _xes_lxml
+
+    conn = duckdb.connect()
+    try:
+        _xes_lxml(conn, path, set(), None)
+    finally:
+        conn.close()
+
+
+def _read_csv_log(path: Path) -> tuple[Any, list[str]]:
+    """pm4py's dataframe of a CSV log whose columns ingest recognises, and a note on the rows left out."""
+    import pandas as pd
+
+    from pipeline.mapping import resolve_canonical_quiet
+
+    try:
+        raw = pd.read_csv(path, sep=None, engine="python")
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{path.name}: cannot read the CSV ({exc}); export it again as UTF-8 CSV "
+                        "with a header row",
+                        pesan=f"{path.name}: CSV ini tidak dapat dibaca ({exc}); ekspor ulang sebagai CSV UTF-8 "
+                              "dengan baris judul kolom") from None
+    raw.columns = [str(c) for c in raw.columns]
+    cols = resolve_canonical_quiet(list(raw.columns))
+    time_col = cols.get("timestamp") or cols.get("end")
+    if "case_id" not in cols or "activity" not in cols or time_col is None:
+        message, pesan = _csv_columns_message(path, list(raw.columns))
+        raise UserError(message, pesan=pesan)
+    if raw.empty:
+        raise UserError(f"{path.name}: the CSV has a header but no rows (no events); export the log again "
+                        "with its events",
+                        pesan=f"{path.name}: CSV ini memiliki baris judul kolom tetapi tidak ada baris data (tidak "
+                              "ada peristiwa); ekspor ulang log beserta peristiwanya")
+    stamps = raw[time_col]
+    reasons = pd.Series("", index=raw.index)
+    for reason, col in (("no timestamp", time_col), ("no activity", cols["activity"]),
+                        ("no case id", cols["case_id"])):  # a row missing several: the first of case, activity, time
+        cells = raw[col]
+        reasons[cells.isna() | cells.astype("string").str.strip().eq("")] = reason
+    if stamps.dtype == object or pd.api.types.is_string_dtype(stamps.dtype):
+        # text: parsed as pm4py parses it (format 'mixed', UTC); not a date: left out
+        parsed = pd.to_datetime(stamps.where(reasons == ""), format="mixed", utc=True, errors="coerce")
+        reasons[(reasons == "") & parsed.isna()] = "a timestamp that is not a date"
+        raw[time_col] = parsed  # pm4py would parse the same text again
+    kept = raw[reasons == ""].copy()
+    why, sebabnya = _left_out(path, list(raw.columns), reasons, stamps)
+    if kept.empty:
+        raise UserError(f"{path.name}: none of the {len(raw)} rows can be used: {why}; fill them in and run again",
+                        pesan=f"{path.name}: tidak ada satu pun dari {len(raw)} baris yang dapat dipakai: {sebabnya}; "
+                              "lengkapi isinya lalu jalankan lagi")
+    try:
+        frame = _pm4py().format_dataframe(kept, case_id=cols["case_id"], activity_key=cols["activity"],
+                                          timestamp_key=time_col)
+    except Exception as exc:  # pm4py raises many kinds on data it cannot use
+        raise UserError(f"{path.name}: pm4py cannot read the CSV ({exc.__class__.__name__}: {exc}); "
+                        "export it again",
+                        pesan=f"{path.name}: pm4py tidak dapat membaca CSV ini ({exc.__class__.__name__}: {exc}); "
+                              "ekspor ulang") from None
+    left_out = [f"{path.name}: left out {len(raw) - len(kept)} of {len(raw)} rows: {why}; fill them in (or fix "
+                "the dates) and run again to check them too"] if why else []
+    return frame, left_out
+
+
+def _csv_columns_message(path: Path, headers: list[str]) -> tuple[str, str]:
+    """What ``patuh conform`` needs of a CSV's header: the names ingest recognises without a mapping (in
+    English and in Indonesian)."""
+    from pipeline.mapping import CANONICAL
+
+    def names(*roles: str) -> str:
+        return ", ".join(n for role in roles for n in CANONICAL[role])
+
+    found = ", ".join(map(repr, headers[:12]))
+    return (f"{path.name}: a CSV log for 'patuh conform' needs a case, an activity and a timestamp column "
+            f"(the file has {found}); it accepts, in any case, for the case "
+            f"{names('case_id')}; for the activity {names('activity')}; for the time {names('timestamp', 'end')} "
+            f"(or {names('start')} when there is no end). Rename the columns in the header row and run again",
+            f"{path.name}: log CSV untuk 'patuh conform' memerlukan kolom kasus, kolom kegiatan dan kolom waktu "
+            f"(kolom di berkas: {found}); nama yang diterima, tanpa memandang huruf besar/kecil, untuk kasus: "
+            f"{names('case_id')}; untuk kegiatan: {names('activity')}; untuk waktu: {names('timestamp', 'end')} "
+            f"(atau {names('start')} bila tidak ada waktu selesai). Ganti nama kolomnya di baris judul kolom, lalu "
+            "jalankan lagi")
+
+
+# the reasons a CSV log's row is left out, in Indonesian
+_LEFT_OUT_ID = {"no timestamp": "tanpa waktu", "no activity": "tanpa kegiatan", "no case id": "tanpa id kasus",
+                "a timestamp that is not a date": "berisi waktu yang bukan tanggal"}
+
+
+def _left_out(path: Path, headers: list[str], reasons: Any, stamps: Any) -> tuple[str, str]:
+    """'1 with no activity (line 5); 2 with a timestamp that is not a date (line 9: 'kemarin', ...)': the rows
+    with a reason, by the file lines an editor shows (ingest's :func:`pipeline.readers.csv_record_lines`); the
+    same in Indonesian beside it."""
+    from pipeline.readers import csv_record_lines
+
+    bad = reasons[reasons != ""]
+    if bad.empty:
+        return "", ""
+    by_reason: dict[str, list[int]] = {}
+    for i, reason in bad.items():
+        by_reason.setdefault(str(reason), []).append(int(i))
+    shown = [i for rows in by_reason.values() for i in rows[:5]]
+    lines, _ = csv_record_lines(path, headers, [i + 1 for i in shown])  # 1-based data records
+    parts, bagian = [], []
+    for reason, rows in by_reason.items():
+        where = [f"line {lines[i + 1]}" if i + 1 in lines else f"data row {i + 1}" for i in rows[:5]]
+        di = [f"baris {lines[i + 1]}" if i + 1 in lines else f"baris data ke-{i + 1}" for i in rows[:5]]
+        if reason.startswith("a timestamp"):
+            where = [f"{w}: {stamps.at[i]!r}" for w, i in zip(where, rows, strict=False)]
+            di = [f"{w}: {stamps.at[i]!r}" for w, i in zip(di, rows, strict=False)]
+        more = f", {len(rows) - 5} more" if len(rows) > 5 else ""
+        lagi = f", {len(rows) - 5} lainnya" if len(rows) > 5 else ""
+        parts.append(f"{len(rows)} with {reason} ({', '.join(where)}{more})")
+        bagian.append(f"{len(rows)} baris {_LEFT_OUT_ID.get(reason, reason)} ({', '.join(di)}{lagi})")
+    return "; ".join(parts), "; ".join(bagian)

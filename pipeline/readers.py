@@ -257,31 +257,81 @@ def _csv_scan(path: Path, src: Source, conn: duckdb.DuckDBPyConnection, wide: bo
             + (f", max_line_size={WIDE_LINE_BYTES})" if wide else ")"))
 
 
+def mixed_line_ends(path: Path) -> bool:
+    """Whether a text file ends some lines with CRLF and others with a bare LF (a Windows export edited by
+    hand elsewhere): DuckDB's CSV sniffer refuses such a file."""
+    crlf = lf = 0
+    last = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            data = last + chunk
+            crlf += data.count(b"\r\n") - last.count(b"\r\n")
+            lf += data.count(b"\n") - data.count(b"\r\n") - (last.count(b"\n") - last.count(b"\r\n"))
+            if crlf and lf:
+                return True
+            last = chunk[-1:]
+    return False
+
+
+def to_lf(path: Path) -> Path:
+    """Stream a text file to a temp file with every CRLF written as LF (the lines stay where they were)."""
+    fd, tmp = tempfile.mkstemp(prefix="patuh-", suffix=".csv")
+    try:
+        with path.open("rb") as src, os.fdopen(fd, "wb") as dst:
+            carry = b""
+            while chunk := src.read(1 << 22):
+                data = carry + chunk
+                carry = b"\r" if data.endswith(b"\r") else b""
+                dst.write(data[:len(data) - len(carry)].replace(b"\r\n", b"\n"))
+            dst.write(carry)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
 def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     encoding = detect_encoding(path)
     read_path = path if encoding == "utf-8" else transcode(path, encoding)
     src = Source("csv", "", [], notes=[] if encoding == "utf-8" else [f"encoding: {encoding}"])
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
-    src._widen = lambda: _csv_scan(read_path, src, conn, wide=True)
-    src.sql = _csv_scan(read_path, src, conn, wide=False)
     try:
-        try:
-            described = conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
-        except duckdb.Error as exc:
-            if "Maximum line size" not in str(exc) or not src.widen():  # a long line in the sniffed sample
-                raise
-            described = conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
+        described = _describe_csv(conn, src, read_path)
     except duckdb.Error as exc:
-        src.close(conn)
-        raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
-                        "export the log again as CSV with a header row",
-                        pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(exc).splitlines()[0]}); "
-                              "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
+        if not mixed_line_ends(read_path):
+            src.close(conn)
+            raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
+                            "export the log again as CSV with a header row",
+                            pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(exc).splitlines()[0]}); "
+                                  "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
+        lf_path = read_path = to_lf(read_path)
+        src._cleanup.append(lambda: lf_path.unlink(missing_ok=True))
+        src.notes.append("line endings: a mix of CRLF and LF (a hand-edited export); both read as line ends")
+        try:
+            described = _describe_csv(conn, src, read_path)
+        except duckdb.Error as again:
+            src.close(conn)
+            raise UserError(f"{path.name}: cannot read it as CSV ({str(again).splitlines()[0]}); "
+                            "export the log again as CSV with a header row",
+                            pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(again).splitlines()[0]}); "
+                                  "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
     src.columns = [str(row[0]) for row in described]
     src.numbered = False
     src.read_path = read_path
     return src
+
+
+def _describe_csv(conn: duckdb.DuckDBPyConnection, src: Source, read_path: Path) -> list[Any]:
+    """Point ``src`` at ``read_path`` and let DuckDB sniff it: its columns (a duckdb.Error when it cannot)."""
+    src._widen = lambda: _csv_scan(read_path, src, conn, wide=True)
+    src.sql = _csv_scan(read_path, src, conn, wide=False)
+    try:
+        return conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
+    except duckdb.Error as exc:
+        if "Maximum line size" not in str(exc) or not src.widen():  # a long line in the sniffed sample
+            raise
+        return conn.execute(f"DESCRIBE SELECT * FROM {src.sql}").fetchall()
 
 
 def csv_record_lines(path: Path, columns: list[str], positions: Iterable[int],
@@ -385,6 +435,33 @@ def _register(conn: duckdb.DuckDBPyConnection, src: Source, table: pa.Table, pre
     return name
 
 
+HEADER_SEARCH_ROWS = 10  # a sheet's title block (school name, "REKAP ...", the year) is a few rows at most
+
+
+def _headers(row: list[Any]) -> list[str]:
+    """A header row's column names: blank cells named by position, repeats by their position too."""
+    headers: list[str] = []
+    for j, h in enumerate(row):
+        text = _cell(h) or f"kolom_{j + 1}"
+        headers.append(text if text not in headers else f"{text}_{j + 1}")
+    return headers
+
+
+def _header_at(numbered: list[tuple[int, list[Any]]], accept: Callable[[list[str]], bool] | None) -> int:
+    """Which of a sheet's first filled rows is its header: school spreadsheets put a title block above it
+    ("REKAP MUTASI SISWA", the school, the year; one or two filled cells each). The first row whose names
+    ``accept`` takes (a mapping's columns, or case and activity columns), else the first row filled about as
+    wide as the widest of them."""
+    head = numbered[:HEADER_SEARCH_ROWS]
+    if accept is not None:
+        for i, (_, row) in enumerate(head):
+            if accept(_headers(row)):
+                return i
+    counts = [len(row) - row.count(None) - row.count("") for _, row in head]
+    widest = max(counts)
+    return next(i for i, n in enumerate(counts) if n == widest or n >= max(2, 0.6 * widest))
+
+
 def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
           accept: Callable[[list[str]], bool] | None) -> Source:
     from python_calamine import CalamineWorkbook
@@ -414,15 +491,15 @@ def _xlsx(conn: duckdb.DuckDBPyConnection, path: Path, sheet: str | None,
         numbered = [(i + 1, r) for i, r in enumerate(rows) if _filled(r)]
         if not numbered:
             continue
-        header = numbered[0][1]
-        headers: list[str] = []
-        for j, h in enumerate(header):
-            text = _cell(h) or f"kolom_{j + 1}"
-            headers.append(text if text not in headers else f"{text}_{j + 1}")
+        at = _header_at(numbered, accept)
+        headers = _headers(numbered[at][1])
         if accept is not None and not sheet and not accept(headers):
             notes.append(f"sheet {name!r} skipped (no case/activity columns)")
             continue
-        data = numbered[1:]
+        if at:
+            notes.append(f"sheet {name!r}: the header is row {numbered[at][0]}; the {at} filled row(s) above it "
+                         "(a title) are not read")
+        data = numbered[at + 1:]
         width = len(headers)
         short = min((len(r) for _, r in data), default=width) < width
         cols: dict[str, Any] = {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.catalogue import decision_questions, standard_rows
 from pipeline.errors import UserError
 from pipeline.sop import END, SopModel, Step
 
@@ -379,12 +380,14 @@ def _draw_steps(svg: _Svg, model: SopModel, x: float, y: float, width: float) ->
     y += h1 + h2
 
     succ = model.successors()
+    questions = decision_questions(model)
     placed: list[_Placed] = []
     for i, step in enumerate(model.steps):
         docs = step.documents if len(step.documents) < 2 else [f"- {d}" for d in step.documents]
         doc_lines = [ln for d in docs for ln in _lines(d, COL_DOCS)]
         marks = [m for m, on in (("opsional", step.optional), ("berulang", step.repeat)) if on]
-        note_lines = _lines(step.notes, COL_NOTE) + [f"({m})" for m in marks]
+        question = _lines(f"Keputusan: {questions[step.id]}", COL_NOTE) if step.id in questions else []
+        note_lines = question + _lines(step.notes, COL_NOTE) + [f"({m})" for m in marks]
         act_lines = _lines(step.activity, act_w)
         cells = [act_lines, doc_lines, _lines(step.time, COL_TIME), _lines(step.output, COL_OUTPUT), note_lines]
         h = max([MIN_ROW] + [_height(c) for c in cells])
@@ -400,9 +403,13 @@ def _draw_steps(svg: _Svg, model: SopModel, x: float, y: float, width: float) ->
             svg.cell(cx, y, w, h, lines)
             cx += w
         svg.rect(note_x, y, COL_NOTE, h)
-        svg.text(note_x + PAD, y + PAD + SIZE * 0.85, _lines(step.notes, COL_NOTE))
+        top = y + PAD + SIZE * 0.85
+        if question:  # the decision's question (the flow entry's condition), as the paper asks it
+            svg.text(note_x + PAD, top, question, cls="decision", data=step.id)
+            top += len(question) * LINE
+        svg.text(note_x + PAD, top, _lines(step.notes, COL_NOTE))
         if marks:
-            top = y + PAD + SIZE * 0.85 + len(_lines(step.notes, COL_NOTE)) * LINE
+            top += len(_lines(step.notes, COL_NOTE)) * LINE
             svg.text(note_x + PAD, top, [f"({m})" for m in marks], italic=True, fill="#444")
         y += h
 
@@ -428,7 +435,27 @@ def _draw_steps(svg: _Svg, model: SopModel, x: float, y: float, width: float) ->
             d = (f"M{_n(sx)},{_n(p.cy - 6)} C{_n(sx + 11)},{_n(p.cy - 18)} {_n(sx + 11)},{_n(p.cy + 18)} "
                  f"{_n(sx + 1)},{_n(p.cy + 7)}")
             svg.path(d)
-    return width, y
+    return width, _draw_standards(svg, model, x, y, width)
+
+
+def _step_ref(model: SopModel, step_id: str) -> str:
+    """A step as the paper names it: its number (the id when it has none)."""
+    step = model.step(step_id)
+    return (step.no or step_id).rstrip(".")
+
+
+def _draw_standards(svg: _Svg, model: SopModel, x: float, y: float, width: float) -> float:
+    """Rows under the step table for the whole-case standard (``case_time``) and each between-step
+    standard (``slas``); return the new bottom."""
+    label_w = COL_NO + COL_ACTIVITY
+    for label, text in standard_rows(model, lambda step_id: f"langkah {_step_ref(model, step_id)}"):
+        label_lines = _lines(label, label_w, bold=True)
+        value_lines = _lines(text, width - label_w)
+        h = max(_height(label_lines), _height(value_lines))
+        svg.cell(x, y, label_w, h, label_lines, bold=True, shade=True)
+        svg.cell(x + label_w, y, width - label_w, h, value_lines, cls="standard")
+        y += h
+    return y
 
 
 def _draw_arrows(svg: _Svg, geo: _Geometry, placed: list[_Placed], by_id: dict[str, _Placed],

@@ -214,6 +214,21 @@ def rate_cell(num: int | None, den: int | None, lang: str, digits: int = 1) -> C
     return Cell(fmt_percent(share, lang, digits), share)
 
 
+def few_cell(lang: str) -> Cell:
+    """A share whose count is 1-4: the report shows that count as "< 5" beside it (deviations by step), so the
+    share of a known number of cases may not tell it either."""
+    return Cell("< 5 kasus" if lang == "id" else "< 5 cases", None, True)
+
+
+def _n_lost(ranked: Mapping[str, Any]) -> int:
+    """At least how many cases a ranked step's time lost comes from, for its suppression: a sum of one case's
+    wait (a first step waits only when sent back) is that case's time. Waits and time over the standard are
+    added: the larger count of the parts that add something."""
+    parts = [int(n or 0) for total, n in ((ranked["wait_total"], ranked["n_wait"]),
+                                          (ranked["excess_total"], ranked["n_over_cases"])) if total]
+    return max(parts, default=int(ranked["n_cases"] or 0))
+
+
 def _n_wait(step: Mapping[str, Any] | None, ranked: Mapping[str, Any]) -> int:
     """How many a ranked step's waiting percentiles come from: the cases with a wait in its step row, else the
     ranking's own count of waits (pipeline.bottlenecks, ``n_wait``)."""
@@ -527,9 +542,12 @@ def _deviation_step(d: Mapping[str, Any], lang: str) -> str:
 
 def _bottleneck_sentence(b: Mapping[str, Any], step: Mapping[str, Any] | None, lang: str) -> str:
     """The ranked step's sentence, without a median that the step table suppresses (fewer than 5 cases)."""
-    if step is None:
+    few_over = 0 < (b.get("n_over_cases") or 0) < SUPPRESS_BELOW  # as the share column: not from 1-4 cases
+    if step is None and not few_over:
         return str(b["explanation_id" if lang == "id" else "explanation_en"])
-    row = {**b, "wait_p50": _shown_median(step, "wait"), "proc_p50": _shown_median(step, "proc")}
+    row = {**b, **({"share_cases_over": None} if few_over else {})}
+    if step is not None:
+        row.update(wait_p50=_shown_median(step, "wait"), proc_p50=_shown_median(step, "proc"))
     return explain(row, lang)
 
 
@@ -599,9 +617,10 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
                  # the waiting percentiles as the step table shows them: suppressed on the cases that waited
                  "wait_p50": duration_cell(b["wait_p50"], _n_wait(step_by_id.get(b["step_id"]), b), lang, day),
                  "wait_p90": duration_cell(b["wait_p90"], _n_wait(step_by_id.get(b["step_id"]), b), lang, day),
-                 "share_over": (Cell(fmt_percent(b["share_cases_over"], lang), b["share_cases_over"])
+                 "share_over": (few_cell(lang) if 0 < (b["n_over_cases"] or 0) < SUPPRESS_BELOW
+                                else Cell(fmt_percent(b["share_cases_over"], lang), b["share_cases_over"])
                                 if b["share_cases_over"] is not None else Cell("–", None)),
-                 "score": duration_cell(b["score"], b["n_cases"], lang, day),
+                 "score": duration_cell(b["score"], _n_lost(b), lang, day),
                  "sentence": _bottleneck_sentence(b, step_by_id.get(b["step_id"]), lang)}
                 for b in ranked if b["sop_id"] == sop["sop_id"]],
             "steps": [
@@ -614,7 +633,8 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
                  "wait_p90": duration_cell(s["wait_p90"], s["n_wait"], lang, day),
                  "proc_p50": duration_cell(s["proc_p50"], s["n_proc"], lang, day),
                  "proc_p90": duration_cell(s["proc_p90"], s["n_proc"], lang, day),
-                 "share_over": rate_cell(s["n_over"], s["n_std"], lang, 0) if s["n_std"] else Cell("–", None)}
+                 "share_over": (few_cell(lang) if 0 < s["n_over"] < SUPPRESS_BELOW
+                                else rate_cell(s["n_over"], s["n_std"], lang, 0) if s["n_std"] else Cell("–", None))}
                 for s in sop_steps],
             "chart": None,
         }
@@ -644,6 +664,7 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     return {
         "footer_css": Markup('@page { @bottom-left { content: "%s"; } }') % _css_string(footer),
         "lang": lang, "run_id": run_id, "generated": generated, "institution_id": institution_id,
+        "period_note": _period_note(conn, run_id, period, tz, lang),
         "institution": name, "region": region or "", "place": _place(region, name),
         "period": period.key, "period_title": period.title(lang), "prev_title": prev.title(lang),
         "workday": fmt_duration(day, lang, 10**9),
@@ -680,6 +701,25 @@ def _css_string(text: str) -> Markup:
     """Text for a double-quoted CSS string (inside a <style> element, where entities are not decoded)."""
     cleaned = "".join(f"\\{ord(ch):x} " if ch in '"\\<>&' or ord(ch) < 32 else ch for ch in text)
     return Markup(cleaned)
+
+
+def _period_note(conn: duckdb.DuckDBPyConnection, run_id: str, period: Period, tz: str, lang: str) -> str | None:
+    """Whether the period was over when the run judged the cases (its ``as_of``, local time): a report of a
+    month still running, or not begun, says so instead of reading as a finished month."""
+    row = conn.execute("SELECT params->>'as_of' FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    if row is None or not row[0]:
+        return None
+    as_of = dt.datetime.fromisoformat(str(row[0])).astimezone(ZoneInfo(tz))
+    day, until = as_of.date(), _date(as_of.date(), lang)
+    if period.end <= day:
+        return None
+    if period.start > day:
+        return (f"Periode ini belum dimulai saat analisis (data sampai {until}): belum ada kasus yang dapat dilaporkan."
+                if lang == "id" else f"This period had not begun at the analysis (data up to {until}): "
+                "no cases can be reported yet.")
+    return (f"Periode ini belum selesai: data sampai {until}; angka dapat berubah sampai periode berakhir."
+            if lang == "id" else f"This period is not over: data up to {until}; the figures may change until "
+            "it ends.")
 
 
 def _date(day: dt.date, lang: str) -> str:

@@ -43,7 +43,7 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
                array_to_string(s.allowed_labels, ' / '), e.role, e.ts_end,
                json_object('allowed', s.allowed_roles, 'role', e.role)
         FROM {events} e JOIN run_steps s USING (sop_id, step_id)
-        WHERE e.role IS NOT NULL AND s.role IS NOT NULL AND NOT list_contains(s.allowed_roles, e.role)
+        WHERE e.role IS NOT NULL AND s.role IS NOT NULL AND NOT list_contains(s.accepted_roles, e.role)
           AND {case_filter}
         """
     )

@@ -34,6 +34,7 @@ from pipeline.calendars import Institution, WorkingCalendar
 from pipeline.conformance import Executor, check_conformance, model_hash
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
+from pipeline.ingest import role_labels
 from pipeline.publish import CASE_TABLES, RECORDED, Changes, publish
 from pipeline.rules import check_roles_and_documents, check_rule_models
 from pipeline.sop import Catalogue, SopModel, parse_time
@@ -44,7 +45,8 @@ from pipeline.timing import compute_timing
 # sums): the first run after such an upgrade is full instead of building on what an older version kept.
 # 2: run_dirty_known holds every dirty case with events loaded before, also those no run checked.
 # 3: the per-month step rows carry how many values their percentiles come from (n_wait, n_proc).
-STATE_REVISION = 3
+# 4: an event's role text is matched again at run time with the SOP's role names (kept wrong_role rows are stale).
+STATE_REVISION = 4
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
 # the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
@@ -154,17 +156,20 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
                               columns=["sop_id", "model_hash"])
     rows = []
     for sop_id, model in models.items():
+        names = role_labels(model, None)
         for step in model.steps:
             allowed = [r for r in [step.role, *step.co_roles] if r]
+            # what an event's role may read: a key, or a text ingest did not know that names an allowed role
+            accepted = sorted({*allowed, *(text for text, key in names.items() if key in allowed)})
             rows.append((sop_id, step.id, step.activity, step.role, allowed,
-                         [model.roles[r].label for r in allowed], step.documents, step.time,
+                         [model.roles[r].label for r in allowed], accepted, step.documents, step.time,
                          step.severity or model.severity))
     steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "allowed_labels",
-                                        "documents", "time_raw", "severity"])
+                                        "accepted_roles", "documents", "time_raw", "severity"])
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
-        " allowed_roles VARCHAR[], allowed_labels VARCHAR[], documents VARCHAR[], time_raw VARCHAR,"
-        " severity VARCHAR)"
+        " allowed_roles VARCHAR[], allowed_labels VARCHAR[], accepted_roles VARCHAR[], documents VARCHAR[],"
+        " time_raw VARCHAR, severity VARCHAR)"
     )
     for table, frame in (("run_models", procedures), ("run_steps", steps)):
         if len(frame):
@@ -205,9 +210,19 @@ def run_compliance(
     fail_after_stage: str | None = None,
 ) -> RunSummary:
     """Check every case (or the dirty ones) and write one run's results in one transaction."""
-    if catalogue.errors:
-        raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'",
-                        pesan=f"katalog SOP berisi {len(catalogue.errors)} galat; jalankan 'patuh sop validate'")
+    # another institution's broken model does not stop this one's run (a new SOP being written elsewhere)
+    errors = [p for p in catalogue.errors
+              if institution is None or Path(p.file).parts[0] in (institution, Path(p.file).name)]
+    if errors:
+        raise UserError(f"the SOP catalogue has {len(errors)} error(s)"
+                        + (f" in {institution}'s models or institutions.yaml" if institution else "")
+                        + "; run 'patuh sop validate'" + ("" if institution else
+                                                          " (or run one institution: patuh run --institution ID)"),
+                        pesan=f"katalog SOP berisi {len(errors)} galat"
+                              + (f" pada model {institution} atau institutions.yaml" if institution else "")
+                              + "; jalankan 'patuh sop validate'" + ("" if institution else
+                                                                    " (atau periksa satu lembaga saja: "
+                                                                    "patuh run --institution ID)"))
     if institution and institution not in institutions:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}",
                         pesan=f"lembaga '{institution}' tidak dikenal; yang dikenal: {', '.join(sorted(institutions))}")
@@ -307,12 +322,14 @@ def run_compliance(
         with _stage(summary, "bottlenecks", progress):
             _bottlenecks(conn, run_id, calendars, base_run, new_timing_from)
             _drop_older_aggregates(conn, run_id)
+        # the run's scope: `patuh run --institution X` reports X's cases, not the whole database's
         totals = conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results").fetchall()[0]
+            f"SELECT count(*), count(*) FILTER (WHERE compliant) FROM case_results e WHERE {scope_filter}"
+        ).fetchall()[0]
         summary.cases, summary.compliant = int(totals[0]), int(totals[1])
         summary.compliance_rate = summary.compliant / summary.cases if summary.cases else None
         summary.deviations = dict(conn.execute(
-            "SELECT kind, count(*) FROM deviations GROUP BY kind ORDER BY kind").fetchall())
+            f"SELECT kind, count(*) FROM deviations e WHERE {scope_filter} GROUP BY kind ORDER BY kind").fetchall())
         conn.execute("UPDATE runs SET status = 'ok', finished_at = ?, summary = ? WHERE run_id = ?",
                      [dt.datetime.now(dt.UTC), summary.as_json(), run_id])
     if published_dir is not None:

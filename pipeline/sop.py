@@ -11,11 +11,13 @@ the line, the step, what is wrong and how to fix it, so ``patuh sop validate`` r
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,6 +70,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     "jam": ("hour", 60.0),
     "hari": ("day", 1.0),
     "hr": ("day", 1.0),
+    "hk": ("day", 1.0),  # hari kerja
     "minggu": ("week", 7.0),
     "pekan": ("week", 7.0),
     "bulan": ("month", 30.0),
@@ -76,14 +79,34 @@ _UNITS: dict[str, tuple[str, float]] = {
 }
 _UNIT_RE = "|".join(sorted(_UNITS, key=len, reverse=True))
 _NUM = r"\d+(?:[.,]\d+)?"
+_SEP = r"-|–|—|s\s*/\s*d\.?|s\.\s*d\.?|sampai(?:\s+dengan)?|hingga"
+# "1 s/d 2 hari", "30 menit - 45 menit"; "hari kerja" (working days: what "hari" means anyway) and
+# "hari kalender" (calendar days: elapsed time)
 _RANGE_RE = re.compile(
-    rf"^(?:(?P<lo>{_NUM})\s*(?:-|–|s/d|s\.d\.?|sampai(?:\s+dengan)?|hingga)\s*)?(?P<hi>{_NUM})?\s*(?P<unit>{_UNIT_RE})\.?$"
+    rf"^(?:(?P<lo>{_NUM})\s*(?:(?P<lounit>{_UNIT_RE})\.?(?:\s+(?:kerja|kalender))?)?\s*(?:{_SEP})\s*)?"
+    rf"(?P<hi>{_NUM})?\s*(?P<unit>{_UNIT_RE})\.?(?:\s+(?P<kind>kerja|kalender))?$"
 )
-_X24_RE = re.compile(rf"^(?P<n>{_NUM})\s*[x×]\s*24\s*jam$")
+_X24_RE = re.compile(rf"^(?P<n>{_NUM})\s*(?:[x×]|kali)\s*24\s*jam(?P<kerja>\s+kerja)?$")
+_HOURS_MINUTES_RE = re.compile(rf"^(?P<h>{_NUM})\s*jam(?:\s+kerja)?\s*(?:dan\s+)?(?P<m>{_NUM})\s*menit(?:\s+kerja)?$")
+# words that only say "at most" or "about": "maks. 2 hari", "paling lambat 3 hari", "± 30 menit"
+_QUALIFIER_RE = re.compile(
+    r"±|\+/-|<=|≤|\b(?:maks(?:imal|imum)?|max|paling\s+(?:lama|lambat)|selambat-lambatnya|tidak\s+lebih\s+dari"
+    r"|kurang\s+dari|kurang\s+lebih|lebih\s+kurang|kira-kira|sekitar|dalam\s+waktu|dalam)\b\.?"
+)
+_FRACTIONS = {"½": 0.5, "¼": 0.25, "¾": 0.75}
+_NUMBER_WORDS = {"nol": 0, "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6, "tujuh": 7,
+                 "delapan": 8, "sembilan": 9}
+TIME_EXAMPLES = ("write e.g. '30 menit', '2 jam', '1 jam 30 menit', '3 hari' (working days), "
+                 "'1 x 24 jam' (a day and a night, elapsed), '30 - 45 menit', '3 s/d 6 bulan', "
+                 "or '0' for a start/end row with no standard")
 
 
 class TimeParseError(ValueError):
-    """A time text that is not one of the forms the seeds use."""
+    """A time text that is not one of the forms the seeds use; ``fix`` says what to write instead."""
+
+    def __init__(self, message: str, fix: str = TIME_EXAMPLES) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,61 @@ def _num(text: str) -> float:
     return float(text.replace(",", "."))
 
 
+def number_words(words: str) -> float | None:
+    """An Indonesian number in words ("dua puluh lima", "satu setengah"), or None when it is not one."""
+    total, last, seen = 0.0, 0.0, False
+    for word in words.split():
+        seen = True
+        if word in _NUMBER_WORDS:
+            last += _NUMBER_WORDS[word]
+        elif word in {"sepuluh", "sebelas", "seratus"}:
+            total += {"sepuluh": 10, "sebelas": 11, "seratus": 100}[word]
+        elif word == "belas":
+            total, last = total + 10 + last, 0.0
+        elif word in {"puluh", "ratus"}:
+            total, last = total + last * (10 if word == "puluh" else 100), 0.0
+        elif word == "setengah":
+            total += 0.5
+        elif word == "seperempat":
+            total += 0.25
+        else:
+            return None
+    return total + last if seen else None
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _plus(value: float, match: re.Match[str]) -> str:
+    return _fmt(int(match[1]) + value)
+
+
+def _normalise(text: str) -> str:
+    norm = re.sub(r"\s+", " ", text.lower()).strip()
+    for sign, value in _FRACTIONS.items():  # "1½ jam" -> "1.5 jam", "½ jam" -> "0.5 jam"
+        norm = re.sub(rf"(\d+)\s*{sign}", partial(_plus, value), norm)
+        norm = norm.replace(sign, _fmt(value))
+    norm = re.sub(r"\bsatu setengah\b", "1.5", norm)
+    norm = re.sub(r"\bsetengah\b", "0.5", norm)
+    norm = re.sub(r"\bseperempat\b", "0.25", norm)
+    norm = _QUALIFIER_RE.sub(" ", norm)
+
+    def spelled_out(match: re.Match[str]) -> str:  # "1 (satu) hari": the digits, once checked
+        digits, words = match[1], match[2].strip()
+        value = number_words(words)
+        if value is None:
+            raise TimeParseError(f"waktu {text!r}: '({words})' after {digits} is not a number in words",
+                                 f"write the number once, in digits: '{digits} ...'")
+        if abs(value - _num(digits)) > 1e-9:
+            raise TimeParseError(f"waktu {text!r}: the digits say {digits} but the words say {_fmt(value)}",
+                                 "correct the digits or the words so that they agree (the digits are used)")
+        return digits
+    norm = re.sub(rf"({_NUM})\s*\(\s*([a-z ]+)\s*\)", spelled_out, norm)
+    norm = re.sub(r"(\d)([a-z×])", r"\1 \2", norm)  # "2hr" -> "2 hr", "6bulan" -> "6 bulan", "1x24" -> "1 x24"
+    return re.sub(r"\s+", " ", norm).strip()
+
+
 def parse_time(
     raw: str | int | float | None, clock: Literal["working", "elapsed"] | None = None
 ) -> TimeStandard | None:
@@ -113,41 +191,81 @@ def parse_time(
     Returns ``None`` for a blank cell or ``0`` (a start/end terminator has no standard) and raises
     :class:`TimeParseError` for text that is not a time. ``clock`` (a model's ``clock:``) overrides how
     minutes, hours and ``N x 24 jam`` are counted.
+
+    Besides the seeds' forms (``30 Menit``, ``1 hr``, ``2hr``, ``30 - 45 menit``, ``3 s/d 6bulan``,
+    ``1 x 24 jam``, ``maks. 2 hari``) it reads ``3 hari kerja`` and ``3 HK`` (working days, like ``hari``),
+    ``3 hari kalender`` (elapsed days), ``1 (satu) hari``, ``maks 2 hari``, ``paling lambat 2 hari``,
+    ``1 s/d. 2 hari``, ``1 jam 30 menit``, ``½ jam``/``setengah jam`` and ``2 kali 24 jam``.
+    ``2 x 24 jam kerja`` is refused: ``x 24 jam`` is elapsed time, ``jam kerja`` working time.
     """
     if raw is None:
         return None
     text = str(raw).strip()
     if text in {"", "-", "0"}:
         return None
-    norm = re.sub(r"\s+", " ", text.lower()).strip()
-    norm = norm.replace("±", "").replace("maks.", "").replace("maksimal", "").replace("paling lama", "").strip()
-    norm = re.sub(r"(\d)([a-z])", r"\1 \2", norm)  # "2hr" -> "2 hr", "6bulan" -> "6 bulan"
+    norm = _normalise(text)
     match = _X24_RE.match(norm)
     if match:
-        hours = _num(match["n"]) * 24
+        n = match["n"]
+        if match["kerja"]:
+            raise TimeParseError(
+                f"waktu {text!r} mixes two clocks: 'N x 24 jam' is elapsed time (a day and a night) and "
+                "'jam kerja' is working time",
+                f"write '{n} x 24 jam' for {_fmt(_num(n) * 24)} elapsed hours, or '{n} hari kerja' for "
+                f"{n} working day(s)")
+        hours = _num(n) * 24
         if clock == "working":
             return TimeStandard(text, "working_minutes", None, hours * 60, "hour")
         return TimeStandard(text, "elapsed_minutes", None, hours * 60, "hour")
+    match = _HOURS_MINUTES_RE.match(norm)
+    if match:  # "1 jam 30 menit"
+        minutes = _num(match["h"]) * 60 + _num(match["m"])
+        measure: Measure = "elapsed_minutes" if clock == "elapsed" else "working_minutes"
+        return TimeStandard(text, measure, None, minutes, "minute")
     match = _RANGE_RE.match(norm)
     if not match:
-        raise TimeParseError(
-            f"waktu {text!r} is not a time standard: write e.g. '30 menit', '2 jam', '1 hari', "
-            "'30 - 45 menit', '3 s/d 6 bulan', '1 x 24 jam', or '0' for a start/end row"
-        )
+        raise TimeParseError(_not_a_time(text, norm), _not_a_time_fix(norm))
     unit, size = _UNITS[match["unit"]]
+    if match["lounit"] and _UNITS[match["lounit"]][0] != unit:
+        raise TimeParseError(f"waktu {text!r}: the two ends of the range have different units",
+                             "write both ends in one unit, e.g. '30 - 90 menit' or '1 - 2 hari'")
+    kind = match["kind"]
+    if kind and (unit not in {"minute", "hour", "day"} or (kind == "kalender" and unit != "day")):
+        raise TimeParseError(f"waktu {text!r}: '{kind}' does not go with {match['unit']}",
+                             f"leave '{kind}' out: write '{norm.replace(' ' + kind, '')}'")
     hi = _num(match["hi"]) if match["hi"] else 1.0  # "bulan" alone means one month
     lo = _num(match["lo"]) if match["lo"] else None
     if lo is not None and lo > hi:
-        raise TimeParseError(f"waktu {text!r}: the range starts above its end; write the smaller number first")
+        raise TimeParseError(f"waktu {text!r}: the range starts above its end; write the smaller number first",
+                             f"write '{match['hi']} - {match['lo']} {match['unit']}'")
     if unit in {"minute", "hour"}:
-        measure: Measure = "elapsed_minutes" if clock == "elapsed" else "working_minutes"
+        measure = "elapsed_minutes" if clock == "elapsed" else "working_minutes"
         return TimeStandard(text, measure, None if lo is None else lo * size, hi * size, unit)
     if unit == "day":
-        if clock == "elapsed":
+        if clock == "elapsed" or kind == "kalender":
             return TimeStandard(text, "elapsed_minutes", None if lo is None else lo * 1440, hi * 1440, unit)
         return TimeStandard(text, "working_days", lo, hi, unit)
     # weeks, months and years are calendar spans (a 3-6 month stay in a care home runs through holidays)
     return TimeStandard(text, "elapsed_minutes", None if lo is None else lo * size * 1440, hi * size * 1440, unit)
+
+
+def _not_a_time(text: str, norm: str) -> str:
+    if re.search(r"[x×]\s*(?!24)\d+\s*jam|kali\s*(?!24)\d+\s*jam", norm):
+        return f"waktu {text!r} is not a time standard ('N x 24 jam' is the only multiplied form)"
+    return f"waktu {text!r} is not a time standard"
+
+
+def _not_a_time_fix(norm: str) -> str:
+    """What to write instead: the digits for a number in words ("tiga hari" -> "3 hari"), else examples."""
+    words = norm.split()
+    for cut in range(len(words) - 1, 0, -1):
+        value = number_words(" ".join(words[:cut]))
+        rest = " ".join(words[cut:])
+        if value is not None and _RANGE_RE.match(f"1 {rest}"):
+            return f"write the number in digits: '{_fmt(value)} {rest}'"
+    if re.search(r"\b(detik|dtk)\b", norm):
+        return "a standard is at least a minute: write it in menit, e.g. '1 menit'"
+    return TIME_EXAMPLES
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -332,6 +450,16 @@ class LoadedModel:
     path: Path
     model: SopModel | None
     problems: list[Problem] = field(default_factory=list)
+    declared_id: str | None = None  # the file's ``id:`` when it has one, also when the model has errors
+
+
+def shown_path(path: Path, root: Path | None) -> str:
+    """A file as messages name it: relative to the catalogue folder when it lies inside it, else as given."""
+    if root is not None:
+        for p, r in ((path, root), (path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
+            if p.is_relative_to(r):
+                return str(p.relative_to(r))
+    return str(path)
 
 
 def _node_line(root: yaml.Node | None, loc: Iterable[int | str]) -> int | None:
@@ -365,19 +493,139 @@ def _step_of(data: Any, loc: tuple[int | str, ...]) -> str | None:
     return None
 
 
-_FIX_BY_TYPE = {
-    "extra_forbidden": "remove the field or correct its spelling (see DESIGN section 3 for the allowed fields)",
-    "missing": "add the field",
-    "string_pattern_mismatch": (
-        "use lower-case letters, digits and '_' (step ids) or '<institution>/<name>' (model ids)"
-    ),
-    "literal_error": "use one of the allowed values",
+FIELDS_HELP = "the README's 'SOP models' section lists every field"
+
+# Indonesian (and near-English) names people write for a field, per kind of entry: "waktu:" -> "time"
+_FIELD_WORDS: dict[str, dict[str, str]] = {
+    "model": {
+        "nomor": "number", "nomor_sop": "number", "no": "number", "judul": "title", "nama": "title",
+        "nama_sop": "title", "instansi": "institution", "lembaga": "institution", "sekolah": "institution",
+        "jenis": "kind", "sumber": "source", "tanggal": "dates", "disahkan_oleh": "approved_by",
+        "dasar_hukum": "legal_basis", "kualifikasi": "qualifications", "kualifikasi_pelaksana": "qualifications",
+        "keterkaitan": "related", "peralatan": "equipment", "perlengkapan": "equipment",
+        "peringatan": "warnings", "pencatatan": "records", "pendataan": "records", "peran": "roles",
+        "pelaksana": "roles", "role": "roles", "langkah": "steps", "kegiatan": "steps", "step": "steps",
+        "alur": "flow", "waktu_kasus": "case_time", "batas_waktu": "case_time", "waktu": "case_time",
+        "time": "case_time", "sla": "slas", "jam": "clock", "catatan": "notes", "aturan": "rules",
+        "tingkat": "severity",
+    },
+    "step": {
+        "waktu": "time", "durasi": "time", "lama": "time", "standar_waktu": "time", "dokumen": "documents",
+        "document": "documents", "kelengkapan": "documents", "persyaratan": "documents", "peran": "role",
+        "pelaksana": "role", "kegiatan": "activity", "aktivitas": "activity", "nama": "activity",
+        "keluaran": "output", "hasil": "output", "keterangan": "notes", "catatan": "notes", "ket": "notes",
+        "nomor": "no", "number": "no", "opsional": "optional", "pilihan": "optional", "berulang": "repeat",
+        "ulang": "repeat", "simbol": "symbol", "tingkat": "severity", "alias": "aliases",
+        "pelaksana_lain": "co_roles", "peran_lain": "co_roles",
+    },
+    "flow": {"dari": "from", "ke": "to", "kondisi": "condition", "syarat": "condition", "pertanyaan": "condition"},
+    "sla": {"dari": "from", "ke": "to", "waktu": "time", "teks": "text", "keterangan": "text",
+            "tingkat": "severity"},
+    "role": {"nama": "label", "alias": "aliases"},
+    "source": {"berkas": "file", "tabel": "table", "posisi": "position", "halaman": "position"},
+    "dates": {"dibuat": "made", "pembuatan": "made", "revisi": "revision", "efektif": "effective"},
+    "rule": {"pasal": "article", "teks": "text", "aturan": "text", "cek": "check", "pemeriksaan": "check",
+             "masukan": "input", "parameter": "params", "tingkat": "severity"},
 }
 
 
-def load_model_file(path: Path, root: Path | None = None) -> LoadedModel:
-    """Parse and validate one model file; every problem is returned, nothing raises."""
-    shown = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+def _entry_of(data: Any, loc: tuple[int | str, ...]) -> tuple[str, str, tuple[int | str, ...]]:
+    """(kind of entry, how a message names it, the rest of the location) for a pydantic error location."""
+    head = loc[0] if loc else None
+    entries = {"steps": "step", "flow": "flow", "slas": "sla", "rules": "rule"}
+    if head in entries and len(loc) >= 2 and isinstance(loc[1], int):
+        kind = entries[str(head)]
+        items = data.get(str(head)) if isinstance(data, dict) else None
+        ident = None
+        if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
+            ident = items[loc[1]].get("id")
+        if kind == "flow" or not ident:  # "flow entry 2", "step #3" (1-based, as the file is read)
+            name = f"flow entry {loc[1] + 1}" if kind == "flow" else f"{kind} #{loc[1] + 1}"
+        else:
+            name = f"sla '{ident}'" if kind == "sla" else f"{kind} {ident}"
+        return kind, name, loc[2:]
+    if head == "roles" and len(loc) >= 2:
+        return "role", f"role '{loc[1]}'", loc[2:]
+    if head in ("source", "dates") and len(loc) >= 2:
+        return str(head), str(head), loc[1:]
+    return "model", "the model", loc
+
+
+_ENTRY_CLASS: dict[str, type[BaseModel]] = {"model": SopModel, "step": Step, "flow": FlowEdge, "sla": Sla,
+                                             "role": Role, "source": Source, "dates": Dates, "rule": Rule}
+
+
+def entry_fields(kind: str) -> list[str]:
+    cls = _ENTRY_CLASS[kind]
+    return [f.alias or name for name, f in cls.model_fields.items()]
+
+
+def suggest_field(kind: str, name: str) -> str | None:
+    """The field meant by an unknown field name: "waktu" -> "time" (a step), "judl" -> "title"."""
+    fields = entry_fields(kind)
+    word = name.strip().lower().replace(" ", "_").replace("-", "_")
+    if word in fields:
+        return word
+    meant = _FIELD_WORDS.get(kind, {}).get(word)
+    if meant in fields:
+        return meant
+    close = difflib.get_close_matches(word, fields, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _schema_problem(shown: str, data: Any, node: yaml.Node | None, err: Any) -> Problem:
+    """One pydantic error as a problem: where (entry and field), what was expected, how to fix it."""
+    loc = tuple(err["loc"])
+    kind, entry, rest = _entry_of(data, loc)
+    name = ".".join(str(p) for p in rest).replace("from_", "from")
+    where = entry if not name else (name if kind == "model" else f"{entry}, {name}")
+    line, step = _node_line(node, loc), _step_of(data, loc)
+    fields = ", ".join(entry_fields(kind))
+    kind_name = {"model": "the model", "flow": "a flow entry", "sla": "an sla", "source": "source",
+                 "dates": "dates"}.get(kind, f"a {kind}")
+    etype = err["type"]
+    if etype == "extra_forbidden":
+        field_name = str(loc[-1])
+        meant = suggest_field(kind, field_name)
+        place = "" if kind == "model" else f" in {entry}"
+        guess = f" (did you mean '{meant}'?)" if meant else ""
+        fix = ("remove the field or correct its spelling: "
+               + (f"rename '{field_name}' to '{meant}'; " if meant else "")
+               + f"the fields of {kind_name} are {fields} ({FIELDS_HELP})")
+        return Problem(shown, f"unknown field '{field_name}'{place}{guess}", fix, line, step)
+    if etype == "missing":
+        field_name = str(loc[-1]).replace("from_", "from")
+        place = "" if kind == "model" else f" in {entry}"
+        return Problem(shown, f"missing field '{field_name}'{place}",
+                       f"add '{field_name}: ...' ({FIELDS_HELP})", line, step)
+    got = err.get("input")
+    got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    if etype == "string_pattern_mismatch":
+        what = ("a step or rule id: lower-case letters, digits and '_', starting with a letter, e.g. s1, s4b"
+                if rest and rest[-1] == "id" and kind != "model"
+                else "a model id '<institution>/<name>' in lower-case letters, digits, '-' and '.', "
+                     "e.g. smpn2-ngawi/bk001-prosedur")
+        return Problem(shown, f"{where}: not {what}{got_text}", f"write {what}", line, step)
+    if etype == "literal_error":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        return Problem(shown, f"{where}: expected {expected}{got_text}", f"write one of {expected}", line, step)
+    if etype == "bool_type" or etype == "bool_parsing":
+        return Problem(shown, f"{where}: expected true or false{got_text}", "write true or false", line, step)
+    if etype in {"list_type", "dict_type", "model_type"}:
+        shape = {"list_type": "a list, e.g. [a, b]", "dict_type": "a mapping of 'key: value' lines",
+                 "model_type": "a mapping of 'field: value' lines"}[etype]
+        return Problem(shown, f"{where}: expected {shape}{got_text}", f"write {shape} ({FIELDS_HELP})", line, step)
+    return Problem(shown, f"{where}: {err['msg']}{got_text}", f"correct the value ({FIELDS_HELP})", line, step)
+
+
+def load_model_file(path: Path, root: Path | None = None,
+                    institutions: Mapping[str, float | None] | None = None) -> LoadedModel:
+    """Parse and validate one model file; every problem is returned, nothing raises.
+
+    ``institutions`` (the ids of institutions.yaml, each with its average working minutes per working day,
+    None when unknown) adds the checks that need them: the model's institution exists, and hours standards
+    are compared with the institution's working day."""
+    shown = shown_path(path, root)
     try:
         text = path.read_text(encoding="utf-8")
         node, data = read_yaml_with_nodes(text)
@@ -390,27 +638,72 @@ def load_model_file(path: Path, root: Path | None = None) -> LoadedModel:
                                                 line)])
     if not isinstance(data, dict):
         return LoadedModel(path, None, [Problem(shown, "the file is not a YAML mapping", "start with 'id: ...'")])
+    declared = data.get("id") if isinstance(data.get("id"), str) else None
     try:
         model = SopModel.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field_name = ".".join(str(p) for p in loc).replace("from_", "from")
-            msg = f"{field_name}: {err['msg']}"
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown field '{loc[-1]}'"
-            problems.append(
-                Problem(shown, msg, _FIX_BY_TYPE.get(err["type"], "correct the value"),
-                        _node_line(node, loc), _step_of(data, loc))
-            )
-        return LoadedModel(path, None, problems)
-    problems = check_model(model, shown, node)
-    return LoadedModel(path, model if not any(p.level == "error" for p in problems) else None, problems)
+        problems = [_schema_problem(shown, data, node, err) for err in exc.errors()]
+        return LoadedModel(path, None, problems, declared)
+    problems = check_model(model, shown, node, institutions)
+    return LoadedModel(path, model if not any(p.level == "error" for p in problems) else None, problems, declared)
 
 
-def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> list[Problem]:
-    """Structural checks that a schema alone cannot express."""
+def _institution_problems(model: SopModel, shown: str, node: yaml.Node | None,
+                          institutions: Mapping[str, float | None] | None) -> list[Problem]:
+    """The model's ``institution:`` against institutions.yaml and the id's prefix."""
+    prefix = model.id.split("/", 1)[0]
+    id_line, inst_line = _node_line(node, ["id"]), _node_line(node, ["institution"])
+    if institutions is not None and model.institution not in institutions:
+        known = ", ".join(sorted(institutions)) or "none"
+        if prefix in institutions:
+            return [Problem(shown, f"institution '{model.institution}' is not in institutions.yaml (known: {known}), "
+                                   f"but the id's prefix '{prefix}' is",
+                            f"correct the line to 'institution: {prefix}'", inst_line)]
+        close = difflib.get_close_matches(model.institution, list(institutions), n=1, cutoff=0.6)
+        guess = f" (did you mean '{close[0]}'?)" if close else ""
+        fix = (f"write 'institution: {close[0]}' and start the id with '{close[0]}/'" if close else
+               "use the id of an institution in institutions.yaml (in 'institution:' and as the id's prefix), "
+               "or add the institution to institutions.yaml")
+        if prefix != model.institution:
+            fix += f" (the id's prefix '{prefix}' is not known either)"
+        return [Problem(shown, f"institution '{model.institution}' is not in institutions.yaml "
+                               f"(known: {known}){guess}", fix, inst_line)]
+    if prefix != model.institution:
+        return [Problem(shown, f"id '{model.id}' does not start with its institution '{model.institution}/'",
+                        f"rename the id to '{model.institution}/{model.id.split('/', 1)[-1]}'", id_line)]
+    return []
+
+
+def _hours_warning(standard: TimeStandard | None, where: str, day_minutes: float | None,
+                   institution: str) -> tuple[str, str] | None:
+    """A working-hours standard of a working day or more ("24 jam" is 24 *working* hours): (message, fix)."""
+    if standard is None or standard.measure != "working_minutes":
+        return None
+    day = day_minutes or DEFAULT_DAY_MINUTES
+    if standard.maximum < day or _X24_RE.match(_normalise(standard.raw)):  # "1 x 24 jam" under clock: working
+        return None
+    hours = standard.maximum / 60
+    days = standard.maximum / day
+    on = (f"on {institution}'s calendar ({_fmt(round(day / 60, 1))} working hours a day)" if day_minutes
+          else f"at {_fmt(DEFAULT_DAY_MINUTES / 60)} working hours a day")
+    message = (f"{where} '{standard.raw}' counts {_fmt(round(hours, 2))} working hours, about "
+               f"{_fmt(round(days, 1))} working day(s) {on}")
+    n_days = max(1, round(days))
+    if hours % 24 == 0:
+        fix = (f"if a day and a night is meant, write '{_fmt(hours / 24)} x 24 jam' (elapsed time); "
+               f"if working days are meant, write '{n_days} hari'; keep it if {_fmt(hours)} working hours is meant")
+    else:
+        fix = (f"if working days are meant, write '{n_days} hari'; keep it if {_fmt(round(hours, 2))} "
+               "working hours is meant")
+    return message, fix
+
+
+DEFAULT_DAY_MINUTES = 360.0  # a working day when the institution's calendar is not known (6 hours)
+
+
+def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
+                institutions: Mapping[str, float | None] | None = None) -> list[Problem]:
+    """Structural checks that a schema alone cannot express (``institutions``: see :func:`load_model_file`)."""
     problems: list[Problem] = []
 
     def step_line(index: int, key: str | None = None) -> int | None:
@@ -419,10 +712,19 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> l
             loc.append(key)
         return _node_line(node, loc)
 
-    expected_prefix = model.institution + "/"
-    if not model.id.startswith(expected_prefix):
-        problems.append(Problem(shown, f"id '{model.id}' does not start with its institution '{model.institution}/'",
-                                f"rename the id to '{expected_prefix}...'", _node_line(node, ["id"])))
+    day_minutes = institutions.get(model.institution) if institutions is not None else None
+
+    def time_problems(raw: str | None, where: str, line: int | None, step: str | None) -> None:
+        try:
+            standard = parse_time(raw, model.clock)
+        except TimeParseError as exc:
+            problems.append(Problem(shown, f"{where}: {exc}", exc.fix, line, step))
+            return
+        warned = _hours_warning(standard, where, day_minutes, model.institution)
+        if warned:
+            problems.append(Problem(shown, warned[0], warned[1], line, step, "warning"))
+
+    problems.extend(_institution_problems(model, shown, node, institutions))
     if model.kind == "rules":
         if not model.rules:
             problems.append(Problem(shown, "a rules model has no rules", "add 'rules:' entries or use kind: procedure"))
@@ -433,23 +735,23 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> l
 
     seen_ids: dict[str, int] = {}
     seen_no: dict[str, str] = {}
+    role_names = _role_names(model)
     for i, step in enumerate(model.steps):
         if step.id in seen_ids:
             problems.append(Problem(shown, f"duplicate step id '{step.id}' (also step #{seen_ids[step.id] + 1})",
                                     "give every step its own id, e.g. s4b for a repeated number",
                                     step_line(i, "id"), step.id))
         seen_ids.setdefault(step.id, i)
-        for role in [step.role, *step.co_roles]:
+        for key, role in [("role", step.role), *(("co_roles", r) for r in step.co_roles)]:
             if role is not None and role not in model.roles:
                 known = ", ".join(sorted(model.roles)) or "none defined"
-                problems.append(Problem(shown, f"unknown role '{role}' (known: {known})",
-                                        "add it under 'roles:' or use one of the known role keys",
-                                        step_line(i, "role"), step.id))
-        try:
-            parse_time(step.time, model.clock)
-        except TimeParseError as exc:
-            problems.append(Problem(shown, str(exc), "write the time as the seeds do, or '0' for no standard",
-                                    step_line(i, "time"), step.id))
+                meant = _suggest_role(role, role_names)
+                guess = f" (did you mean '{meant}'?)" if meant else ""
+                fix = (f"write '{key}: {meant}', or add '{role}' under 'roles:'" if meant
+                       else f"add it under 'roles:' (e.g. '{role}: {{label: ...}}') or use one of the known role keys")
+                problems.append(Problem(shown, f"{key}: unknown role '{role}' (known: {known}){guess}", fix,
+                                        step_line(i, key), step.id))
+        time_problems(step.time, "time", step_line(i, "time"), step.id)
         if step.no:
             if step.no in seen_no:
                 twice = f"number '{step.no}' is used twice (steps {seen_no[step.no]} and {step.id})"
@@ -459,29 +761,55 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> l
             seen_no.setdefault(step.no, step.id)
 
     ids = set(seen_ids)
+    index = {sid: i for sid, i in seen_ids.items()}
+    flow_from: dict[str, int] = {}
     for j, edge in enumerate(model.flow):
+        line = _node_line(node, ["flow", j])
         for target in [edge.from_, *edge.to]:
             if target != END and target not in ids:
-                problems.append(Problem(shown, f"flow edge {j + 1} names step '{target}', which does not exist",
+                close = difflib.get_close_matches(target, sorted(ids), n=1, cutoff=0.6)
+                guess = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(Problem(shown, f"flow edge {j + 1} names step '{target}', which does not exist{guess}",
                                         f"use an existing step id ({', '.join(model.step_ids[:6])}, ...) or '{END}'",
-                                        _node_line(node, ["flow", j]), edge.from_))
+                                        line, edge.from_))
         if edge.from_ == END:
-            problems.append(Problem(shown, "a flow edge starts at 'end'", "start edges at a step",
-                                    _node_line(node, ["flow", j])))
+            problems.append(Problem(shown, "a flow edge starts at 'end'", "start edges at a step", line))
+        if not edge.to:
+            problems.append(Problem(shown, f"flow edge {j + 1} (from '{edge.from_}') has no target",
+                                    f"list where the case goes next: 'to: [<step id>, ...]' or 'to: {END}'",
+                                    line, edge.from_))
+        if edge.from_ in flow_from:
+            first = flow_from[edge.from_]
+            merged = list(dict.fromkeys([*model.flow[first].to, *edge.to]))
+            problems.append(Problem(
+                shown, f"flow edges {first + 1} and {j + 1} both start at '{edge.from_}': only one can count, so "
+                       f"edge {first + 1}'s targets ({', '.join(model.flow[first].to)}) would be dropped",
+                f"merge them into one entry: '- {{from: {edge.from_}, to: [{', '.join(merged)}]}}'", line, edge.from_))
+        flow_from.setdefault(edge.from_, j)
+    seen_sla: dict[str, int] = {}
     for k, sla in enumerate(model.slas):
-        for target in (sla.from_, sla.to):
+        line = _node_line(node, ["slas", k])
+        for key, target in (("from", sla.from_), ("to", sla.to)):
             if target not in ids:
-                problems.append(Problem(shown, f"sla '{sla.id}' names step '{target}', which does not exist",
-                                        "use an existing step id", _node_line(node, ["slas", k])))
-        try:
-            parse_time(sla.time, model.clock)
-        except TimeParseError as exc:
-            problems.append(Problem(shown, f"sla '{sla.id}': {exc}", "write a time standard",
-                                    _node_line(node, ["slas", k, "time"])))
-    try:
-        parse_time(model.case_time, model.clock)
-    except TimeParseError as exc:
-        problems.append(Problem(shown, f"case_time: {exc}", "write a time standard", _node_line(node, ["case_time"])))
+                problems.append(Problem(shown, f"sla '{sla.id}', {key}: step '{target}' does not exist",
+                                        f"use an existing step id ({', '.join(model.step_ids[:6])}, ...)",
+                                        _node_line(node, ["slas", k, key]) or line))
+        if sla.id in seen_sla:
+            problems.append(Problem(shown, f"sla id '{sla.id}' is used twice (slas entries {seen_sla[sla.id] + 1} "
+                                           f"and {k + 1})",
+                                    "give every sla its own id (deviations name it)",
+                                    _node_line(node, ["slas", k, "id"])))
+        seen_sla.setdefault(sla.id, k)
+        if sla.from_ == sla.to and sla.from_ in ids:
+            problems.append(Problem(shown, f"sla '{sla.id}' goes from step '{sla.from_}' to itself",
+                                    "an sla runs between two steps (the earlier one in 'from'); a step's own "
+                                    "duration belongs in its 'time:'", line))
+        elif sla.from_ in index and sla.to in index and index[sla.to] < index[sla.from_]:
+            problems.append(Problem(shown, f"sla '{sla.id}' runs from step '{sla.from_}' (row {index[sla.from_] + 1}) "
+                                           f"back to the earlier step '{sla.to}' (row {index[sla.to] + 1})",
+                                    f"put the earlier step in 'from': 'from: {sla.to}, to: {sla.from_}'", line))
+        time_problems(sla.time, f"sla '{sla.id}' time", _node_line(node, ["slas", k, "time"]), None)
+    time_problems(model.case_time, "case_time", _node_line(node, ["case_time"]), None)
     if any(p.level == "error" for p in problems):
         return problems
 
@@ -496,12 +824,46 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None) -> l
         for t in targets:
             reverse.setdefault(t, []).append(src)
     can_end = _reachable(END, reverse, None)
+    stuck = {sid for sid in reachable if sid != END and sid not in can_end}
+    explained: set[str] = set()
+    for j, edge in enumerate(model.flow):
+        if edge.from_ not in stuck:
+            continue
+        # this edge replaced its step's way on (the next row, or the end) with targets that never get out
+        inside = sorted(_reachable(edge.from_, succ, None) & stuck, key=index.__getitem__)
+        explained.update(inside)
+        i = index[edge.from_]
+        default_next = model.step_ids[i + 1] if i + 1 < len(model.steps) else END
+        problems.append(Problem(
+            shown, f"flow edge {j + 1} (from {edge.from_} to {', '.join(edge.to)}) closes a loop with no way out: "
+                   f"step(s) {', '.join(inside)} can never reach the end",
+            f"give the loop a way out, e.g. '- {{from: {edge.from_}, to: [{', '.join([*edge.to, default_next])}]}}' "
+            "(or mark a step that is repeated in place 'repeat: true' instead of a flow edge back)",
+            _node_line(node, ["flow", j]), edge.from_))
     for i, step in enumerate(model.steps):
-        if step.id in reachable and step.id not in can_end:
+        if step.id in stuck and step.id not in explained and not any(e.from_ in stuck for e in model.flow):
             problems.append(Problem(shown, f"step '{step.id}' can never reach the end (a loop with no way out)",
                                     "give the loop a flow edge that leaves it, e.g. to the next step or 'end'",
                                     step_line(i), step.id))
     return problems
+
+
+def _role_names(model: SopModel) -> dict[str, str]:
+    """Every way a step may have meant a role (its key, its label, its aliases, lower-case) -> the role key."""
+    names: dict[str, str] = {}
+    for key, role in model.roles.items():
+        for name in [key, role.label, *role.aliases]:
+            names.setdefault(name.strip().lower(), key)
+            names.setdefault(re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_"), key)
+    return names
+
+
+def _suggest_role(role: str, names: dict[str, str]) -> str | None:
+    word = role.strip().lower()
+    if word in names:
+        return names[word]
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
+    return names[close[0]] if close else None
 
 
 def _reachable(start: str, graph: dict[str, list[str]], model: SopModel | None) -> set[str]:
@@ -531,18 +893,38 @@ class Catalogue:
     models: dict[str, SopModel]
     files: dict[str, Path]
     problems: list[Problem]
+    broken: dict[str, Path] = field(default_factory=dict)  # SOP id -> its file, for files with errors
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.level == "error"]
 
     def get(self, sop_id: str) -> SopModel:
+        """The model ``sop_id``; a :class:`NotFoundError` (a UserError and a KeyError) whose message says why it
+        is not there and what to run."""
         try:
             return self.models[sop_id]
         except KeyError:
-            raise NotFoundError(f"no SOP model '{sop_id}' in {self.root}; see 'patuh sop list'",
-                                pesan=f"model SOP '{sop_id}' tidak ada di {self.root}; "
-                                      "lihat 'patuh sop list'") from None
+            pass
+        if sop_id in self.broken:
+            from pipeline.config import get_settings
+
+            file = _for_command_line(self.broken[sop_id])
+            command = f"patuh sop validate {file}"
+            if self.root.resolve() != get_settings().catalogue_dir.resolve():
+                command += f" --sop-dir {_for_command_line(self.root)}"
+            shown = shown_path(self.broken[sop_id], self.root)
+            n = sum(p.level == "error" for p in self.problems if p.file == shown)
+            errors, galat = (f"{n} error(s)", f"{n} galat") if n else ("errors", "galat")
+            raise NotFoundError(f"SOP model '{sop_id}' cannot be used: its file {file} has {errors}; run "
+                                f"'{command}' to see each one (line, field and how to fix it)",
+                                pesan=f"model SOP '{sop_id}' tidak dapat dipakai: berkas {file} berisi {galat}; "
+                                      f"jalankan '{command}' untuk melihat setiap galat (baris, isian, dan cara "
+                                      "memperbaikinya)")
+        close = difflib.get_close_matches(sop_id, [*self.models, *self.broken], n=1, cutoff=0.6)
+        guess, tebakan = (f" (did you mean '{close[0]}'?)", f" (maksud Anda '{close[0]}'?)") if close else ("", "")
+        raise NotFoundError(f"no SOP model '{sop_id}' in {self.root}{guess}; see 'patuh sop list'",
+                            pesan=f"model SOP '{sop_id}' tidak ada di {self.root}{tebakan}; lihat 'patuh sop list'")
 
     def for_institution(self, institution_id: str) -> list[SopModel]:
         return [m for m in self.models.values() if m.institution == institution_id]
@@ -554,30 +936,48 @@ class Catalogue:
         return digest.hexdigest()[:16]
 
 
+def _for_command_line(path: Path) -> str:
+    """A path to paste into a command: relative to the working folder when it lies inside it."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def model_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.yaml") if p.name != "institutions.yaml")
 
 
-def load_catalogue(root: Path, paths: Iterable[Path] | None = None) -> Catalogue:
-    """Load every model under ``root`` (or just ``paths``), collecting every problem."""
+def load_catalogue(root: Path, paths: Iterable[Path] | None = None,
+                   institutions: Mapping[str, float | None] | None = None) -> Catalogue:
+    """Load every model under ``root`` (or just ``paths``), collecting every problem (``institutions``: see
+    :func:`load_model_file`)."""
     models: dict[str, SopModel] = {}
     files: dict[str, Path] = {}
+    broken: dict[str, Path] = {}
     problems: list[Problem] = []
     for path in paths if paths is not None else model_files(root):
-        loaded = load_model_file(path, root)
+        loaded = load_model_file(path, root, institutions)
         problems.extend(loaded.problems)
+        shown = shown_path(path, root)
         if loaded.model is None:
+            by_path = shown.removesuffix(".yaml") if path.suffix == ".yaml" else None
+            for sop_id in (loaded.declared_id, by_path):
+                if sop_id:
+                    broken.setdefault(sop_id, path)
             continue
         model = loaded.model
-        shown = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         if model.id in models:
-            problems.append(Problem(shown, f"model id '{model.id}' is also used by {files[model.id]}",
-                                    "give every model its own id"))
+            problems.append(Problem(shown, f"model id '{model.id}' is also used by {shown_path(files[model.id], root)}",
+                                    "give every model its own id (the file's path under the catalogue folder, "
+                                    "without .yaml)"))
             continue
         expected = Path(*model.id.split("/")).with_suffix(".yaml")
-        if path.is_relative_to(root) and path.relative_to(root) != expected and paths is None:
+        if paths is None and shown != str(expected):
             problems.append(Problem(shown, f"model '{model.id}' should live in {expected}",
                                     "rename the file to match its id", level="warning"))
         models[model.id] = model
         files[model.id] = path
-    return Catalogue(root, models, files, problems)
+    for sop_id in models:
+        broken.pop(sop_id, None)
+    return Catalogue(root, models, files, problems, broken)

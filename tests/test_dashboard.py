@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -376,13 +377,16 @@ def test_csv_export_leaves_no_copy_on_the_server(app_client: tuple[Any, Path], t
     assert list(scratch.iterdir()) == []
 
 
-def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path]) -> None:
+def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path], pub: Path) -> None:
     app, _ = app_client
     client = app.server.test_client()
     login(client, "pengawas")
+    written = dt.datetime(2026, 1, 31, 17, 30, tzinfo=dt.UTC).timestamp()  # 1 Feb 00:30 in Ngawi (WIB)
+    os.utime(pub.parent / "reports" / "smpn2-ngawi" / "2026-01.html", (written, written))
     page = post_callback(client, app, ["laporan-body"], [{"id": "laporan-ctx", "property": "data", "value": {}}])
     text = json.dumps(page.get_json())
     assert "smpn2-ngawi/2026-01.html" in text and "rppsa" not in text and "index.html" not in text
+    assert "1 Feb 2026 00:30 WIB" in text  # when it was written, as the report itself says it (local time)
     own = client.get("/laporan/unduh/smpn2-ngawi/2026-01.html")
     assert own.status_code == 200 and "sandbox" in own.headers["Content-Security-Policy"]
     assert client.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 404
@@ -390,6 +394,20 @@ def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path
     qa = app.server.test_client()
     login(qa, "qa")
     assert qa.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 200
+
+
+def test_an_institution_the_user_may_not_see_reads_as_not_available(app_client: tuple[Any, Path]) -> None:
+    """A pengawas who follows a link (or edits the URL) to another institution sees that it is not available to
+    the account, not its raw id as if it were a choice, and no data."""
+    app, _ = app_client
+    client = app.server.test_client()
+    login(client, "pengawas")
+    page = post_callback(client, app, ["app-root"], [
+        {"id": "url", "property": "pathname", "value": "/"},
+        {"id": "url", "property": "search", "value": "?inst=rppsa-mataram"}]).get_json()
+    text = json.dumps(page)
+    assert "Instansi tidak tersedia untuk akun ini" in text
+    assert '"label": "rppsa-mataram"' not in text and "Mataram" not in text
 
 
 def test_every_page_renders_for_every_role(app_client: tuple[Any, Path]) -> None:

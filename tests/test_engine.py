@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,9 +17,12 @@ import pytest
 
 from pipeline.calendars import load_calendars, load_institutions
 from pipeline.config import get_settings
+from pipeline.db import connect
+from pipeline.errors import UserError
+from pipeline.ingest import ingest_file
 from pipeline.run import run_compliance
 from pipeline.sop import Catalogue, load_catalogue
-from tests.engine_fixtures import BASE, PROSEDUR, add_batch, add_case, new_db
+from tests.engine_fixtures import BASE, NGAWI, PROSEDUR, add_batch, add_case, new_db
 
 AS_OF = dt.datetime(2026, 3, 20, tzinfo=dt.UTC)
 COMPARED = ("case_results", "deviations", "event_timing", "variants", "step_metrics", "bottleneck_step_month",
@@ -165,6 +169,11 @@ def test_a_scoped_run_checks_only_its_sop(hand_made: duckdb.DuckDBPyConnection, 
     assert checked == {PROSEDUR}
     everything = _run(hand_made, catalogue)  # another scope: a full run over every SOP
     assert everything.mode == "full" and everything.cases_checked == n_prosedur + 3
+    # the summary of a scoped run counts its scope, not the whole database (QA: the other SOPs' figures)
+    scoped = _run(hand_made, catalogue, sop=PROSEDUR)
+    own = dict(hand_made.execute("SELECT kind, count(*) FROM deviations WHERE sop_id = ? GROUP BY kind",
+                                 [PROSEDUR]).fetchall())
+    assert scoped.cases == n_prosedur + 1 < everything.cases and scoped.deviations == own
 
 
 def test_run_is_published_atomically(hand_made: duckdb.DuckDBPyConnection, catalogue: Catalogue,
@@ -575,3 +584,60 @@ def test_incremental_runs_over_a_synthetic_log_loaded_in_three_exports_equal_a_f
     after_full = _published_rows(published)
     for table in (*COMPARED, "cases"):
         assert after_incremental[table] == after_full[table], table
+
+
+def test_role_texts_of_an_export_are_named_at_ingest_and_an_alias_added_later_counts(tmp_path: Path) -> None:
+    """An export names roles its own way ("Orang Tua", "Petugas Lain", "Satpam"): the ones the SOP's keys,
+    labels or label parts name are its roles; ingest names the others, and an alias added to the SOP afterwards
+    counts at the next run without loading the file again (QA: every case was wrong_role, and the alias did not
+    help, since roles were only resolved when the file was loaded)."""
+    catalogue_dir = tmp_path / "sop_models"
+    shutil.copytree(get_settings().catalogue_dir, catalogue_dir)
+    export = tmp_path / "ekspor.csv"
+    rows = ["case_id,activity,timestamp,role"]
+    for k in range(6):
+        performer = "Satpam" if k < 2 else "Petugas Lain"  # "Petugas Lain": a part of piket's label
+        rows += [f"K{k},s1,2026-03-02 08:{10 + k}:00,{performer}", f"K{k},s2,2026-03-02 09:{10 + k}:00,wali kelas"]
+    export.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def run(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+        catalogue = load_catalogue(catalogue_dir)
+        insts = load_institutions(catalogue_dir / "institutions.yaml")
+        run_compliance(conn, catalogue, insts, load_calendars(catalogue_dir / "institutions.yaml"),
+                       as_of=dt.datetime(2026, 3, 3, tzinfo=dt.UTC), institution=NGAWI, sop=PROSEDUR)
+        return conn.execute("SELECT kind, step_id, observed FROM deviations WHERE kind = 'wrong_role' "
+                            "ORDER BY ALL").fetchall()
+
+    conn = connect(tmp_path / "patuh.duckdb")
+    catalogue = load_catalogue(catalogue_dir)
+    loaded = ingest_file(conn, export, institution_id=NGAWI, sop_id=PROSEDUR, catalogue=catalogue,
+                         calendars=load_institutions(catalogue_dir / "institutions.yaml"), key=b"k" * 32)
+    (note,) = [n for n in loaded.notes if n.startswith("role values")]
+    assert "'satpam' (2 rows)" in note and "aliases" in note and "petugas lain" not in note
+    assert run(conn) == [("wrong_role", "s1", "satpam")] * 2
+    model = catalogue_dir / "smpn2-ngawi" / "bk001-prosedur.yaml"
+    text = model.read_text(encoding="utf-8")
+    model.write_text(text.replace("aliases: [guru piket,", "aliases: [satpam, guru piket,"), encoding="utf-8")
+    assert run(conn) == []
+    conn.close()
+
+
+def test_a_broken_model_of_another_institution_does_not_stop_a_scoped_run(tmp_path: Path) -> None:
+    """QA: a new SOP with a mistake, written for one school, stopped every school's run."""
+    catalogue_dir = tmp_path / "sop_models"
+    shutil.copytree(get_settings().catalogue_dir, catalogue_dir)
+    (catalogue_dir / "bontang-bk" / "baru.yaml").write_text(
+        "id: bontang-bk/baru\ninstitution: bontang-bk\ntitle: Baru\nsource: {file: x}\n"
+        "steps:\n  - {id: s1, activity: Terima, time: tiga hari}\n", encoding="utf-8")
+    catalogue = load_catalogue(catalogue_dir)
+    assert catalogue.errors
+    insts = load_institutions(catalogue_dir / "institutions.yaml")
+    cals = load_calendars(catalogue_dir / "institutions.yaml")
+    conn = connect(tmp_path / "patuh.duckdb")
+    summary = run_compliance(conn, catalogue, insts, cals, institution=NGAWI)
+    assert summary.mode == "full"
+    with pytest.raises(UserError, match=r"error\(s\); run 'patuh sop validate' \(or run one institution"):
+        run_compliance(conn, catalogue, insts, cals)
+    with pytest.raises(UserError, match="in bontang-bk's models"):
+        run_compliance(conn, catalogue, insts, cals, institution="bontang-bk")
+    conn.close()

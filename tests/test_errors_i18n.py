@@ -124,6 +124,30 @@ def test_an_unknown_sop_is_a_user_error_and_still_a_key_error() -> None:
     assert exc.pesan.startswith("model SOP 'nope/missing' tidak ada di ") and "'patuh sop list'" in exc.pesan
 
 
+def test_a_model_with_errors_and_a_misspelt_id_are_told_in_both_languages(tmp_path: Path) -> None:
+    import re
+
+    from pipeline.sop import load_catalogue
+
+    source = ROOT / "sop_models" / "smpn2-ngawi" / "bk001-prosedur.yaml"
+    (tmp_path / "smpn2-ngawi").mkdir()
+    (tmp_path / "smpn2-ngawi" / source.name).write_text(
+        re.sub(r'time: "[^"]*"', 'time: "segera"', source.read_text(encoding="utf-8")), encoding="utf-8")
+    catalogue = load_catalogue(tmp_path)
+    with pytest.raises(KeyError) as broken:
+        catalogue.get("smpn2-ngawi/bk001-prosedur")
+    exc = broken.value
+    assert isinstance(exc, NotFoundError)
+    assert str(exc).startswith("SOP model 'smpn2-ngawi/bk001-prosedur' cannot be used: its file ")
+    assert exc.pesan.startswith("model SOP 'smpn2-ngawi/bk001-prosedur' tidak dapat dipakai: berkas ")
+    assert "galat; jalankan 'patuh sop validate " in exc.pesan
+    assert exc.pesan.endswith("(baris, isian, dan cara memperbaikinya)")
+    with pytest.raises(NotFoundError) as misspelt:
+        catalogue.get("smpn2-ngawi/bk001-prosedr")
+    assert "(did you mean 'smpn2-ngawi/bk001-prosedur'?)" in str(misspelt.value)
+    assert "(maksud Anda 'smpn2-ngawi/bk001-prosedur'?); lihat 'patuh sop list'" in misspelt.value.pesan
+
+
 def test_helpers_build_both_languages(tmp_path: Path) -> None:
     bad = tmp_path / "map.yaml"
     bad.write_text("columns:\n  case_id: 'no\n", encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import get_settings
 from pipeline.db import connect
 from pipeline.errors import UserError
 from pipeline.ingest import ingest_file, pseudonym
@@ -349,6 +351,27 @@ def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
     from pipeline.mapping import load_mapping
 
     load_mapping(mapping)  # the suggestion is a valid mapping file
+
+
+def test_map_suggest_lists_role_texts_the_sop_does_not_name_and_the_mapping_loads(tmp_path: Path) -> None:
+    """An export's own role words: the ones the SOP names (key, label, a part of it, an alias) need no line; a
+    near spelling is suggested, the rest are left for the user; an all-commented table still loads."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("No Registrasi,Kegiatan,Waktu Selesai,Jabatan\n"
+                      "K1,Penggalian data,03/10/2025 08:00,Petugas Lain\n"
+                      "K1,Wali kelas berkoordinasi,03/10/2025 09:00,Walikelas\n"
+                      "K1,Konseling,03/10/2025 10:00,Satpam\n", encoding="utf-8")
+    out = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    assert out.returncode == 0, out.stderr
+    suggestion = yaml.safe_load(out.stdout)
+    assert suggestion["columns"]["case_id"] == "No Registrasi" and suggestion["columns"]["role"] == "Jabatan"
+    assert suggestion["roles"] == {"Walikelas": "wali_kelas"}
+    assert "# Satpam: ???" in out.stdout and "Petugas Lain" not in out.stdout.split("roles:")[1]
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(out.stdout.replace("  Walikelas: wali_kelas\n", ""), encoding="utf-8")
+    from pipeline.mapping import load_mapping
+
+    assert load_mapping(mapping).roles == {}
 
 
 _XES = """<?xml version="1.0" encoding="UTF-8"?>
@@ -943,6 +966,132 @@ def test_an_xlsx_loaded_again_with_replace(tmp_path: Path) -> None:
         out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--db", str(db), *extra)
         assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     assert "batch 1 (the same file) was removed" in out.stdout
+
+
+def test_an_xlsx_with_a_title_above_its_header_loads(tmp_path: Path) -> None:
+    """School spreadsheets put a title block above the header ("REKAP ...", merged across the columns, the
+    school year, a blank row): the header is found below it, with or without a mapping, and a bad row is
+    named by its row in the sheet."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Kasus"
+    sheet.append(["REKAP PENANGANAN SISWA SMP NEGERI 2 NGAWI"])
+    sheet.merge_cells("A1:E1")
+    sheet.append(["Tahun Pelajaran 2025/2026"])
+    sheet.append([])
+    sheet.append(["No Kasus", "Kegiatan", "Waktu Selesai", "Pelaksana", "Nama Siswa"])
+    sheet.append(["K-1", "s1", "03/10/2025 08:00", "Guru Piket", "Budi"])
+    sheet.append(["K-1", "s2", "bukan tanggal", "Wali Kelas", "Budi"])
+    export = tmp_path / "rekap.xlsx"
+    book.save(export)
+    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    assert suggested.returncode == 0, suggested.stderr
+    assert yaml.safe_load(suggested.stdout)["columns"]["case_id"] == "No Kasus"
+    assert "the header is row 4" in suggested.stdout
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    db = tmp_path / "t.duckdb"
+    out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
+               "--mapping", str(mapping), "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT rows_loaded, rows_quarantined FROM batches").fetchall() == [(1, 1)]
+        (message,) = conn.execute("SELECT message FROM quarantine").fetchone() or ("",)
+    assert "sheet 'Kasus' row 6" in message and "Waktu Selesai" in message
+
+
+def test_a_csv_with_mixed_line_endings_loads(tmp_path: Path) -> None:
+    """A Windows export edited by hand elsewhere ends some lines with CRLF, others with LF (and a blank LF
+    line): DuckDB's sniffer refused it ("export it again with a header row", though it had one)."""
+    export = tmp_path / "ekspor.csv"
+    export.write_bytes(b"case_id,activity,timestamp\r\nK1,s1,2025-10-03 08:00\r\n\nK1,s2,2025-10-03 09:00\n"
+                       b"K2,s1,bukan tanggal\r\nK2,s2,2025-10-03 11:00\r\n")
+    db = tmp_path / "t.duckdb"
+    out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
+               "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "a mix of CRLF and LF" in " ".join(out.stdout.split())
+    with duckdb.connect(str(db), read_only=True) as conn:
+        assert conn.execute("SELECT rows_loaded, rows_quarantined FROM batches").fetchall() == [(3, 1)]
+        (message,) = conn.execute("SELECT message FROM quarantine").fetchone() or ("",)
+        assert conn.execute("SELECT count(*) FROM events WHERE activity LIKE '%\r%' OR case_id LIKE '%\r%'"
+                            ).fetchall() == [(0,)]
+    assert "line 5" in message  # the blank line counts, as an editor shows it
+
+
+def test_run_warns_when_an_institutions_zone_changed_after_loading(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """QA: a school loaded with the wrong zone, then corrected in institutions.yaml: every time stayed an hour
+    off and nothing said that the files must be loaded again."""
+    catalogue = tmp_path / "sop_models"
+    shutil.copytree(get_settings().catalogue_dir, catalogue)
+    monkeypatch.setenv("PATUH_SOP_DIR", str(catalogue))
+    db = tmp_path / "t.duckdb"
+    assert _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
+                "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"),
+                "--db", str(db)).returncode == 0
+    first = _cli("run", "--institution", "smpn2-ngawi", "--db", str(db))
+    assert first.returncode == 0 and "Asia/Jakarta" not in first.stderr, first.stderr
+    institutions = catalogue / "institutions.yaml"
+    text = institutions.read_text(encoding="utf-8")
+    institutions.write_text(text.replace("region: Ngawi, Jawa Timur\n    timezone: Asia/Jakarta",
+                                         "region: Ngawi, Jawa Timur\n    timezone: Asia/Makassar"), encoding="utf-8")
+    after = _cli("run", "--institution", "smpn2-ngawi", "--db", str(db))
+    said = " ".join(after.stderr.split())
+    assert after.returncode == 0, after.stderr
+    assert ("smpn2-ngawi: 1 loaded file(s) (batches 1) were read with times in Asia/Jakarta, but institutions.yaml "
+            "now gives Asia/Makassar") in said and "patuh ingest FILE --replace" in said
+
+
+def test_a_date_out_of_range_is_quoted_in_its_own_column(tmp_path: Path) -> None:
+    """QA: an out-of-range date was not quoted (unlike an unreadable one) and always blamed on the end column."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("case_id,activity,ts_start,ts_end\nK1,s1,2025-10-03 08:00,2205-10-03 09:00\n"
+                      "K2,s1,1999-10-03 08:00,2025-10-03 09:00\n", encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur", key=KEY)
+    messages = [m for (m,) in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    conn.close()
+    assert messages[0].startswith("ekspor.csv: line 2: column 'ts_end': 2205-10-03 09:00: the date is before 2000")
+    assert messages[1].startswith("ekspor.csv: line 3: column 'ts_start': 1999-10-03 08:00: the date is before 2000")
+
+
+def test_steps_over_several_days_with_an_end_date_column(tmp_path: Path) -> None:
+    """Tanggal Mulai + Jam Mulai + Tanggal Selesai + Jam Selesai: a step that ends on a later day (QA: the day
+    and time-of-day layout could not give one, and such rows were quarantined as ending before they start)."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text("No Kasus,Kegiatan,Tanggal Mulai,Jam Mulai,Tanggal Selesai,Jam Selesai,Nama Siswa\n"
+                      "K1,s1,03/10/2025,08:00,,08:30,Budi\n"
+                      "K1,s2,03/10/2025,13:00,06/10/2025,09:00,Budi\n"
+                      "K2,s1,03/10/2025,08:00,bukan,09:00,Sita\n"
+                      "K3,s1,03/10/2025,15:00,03/10/2025,08:00,Sita\n", encoding="utf-8")
+    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
+    columns = yaml.safe_load(suggested.stdout)["columns"]
+    assert (columns["date"], columns["end_date"], columns["start"], columns["end"]) == (
+        "Tanggal Mulai", "Tanggal Selesai", "Jam Mulai", "Jam Selesai")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur", mapping=mapping,
+                key=KEY)
+    wib = "Asia/Jakarta"
+    spans = conn.execute(f"SELECT activity, strftime(timezone('{wib}', ts_start), '%d %H:%M'), "
+                         f"strftime(timezone('{wib}', ts_end), '%d %H:%M') FROM events ORDER BY source_row").fetchall()
+    messages = [m for (m,) in conn.execute("SELECT message FROM quarantine ORDER BY source_row").fetchall()]
+    conn.close()
+    assert spans == [("s1", "03 08:00", "03 08:30"), ("s2", "03 13:00", "06 09:00")]  # blank end day: the same day
+    assert "column 'Tanggal Selesai': 'bukan' is not a date" in messages[0]
+    assert "column 'Jam Selesai': the end is before the start" in messages[1]
+    lone = tmp_path / "lone.yaml"
+    lone.write_text("columns: {case_id: No Kasus, activity: Kegiatan, timestamp: Jam Selesai, "
+                    "end_date: Tanggal Selesai}\n", encoding="utf-8")
+    from pipeline.mapping import load_mapping
+
+    with pytest.raises(UserError, match="end_date is the day an event ended, beside date"):
+        load_mapping(lone)
 
 
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:

@@ -268,6 +268,47 @@ def test_attention_list_does_not_undo_small_count_suppression(published: Path, t
     assert len(note) == 1 and "fewer than 5 cases are not listed" in _text(note[0])
 
 
+def test_no_time_lost_or_share_from_fewer_than_5_cases(published: Path, tmp_path: Path) -> None:
+    """QA: a first step's "time lost" was one child's wait (a first step waits only when the case is sent back),
+    and "> standard 8%" of 12 cases told the exact count the deviation table shows as "< 5"."""
+    copy = _copy(published, tmp_path)
+    sop = "smpn2-ngawi/bk001-prosedur"
+    with duckdb.connect(str(copy)) as conn:  # one case of the year waited 1,000 working hours for s1; none over
+        conn.execute("UPDATE event_timing SET wait_working = NULL, over_standard = FALSE WHERE sop_id = ? "
+                     "AND step_id = 's1'", [sop])
+        conn.execute("""UPDATE event_timing SET wait_working = 60000 WHERE sop_id = ? AND step_id = 's1' AND case_id = (
+                            SELECT min(case_id) FROM case_results WHERE sop_id = ?
+                              AND opened_at >= TIMESTAMPTZ '2025-01-01 00:00+07'
+                              AND opened_at < TIMESTAMPTZ '2026-01-01 00:00+07')""", [sop, sop])
+    (path,) = write_reports(copy, period="2025", institutions=[INST], formats={"html"}, out_dir=tmp_path / "out")
+    doc = _doc(path)
+    section = doc.xpath(f"//section[@data-sop='{sop}']")[0]
+    first = section.xpath(".//table[@class='bottlenecks']//tr[@data-step='s1']")
+    assert first, "the 1,000 hours rank the first step among the bottlenecks"
+    assert _text(first[0].xpath(".//*[@data-key='bn_score']")[0]) == "n < 5"
+    shares = [(_text(cell), cell.getparent().getparent()) for cell in section.xpath(".//*[@data-key='bn_share_over']")]
+    assert any(text == "< 5 kasus" for text, _ in shares)
+    for text, row in shares:  # a share shown as a number comes from 5 or more cases over the standard
+        if text != "< 5 kasus" and text not in ("–", "0%"):
+            assert "kasus melebihi standar" in _text(row.getnext())
+
+
+def test_a_period_not_over_at_the_run_says_so(published: Path, tmp_path: Path) -> None:
+    """QA: reports of a quarter still running, or of a month to come, read like finished periods."""
+    copy = _copy(published, tmp_path)
+    with duckdb.connect(str(copy)) as conn:  # the run judged the cases on 15 Nov 2025, 10:00 WIB
+        conn.execute("""UPDATE runs SET params = '{"as_of": "2025-11-15T03:00:00+00:00"}'""")
+    notes = {}
+    for period in ("2025-10", "2025-Q4", "2026-01"):
+        (path,) = write_reports(copy, period=period, institutions=[INST], formats={"html"}, out_dir=tmp_path / "out")
+        found = _doc(path).xpath("//*[@data-note='period']")
+        notes[period] = _text(found[0]) if found else None
+    assert notes["2025-10"] is None
+    assert notes["2025-Q4"] == ("Periode ini belum selesai: data sampai 15 Nov 2025; angka dapat berubah sampai "
+                                "periode berakhir.")
+    assert notes["2026-01"] is not None and notes["2026-01"].startswith("Periode ini belum dimulai saat analisis")
+
+
 class _KeepFigures(_Charts):
     """Charts that keep the plotly figures instead of drawing them (kaleido is not what is tested here)."""
 
