@@ -73,7 +73,7 @@ _CACHE_LOCK = threading.Lock()
 def _parse(path: Path, data: Any) -> dict[str, User]:
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
         raise UserError(f"{path}: expected a mapping 'users:' of user name to {{password_hash, role, "
-                        "institutions}}; see README 'Dashboard'",
+                        "institutions}; see README 'Dashboard'",
                         pesan=f"{path}: harus berisi 'users:' yang memetakan nama pengguna ke {{password_hash, role, "
                               "institutions}; lihat README 'Dashboard'")
     users: dict[str, User] = {}
