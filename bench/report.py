@@ -84,7 +84,7 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
                 "pre-scan, then validates, pseudonymises and writes to DuckDB" if not met
                 else "parallel parse straight into DuckDB")
     runs = res.get("compliance", [])
-    big = [r for r in runs if "patuh" in r and r["events"] >= 900_000]
+    big = [r for r in runs if "patuh" in r and 900_000 <= r["events"] <= 1_200_000]  # the goal is about 1M events
     if big:
         r = big[0]
         t = r["patuh"]["median_s"]
@@ -92,7 +92,7 @@ def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
             "variant dedup + exact state-machine search + alignment cache + 2-process pool; timing in SQL"
             if t <= 60 else "see the stage times in the JSON")
     else:
-        add("run_1m", None, "-", "no size >= 1M events in this run (QUICK or --sizes)")
+        add("run_1m", None, "-", "no size of about 1M events in this run (QUICK or --sizes)")
     inc = sorted((r for r in runs if r.get("incremental") and r["events"] >= 900_000), key=lambda x: -x["events"])
     if inc:
         # met only when it holds at every size of 1M events or more (at 1M the fixed costs weigh most), for the
