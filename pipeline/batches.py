@@ -14,7 +14,8 @@ from pipeline.errors import UserError
 
 BATCH_COLUMNS = ["batch_id", "source_file", "institution_id", "sop_id", "format", "loaded_at", "rows_in",
                  "rows_loaded", "rows_quarantined", "rows_duplicate"]
-QUARANTINE_COLUMNS = ["batch_id", "source_file", "source_row", "reason", "message", "raw"]
+# pesan: the message in Indonesian, shown first; message: the same in English
+QUARANTINE_COLUMNS = ["batch_id", "source_file", "source_row", "reason", "pesan", "message", "raw"]
 
 
 def list_batches(conn: duckdb.DuckDBPyConnection, *, institution_id: str | None = None) -> pd.DataFrame:
@@ -28,11 +29,17 @@ def list_batches(conn: duckdb.DuckDBPyConnection, *, institution_id: str | None 
 def quarantined_rows(conn: duckdb.DuckDBPyConnection, *, batch_id: int | None = None,
                      institution_id: str | None = None, limit: int | None = None) -> pd.DataFrame:
     """The quarantined rows (``QUARANTINE_COLUMNS``), by batch and row, the first ``limit`` of them; ``raw``
-    holds the mapped columns only, identifiers pseudonymised. An unknown ``batch_id`` is a :class:`UserError`."""
+    holds the mapped columns only, identifiers pseudonymised; ``pesan`` is the Indonesian message (the English
+    one for rows quarantined before there was one, or in a database opened read-only before its upgrade). An
+    unknown ``batch_id`` is a :class:`UserError`."""
     if batch_id is not None:
         require_batch(conn, batch_id)
+    has_pesan = conn.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = 'quarantine' "
+                             "AND column_name = 'pesan'").fetchall()[0][0]
+    select = {"source_file": "b.source_file",
+              "pesan": "coalesce(q.pesan, q.message) AS pesan" if has_pesan else "q.message AS pesan"}
     return conn.execute(
-        f"SELECT {', '.join('q.' + c if c != 'source_file' else 'b.source_file' for c in QUARANTINE_COLUMNS)} "
+        f"SELECT {', '.join(select.get(c, 'q.' + c) for c in QUARANTINE_COLUMNS)} "
         "FROM quarantine q JOIN batches b USING (batch_id) "
         "WHERE ($batch IS NULL OR q.batch_id = $batch) AND ($institution IS NULL OR b.institution_id = $institution) "
         "ORDER BY q.batch_id, q.source_row" + ("" if limit is None else f" LIMIT {int(limit)}"),

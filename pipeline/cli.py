@@ -483,7 +483,9 @@ def _first_messages(conn: Any, batch_id: int) -> list[str]:
     """The first ``QUARANTINE_SHOWN`` quarantine messages of a batch, as printed after loading it."""
     from pipeline.batches import quarantined_rows
 
-    return [str(m) for m in quarantined_rows(conn, batch_id=batch_id, limit=QUARANTINE_SHOWN)["message"]]
+    rows = quarantined_rows(conn, batch_id=batch_id, limit=QUARANTINE_SHOWN)
+    # Indonesian first, the English below it (once, when a row from before `pesan` has only the English)
+    return [str(m) if p == m else f"{p}\n{m}" for p, m in zip(rows["pesan"], rows["message"], strict=True)]
 
 
 def _print_quarantined(name: str, n: int, batch_id: int | None, messages: list[str]) -> None:
@@ -677,7 +679,9 @@ def quarantine_cmd(
     if frame.empty:
         console.print("tidak ada baris dikarantina / no quarantined rows")
         return
-    rows = [(str(row.batch_id), str(row.source_row), str(row.reason), str(row.message))
+    # one cell, Indonesian over English: the message gets the width a 120-column terminal has left
+    rows = [(str(row.batch_id), str(row.source_row), str(row.reason),
+             str(row.pesan) if str(row.pesan) == str(row.message) else f"{row.pesan}\n{row.message}")
             for row in frame.head(limit).itertuples(index=False)]
     print_table(console, [Column("batch", number=True), Column("baris", "row", number=True),
                           Column("alasan", "reason"), Column("pesan", "message", wrap=True)], rows,

@@ -709,6 +709,14 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         "end_before_start": "the end is before the start: check the two times (day and month swapped?)",
         "out_of_range": "the date is before 2000 or in the future: check the year (and day/month order)",
     }
+    perbaikan = {  # the same in Indonesian (the quarantine's pesan)
+        "missing_case_id": "setiap kegiatan memerlukan nomor kasusnya: isi nomornya atau hapus baris ini",
+        "missing_activity": "setiap kegiatan memerlukan nama kegiatannya: isi kegiatannya atau hapus baris ini",
+        "missing_timestamp": f"setiap kegiatan memerlukan tanggal dan waktu ({_contoh(EXPECTED_DATES)}): isi keduanya",
+        "end_before_start": "waktu selesai lebih awal dari waktu mulai: periksa kedua waktu itu (tanggal dan bulan "
+                            "tertukar?)",
+        "out_of_range": "tanggal sebelum tahun 2000 atau di masa depan: periksa tahunnya (dan urutan tanggal/bulan)",
+    }
     rejects = source.rejects(conn)
     if any(r.too_long for r in rejects) and source.widen():
         raise _ReadAgain
@@ -726,6 +734,9 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     conn.execute("CREATE TEMP TABLE _patuh_lines AS SELECT * FROM _patuh_lines_arrow")
     conn.unregister("_patuh_lines_arrow")
     loc = f"coalesce(loc, 'line ' || ln.line, {sql_literal(source.row_word + ' ')} || source_row)"
+    # the same place in Indonesian: "lembar 'Kasus' baris 7", "baris 12", "peristiwa 5" (XES)
+    lokasi = (r"coalesce(regexp_replace(loc, '^sheet (.*) row ([0-9]+)$', 'lembar \1 baris \2'), 'baris ' || ln.line, "
+              f"{sql_literal(_KATA_BARIS.get(source.row_word, 'baris') + ' ')} || source_row)")
     col_sql = {r: sql_literal(repr(c)) for r, c in col_of.items()}
     if date_col:
         fixes["end_before_start"] = (
@@ -734,6 +745,14 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             "the end is before the start: check the two times (both are on the day in "
             f"column {date_col!r}; for steps that end on a later day, map that day's column as end_date)")
         fixes["missing_timestamp"] = f"every event needs its day (column {date_col!r}) and time: fill it in"
+        perbaikan["end_before_start"] = (
+            f"waktu selesai lebih awal dari waktu mulai: periksa kedua waktu dan tanggalnya (kolom {date_col!r} dan "
+            f"{end_date_col!r})" if end_date_col else
+            "waktu selesai lebih awal dari waktu mulai: periksa kedua waktu itu (keduanya pada tanggal di kolom "
+            f"{date_col!r}; untuk langkah yang selesai pada hari berikutnya, petakan kolom tanggal selesainya "
+            "sebagai end_date)")
+        perbaikan["missing_timestamp"] = (f"setiap kegiatan memerlukan tanggalnya (kolom {date_col!r}) dan "
+                                          "waktunya: isi keduanya")
         # a missing or impossible day is the date column's
         col_sql["missing_timestamp"] = (f"CASE WHEN date_text IS NULL THEN {sql_literal(repr(date_col))} "
                                         f"ELSE {col_sql['missing_timestamp']} END")
@@ -750,7 +769,12 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
         f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
         + f"{sql_literal(fix)})"
         for r, fix in fixes.items())
-    bad_ts = _bad_time_message(name, loc, cols, source.columns, formats)
+    kasus_pesan = " ".join(
+        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: kolom {{}}: {{}}{{}}', {sql_literal(name)}, {lokasi}, "
+        f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
+        + f"{sql_literal(perbaikan[r])})"
+        for r in fixes)
+    bad_ts, bad_ts_pesan = _bad_time_message(name, loc, lokasi, cols, source.columns, formats)
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
     if date_col:
         raw_pairs.append((date_col, "p.date_text"))
@@ -766,9 +790,10 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
             raw_pairs.append((cols[role], expr))
     raw_json = "json_object(" + ", ".join(f"{sql_literal(c)}, {e}" for c, e in raw_pairs) + ")"
     conn.execute(f"""
-        INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
+        INSERT INTO quarantine (batch_id, source_row, reason, message, pesan, raw)
         SELECT {batch_id}, coalesce(ln.line, p.source_row), p.reason,
-               CASE p.reason {msg_cases} WHEN 'bad_timestamp' THEN {bad_ts} END, {raw_json}
+               CASE p.reason {msg_cases} WHEN 'bad_timestamp' THEN {bad_ts} END,
+               CASE p.reason {kasus_pesan} WHEN 'bad_timestamp' THEN {bad_ts_pesan} END, {raw_json}
         FROM _patuh_p p LEFT JOIN _patuh_ids ci ON ci.raw = p.case_raw
         LEFT JOIN _patuh_ids ri ON ri.raw = p.resource_raw
         LEFT JOIN _patuh_lines ln ON ln.pos = p.source_row
@@ -942,9 +967,20 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     return result
 
 
-def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[str], formats: list[str]) -> str:
+# Indonesian for the quarantine's pesan: where a row is (readers' row_word) and the examples of EXPECTED_*
+_KATA_BARIS = {"row": "baris", "event": "peristiwa"}
+
+
+def _contoh(examples: str) -> str:
+    """``EXPECTED_DATES`` and the like ("e.g. 2020-01-16, ...") in Indonesian ("seperti 2020-01-16, ...")."""
+    return "seperti " + examples.removeprefix("e.g. ")
+
+
+def _bad_time_message(name: str, loc: str, lokasi: str, cols: dict[str, str], headers: list[str],
+                      formats: list[str]) -> tuple[str, str]:
     """SQL: the quarantine message of a ``bad_timestamp`` row of ``_patuh_p`` (file, row, column, value, what
-    was expected, how to fix it). A time of day alone, with no date column mapped, asks for the date column."""
+    was expected, how to fix it), in English (row ``loc``) and Indonesian (row ``lokasi``). A time of day alone,
+    with no date column mapped, asks for the date column."""
     from pipeline.mapping import guess_date_column
 
     end_col = cols.get("timestamp") or cols.get("end")
@@ -952,7 +988,7 @@ def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[s
     column = (f"CASE WHEN ts_end IS NULL THEN {sql_literal(repr(end_col))} "
               f"ELSE {sql_literal(repr(start_col))} END")
     text = "CASE WHEN ts_end IS NULL THEN end_text ELSE start_text END"
-    head = f"{sql_literal(name)}, {loc}"
+    head, kepala = f"{sql_literal(name)}, {loc}", f"{sql_literal(name)}, {lokasi}"
     if date_col:
         day = sql_literal(repr(date_col))
         end_day = "" if not cols.get("end_date") else (
@@ -960,21 +996,42 @@ def _bad_time_message(name: str, loc: str, cols: dict[str, str], headers: list[s
             f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
             f"date_formats in the mapping file), or leave it blank for an event that ended on its first day; fix "
             f"the cell', {head}, {sql_literal(repr(cols['end_date']))}, end_date_text) ")
-        return (f"CASE {end_day}WHEN {date_sql('date_text', False, formats)} IS NULL "
-                f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
-                f"date_formats in the mapping file); fix the cell', {head}, {day}, date_text) "
-                f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a time of day; the mapping takes the day from "
-                f"column {{}}, so this column holds the time only ({EXPECTED_TIMES}); fix the cell, or, if the "
-                f"column holds the date and the time, remove ''date'' from the mapping', {head}, {column}, {text}, "
-                f"{day}) END")
+        hari_akhir = "" if not cols.get("end_date") else (
+            f"WHEN end_date_text IS NOT NULL AND {date_sql('end_date_text', False, formats)} IS NULL "
+            f"THEN format('{{}}: {{}}: kolom {{}}: ''{{}}'' bukan tanggal; gunakan bentuk {_contoh(EXPECTED_DAYS)} "
+            f"(atau atur date_formats di berkas pemetaan), atau kosongkan untuk kegiatan yang selesai pada hari "
+            f"mulainya; perbaiki selnya', {kepala}, {sql_literal(repr(cols['end_date']))}, end_date_text) ")
+        return ((f"CASE {end_day}WHEN {date_sql('date_text', False, formats)} IS NULL "
+                 f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date; expected {EXPECTED_DAYS} (or set "
+                 f"date_formats in the mapping file); fix the cell', {head}, {day}, date_text) "
+                 f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a time of day; the mapping takes the day from "
+                 f"column {{}}, so this column holds the time only ({EXPECTED_TIMES}); fix the cell, or, if the "
+                 f"column holds the date and the time, remove ''date'' from the mapping', {head}, {column}, {text}, "
+                 f"{day}) END"),
+                (f"CASE {hari_akhir}WHEN {date_sql('date_text', False, formats)} IS NULL "
+                 f"THEN format('{{}}: {{}}: kolom {{}}: ''{{}}'' bukan tanggal; gunakan bentuk "
+                 f"{_contoh(EXPECTED_DAYS)} (atau atur date_formats di berkas pemetaan); perbaiki selnya', "
+                 f"{kepala}, {day}, date_text) "
+                 f"ELSE format('{{}}: {{}}: kolom {{}}: ''{{}}'' bukan jam; pemetaan mengambil tanggal dari "
+                 f"kolom {{}}, jadi kolom ini hanya berisi jam ({_contoh(EXPECTED_TIMES)}); perbaiki selnya, atau, "
+                 f"jika kolom ini berisi tanggal dan jam, hapus ''date'' dari pemetaan', {kepala}, {column}, "
+                 f"{text}, {day}) END"))
     guess = guess_date_column(headers, set(cols.values()))
     add = sql_literal(f"date: {guess}" if guess else "date: <the column with the day>")
-    return (f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_OF_DAY)}) "
-            f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is a time of day without a date; map the column "
-            f"with the day too: add ''{{}}'' under columns in the mapping file (patuh map suggest FILE writes one), "
-            f"then load the file again with --replace', {head}, {column}, {text}, {add}) "
-            f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
-            f"(or set date_formats in a mapping file); fix the cell', {head}, {column}, {text}) END")
+    tambah = sql_literal(f"date: {guess}" if guess else "date: <kolom yang berisi tanggal>")
+    return ((f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_OF_DAY)}) "
+             f"THEN format('{{}}: {{}}: column {{}}: ''{{}}'' is a time of day without a date; map the column "
+             f"with the day too: add ''{{}}'' under columns in the mapping file (patuh map suggest FILE writes one), "
+             f"then load the file again with --replace', {head}, {column}, {text}, {add}) "
+             f"ELSE format('{{}}: {{}}: column {{}}: ''{{}}'' is not a date and time; expected {EXPECTED_DATES} "
+             f"(or set date_formats in a mapping file); fix the cell', {head}, {column}, {text}) END"),
+            (f"CASE WHEN regexp_full_match(lower({text}), {sql_literal(TIME_OF_DAY)}) "
+             f"THEN format('{{}}: {{}}: kolom {{}}: ''{{}}'' adalah jam tanpa tanggal; petakan juga kolom "
+             f"tanggalnya: tambahkan ''{{}}'' di bawah columns dalam berkas pemetaan (patuh map suggest FILE "
+             f"menuliskannya), lalu muat ulang berkas dengan --replace', {kepala}, {column}, {text}, {tambah}) "
+             f"ELSE format('{{}}: {{}}: kolom {{}}: ''{{}}'' bukan tanggal dan waktu; gunakan bentuk "
+             f"{_contoh(EXPECTED_DATES)} (atau atur date_formats di berkas pemetaan); perbaiki selnya', {kepala}, "
+             f"{column}, {text}) END"))
 
 
 def remove_batch(conn: duckdb.DuckDBPyConnection, batch_id: int, *, catalogue: Any = None) -> RemovedBatch:

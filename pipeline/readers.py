@@ -103,12 +103,36 @@ def reject_message(name: str, reject: Reject) -> str:
     return f"{name}: line {reject.line}: {reject.message}; {fix}"
 
 
+# DuckDB's kinds of CSV errors (the start of ``Reject.message``), in Indonesian; its own details stay as they are
+_REJECT_KINDS_ID = {
+    "too many columns": "kolom terlalu banyak",
+    "missing columns": "kolom kurang",
+    "line size over maximum": "baris terlalu panjang",
+    "unquoted value": "tanda kutip tidak tertutup dengan benar",
+    "invalid unicode": "karakter tidak valid",
+    "invalid state": "baris tidak dapat dipisah",
+}
+
+
+def reject_pesan(name: str, reject: Reject) -> str:
+    """:func:`reject_message` in Indonesian."""
+    kind, sep, detail = reject.message.partition(": ")
+    what = f"{_REJECT_KINDS_ID[kind]}{sep}{detail}" if kind in _REJECT_KINDS_ID else reject.message
+    fix = (f"satu baris paling panjang {WIDE_LINE_BYTES // 1_000_000} MB: persingkat sel teks bebas yang panjang "
+           "(Patuh tidak menyimpan teks bebas)" if reject.too_long else
+           "setiap baris harus berisi nilai sebanyak kolom pada baris judul: cari pemisah (delimiter) yang hilang "
+           "atau berlebih, atau pemisah di dalam nilai yang tidak diberi tanda kutip")
+    return f"{name}: baris {reject.line}: {what}; {fix}"
+
+
 def quarantine_rejects(conn: duckdb.DuckDBPyConnection, batch_id: int, name: str, rejects: list[Reject]) -> None:
-    """Quarantine rows ``ragged_line`` for the lines of file ``name`` a CSV scan could not split."""
+    """Quarantine rows ``ragged_line`` for the lines of file ``name`` a CSV scan could not split (``message`` in
+    English, ``pesan`` in Indonesian)."""
     if rejects:
         conn.executemany(
-            "INSERT INTO quarantine (batch_id, source_row, reason, message, raw) VALUES (?, ?, 'ragged_line', ?, NULL)",
-            [[batch_id, r.line, reject_message(name, r)] for r in rejects])
+            "INSERT INTO quarantine (batch_id, source_row, reason, message, pesan, raw) "
+            "VALUES (?, ?, 'ragged_line', ?, ?, NULL)",
+            [[batch_id, r.line, reject_message(name, r), reject_pesan(name, r)] for r in rejects])
 
 
 # the file types a log is read from (by name; the content decides how, see sniff_format)

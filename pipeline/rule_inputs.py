@@ -114,6 +114,24 @@ INPUTS = {
     )),
 }
 
+# the inputs' ``expected`` texts in Indonesian, for the quarantine's pesan (a text not here is shown as it is)
+EXPECTED_ID = {
+    "a student number": "nomor induk siswa (NIS)",
+    "a case number": "nomor kasus",
+    "a date such as 2026-08-17 or 17/08/2026": "tanggal seperti 2026-08-17 atau 17/08/2026",
+    "hadir/sakit/izin/alpa (H/S/I/A)": "hadir/sakit/izin/alpa (H/S/I/A)",
+    "guru mapel, wali kelas or guru BK": "guru mapel, wali kelas atau guru BK",
+    "a date and time such as 2026-08-17 09:30 or 17/08/2026 09:30":
+        "tanggal dan waktu seperti 2026-08-17 09:30 atau 17/08/2026 09:30",
+    "a subject name": "nama mata pelajaran",
+    "ulangan harian, UTS, UAS or tugas": "ulangan harian, UTS, UAS atau tugas",
+    "a number such as 72 or 72,5": "angka seperti 72 atau 72,5",
+    "a number such as 75": "angka seperti 75",
+    "a date such as 2026-08-24, or empty when there was none": "tanggal seperti 2026-08-24, atau kosong bila tidak ada",
+    "ya/tidak (yes/no)": "ya/tidak",
+    "a date such as 2026-12-01": "tanggal seperti 2026-12-01",
+}
+
 
 @dataclass
 class RuleInputResult:
@@ -265,17 +283,24 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         staged[f"{name}_raw"] = frame[header].astype("string") if header else pd.Series(
             pd.NA, index=frame.index, dtype="string")
     values = ", ".join(f"{_value_sql(c, f'{c.name}_raw', key, timezone)} AS {c.name}" for c in spec.columns)
-    # the first unreadable required (or filled optional) column of a row names its quarantine reason
-    checks = []
+    # the first unreadable required (or filled optional) column of a row names its quarantine reason; its
+    # message in English and (pesan) in Indonesian
+    checks, pesan_checks = [], []
     for c in spec.columns:
         raw, header = f"nullif(trim({c.name}_raw), '')", f"column '{found[c.name] or c.name}'"
+        kolom, harapan = f"kolom '{found[c.name] or c.name}'", EXPECTED_ID.get(c.expected, c.expected)
         if c.required:
             checks.append((f"{raw} IS NULL", f"missing_{c.name}",
                            sql_literal(f"{header}: empty; fill in {c.expected}")))
+            pesan_checks.append(sql_literal(f"{kolom}: kosong; isi dengan {harapan}"))
         checks.append((f"{raw} IS NOT NULL AND {c.name} IS NULL", c.bad_reason or f"bad_{c.name}",
                        f"{sql_literal(header + ': ')} || {raw} || {sql_literal(f' is not {c.expected}; correct it')}"))
+        pesan_checks.append(f"{sql_literal(kolom + ': ')} || {raw} || "
+                            f"{sql_literal(f' bukan {harapan}; perbaiki nilainya')}")
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {sql_literal(r)}" for cond, r, _ in checks) + " END"
     message = "CASE " + " ".join(f"WHEN {cond} THEN {text}" for cond, _, text in checks) + " END"
+    pesan = "CASE " + " ".join(f"WHEN {cond} THEN {text}"
+                               for (cond, _, _), text in zip(checks, pesan_checks, strict=True)) + " END"
     raw_json = ", ".join(
         f"{sql_literal(c.name)}, {c.name if c.kind == 'pseudonym' else f'{c.name}_raw'}" for c in spec.columns)
     columns = [c.name for c in spec.columns]
@@ -286,12 +311,12 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
             conn.register("rule_input_raw", staged)
             conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_typed AS SELECT *, {values} FROM rule_input_raw")
             conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_checked AS SELECT *, {reason} AS reason, "
-                         f"{message} AS message FROM rule_input_typed")
+                         f"{message} AS message, {pesan} AS pesan FROM rule_input_typed")
             conn.execute(
                 f"""
-                INSERT INTO quarantine (batch_id, source_row, reason, message, raw)
+                INSERT INTO quarantine (batch_id, source_row, reason, message, pesan, raw)
                 SELECT $batch, source_row, reason, $file || ', ' || $word || ' ' || source_row || ', ' || message,
-                       json_object({raw_json})
+                       $file || ', baris ' || source_row || ', ' || pesan, json_object({raw_json})
                 FROM rule_input_checked WHERE reason IS NOT NULL
                 """,
                 {"batch": batch_id, "file": path.name, "word": read.word},

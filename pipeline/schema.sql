@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS quarantine (
     message    VARCHAR NOT NULL,             -- file, row, column, what was expected, how to fix it
     raw        JSON                          -- the row as read (name and note columns removed)
 );
+-- the message in Indonesian (file, row, column, value, what was expected, how to fix it), which
+-- `patuh quarantine` shows first ("Bahasa Indonesia first, English second"); NULL in rows quarantined before
+-- it was added (their English message stands in)
+ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS pesan VARCHAR;
 
 -- ingest (issue 5): the case status an export records (open | closed, NULL when it records none), so a
 -- later batch can recompute its cases from all their events; lifecycle rows (XES start, schedule, ...)

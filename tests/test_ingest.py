@@ -329,7 +329,7 @@ def test_quarantined_rows_are_shown_without_sql(tmp_path: Path) -> None:
     written = _cli("quarantine", "--batch", "1", "--out", str(csv), "--db", str(db))
     assert written.returncode == 0 and "(4 baris / rows)" in written.stdout
     frame = pd.read_csv(csv, encoding="utf-8-sig")
-    assert list(frame.columns) == ["batch_id", "source_file", "source_row", "reason", "message", "raw"]
+    assert list(frame.columns) == ["batch_id", "source_file", "source_row", "reason", "pesan", "message", "raw"]
     assert sorted(frame["reason"]) == ["bad_timestamp", "missing_case_id", "out_of_range", "out_of_range"]
     assert not any(name in csv.read_text(encoding="utf-8-sig") for name in ("K-001", "Budi Santoso"))
     unknown = _cli("quarantine", "--batch", "9", "--db", str(db))
