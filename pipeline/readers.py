@@ -321,25 +321,21 @@ def _csv(conn: duckdb.DuckDBPyConnection, path: Path) -> Source:
     if read_path != path:
         src._cleanup.append(lambda: read_path.unlink(missing_ok=True))
     try:
-        described = _describe_csv(conn, src, read_path)
-    except duckdb.Error as exc:
-        if not mixed_line_ends(read_path):
-            src.close(conn)
-            raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
-                            "export the log again as CSV with a header row",
-                            pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(exc).splitlines()[0]}); "
-                                  "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
-        lf_path = read_path = to_lf(read_path)
-        src._cleanup.append(lambda: lf_path.unlink(missing_ok=True))
-        src.notes.append("line endings: a mix of CRLF and LF (a hand-edited export); both read as line ends")
         try:
             described = _describe_csv(conn, src, read_path)
-        except duckdb.Error as again:
-            src.close(conn)
-            raise UserError(f"{path.name}: cannot read it as CSV ({str(again).splitlines()[0]}); "
-                            "export the log again as CSV with a header row",
-                            pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(again).splitlines()[0]}); "
-                                  "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
+        except duckdb.Error:
+            if not mixed_line_ends(read_path):
+                raise
+            lf_path = read_path = to_lf(read_path)
+            src._cleanup.append(lambda: lf_path.unlink(missing_ok=True))
+            src.notes.append("line endings: a mix of CRLF and LF (a hand-edited export); both read as line ends")
+            described = _describe_csv(conn, src, read_path)
+    except duckdb.Error as exc:
+        src.close(conn)
+        raise UserError(f"{path.name}: cannot read it as CSV ({str(exc).splitlines()[0]}); "
+                        "export the log again as CSV with a header row",
+                        pesan=f"{path.name}: tidak dapat dibaca sebagai CSV ({str(exc).splitlines()[0]}); "
+                              "ekspor ulang log sebagai CSV dengan baris judul kolom") from None
     src.columns = [str(row[0]) for row in described]
     src.numbered = False
     src.read_path = read_path
