@@ -764,16 +764,16 @@ def _load(conn: duckdb.DuckDBPyConnection, path: Path, source: Source, cols: dic
     if start_col and not date_col:
         col_sql["out_of_range"] = (f"CASE WHEN {end_bad} THEN {col_sql['out_of_range']} "
                                    f"ELSE {sql_literal(repr(start_col))} END")
-    msg_cases = " ".join(
-        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: column {{}}: {{}}{{}}', {sql_literal(name)}, {loc}, "
-        f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
-        + f"{sql_literal(fix)})"
-        for r, fix in fixes.items())
-    kasus_pesan = " ".join(
-        f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: kolom {{}}: {{}}{{}}', {sql_literal(name)}, {lokasi}, "
-        f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
-        + f"{sql_literal(perbaikan[r])})"
-        for r in fixes)
+    def reason_messages(texts: dict[str, str], place: str, column: str) -> str:
+        """SQL CASE branches: each reason's message (file, row, column, the value where known, the fix)."""
+        return " ".join(
+            f"WHEN {sql_literal(r)} THEN format('{{}}: {{}}: {column} {{}}: {{}}{{}}', {sql_literal(name)}, {place}, "
+            f"{col_sql[r]}, " + (f"coalesce({value_sql[r]} || ': ', ''), " if r in value_sql else "'', ")
+            + f"{sql_literal(text)})"
+            for r, text in texts.items())
+
+    msg_cases = reason_messages(fixes, loc, "column")
+    kasus_pesan = reason_messages(perbaikan, lokasi, "kolom")
     bad_ts, bad_ts_pesan = _bad_time_message(name, loc, lokasi, cols, source.columns, formats)
     raw_pairs = [(cols["case_id"], "ci.pid"), (cols["activity"], "p.activity")]
     if date_col:
