@@ -48,14 +48,17 @@ for _weekday, _names in zip(WEEKDAYS, (
 DAY_HELP = "mon, tue, wed, thu, fri, sat, sun (or sen, sel, rab, kam, jum, sab, min / senin ... minggu)"
 
 TimeZone = Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]
-# the three Indonesian zones by their Indonesian names, and the IANA names that are the same clocks
+# the three Indonesian zones by their Indonesian names (institutions.yaml, export cells, report times)
+ZONE_WORDS: dict[str, TimeZone] = {"WIB": "Asia/Jakarta", "WITA": "Asia/Makassar", "WIT": "Asia/Jayapura"}
+ZONE_WORD_OF: dict[str, str] = {zone: word for word, zone in ZONE_WORDS.items()}
+# ... and the IANA names and offsets that are the same clocks
 TIMEZONE_NAMES: dict[str, TimeZone] = {
-    "asia/jakarta": "Asia/Jakarta", "wib": "Asia/Jakarta", "asia/pontianak": "Asia/Jakarta",
+    **{word.lower(): zone for word, zone in ZONE_WORDS.items()},
+    "asia/jakarta": "Asia/Jakarta", "asia/pontianak": "Asia/Jakarta",
     "utc+7": "Asia/Jakarta", "gmt+7": "Asia/Jakarta", "+07:00": "Asia/Jakarta",
-    "asia/makassar": "Asia/Makassar", "wita": "Asia/Makassar", "asia/ujung_pandang": "Asia/Makassar",
+    "asia/makassar": "Asia/Makassar", "asia/ujung_pandang": "Asia/Makassar",
     "utc+8": "Asia/Makassar", "gmt+8": "Asia/Makassar", "+08:00": "Asia/Makassar",
-    "asia/jayapura": "Asia/Jayapura", "wit": "Asia/Jayapura", "utc+9": "Asia/Jayapura", "gmt+9": "Asia/Jayapura",
-    "+09:00": "Asia/Jayapura",
+    "asia/jayapura": "Asia/Jayapura", "utc+9": "Asia/Jayapura", "gmt+9": "Asia/Jayapura", "+09:00": "Asia/Jayapura",
 }
 TIMEZONE_HELP = "Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)"
 KIND_NAMES = {"sekolah": "school", "kantor": "office", "panti": "care_home", "panti_asuhan": "care_home",

@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipeline.calendars import ZONE_WORDS
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.mapping import TIME_OF_DAY, Mapping, load_mapping, resolve_columns
@@ -75,7 +76,8 @@ DEFAULT_FORMATS = [
 ]
 _MONTH_FORMATS = ["%d %m %Y %H:%M:%S", "%d %m %Y %H:%M", "%d %m %Y %H.%M", "%d %m %Y", "%d %m %y %H:%M", "%d %m %y"]
 _OFFSET_RE = r"\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$"
-_ZONES = (("wita", "Asia/Makassar"), ("wib", "Asia/Jakarta"), ("wit", "Asia/Jayapura"))
+# a cell's zone word, the longest first (a cell ending in "wita" is not read as one ending in "wit")
+_ZONES = tuple(sorted(((word.lower(), zone) for word, zone in ZONE_WORDS.items()), key=lambda wz: -len(wz[0])))
 FIXED_OFFSETS = {"Asia/Jakarta": 7, "Asia/Pontianak": 7, "Asia/Makassar": 8, "Asia/Jayapura": 9, "UTC": 0,
                  "Etc/UTC": 0}
 # what makes two rows exact duplicates (the raw case id and resource: pseudonyms come later)

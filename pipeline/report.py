@@ -38,6 +38,7 @@ from pipeline.bottlenecks import (
     fmt_percent,
     rank_bottlenecks,
 )
+from pipeline.calendars import ZONE_WORD_OF
 from pipeline.errors import UserError, os_reason
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ MONTHS = {
            "November", "December"],
 }
 ROMAN = ["I", "II", "III", "IV"]
-TZ_ABBR = {"Asia/Jakarta": "WIB", "Asia/Makassar": "WITA", "Asia/Jayapura": "WIT"}
 
 # The dashboard's wording (dashboards/i18n.py ``kind.*``), copied: the engine never imports the dashboard.
 KIND_LABELS: dict[str, dict[str, str]] = {
@@ -657,7 +657,7 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     now = now or dt.datetime.now(dt.UTC)
     local_now = now.astimezone(ZoneInfo(tz))
     generated = (f"{local_now.day} {MONTHS[lang][local_now.month - 1]} {local_now.year}, "
-                 f"{local_now:%H:%M} {TZ_ABBR.get(tz, tz)}")
+                 f"{local_now:%H:%M} {ZONE_WORD_OF.get(tz, tz)}")
     procedures = [b for b in sop_blocks if b["kind"] == "procedure"]
     title = "Laporan Kepatuhan SOP" if lang == "id" else "SOP Compliance Report"
     footer = f"{title} · {name} · {period.title(lang)}"

@@ -17,7 +17,7 @@ from flask import Flask, Response, abort, send_file
 from dashboards import i18n, queries, ui
 from dashboards.auth import current_grants
 from dashboards.i18n import t
-from pipeline.report import TZ_ABBR
+from pipeline.calendars import ZONE_WORD_OF
 
 PATH = "/laporan"
 NAV_KEY = "nav.laporan"
@@ -69,12 +69,11 @@ def register(app: Dash, env: ui.Env) -> None:
         head = html.Thead(html.Tr([html.Th(t(k, lang)) for k in ("rep.file", "col.inst", "rep.modified",
                                                                  "rep.size", "rep.download")]))
         names = env.src.names()
-        insts = queries.institutions(env.src, current_grants())
-        zones = dict(zip(insts.get("institution_id", []), insts.get("timezone", []), strict=True))
+        zones = env.src.local_time().zones  # the catalogue snapshot, read once per published file
 
         def written(r: dict[str, Any]) -> str:  # the institution's local time, named as the report names it
             zone = zones.get(r["institution_id"]) or "UTC"
-            return f"{i18n.fmt_date(r['modified'], lang, time=True, tz=zone)} {TZ_ABBR.get(zone, zone)}"
+            return f"{i18n.fmt_date(r['modified'], lang, time=True, tz=zone)} {ZONE_WORD_OF.get(zone, zone)}"
 
         rows = [html.Tr([
             html.Td(r["rel"]), html.Td(names.inst(r["institution_id"]) if r["institution_id"] else "-"),
