@@ -251,6 +251,21 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return patuh(*args, secret=KEY.decode())
 
 
+def _suggested(export: Path, sop: str, mapping: Path) -> str:
+    """``patuh map suggest EXPORT --sop SOP``, saved as ``mapping`` as a user keeps it; the suggestion's text."""
+    suggested = _cli("map", "suggest", str(export), "--sop", sop)
+    assert suggested.returncode == 0, suggested.stderr
+    mapping.write_text(suggested.stdout, encoding="utf-8")
+    return suggested.stdout
+
+
+def _ingest_mapped(export: Path, institution: str, sop: str, mapping: Path, db: Path) -> None:
+    """``patuh ingest EXPORT --mapping MAPPING`` into ``db``, which must succeed."""
+    loaded = _cli("ingest", str(export), "--institution", institution, "--sop", sop, "--mapping", str(mapping),
+                  "--db", str(db))
+    assert loaded.returncode == 0, loaded.stderr
+
+
 def test_cli_ingest_prints_a_summary_and_refuses_a_bad_file(tmp_path: Path) -> None:
     db = tmp_path / "t.duckdb"
     ok = _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
@@ -823,17 +838,13 @@ def test_map_suggest_joins_a_date_column_with_time_columns_and_the_mapping_loads
     an unreadable time or day is quarantined naming its column, what was expected and the fix."""
     export = tmp_path / "id.csv"
     export.write_text(_DATE_TIME_CSV, encoding="utf-8")
-    suggested = _cli("map", "suggest", str(export), "--sop", "bontang-bk/konseling-individu")
-    assert suggested.returncode == 0, suggested.stderr
-    columns = yaml.safe_load(suggested.stdout)["columns"]
-    assert (columns["date"], columns["start"], columns["end"]) == ("Tanggal", "Mulai", "Selesai")
-    assert "timestamp" not in columns and "not mapped, so not stored" not in suggested.stdout
     mapping = tmp_path / "id.yaml"
-    mapping.write_text(suggested.stdout, encoding="utf-8")
+    suggested = _suggested(export, "bontang-bk/konseling-individu", mapping)
+    columns = yaml.safe_load(suggested)["columns"]
+    assert (columns["date"], columns["start"], columns["end"]) == ("Tanggal", "Mulai", "Selesai")
+    assert "timestamp" not in columns and "not mapped, so not stored" not in suggested
     db = tmp_path / "t.duckdb"
-    loaded = _cli("ingest", str(export), "--institution", "bontang-bk", "--sop", "bontang-bk/konseling-individu",
-                  "--mapping", str(mapping), "--db", str(db))
-    assert loaded.returncode == 0, loaded.stderr
+    _ingest_mapped(export, "bontang-bk", "bontang-bk/konseling-individu", mapping, db)
     conn = duckdb.connect(str(db), read_only=True)
     try:
         times = conn.execute("SELECT strftime(ts_start AT TIME ZONE 'Asia/Makassar', '%Y-%m-%d %H:%M'), "
@@ -987,16 +998,12 @@ def test_an_xlsx_with_a_title_above_its_header_loads(tmp_path: Path) -> None:
     sheet.append(["K-1", "s2", "bukan tanggal", "Wali Kelas", "Budi"])
     export = tmp_path / "rekap.xlsx"
     book.save(export)
-    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
-    assert suggested.returncode == 0, suggested.stderr
-    assert yaml.safe_load(suggested.stdout)["columns"]["case_id"] == "No Kasus"
-    assert "the header is row 4" in suggested.stdout
     mapping = tmp_path / "map.yaml"
-    mapping.write_text(suggested.stdout, encoding="utf-8")
+    suggested = _suggested(export, "smpn2-ngawi/bk001-prosedur", mapping)
+    assert yaml.safe_load(suggested)["columns"]["case_id"] == "No Kasus"
+    assert "the header is row 4" in suggested
     db = tmp_path / "t.duckdb"
-    out = _cli("ingest", str(export), "--institution", "smpn2-ngawi", "--sop", "smpn2-ngawi/bk001-prosedur",
-               "--mapping", str(mapping), "--db", str(db))
-    assert out.returncode == 0, out.stderr
+    _ingest_mapped(export, "smpn2-ngawi", "smpn2-ngawi/bk001-prosedur", mapping, db)
     with duckdb.connect(str(db), read_only=True) as conn:
         assert conn.execute("SELECT rows_loaded, rows_quarantined FROM batches").fetchall() == [(1, 1)]
         (message,) = conn.execute("SELECT message FROM quarantine").fetchone() or ("",)
@@ -1068,12 +1075,10 @@ def test_steps_over_several_days_with_an_end_date_column(tmp_path: Path) -> None
                       "K1,s2,03/10/2025,13:00,06/10/2025,09:00,Budi\n"
                       "K2,s1,03/10/2025,08:00,bukan,09:00,Sita\n"
                       "K3,s1,03/10/2025,15:00,03/10/2025,08:00,Sita\n", encoding="utf-8")
-    suggested = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
-    columns = yaml.safe_load(suggested.stdout)["columns"]
+    mapping = tmp_path / "map.yaml"
+    columns = yaml.safe_load(_suggested(export, "smpn2-ngawi/bk001-prosedur", mapping))["columns"]
     assert (columns["date"], columns["end_date"], columns["start"], columns["end"]) == (
         "Tanggal Mulai", "Tanggal Selesai", "Jam Mulai", "Jam Selesai")
-    mapping = tmp_path / "map.yaml"
-    mapping.write_text(suggested.stdout, encoding="utf-8")
     conn = connect(tmp_path / "t.duckdb")
     ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur", mapping=mapping,
                 key=KEY)

@@ -96,6 +96,13 @@ def lines_with(output: str, fragment: str) -> list[str]:
     return [line for line in output.splitlines() if fragment in line]
 
 
+def the_error(proc: subprocess.CompletedProcess[str], fragment: str) -> str:
+    """The one line of a failed validation's output that contains ``fragment`` (the command must exit 1)."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [line] = lines_with(proc.stderr, fragment)
+    return line
+
+
 def flat(text: str) -> str:
     return " ".join(text.split())
 
@@ -112,8 +119,7 @@ def test_duplicate_institution_id_is_an_error_naming_both_lines(tmp_path: Path) 
     text = (root / "institutions.yaml").read_text(encoding="utf-8")
     first, dup = line_of(text, "id: smpn5-makassar"), line_of(text, "id: smpn5-makassar", 2)
     proc = patuh("sop", "validate", "--sop-dir", str(root))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "used twice")
+    line = the_error(proc, "used twice")
     assert line.startswith(f"institutions.yaml:{dup}: error: institution id 'smpn5-makassar' is used twice")
     assert f"lines {first} and {dup}" in line and "Fix: give each institution its own id" in line
     with pytest.raises(UserError, match="used twice"):  # every other command refuses the file too
@@ -125,8 +131,7 @@ def test_backwards_holiday_range_is_an_error(tmp_path: Path) -> None:
     root = catalogue(tmp_path, NGAWI + MAKASSAR.replace("2026-12-21..2027-01-02", "2027-01-02..2026-12-21"))
     text = (root / "institutions.yaml").read_text(encoding="utf-8")
     proc = patuh("sop", "validate", "--sop-dir", str(root))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "ends before it starts")
+    line = the_error(proc, "ends before it starts")
     assert line.startswith(f"institutions.yaml:{line_of(text, 'non_working:')}: error: institution "
                            "'smpn5-makassar', non_working: the range '2027-01-02..2026-12-21' ends before it starts")
     assert 'Fix: write the earlier date first: "2026-12-21..2027-01-02"' in line
@@ -210,8 +215,7 @@ def test_validating_one_file_checks_its_institution(tmp_path: Path) -> None:
     model = MODEL.replace("smpn5-makassar", "smpn5-makasar")
     root = catalogue(tmp_path, model=model, name="smpn5-makasar/layanan-bk.yaml")
     proc = patuh("sop", "validate", "--sop-dir", str(root), str(root / "smpn5-makasar" / "layanan-bk.yaml"))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "is not in institutions.yaml")
+    line = the_error(proc, "is not in institutions.yaml")
     assert line.startswith("smpn5-makasar/layanan-bk.yaml:2: error: institution 'smpn5-makasar' is not in "
                            "institutions.yaml (known: smpn2-ngawi, smpn5-makassar) (did you mean 'smpn5-makassar'?)")
     assert "Fix: write 'institution: smpn5-makassar' and start the id with 'smpn5-makassar/'" in line
@@ -222,8 +226,7 @@ def test_the_whole_catalogue_names_the_path_relative_to_the_catalogue(tmp_path: 
     root = catalogue(tmp_path, model=MODEL.replace("smpn5-makassar", "smpn5-makasar"),
                      name="smpn5-makasar/layanan-bk.yaml")
     proc = patuh("sop", "validate", "--sop-dir", str(root))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "is not in institutions.yaml")
+    line = the_error(proc, "is not in institutions.yaml")
     assert line.startswith("smpn5-makasar/layanan-bk.yaml:2: error: institution 'smpn5-makasar'")
 
 
@@ -353,8 +356,7 @@ def validate_model(tmp_path: Path, model: str) -> tuple[subprocess.CompletedProc
 def test_two_flow_entries_from_one_step_are_an_error(tmp_path: Path) -> None:
     """Before: the first entry was silently replaced by the second."""
     proc, text = validate_model(tmp_path, MODEL + "flow:\n  - {from: s1, to: [s2, s3]}\n  - {from: s1, to: end}\n")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "error:")
+    line = the_error(proc, "error:")
     assert line.startswith(f"{MODEL_FILE}:{line_of(text, 'to: end')} [step s1]: error: flow edges 1 and 2 both "
                            "start at 's1'")
     assert "Fix: merge them into one entry: '- {from: s1, to: [s2, s3, end]}'" in line
@@ -381,8 +383,7 @@ def test_slas_backwards_to_itself_and_twice_are_errors(tmp_path: Path) -> None:
 def test_a_loop_with_no_exit_names_the_flow_edge(tmp_path: Path) -> None:
     """Before: an error on every stuck step and none on the edge that caused it."""
     proc, text = validate_model(tmp_path, MODEL + "flow:\n  - {from: s3, to: s2}\n")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "error:")
+    line = the_error(proc, "error:")
     assert line == (f"{MODEL_FILE}:{line_of(text, 'from: s3')} [step s3]: error: flow edge 1 (from s3 to s2) closes "
                     "a loop with no way out: step(s) s2, s3 can never reach the end. Fix: give the loop a way out, "
                     "e.g. '- {from: s3, to: [s2, end]}' (or mark a step that is repeated in place 'repeat: true' "
@@ -396,8 +397,7 @@ def test_an_indonesian_field_name_suggests_the_field(tmp_path: Path, written: st
     if written == "peran":
         model = model.replace("role: guru_bk, time: \"1 hari\"", "peran: guru_bk, time: \"1 hari\"")
     proc, text = validate_model(tmp_path, model)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "unknown field")
+    line = the_error(proc, "unknown field")
     assert line.startswith(f"{MODEL_FILE}:{line_of(text, written + ':')} [step s2]: error: unknown field "
                            f"'{written}' in step s2 (did you mean '{meant}'?)")
     assert f"rename '{written}' to '{meant}'" in line and "README's 'SOP models' section" in line
@@ -406,8 +406,7 @@ def test_an_indonesian_field_name_suggests_the_field(tmp_path: Path, written: st
 
 def test_a_role_typo_suggests_the_role(tmp_path: Path) -> None:
     proc, text = validate_model(tmp_path, MODEL.replace("role: wali_kelas", "role: wali_kelsa"))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [line] = lines_with(proc.stderr, "error:")
+    line = the_error(proc, "error:")
     assert line.startswith(f"{MODEL_FILE}:{line_of(text, 'wali_kelsa')} [step s1]: error: role: unknown role "
                            "'wali_kelsa' (known: guru_bk, wali_kelas) (did you mean 'wali_kelas'?)")
     assert "Fix: write 'role: wali_kelas', or add 'wali_kelsa' under 'roles:'" in line
