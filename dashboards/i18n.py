@@ -63,6 +63,11 @@ _T: dict[str, tuple[str, str]] = {
                      "kasusnya, kapan pun terjadinya, seperti di laporan.",
                      "Period = the month a case was opened in (the institution's local time); deviations count "
                      "with their case whenever they happened, as in the reports."),
+    "held.note": ("{name} tidak diperiksa pada analisis terakhir karena berkas SOP-nya berisi galat ({files}); "
+                  "angkanya dari analisis sebelumnya (data sampai {date}).",
+                  "{name} was not checked in the latest analysis because its SOP files have errors ({files}); "
+                  "its figures come from an earlier analysis (data up to {date})."),
+    "held.never": ("belum pernah diperiksa", "never checked"),
     "click_hint": ("Klik batang atau titik untuk melihat penyimpangan di baliknya.",
                    "Click a bar or point to see the deviations behind it."),
     "period.reversed": ("Periode terbalik ({start} sampai {end}): ditampilkan {first} sampai {last}.",

@@ -534,6 +534,20 @@ def run_info(src: Source) -> dict[str, Any] | None:
     return None if df.empty else {str(k): v for k, v in df.iloc[0].to_dict().items()}
 
 
+def held_institutions(src: Source, grants: Grants, f: Filters) -> pd.DataFrame:
+    """The institutions in view that the latest run left out because their SOP files had errors (run.py keeps
+    their earlier results): name, files, the as_of of the run that last checked them."""
+    w = _Where(grants, f, "i")
+    return _df(src, f"""
+        WITH latest AS (SELECT params->'held' AS h FROM runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1),
+        held AS (SELECT institution_id, h->institution_id AS info
+                 FROM (SELECT h, unnest(json_keys(h)) AS institution_id FROM latest))
+        SELECT i.institution_id, i.name, i.timezone,
+               array_to_string(from_json(info->'files', '["VARCHAR"]'), ', ') AS files,
+               TRY_CAST(info->>'checked_as_of' AS TIMESTAMPTZ) AS checked_as_of
+        FROM held JOIN institutions i USING (institution_id) WHERE {w.sql} ORDER BY i.name""", w.params)
+
+
 def institutions(src: Source, grants: Grants) -> pd.DataFrame:
     w = _Where(grants, Filters())
     return _df(src, f"SELECT institution_id, name, timezone FROM institutions WHERE {w.sql} ORDER BY name",

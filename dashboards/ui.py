@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import pandas as pd
 from dash import dcc, html
 
 from dashboards import i18n, queries
@@ -206,6 +207,18 @@ def period_note(ctx: PageContext) -> html.P | None:
     if not (ctx.filters.start or ctx.filters.end):
         return None
     return html.P(t("period.cases", ctx.lang), className="hint period-note")
+
+
+def held_note(ctx: PageContext) -> html.Div | None:
+    """The institutions in view whose SOP files had errors at the latest run: their figures are older."""
+    held = queries.held_institutions(ctx.env.src, ctx.grants, ctx.filters)
+    if held.empty:
+        return None
+    return html.Div(id="held-note", className="notice", children=[
+        html.P(t("held.note", ctx.lang, name=row["name"], files=row["files"],
+                 date=i18n.fmt_date(row["checked_as_of"], ctx.lang, tz=row["timezone"])
+                 if pd.notna(row["checked_as_of"]) else t("held.never", ctx.lang)))
+        for _, row in held.iterrows()])
 
 
 def graph(graph_id: str, height: int | None = None) -> dcc.Loading:

@@ -210,6 +210,14 @@ def _print_run_summary(summary: RunSummary) -> None:
     console.print(f"Waktu per tahap / time per stage: {stages}")
     if summary.published:
         console.print(f"Diterbitkan / published: {summary.published}")
+    for inst, files in summary.skipped.items():
+        listed = ", ".join(files)
+        err_console.print(
+            f"Peringatan: lembaga {inst} tidak diperiksa karena berkas SOP-nya berisi galat ({listed}); hasil "
+            f"sebelumnya tetap ditampilkan. Perbaiki (patuh sop validate), lalu jalankan patuh run lagi.\n"
+            f"Warning: institution {inst} was not checked because its SOP files have errors ({listed}); its "
+            "earlier results are kept. Fix them (patuh sop validate), then run patuh run again.",
+            style="yellow", markup=False, highlight=False)
 
 
 def as_of_warning(conn: Any, as_of: datetime.datetime, *, institution: str | None = None,
@@ -294,6 +302,8 @@ def run_cmd(
     summary = run_for_db(_db(db), institution=institution, sop=sop, as_of=_parse_as_of(as_of), full=full,
                          workers=workers)
     _print_run_summary(summary)
+    if summary.skipped:  # published, but a script must notice that some institutions were not checked
+        raise typer.Exit(1)
 
 
 @app.command("conform")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 import multiprocessing
 import os
@@ -664,7 +665,7 @@ def institution_report(conn: duckdb.DuckDBPyConnection, institution_id: str, per
     return {
         "footer_css": Markup('@page { @bottom-left { content: "%s"; } }') % _css_string(footer),
         "lang": lang, "run_id": run_id, "generated": generated, "institution_id": institution_id,
-        "period_note": _period_note(conn, run_id, period, tz, lang),
+        "run_notes": _run_notes(conn, run_id, institution_id, period, tz, lang),
         "institution": name, "region": region or "", "place": _place(region, name),
         "period": period.key, "period_title": period.title(lang), "prev_title": prev.title(lang),
         "workday": fmt_duration(day, lang, 10**9),
@@ -703,23 +704,45 @@ def _css_string(text: str) -> Markup:
     return Markup(cleaned)
 
 
-def _period_note(conn: duckdb.DuckDBPyConnection, run_id: str, period: Period, tz: str, lang: str) -> str | None:
-    """Whether the period was over when the run judged the cases (its ``as_of``, local time): a report of a
-    month still running, or not begun, says so instead of reading as a finished month."""
-    row = conn.execute("SELECT params->>'as_of' FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    if row is None or not row[0]:
-        return None
-    as_of = dt.datetime.fromisoformat(str(row[0])).astimezone(ZoneInfo(tz))
+def _run_notes(conn: duckdb.DuckDBPyConnection, run_id: str, institution_id: str, period: Period, tz: str,
+               lang: str) -> dict[str, str]:
+    """What the cover must say about when the cases were judged: note kind (held, period) -> text.
+
+    An institution the run left out (its SOP files had errors, run.py) keeps the results of the last run that
+    checked it: the cover says so, and judges the period against that run's ``as_of``. A period not over at
+    that time, or not begun, says so instead of reading as a finished month."""
+    row = conn.execute("SELECT params FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    params = json.loads(row[0]) if row is not None and row[0] else {}
+    notes: dict[str, str] = {}
+    as_of_text = params.get("as_of")
+    held = (params.get("held") or {}).get(institution_id)
+    if held is not None:
+        files, as_of_text = ", ".join(held["files"]), held.get("checked_as_of")
+        checked = _date(dt.datetime.fromisoformat(as_of_text).astimezone(ZoneInfo(tz)).date(), lang) \
+            if as_of_text else None
+        notes["held"] = (
+            f"Instansi ini tidak diperiksa pada analisis {run_id} karena berkas SOP-nya berisi galat ({files}); "
+            + (f"angka di laporan ini dari analisis sebelumnya (data sampai {checked})." if checked
+               else "belum ada analisis sebelumnya.")
+            if lang == "id" else
+            f"This institution was not checked in analysis run {run_id} because its SOP files have errors "
+            f"({files}); " + (f"the figures in this report come from an earlier analysis (data up to {checked})."
+                              if checked else "it has not been checked before."))
+    if not as_of_text:
+        return notes
+    as_of = dt.datetime.fromisoformat(str(as_of_text)).astimezone(ZoneInfo(tz))
     day, until = as_of.date(), _date(as_of.date(), lang)
-    if period.end <= day:
-        return None
     if period.start > day:
-        return (f"Periode ini belum dimulai saat analisis (data sampai {until}): belum ada kasus yang dapat dilaporkan."
-                if lang == "id" else f"This period had not begun at the analysis (data up to {until}): "
-                "no cases can be reported yet.")
-    return (f"Periode ini belum selesai: data sampai {until}; angka dapat berubah sampai periode berakhir."
-            if lang == "id" else f"This period is not over: data up to {until}; the figures may change until "
-            "it ends.")
+        notes["period"] = (
+            f"Periode ini belum dimulai saat analisis (data sampai {until}): belum ada kasus yang dapat dilaporkan."
+            if lang == "id" else
+            f"This period had not begun at the analysis (data up to {until}): no cases can be reported yet.")
+    elif period.end > day:
+        notes["period"] = (
+            f"Periode ini belum selesai: data sampai {until}; angka dapat berubah sampai periode berakhir."
+            if lang == "id" else
+            f"This period is not over: data up to {until}; the figures may change until it ends.")
+    return notes
 
 
 def _date(day: dt.date, lang: str) -> str:

@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,6 +85,8 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     published: str | None = None
     vacuumed: bool = False  # deleted rows were packed away at this run's commit (db.vacuuming)
+    # institutions not checked because their SOP files have errors -> those files; their results stay as they were
+    skipped: dict[str, list[str]] = field(default_factory=dict)
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), default=str)
@@ -115,15 +117,22 @@ def _test_pause(stage: str) -> None:
 
 
 def snapshot_catalogue(conn: duckdb.DuckDBPyConnection, catalogue: Catalogue,
-                       institutions: dict[str, Institution]) -> None:
-    """Refresh the catalogue tables the dashboard and reports read."""
-    for table in ("institutions", "sops", "sop_steps", "sop_edges"):
-        conn.execute(f"DELETE FROM {table}")
+                       institutions: dict[str, Institution], *, held: Set[str] = frozenset()) -> None:
+    """Refresh the catalogue tables the dashboard and reports read.
+
+    The institutions in ``held`` have SOP files with errors: their SOPs keep the rows of the last snapshot,
+    which their results (kept as they were) refer to; their models that do load are not taken either, so
+    the snapshot of an institution is always one whole catalogue folder."""
+    conn.execute("DELETE FROM institutions")
+    for table in ("sops", "sop_steps", "sop_edges"):
+        conn.execute(f"DELETE FROM {table} WHERE NOT list_contains(?, split_part(sop_id, '/', 1))", [sorted(held)])
     frames = {
         "institutions": pd.DataFrame([(i.id, i.name, i.kind, i.region, i.timezone) for i in institutions.values()]),
     }
     sops, steps, edges = [], [], []
     for sop_id, model in sorted(catalogue.models.items()):
+        if model.institution in held:
+            continue
         sops.append((sop_id, model.institution, model.number, model.title, model.kind,
                      len(model.steps) or len(model.rules), model.case_time, model_hash(model),
                      model.model_dump_json(by_alias=True)))
@@ -187,6 +196,48 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
     )
 
 
+def _held_institutions(catalogue: Catalogue, institution: str | None, sop: str | None,
+                       institutions: dict[str, Institution]) -> dict[str, list[str]]:
+    """The institutions whose catalogue folder has SOP files with errors -> those files.
+
+    A run leaves them out and keeps their results as they were: a new SOP with a mistake, written for one
+    school, must not stop every other school's run. An error outside the folders (institutions.yaml) stops
+    every run, and so does one in the folder of the institution or SOP the run is asked for, or in every
+    institution's folder."""
+    held: dict[str, list[str]] = {}
+    blocking = []
+    for problem in catalogue.errors:
+        parts = Path(problem.file).parts
+        if len(parts) > 1:
+            held.setdefault(parts[0], [])
+            if problem.file not in held[parts[0]]:
+                held[parts[0]].append(problem.file)
+        else:
+            blocking.append(problem)
+    wanted = institution or (sop.partition("/")[0] if sop else None)
+    if wanted is not None:
+        blocking += [p for p in catalogue.errors if Path(p.file).parts[0] == wanted]
+    elif held and not set(institutions) - set(held):
+        blocking = catalogue.errors
+    if blocking:
+        where = f" in {wanted}'s models" if wanted and not any(len(Path(p.file).parts) == 1 for p in blocking) else ""
+        di = f" pada model {wanted}" if where else ""
+        raise UserError(f"the SOP catalogue has {len(blocking)} error(s){where}; run 'patuh sop validate'",
+                        pesan=f"katalog SOP berisi {len(blocking)} galat{di}; jalankan 'patuh sop validate'")
+    return held
+
+
+def _last_checked(conn: duckdb.DuckDBPyConnection, institution: str) -> str | None:
+    """The ``as_of`` of the last successful run that checked ``institution`` (ISO), or None."""
+    row = conn.execute(
+        """SELECT params->>'as_of' FROM runs
+           WHERE status = 'ok' AND coalesce(params->'scope'->>'institution', $i) = $i
+             AND coalesce(split_part(params->'scope'->>'sop', '/', 1), $i) = $i
+             AND NOT coalesce(list_contains(from_json(params->'scope'->'skipped', '["VARCHAR"]'), $i), FALSE)
+           ORDER BY finished_at DESC LIMIT 1""", {"i": institution}).fetchone()
+    return None if row is None else str(row[0])
+
+
 def _previous_run(conn: duckdb.DuckDBPyConnection) -> tuple[str, dt.datetime, str, Any] | None:
     rows = conn.execute(
         "SELECT run_id, started_at, catalogue_hash, params FROM runs WHERE status = 'ok' "
@@ -210,19 +261,7 @@ def run_compliance(
     fail_after_stage: str | None = None,
 ) -> RunSummary:
     """Check every case (or the dirty ones) and write one run's results in one transaction."""
-    # another institution's broken model does not stop this one's run (a new SOP being written elsewhere)
-    errors = [p for p in catalogue.errors
-              if institution is None or Path(p.file).parts[0] in (institution, Path(p.file).name)]
-    if errors:
-        raise UserError(f"the SOP catalogue has {len(errors)} error(s)"
-                        + (f" in {institution}'s models or institutions.yaml" if institution else "")
-                        + "; run 'patuh sop validate'" + ("" if institution else
-                                                          " (or run one institution: patuh run --institution ID)"),
-                        pesan=f"katalog SOP berisi {len(errors)} galat"
-                              + (f" pada model {institution} atau institutions.yaml" if institution else "")
-                              + "; jalankan 'patuh sop validate'" + ("" if institution else
-                                                                    " (atau periksa satu lembaga saja: "
-                                                                    "patuh run --institution ID)"))
+    held = _held_institutions(catalogue, institution, sop, institutions)
     if institution and institution not in institutions:
         raise UserError(f"unknown institution '{institution}'; known: {', '.join(sorted(institutions))}",
                         pesan=f"lembaga '{institution}' tidak dikenal; yang dikenal: {', '.join(sorted(institutions))}")
@@ -233,7 +272,8 @@ def run_compliance(
     if as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     models = {sid: m for sid, m in catalogue.models.items()
-              if (sop is None or sid == sop) and (institution is None or m.institution == institution)}
+              if (sop is None or sid == sop) and (institution is None or m.institution == institution)
+              and m.institution not in held}
     missing_cal = {m.institution for m in models.values()} - set(calendars)
     if missing_cal:
         raise UserError(f"institution(s) {', '.join(sorted(missing_cal))} have SOP models but no calendar in "
@@ -247,8 +287,13 @@ def run_compliance(
          + "".join(f"|{k}:{institutions[k].model_dump_json()}" for k in sorted(institutions))
          + "".join(f"|{k}:{calendars[k].content_hash()}" for k in sorted(calendars))).encode()).hexdigest()[:16]
     run_id = new_run_id()
-    params = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
-    scope_params = {"institution": institution, "sop": sop}
+    params: dict[str, Any] = {"institution": institution, "sop": sop, "as_of": as_of.isoformat()}
+    scope_params: dict[str, Any] = {"institution": institution, "sop": sop}
+    skipped = sorted(held) if institution is None else []  # a scoped run never checks other institutions
+    if skipped:
+        scope_params["skipped"] = skipped
+        # what the reports of a skipped institution say: which files, and when it was last checked
+        params["held"] = {i: {"files": held[i], "checked_as_of": _last_checked(conn, i)} for i in skipped}
     previous = _previous_run(conn)
     incremental = (
         not full and previous is not None and previous[2] == setup_hash
@@ -257,7 +302,8 @@ def run_compliance(
         and not conn.execute("SELECT count(*) FROM batch_removals WHERE removed_at >= ?",
                              [previous[1]]).fetchall()[0][0]
     )
-    summary = RunSummary(run_id, "incremental" if incremental else "full")
+    summary = RunSummary(run_id, "incremental" if incremental else "full",
+                         skipped={i: held[i] for i in skipped})
     started = dt.datetime.now(dt.UTC)
 
     with vacuuming(conn, VACUUMED_TABLES) as summary.vacuumed, transaction(conn):
@@ -267,9 +313,9 @@ def run_compliance(
                       json.dumps({**params, "scope": scope_params, "base_run": base_run}), __version__])
         with _stage(summary, "catalogue", progress):
             if not incremental:  # same setup hash: the snapshot tables already hold this catalogue
-                snapshot_catalogue(conn, catalogue, institutions)
+                snapshot_catalogue(conn, catalogue, institutions, held=set(held))
             _prepare_temp_tables(conn, models)
-        scope_filter = _scope_sql("e", institution, sop)
+        scope_filter = _scope_sql("e", institution, sop, skipped)
         case_filter = stall_filter = scope_filter
         events = "events"  # where the checked cases' events are read from
         if incremental and previous is not None:
@@ -280,7 +326,7 @@ def run_compliance(
                     f"""
                     CREATE OR REPLACE TEMP TABLE run_open AS
                     SELECT c.institution_id, c.sop_id, c.case_id FROM cases c
-                    WHERE c.status = 'open' AND {_scope_sql("c", institution, sop)}
+                    WHERE c.status = 'open' AND {_scope_sql("c", institution, sop, skipped)}
                       AND NOT EXISTS (SELECT 1 FROM run_dirty d WHERE d.institution_id = c.institution_id
                                       AND d.sop_id = c.sop_id AND d.case_id = c.case_id)
                     """
@@ -458,9 +504,12 @@ def _changed_events(conn: duckdb.DuckDBPyConnection, since: dt.datetime, scope_f
                      + _in_table("run_dirty_known"))
 
 
-def _scope_sql(alias: str, institution: str | None, sop: str | None) -> str:
-    """SQL: the row aliased ``alias`` (events or cases) is in the run's scope (``--institution``, ``--sop``)."""
+def _scope_sql(alias: str, institution: str | None, sop: str | None, skipped: Sequence[str] = ()) -> str:
+    """SQL: the row aliased ``alias`` (events or cases) is in the run's scope (``--institution``, ``--sop``,
+    not an institution skipped for its models' errors)."""
     sql = "TRUE"
+    if skipped:
+        sql += f" AND {alias}.institution_id NOT IN ({', '.join(sql_literal(i) for i in skipped)})"
     if institution:
         sql += f" AND {alias}.institution_id = {sql_literal(institution)}"
     if sop:

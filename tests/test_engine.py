@@ -622,22 +622,88 @@ def test_role_texts_of_an_export_are_named_at_ingest_and_an_alias_added_later_co
     conn.close()
 
 
-def test_a_broken_model_of_another_institution_does_not_stop_a_scoped_run(tmp_path: Path) -> None:
-    """QA: a new SOP with a mistake, written for one school, stopped every school's run."""
+def test_an_institution_with_a_broken_sop_file_keeps_its_results_while_the_others_are_checked(
+        tmp_path: Path) -> None:
+    """QA: a new SOP with a mistake, written for one school, stopped every school's run; and a run of another
+    school dropped the broken school's SOP from the published catalogue, so its kept results lost their SOP.
+    Now every run leaves that school out, keeps its results and SOPs as they were and says so (the report's
+    cover, the dashboard); a run of that school, or an error outside the schools' folders, still stops."""
+    import pandas as pd
+
+    from dashboards import queries
+    from pipeline.report import institution_report, parse_period
+    from pipeline.synth import generate
+
     catalogue_dir = tmp_path / "sop_models"
     shutil.copytree(get_settings().catalogue_dir, catalogue_dir)
-    (catalogue_dir / "bontang-bk" / "baru.yaml").write_text(
-        "id: bontang-bk/baru\ninstitution: bontang-bk\ntitle: Baru\nsource: {file: x}\n"
-        "steps:\n  - {id: s1, activity: Terima, time: tiga hari}\n", encoding="utf-8")
-    catalogue = load_catalogue(catalogue_dir)
-    assert catalogue.errors
     insts = load_institutions(catalogue_dir / "institutions.yaml")
     cals = load_calendars(catalogue_dir / "institutions.yaml")
+    good = load_catalogue(catalogue_dir)
+    result = generate(tmp_path / "log", institutions=[NGAWI, "bontang-bk"], cases=120, months=2, seed=3,
+                      verify=False)
     conn = connect(tmp_path / "patuh.duckdb")
-    summary = run_compliance(conn, catalogue, insts, cals, institution=NGAWI)
-    assert summary.mode == "full"
-    with pytest.raises(UserError, match=r"error\(s\); run 'patuh sop validate' \(or run one institution"):
-        run_compliance(conn, catalogue, insts, cals)
+    for file in result.files:
+        ingest_file(conn, file.path, institution_id=file.institution_id, sop_id=file.sop_id, catalogue=good,
+                    calendars=insts)
+    published = tmp_path / "published"
+    first = run_compliance(conn, good, insts, cals, as_of=result.as_of, published_dir=published)
+    assert not first.skipped
+
+    def published_rows(sql: str) -> list[tuple[object, ...]]:
+        pub = duckdb.connect(str(published / (published / "CURRENT").read_text().strip()), read_only=True)
+        try:
+            return pub.execute(sql).fetchall()
+        finally:
+            pub.close()
+
+    bontang_sql = ("SELECT (SELECT count(*) FROM sops WHERE institution_id = 'bontang-bk'), "
+                   "(SELECT count(*) FROM sop_steps WHERE sop_id LIKE 'bontang-bk/%'), "
+                   "(SELECT list(DISTINCT run_id) FROM case_results WHERE institution_id = 'bontang-bk'), "
+                   "(SELECT count(*) FROM case_results WHERE institution_id = 'bontang-bk')")
+    before = published_rows(bontang_sql)[0]
+    assert before[0] == 2 and before[1] > 0 and before[2] == [first.run_id] and before[3] > 0
+    model_file = catalogue_dir / "bontang-bk" / "konseling-individu.yaml"
+    model_file.write_text(model_file.read_text(encoding="utf-8") + "\nsteps: [oops\n", encoding="utf-8")
+    broken = load_catalogue(catalogue_dir)
+    assert broken.errors and "bontang-bk/konseling-individu" not in broken.models
+
+    scoped = run_compliance(conn, broken, insts, cals, institution=NGAWI, as_of=result.as_of,
+                            published_dir=published)
+    assert scoped.skipped == {}  # a scoped run checks its institution only: nothing was left out
+    assert published_rows(bontang_sql)[0] == before
+    every = run_compliance(conn, broken, insts, cals, as_of=result.as_of, published_dir=published, full=True)
+    assert every.skipped == {"bontang-bk": ["bontang-bk/konseling-individu.yaml"]}
+    assert published_rows(bontang_sql)[0] == before  # kept whole: its SOPs, steps and results
+    assert published_rows(f"SELECT DISTINCT run_id FROM case_results WHERE institution_id = '{NGAWI}'") == [
+        (every.run_id,)]
+    assert every.cases == published_rows(
+        f"SELECT count(*) FROM case_results WHERE institution_id = '{NGAWI}'")[0][0]
+
+    pub = duckdb.connect(str(published / (published / "CURRENT").read_text().strip()), read_only=True)
+    last_month = pd.Timestamp(result.as_of).strftime("%Y-%m")
+    report = institution_report(pub, "bontang-bk", parse_period(last_month), "id")
+    assert "tidak diperiksa" in report["run_notes"]["held"] and "konseling-individu.yaml" in report["run_notes"][
+        "held"]
+    assert "held" not in institution_report(pub, NGAWI, parse_period(last_month), "id")["run_notes"]
+    pub.close()
+    src = queries.source(published)
+    assert list(queries.held_institutions(src, queries.ALL, queries.Filters())["institution_id"]) == ["bontang-bk"]
+    assert queries.held_institutions(src, queries.Grants.only([NGAWI]), queries.Filters()).empty
+
     with pytest.raises(UserError, match="in bontang-bk's models"):
-        run_compliance(conn, catalogue, insts, cals, institution="bontang-bk")
+        run_compliance(conn, broken, insts, cals, institution="bontang-bk")
+    with pytest.raises(UserError, match="in bontang-bk's models"):
+        run_compliance(conn, broken, insts, cals, sop="bontang-bk/pengaduan")
+    only_bontang = {k: v for k, v in insts.items() if k == "bontang-bk"}
+    with pytest.raises(UserError, match=r"error\(s\); run 'patuh sop validate'"):  # nothing left to check
+        run_compliance(conn, broken, only_bontang, cals)
     conn.close()
+    # the command publishes the others' results, says which institution it left out, and exits 1 for scripts
+    env = {**os.environ, "PATUH_SOP_DIR": str(catalogue_dir), "COLUMNS": "250"}
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--db", str(tmp_path / "patuh.duckdb")],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    assert done.returncode == 1, done.stderr
+    said = " ".join(done.stderr.split())
+    assert said.index("Peringatan: lembaga bontang-bk tidak diperiksa") < said.index(
+        "Warning: institution bontang-bk was not checked") and "Traceback" not in said
+    assert "Diterbitkan / published" in done.stdout
