@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from pipeline.errors import UserError, read_text_file, yaml_problem
+from pipeline.errors import UserError, pilihan, pydantic_pesan, read_text_file, yaml_problem
 from pipeline.sop import Problem, _node_line, read_yaml_with_nodes
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ for _weekday, _names in zip(WEEKDAYS, (
     for _name in (_weekday, *_names):
         DAY_NAMES[_name] = _weekday
 DAY_HELP = "mon, tue, wed, thu, fri, sat, sun (or sen, sel, rab, kam, jum, sab, min / senin ... minggu)"
+BANTUAN_HARI = "mon, tue, wed, thu, fri, sat, sun (atau sen, sel, rab, kam, jum, sab, min / senin ... minggu)"
 
 TimeZone = Literal["Asia/Jakarta", "Asia/Makassar", "Asia/Jayapura"]
 # the three Indonesian zones by their Indonesian names (institutions.yaml, export cells, report times)
@@ -61,13 +62,15 @@ TIMEZONE_NAMES: dict[str, TimeZone] = {
     "asia/jayapura": "Asia/Jayapura", "utc+9": "Asia/Jayapura", "gmt+9": "Asia/Jayapura", "+09:00": "Asia/Jayapura",
 }
 TIMEZONE_HELP = "Asia/Jakarta (WIB), Asia/Makassar (WITA) or Asia/Jayapura (WIT)"
+BANTUAN_ZONA = "Asia/Jakarta (WIB), Asia/Makassar (WITA) atau Asia/Jayapura (WIT)"
 KIND_NAMES = {"sekolah": "school", "kantor": "office", "panti": "care_home", "panti_asuhan": "care_home",
               "panti_sosial": "care_home", "care-home": "care_home"}
 
 
-def _fail(message: str, fix: str) -> PydanticCustomError:
-    """A validation error whose ``fix`` travels with it (shown as 'Fix: ...')."""
-    return PydanticCustomError("patuh", "{message}", {"message": message, "fix": fix})
+def _fail(message: str, fix: str, pesan: str, perbaikan: str) -> PydanticCustomError:
+    """A validation error whose ``fix`` travels with it (shown as 'Fix: ...'), and both in Indonesian."""
+    return PydanticCustomError("patuh", "{message}",
+                               {"message": message, "fix": fix, "pesan": pesan, "perbaikan": perbaikan})
 
 
 def _day(name: object) -> Weekday | None:
@@ -106,11 +109,16 @@ class Institution(BaseModel):
         if key in TIMEZONE_NAMES:
             return TIMEZONE_NAMES[key]
         close = difflib.get_close_matches(key, list(TIMEZONE_NAMES), n=1, cutoff=0.7)
-        guess = f" (did you mean {TIMEZONE_NAMES[close[0]]}?)" if close else ""
+        meant = TIMEZONE_NAMES[close[0]] if close else None
+        guess, tebakan = (f" (did you mean {meant}?)", f" (maksud Anda {meant}?)") if meant else ("", "")
         raise _fail(f"'{value}' is not an Indonesian time zone (expected {TIMEZONE_HELP}){guess}",
                     "write 'timezone: Asia/Makassar' for WITA (Makassar, Bali, NTB, NTT, Kalimantan Timur/Selatan/"
                     "Utara, Sulawesi), 'Asia/Jakarta' for WIB (Sumatra, Java, Kalimantan Barat/Tengah), "
-                    "'Asia/Jayapura' for WIT (Maluku, Papua); WIB, WITA and WIT are understood too")
+                    "'Asia/Jayapura' for WIT (Maluku, Papua); WIB, WITA and WIT are understood too",
+                    f"'{value}' bukan zona waktu Indonesia (seharusnya {BANTUAN_ZONA}){tebakan}",
+                    "tulis 'timezone: Asia/Makassar' untuk WITA (Makassar, Bali, NTB, NTT, Kalimantan Timur/Selatan/"
+                    "Utara, Sulawesi), 'Asia/Jakarta' untuk WIB (Sumatra, Jawa, Kalimantan Barat/Tengah), "
+                    "'Asia/Jayapura' untuk WIT (Maluku, Papua); WIB, WITA dan WIT juga dipahami")
 
     @field_validator("working_days", mode="before")
     @classmethod
@@ -121,15 +129,19 @@ class Institution(BaseModel):
             first, last = (_day(parts[0]), _day(parts[-1])) if len(parts) == 2 else (None, None)
             if first is None or last is None or WEEKDAYS.index(first) > WEEKDAYS.index(last):
                 raise _fail(f"'{value}' is not a list of days",
-                            "write e.g. 'working_days: [mon, tue, wed, thu, fri]' or 'working_days: mon-fri'")
+                            "write e.g. 'working_days: [mon, tue, wed, thu, fri]' or 'working_days: mon-fri'",
+                            f"'{value}' bukan daftar hari",
+                            "tulis mis. 'working_days: [mon, tue, wed, thu, fri]' atau 'working_days: mon-fri'")
             return list(WEEKDAYS[WEEKDAYS.index(first):WEEKDAYS.index(last) + 1])
         if not isinstance(value, list):
             return value
         days = [_day(item) for item in value]
         bad = [str(item) for item, day in zip(value, days, strict=True) if day is None]
         if bad:
-            raise _fail(f"{', '.join(repr(b) for b in bad)} {'is not a day' if len(bad) == 1 else 'are not days'}",
-                        f"write the days as {DAY_HELP}")
+            names = ", ".join(repr(b) for b in bad)
+            raise _fail(f"{names} {'is not a day' if len(bad) == 1 else 'are not days'}",
+                        f"write the days as {DAY_HELP}", f"{names} bukan nama hari",
+                        f"tulis nama harinya sebagai {BANTUAN_HARI}")
         return list(dict.fromkeys(days))
 
     @field_validator("hours", mode="before")
@@ -144,7 +156,10 @@ class Institution(BaseModel):
             if day is None:
                 raise _fail(f"'{key}' is not 'default' or a day",
                             f"use 'default:' for every working day and a day name ({DAY_HELP}) for a day "
-                            "with other hours, e.g. 'fri: [\"07:00-11:00\"]'")
+                            "with other hours, e.g. 'fri: [\"07:00-11:00\"]'",
+                            f"'{key}' bukan 'default' dan bukan nama hari",
+                            f"pakai 'default:' untuk setiap hari kerja dan nama hari ({BANTUAN_HARI}) untuk hari "
+                            "yang jamnya berbeda, mis. 'fri: [\"07:00-11:00\"]'")
             items = [intervals] if isinstance(intervals, str) else intervals
             if isinstance(items, list):
                 normal = []
@@ -153,19 +168,28 @@ class Institution(BaseModel):
                     if not m:
                         raise _fail(f"'{interval}' (for {key}) is not a time range",
                                     "write the hours as 'HH:MM-HH:MM' or 'HH.MM-HH.MM', e.g. '07:30-15:00' "
-                                    "or '07.30-15.00', in quotes")
+                                    "or '07.30-15.00', in quotes",
+                                    f"'{interval}' (untuk {key}) bukan rentang jam",
+                                    "tulis jamnya sebagai 'HH:MM-HH:MM' atau 'HH.MM-HH.MM', mis. '07:30-15:00' "
+                                    "atau '07.30-15.00', di dalam tanda kutip")
                     a, b = _hhmm(m[1], m[2]), _hhmm(m[3], m[4])
                     if int(m[2]) > 59 or int(m[4]) > 59 or a >= b or b > "24:00":
                         raise _fail(f"'{interval}' (for {key}) is not a range within one day",
                                     "write the start before the end, both between 00:00 and 24:00, "
-                                    "e.g. '07:30-15:00'; split a night shift into two days")
+                                    "e.g. '07:30-15:00'; split a night shift into two days",
+                                    f"'{interval}' (untuk {key}) bukan rentang jam dalam satu hari",
+                                    "tulis jam mulai sebelum jam selesai, keduanya antara 00:00 dan 24:00, "
+                                    "mis. '07:30-15:00'; pecah giliran malam menjadi dua hari")
                     normal.append(f"{a}-{b}")
                 items = normal
             out[day] = items
         if "default" not in out:
             raise _fail("no 'default' entry",
                         "add the hours of an ordinary working day, e.g. 'default: [\"07:00-14:00\"]' "
-                        "(and a day's own entry where it differs, e.g. 'fri: [\"07:00-11:00\"]')")
+                        "(and a day's own entry where it differs, e.g. 'fri: [\"07:00-11:00\"]')",
+                        "tidak ada entri 'default'",
+                        "tambahkan jam hari kerja biasa, mis. 'default: [\"07:00-14:00\"]' "
+                        "(dan entri sendiri untuk hari yang berbeda, mis. 'fri: [\"07:00-11:00\"]')")
         return out
 
     @field_validator("non_working", mode="before")
@@ -182,13 +206,21 @@ class Institution(BaseModel):
                 dates = [dt.date.fromisoformat(p) for p in parts]
             except ValueError:
                 raise _fail(f"'{text}' is not a date or a range of dates",
-                            "write 'YYYY-MM-DD' or 'YYYY-MM-DD..YYYY-MM-DD', e.g. \"2026-12-21..2027-01-02\"") from None
+                            "write 'YYYY-MM-DD' or 'YYYY-MM-DD..YYYY-MM-DD', e.g. \"2026-12-21..2027-01-02\"",
+                            f"'{text}' bukan tanggal atau rentang tanggal",
+                            "tulis 'YYYY-MM-DD' atau 'YYYY-MM-DD..YYYY-MM-DD', mis. \"2026-12-21..2027-01-02\""
+                            ) from None
             if len(dates) > 2:
                 raise _fail(f"'{text}' has more than two dates",
-                            "write one range per line: 'YYYY-MM-DD..YYYY-MM-DD'")
+                            "write one range per line: 'YYYY-MM-DD..YYYY-MM-DD'",
+                            f"'{text}' berisi lebih dari dua tanggal",
+                            "tulis satu rentang per baris: 'YYYY-MM-DD..YYYY-MM-DD'")
             if len(dates) == 2 and dates[1] < dates[0]:
+                swapped = f"\"{parts[1]}..{parts[0]}\""
                 raise _fail(f"the range '{text}' ends before it starts, so it holds no day",
-                            f"write the earlier date first: \"{parts[1]}..{parts[0]}\"")
+                            f"write the earlier date first: {swapped}",
+                            f"rentang '{text}' berakhir sebelum dimulai, jadi tidak berisi satu hari pun",
+                            f"tulis tanggal yang lebih awal lebih dulu: {swapped}")
             out.append(text)
         return out
 
@@ -212,15 +244,21 @@ _INSTITUTION_WORDS = {"nama": "name", "jenis": "kind", "wilayah": "region", "dae
                       "hari_kerja": "working_days", "days": "working_days", "jam_kerja": "hours", "jam": "hours",
                       "working_hours": "hours", "libur": "non_working", "hari_libur": "non_working",
                       "holidays": "non_working", "libur_nasional": "national_holidays"}
-_INSTITUTION_FIX = {
-    "id": "write a lower-case id of letters, digits and '-', e.g. 'id: smpn5-makassar'",
-    "name": "add the institution's full name, e.g. 'name: SMP Negeri 5 Makassar'",
-    "kind": "write 'kind: school', 'office' or 'care_home' (sekolah, kantor, panti are understood too)",
-    "timezone": f"write 'timezone: ...' with {TIMEZONE_HELP}",
-    "working_days": "write e.g. 'working_days: [mon, tue, wed, thu, fri]'",
-    "hours": "write e.g. 'hours: {default: [\"07:00-14:00\"], fri: [\"07:00-11:00\"]}'",
-    "non_working": "write a list of \"YYYY-MM-DD\" or \"YYYY-MM-DD..YYYY-MM-DD\" entries",
-    "national_holidays": "write true or false",
+_INSTITUTION_FIX = {  # field -> how to write it: (English, Indonesian)
+    "id": ("write a lower-case id of letters, digits and '-', e.g. 'id: smpn5-makassar'",
+           "tulis id dari huruf kecil, angka dan '-', mis. 'id: smpn5-makassar'"),
+    "name": ("add the institution's full name, e.g. 'name: SMP Negeri 5 Makassar'",
+             "tambahkan nama lengkap lembaga, mis. 'name: SMP Negeri 5 Makassar'"),
+    "kind": ("write 'kind: school', 'office' or 'care_home' (sekolah, kantor, panti are understood too)",
+             "tulis 'kind: school', 'office' atau 'care_home' (sekolah, kantor, panti juga dipahami)"),
+    "timezone": (f"write 'timezone: ...' with {TIMEZONE_HELP}", f"tulis 'timezone: ...' dengan {BANTUAN_ZONA}"),
+    "working_days": ("write e.g. 'working_days: [mon, tue, wed, thu, fri]'",
+                     "tulis mis. 'working_days: [mon, tue, wed, thu, fri]'"),
+    "hours": ("write e.g. 'hours: {default: [\"07:00-14:00\"], fri: [\"07:00-11:00\"]}'",
+              "tulis mis. 'hours: {default: [\"07:00-14:00\"], fri: [\"07:00-11:00\"]}'"),
+    "non_working": ("write a list of \"YYYY-MM-DD\" or \"YYYY-MM-DD..YYYY-MM-DD\" entries",
+                    "tulis daftar berisi entri \"YYYY-MM-DD\" atau \"YYYY-MM-DD..YYYY-MM-DD\""),
+    "national_holidays": ("write true or false", "tulis true atau false"),
 }
 
 
@@ -256,22 +294,34 @@ def check_institutions(path: Path, shown: str | None = None) -> InstitutionsChec
     except UserError as exc:
         return InstitutionsCheck({}, set(), [Problem(shown, str(exc).removeprefix(f"{path}: "),
                                                      "give the catalogue folder that holds institutions.yaml "
-                                                     "(--sop-dir or PATUH_SOP_DIR)")], False)
+                                                     "(--sop-dir or PATUH_SOP_DIR)",
+                                                     pesan=exc.pesan.removeprefix(f"{path}: "),
+                                                     perbaikan="berikan folder katalog yang berisi institutions.yaml "
+                                                               "(--sop-dir atau PATUH_SOP_DIR)")], False)
     except yaml.YAMLError as exc:
-        line, found = yaml_problem(exc)
+        line, found, ditemukan = yaml_problem(exc)
         return InstitutionsCheck({}, set(), [Problem(shown, f"not valid YAML ({found})",
                                                      "check indentation and quoting; write times and dates in "
-                                                     "quotes, e.g. \"07:00-14:00\"", line)], False)
+                                                     "quotes, e.g. \"07:00-14:00\"", line,
+                                                     pesan=f"bukan YAML yang valid ({ditemukan})",
+                                                     perbaikan="periksa indentasi dan tanda kutip; tulis jam dan "
+                                                               "tanggal di dalam tanda kutip, mis. \"07:00-14:00\"")],
+                                 False)
     if not isinstance(data, dict) or not isinstance(data.get("institutions"), list):
         return InstitutionsCheck({}, set(), [Problem(
             shown, "the file has no 'institutions:' list",
-            "start the file with 'institutions:' and give one '- id: ...' entry per institution", 1)], False)
+            "start the file with 'institutions:' and give one '- id: ...' entry per institution", 1,
+            pesan="berkas ini tidak berisi daftar 'institutions:'",
+            perbaikan="awali berkas dengan 'institutions:' lalu tulis satu entri '- id: ...' untuk setiap lembaga")],
+            False)
     problems: list[Problem] = []
     for key in data:
         if key != "institutions":
             problems.append(Problem(shown, f"unknown top-level field '{key}'",
                                     "put every institution under 'institutions:' and remove the field",
-                                    _node_line(node, [key])))
+                                    _node_line(node, [key]),
+                                    pesan=f"isian tingkat atas '{key}' tidak dikenal",
+                                    perbaikan="tulis setiap lembaga di bawah 'institutions:' dan hapus isian itu"))
     institutions: dict[str, Institution] = {}
     ids: set[str] = set()
     first_line: dict[str, tuple[int, int | None]] = {}
@@ -280,77 +330,102 @@ def check_institutions(path: Path, shown: str | None = None) -> InstitutionsChec
         if not isinstance(entry, dict):
             problems.append(Problem(shown, f"the {_ordinal(i + 1)} institution is not a mapping of fields",
                                     "write each institution as '- id: ...' with its fields indented below",
-                                    entry_line))
+                                    entry_line,
+                                    pesan=f"lembaga ke-{i + 1} bukan pemetaan isian",
+                                    perbaikan="tulis setiap lembaga sebagai '- id: ...' dengan isian-isiannya "
+                                              "menjorok di bawahnya"))
             continue
         iid = entry.get("id")
-        who = f"institution '{iid}'" if isinstance(iid, str) else f"the {_ordinal(i + 1)} institution"
+        who, siapa = ((f"institution '{iid}'", f"lembaga '{iid}'") if isinstance(iid, str)
+                      else (f"the {_ordinal(i + 1)} institution", f"lembaga ke-{i + 1}"))
         if isinstance(iid, str):
             ids.add(iid)
+            id_line = _node_line(node, ["institutions", i, "id"])
             if iid in first_line:
                 n, line = first_line[iid]
                 problems.append(Problem(
                     shown, f"institution id '{iid}' is used twice (the {_ordinal(n)} and {_ordinal(i + 1)} entries, "
-                           f"lines {line} and {_node_line(node, ['institutions', i, 'id'])}); the second would "
-                           "silently replace the first, with its own time zone and working days",
-                    "give each institution its own id, or delete the entry that is wrong",
-                    _node_line(node, ["institutions", i, "id"])))
+                           f"lines {line} and {id_line}); the second would silently replace the first, with its own "
+                           "time zone and working days",
+                    "give each institution its own id, or delete the entry that is wrong", id_line,
+                    pesan=f"id lembaga '{iid}' dipakai dua kali (entri ke-{n} dan ke-{i + 1}, baris {line} dan "
+                          f"{id_line}); entri kedua akan diam-diam menggantikan yang pertama, dengan zona waktu dan "
+                          "hari kerjanya sendiri",
+                    perbaikan="beri setiap lembaga id sendiri, atau hapus entri yang salah"))
                 continue
-            first_line[iid] = (i + 1, _node_line(node, ["institutions", i, "id"]))
+            first_line[iid] = (i + 1, id_line)
         try:
             inst = Institution.model_validate(entry)
         except ValidationError as exc:
-            problems.extend(_institution_problem(shown, node, i, who, entry, err) for err in exc.errors())
+            problems.extend(_institution_problem(shown, node, i, (who, siapa), entry, err) for err in exc.errors())
             continue
         institutions[inst.id] = inst
         for key in entry.get("hours") or {}:
             day = _day(key)
             if day is not None and day not in inst.working_days:
+                days = ", ".join(inst.working_days)
                 problems.append(Problem(
                     shown, f"{who}, hours: '{key}' hours are given but {day} is not in working_days "
-                           f"[{', '.join(inst.working_days)}], so they are ignored",
+                           f"[{days}], so they are ignored",
                     f"add {day} to working_days if the institution works that day, or remove the '{key}:' hours",
-                    _node_line(node, ["institutions", i, "hours", key]), level="warning"))
+                    _node_line(node, ["institutions", i, "hours", key]), level="warning",
+                    pesan=f"{siapa}, hours: jam untuk '{key}' ditulis, tetapi {day} tidak ada di working_days "
+                          f"[{days}], jadi jam itu diabaikan",
+                    perbaikan=f"tambahkan {day} ke working_days jika lembaga bekerja pada hari itu, atau hapus jam "
+                              f"'{key}:'"))
     return InstitutionsCheck(institutions, ids, problems, True)
 
 
-def _institution_problem(shown: str, node: Any, index: int, who: str, entry: dict[str, Any],
+def _institution_problem(shown: str, node: Any, index: int, who: tuple[str, str], entry: dict[str, Any],
                          err: Any) -> Problem:
+    """One pydantic error of an institution entry as a problem; ``who`` names the entry (English, Indonesian)."""
     loc = tuple(err["loc"])
     field_name = str(loc[0]) if loc else ""
     line = _node_line(node, ["institutions", index, *loc[:1]])
     ctx = err.get("ctx") or {}
-    if err["type"] == "patuh":
-        return Problem(shown, f"{who}, {field_name}: {ctx['message']}", str(ctx["fix"]), line)
-    if err["type"] == "extra_forbidden":
-        fields = [f for f in Institution.model_fields]
+    (en, di), etype = who, err["type"]
+    if etype == "patuh":
+        return Problem(shown, f"{en}, {field_name}: {ctx['message']}", str(ctx["fix"]), line,
+                       pesan=f"{di}, {field_name}: {ctx['pesan']}", perbaikan=str(ctx["perbaikan"]))
+    if etype == "extra_forbidden":
+        names = list(Institution.model_fields)
+        fields = ", ".join(names)
         word = field_name.strip().lower().replace(" ", "_")
-        meant = _INSTITUTION_WORDS.get(word) or next(iter(difflib.get_close_matches(word, fields, n=1)), None)
-        guess = f" (did you mean '{meant}'?)" if meant else ""
-        return Problem(shown, f"{who}: unknown field '{field_name}'{guess}",
-                       (f"rename it to '{meant}'; " if meant else "remove it or correct its spelling; ")
-                       + f"the fields of an institution are {', '.join(fields)}", line)
-    if err["type"] == "missing":
-        return Problem(shown, f"{who}: missing field '{field_name}'",
-                       _INSTITUTION_FIX.get(field_name, f"add '{field_name}: ...'"), _node_line(
-                           node, ["institutions", index]))
+        meant = _INSTITUTION_WORDS.get(word) or next(iter(difflib.get_close_matches(word, names, n=1)), None)
+        guess, tebakan = (f" (did you mean '{meant}'?)", f" (maksud Anda '{meant}'?)") if meant else ("", "")
+        fix, perbaikan = ((f"rename it to '{meant}'; ", f"ganti namanya menjadi '{meant}'; ") if meant
+                          else ("remove it or correct its spelling; ", "hapus isian ini atau perbaiki ejaannya; "))
+        return Problem(shown, f"{en}: unknown field '{field_name}'{guess}",
+                       fix + f"the fields of an institution are {fields}", line,
+                       pesan=f"{di}: isian '{field_name}' tidak dikenal{tebakan}",
+                       perbaikan=perbaikan + f"isian sebuah lembaga adalah {fields}")
+    how = _INSTITUTION_FIX.get(field_name)
+    if etype == "missing":
+        fix, perbaikan = how or (f"add '{field_name}: ...'", f"tambahkan '{field_name}: ...'")
+        return Problem(shown, f"{en}: missing field '{field_name}'", fix, _node_line(node, ["institutions", index]),
+                       pesan=f"{di}: isian wajib '{field_name}' belum ada", perbaikan=perbaikan)
     got = entry.get(field_name)
-    got_text = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    shown_value = got is not None and not isinstance(got, dict | list)
+    got_text, tertulis = (f" (got {got!r})", f" (tertulis {got!r})") if shown_value else ("", "")
     expected = {"string_pattern_mismatch": "lower-case letters, digits and '-'",
-                "literal_error": f"one of {ctx.get('expected', '')}"}.get(err["type"], err["msg"])
-    return Problem(shown, f"{who}, {field_name}: expected {expected}{got_text}",
-                   _INSTITUTION_FIX.get(field_name, "correct the value"), line)
+                "literal_error": f"one of {ctx.get('expected', '')}"}.get(etype, err["msg"])
+    seharusnya = {"string_pattern_mismatch": "seharusnya huruf kecil, angka dan '-'",
+                  "literal_error": f"seharusnya salah satu dari {pilihan(ctx.get('expected', ''))}"}
+    fix, perbaikan = how or ("correct the value", "perbaiki nilainya")
+    return Problem(shown, f"{en}, {field_name}: expected {expected}{got_text}", fix, line,
+                   pesan=f"{di}, {field_name}: {seharusnya.get(etype) or pydantic_pesan(err)}{tertulis}",
+                   perbaikan=perbaikan)
 
 
 def load_institutions(path: Path) -> dict[str, Institution]:
     """Read ``institutions.yaml``; a bad file is a :class:`UserError` naming every problem (file, line,
-    institution, field, what to write)."""
+    institution, field, what to write), in English and in Indonesian."""
     if not path.exists():
         read_text_file(path, "institutions file", "berkas lembaga")  # raises the usual "cannot read" message
     check = check_institutions(path)
     if check.errors:
         raise UserError("\n".join(p.render() for p in check.errors),
-                        pesan=f"{path}: berkas lembaga berisi {len(check.errors)} galat; perbaiki masalah yang "
-                              "tercantum di bawah (baris, lembaga, isian, dan cara memperbaikinya)")
+                        pesan="\n".join(p.render_pesan() for p in check.errors))
     return check.institutions
 
 

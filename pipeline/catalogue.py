@@ -41,14 +41,22 @@ def validate_catalogue(root: Path, files: Iterable[Path] | None = None) -> Valid
             problems.append(Problem(shown_path(catalogue.files[sop_id], root),
                                     "the flow does not compile to a sound workflow net "
                                     "(a case could get stuck or finish with work left over)",
-                                    "check the flow edges: every decision branch must lead on to 'end'"))
+                                    "check the flow edges: every decision branch must lead on to 'end'",
+                                    pesan="alurnya tidak menghasilkan jaring alur kerja yang sehat (sound net): "
+                                          "sebuah kasus bisa macet, atau selesai dengan pekerjaan yang tersisa",
+                                    perbaikan="periksa entri flow: setiap cabang keputusan harus berlanjut sampai "
+                                              "'end'"))
     if paths is None:
         problems.extend(institutions.problems)
     elif not institutions.readable:
-        why = institutions.problems[0].message if institutions.problems else "it cannot be read"
+        first = institutions.problems[0] if institutions.problems else None
+        why, sebab = (first.message, first.pesan) if first else ("it cannot be read", "berkasnya tidak dapat dibaca")
         problems.append(Problem(str(institutions_file), f"the models' institutions were not checked: {why}",
                                 "give the catalogue folder that holds institutions.yaml with --sop-dir, or run "
-                                "'patuh sop validate' to see that file's problems", level="warning"))
+                                "'patuh sop validate' to see that file's problems", level="warning",
+                                pesan=f"lembaga pada model-model ini tidak diperiksa: {sebab}",
+                                perbaikan="berikan folder katalog yang berisi institutions.yaml dengan --sop-dir, "
+                                          "atau jalankan 'patuh sop validate' untuk melihat masalah pada berkas itu"))
     return ValidationReport(len(catalogue.models), n_sound, problems)
 
 

@@ -108,11 +108,14 @@ def sop_validate(
     from pipeline.catalogue import validate_catalogue
 
     report = validate_catalogue(_sop_dir(sop_dir), files or None)
-    for problem in report.problems:
+    for problem in report.problems:  # Indonesian first, the English below it (as a user's mistake is told)
         style = "red" if problem.level == "error" else "yellow"
-        err_console.print(problem.render(), style=style, markup=False, highlight=False, soft_wrap=True)
+        for text in (problem.render_pesan(), problem.render()):
+            err_console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
     n_err = sum(p.level == "error" for p in report.problems)
     n_warn = len(report.problems) - n_err
+    console.print(f"{report.n_models} model, {report.n_sound} alur sehat (sound net), {n_err} galat, "
+                  f"{n_warn} peringatan", highlight=False)
     console.print(
         f"{report.n_models} model(s), {report.n_sound} sound net(s), {n_err} error(s), {n_warn} warning(s)"
     )
@@ -140,7 +143,9 @@ def sop_list(
     print_table(console, [Column("id"), Column("nomor", "number"), Column("judul", "title", wrap=True),
                           Column("langkah", "steps", number=True), Column("jenis", "kind")], rows)
     if catalogue.errors:
-        err_console.print(f"{len(catalogue.errors)} file problem(s): run 'patuh sop validate'", style="yellow")
+        n = len(catalogue.errors)
+        err_console.print(f"{n} masalah pada berkas model: jalankan 'patuh sop validate'\n"
+                          f"{n} file problem(s): run 'patuh sop validate'", style="yellow")
 
 
 def _known_institution(institution: str, also: Collection[str] = (),

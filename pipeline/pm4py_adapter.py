@@ -223,8 +223,7 @@ def load_sop_file(path: Path) -> SopModel:
     loaded = load_model_file(path)
     if loaded.model is None:
         raise UserError("\n".join(p.render() for p in loaded.problems),
-                        pesan=f"{path}: model SOP ini tidak dapat dimuat; perbaiki masalah yang tercantum di "
-                              "bawah (periksa lagi dengan 'patuh sop validate')")
+                        pesan="\n".join(p.render_pesan() for p in loaded.problems))
     return require_procedure(loaded.model, str(path))
 
 

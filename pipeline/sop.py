@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import NotFoundError, yaml_problem
+from pipeline.errors import NotFoundError, os_reason, pilihan, pydantic_pesan, yaml_problem
 
 END = "end"  # reserved flow target: the case ends here
 
@@ -99,14 +99,21 @@ _NUMBER_WORDS = {"nol": 0, "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5
 TIME_EXAMPLES = ("write e.g. '30 menit', '2 jam', '1 jam 30 menit', '3 hari' (working days), "
                  "'1 x 24 jam' (a day and a night, elapsed), '30 - 45 menit', '3 s/d 6 bulan', "
                  "or '0' for a start/end row with no standard")
+CONTOH_WAKTU = ("tulis mis. '30 menit', '2 jam', '1 jam 30 menit', '3 hari' (hari kerja), "
+                "'1 x 24 jam' (sehari semalam, waktu kalender), '30 - 45 menit', '3 s/d 6 bulan', "
+                "atau '0' untuk baris mulai/selesai yang tidak punya standar")
 
 
 class TimeParseError(ValueError):
-    """A time text that is not one of the forms the seeds use; ``fix`` says what to write instead."""
+    """A time text that is not one of the forms the seeds use; ``fix`` says what to write instead.
 
-    def __init__(self, message: str, fix: str = TIME_EXAMPLES) -> None:
+    ``str(exc)`` and ``fix`` are English; ``pesan`` and ``perbaikan`` the same in Indonesian."""
+
+    def __init__(self, message: str, fix: str, *, pesan: str, perbaikan: str) -> None:
         super().__init__(message)
         self.fix = fix
+        self.pesan = pesan
+        self.perbaikan = perbaikan
 
 
 @dataclass(frozen=True)
@@ -173,10 +180,15 @@ def _normalise(text: str) -> str:
         value = number_words(words)
         if value is None:
             raise TimeParseError(f"waktu {text!r}: '({words})' after {digits} is not a number in words",
-                                 f"write the number once, in digits: '{digits} ...'")
+                                 f"write the number once, in digits: '{digits} ...'",
+                                 pesan=f"waktu {text!r}: '({words})' setelah {digits} bukan bilangan yang ditulis "
+                                       "dengan huruf",
+                                 perbaikan=f"tulis bilangannya sekali saja, dengan angka: '{digits} ...'")
         if abs(value - _num(digits)) > 1e-9:
             raise TimeParseError(f"waktu {text!r}: the digits say {digits} but the words say {_fmt(value)}",
-                                 "correct the digits or the words so that they agree (the digits are used)")
+                                 "correct the digits or the words so that they agree (the digits are used)",
+                                 pesan=f"waktu {text!r}: angkanya {digits} tetapi hurufnya {_fmt(value)}",
+                                 perbaikan="perbaiki angka atau hurufnya supaya sama (yang dipakai adalah angkanya)")
         return digits
     norm = re.sub(rf"({_NUM})\s*\(\s*([a-z ]+)\s*\)", spelled_out, norm)
     norm = re.sub(r"(\d)([a-z×])", r"\1 \2", norm)  # "2hr" -> "2 hr", "6bulan" -> "6 bulan", "1x24" -> "1 x24"
@@ -212,7 +224,11 @@ def parse_time(
                 f"waktu {text!r} mixes two clocks: 'N x 24 jam' is elapsed time (a day and a night) and "
                 "'jam kerja' is working time",
                 f"write '{n} x 24 jam' for {_fmt(_num(n) * 24)} elapsed hours, or '{n} hari kerja' for "
-                f"{n} working day(s)")
+                f"{n} working day(s)",
+                pesan=f"waktu {text!r} mencampur dua jenis jam: 'N x 24 jam' adalah waktu kalender (sehari "
+                      "semalam), sedangkan 'jam kerja' adalah waktu kerja",
+                perbaikan=f"tulis '{n} x 24 jam' untuk {_fmt(_num(n) * 24)} jam waktu kalender, atau "
+                          f"'{n} hari kerja' untuk {n} hari kerja")
         hours = _num(n) * 24
         if clock == "working":
             return TimeStandard(text, "working_minutes", None, hours * 60, "hour")
@@ -224,20 +240,30 @@ def parse_time(
         return TimeStandard(text, measure, None, minutes, "minute")
     match = _RANGE_RE.match(norm)
     if not match:
-        raise TimeParseError(_not_a_time(text, norm), _not_a_time_fix(norm))
+        (message, pesan), (fix, perbaikan) = _not_a_time(text, norm), _not_a_time_fix(norm)
+        raise TimeParseError(message, fix, pesan=pesan, perbaikan=perbaikan)
     unit, size = _UNITS[match["unit"]]
     if match["lounit"] and _UNITS[match["lounit"]][0] != unit:
         raise TimeParseError(f"waktu {text!r}: the two ends of the range have different units",
-                             "write both ends in one unit, e.g. '30 - 90 menit' or '1 - 2 hari'")
+                             "write both ends in one unit, e.g. '30 - 90 menit' or '1 - 2 hari'",
+                             pesan=f"waktu {text!r}: kedua ujung rentangnya memakai satuan yang berbeda",
+                             perbaikan="tulis kedua ujung dengan satu satuan, mis. '30 - 90 menit' atau '1 - 2 hari'")
     kind = match["kind"]
     if kind and (unit not in {"minute", "hour", "day"} or (kind == "kalender" and unit != "day")):
+        without = norm.replace(" " + kind, "")
         raise TimeParseError(f"waktu {text!r}: '{kind}' does not go with {match['unit']}",
-                             f"leave '{kind}' out: write '{norm.replace(' ' + kind, '')}'")
+                             f"leave '{kind}' out: write '{without}'",
+                             pesan=f"waktu {text!r}: '{kind}' tidak dapat dipakai bersama {match['unit']}",
+                             perbaikan=f"hapus '{kind}': tulis '{without}'")
     hi = _num(match["hi"]) if match["hi"] else 1.0  # "bulan" alone means one month
     lo = _num(match["lo"]) if match["lo"] else None
     if lo is not None and lo > hi:
+        swapped = f"'{match['hi']} - {match['lo']} {match['unit']}'"
         raise TimeParseError(f"waktu {text!r}: the range starts above its end; write the smaller number first",
-                             f"write '{match['hi']} - {match['lo']} {match['unit']}'")
+                             f"write {swapped}",
+                             pesan=f"waktu {text!r}: awal rentangnya lebih besar daripada akhirnya; tulis bilangan "
+                                   "yang lebih kecil lebih dulu",
+                             perbaikan=f"tulis {swapped}")
     if unit in {"minute", "hour"}:
         measure = "elapsed_minutes" if clock == "elapsed" else "working_minutes"
         return TimeStandard(text, measure, None if lo is None else lo * size, hi * size, unit)
@@ -249,23 +275,28 @@ def parse_time(
     return TimeStandard(text, "elapsed_minutes", None if lo is None else lo * size * 1440, hi * size * 1440, unit)
 
 
-def _not_a_time(text: str, norm: str) -> str:
+def _not_a_time(text: str, norm: str) -> tuple[str, str]:
+    """Why ``text`` is refused: (English, Indonesian)."""
     if re.search(r"[x×]\s*(?!24)\d+\s*jam|kali\s*(?!24)\d+\s*jam", norm):
-        return f"waktu {text!r} is not a time standard ('N x 24 jam' is the only multiplied form)"
-    return f"waktu {text!r} is not a time standard"
+        return (f"waktu {text!r} is not a time standard ('N x 24 jam' is the only multiplied form)",
+                f"waktu {text!r} bukan standar waktu ('N x 24 jam' satu-satunya bentuk perkalian)")
+    return f"waktu {text!r} is not a time standard", f"waktu {text!r} bukan standar waktu"
 
 
-def _not_a_time_fix(norm: str) -> str:
-    """What to write instead: the digits for a number in words ("tiga hari" -> "3 hari"), else examples."""
+def _not_a_time_fix(norm: str) -> tuple[str, str]:
+    """What to write instead, (English, Indonesian): the digits for a number in words ("tiga hari" ->
+    "3 hari"), else examples."""
     words = norm.split()
     for cut in range(len(words) - 1, 0, -1):
         value = number_words(" ".join(words[:cut]))
         rest = " ".join(words[cut:])
         if value is not None and _RANGE_RE.match(f"1 {rest}"):
-            return f"write the number in digits: '{_fmt(value)} {rest}'"
+            return (f"write the number in digits: '{_fmt(value)} {rest}'",
+                    f"tulis bilangannya dengan angka: '{_fmt(value)} {rest}'")
     if re.search(r"\b(detik|dtk)\b", norm):
-        return "a standard is at least a minute: write it in menit, e.g. '1 menit'"
-    return TIME_EXAMPLES
+        return ("a standard is at least a minute: write it in menit, e.g. '1 menit'",
+                "standar waktu paling sedikit satu menit: tulis dalam menit, mis. '1 menit'")
+    return TIME_EXAMPLES, CONTOH_WAKTU
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -430,7 +461,11 @@ class SopModel(_Strict):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong (or worth a look) in a model file."""
+    """One thing wrong (or worth a look) in a model file (or institutions.yaml).
+
+    ``message`` and ``fix`` are English; ``pesan`` and ``perbaikan`` say the same in Indonesian, with field
+    names, ids and quoted values verbatim. They are required keywords: no problem is made without them.
+    """
 
     file: str
     message: str
@@ -438,11 +473,23 @@ class Problem:
     line: int | None = None
     step: str | None = None
     level: Literal["error", "warning"] = "error"
+    _: KW_ONLY
+    pesan: str
+    perbaikan: str
 
     def render(self) -> str:
+        """English: ``file:line [step s2]: error: message. Fix: fix``."""
+        return self._render("step", self.level, f"{self.message}. Fix: {self.fix}")
+
+    def render_pesan(self) -> str:
+        """Indonesian: ``file:line [langkah s2]: galat: pesan. Perbaikan: perbaikan``."""
+        tingkat = "galat" if self.level == "error" else "peringatan"
+        return self._render("langkah", tingkat, f"{self.pesan}. Perbaikan: {self.perbaikan}")
+
+    def _render(self, step_word: str, level: str, text: str) -> str:
         where = self.file + (f":{self.line}" if self.line else "")
-        step = f" [step {self.step}]" if self.step else ""
-        return f"{where}{step}: {self.level}: {self.message}. Fix: {self.fix}"
+        step = f" [{step_word} {self.step}]" if self.step else ""
+        return f"{where}{step}: {level}: {text}"
 
 
 @dataclass
@@ -494,6 +541,7 @@ def _step_of(data: Any, loc: tuple[int | str, ...]) -> str | None:
 
 
 FIELDS_HELP = "the README's 'SOP models' section lists every field"
+BANTUAN_ISIAN = "semua isian tercantum di bagian 'SOP models' pada README"
 
 # Indonesian (and near-English) names people write for a field, per kind of entry: "waktu:" -> "time"
 _FIELD_WORDS: dict[str, dict[str, str]] = {
@@ -529,8 +577,14 @@ _FIELD_WORDS: dict[str, dict[str, str]] = {
 }
 
 
-def _entry_of(data: Any, loc: tuple[int | str, ...]) -> tuple[str, str, tuple[int | str, ...]]:
-    """(kind of entry, how a message names it, the rest of the location) for a pydantic error location."""
+# an entry's kind in Indonesian: "langkah s2", "entri flow ke-2", "peran 'guru_bk'"
+_KIND_ID = {"step": "langkah", "flow": "entri flow", "sla": "sla", "rule": "aturan", "role": "peran",
+            "source": "source", "dates": "dates", "model": "model"}
+
+
+def _entry_of(data: Any, loc: tuple[int | str, ...]) -> tuple[str, str, str, tuple[int | str, ...]]:
+    """(kind of entry, how a message names it in English, the same in Indonesian, the rest of the location)
+    for a pydantic error location."""
     head = loc[0] if loc else None
     entries = {"steps": "step", "flow": "flow", "slas": "sla", "rules": "rule"}
     if head in entries and len(loc) >= 2 and isinstance(loc[1], int):
@@ -541,14 +595,16 @@ def _entry_of(data: Any, loc: tuple[int | str, ...]) -> tuple[str, str, tuple[in
             ident = items[loc[1]].get("id")
         if kind == "flow" or not ident:  # "flow entry 2", "step #3" (1-based, as the file is read)
             name = f"flow entry {loc[1] + 1}" if kind == "flow" else f"{kind} #{loc[1] + 1}"
+            nama = f"{_KIND_ID[kind]} ke-{loc[1] + 1}"
         else:
             name = f"sla '{ident}'" if kind == "sla" else f"{kind} {ident}"
-        return kind, name, loc[2:]
+            nama = f"sla '{ident}'" if kind == "sla" else f"{_KIND_ID[kind]} {ident}"
+        return kind, name, nama, loc[2:]
     if head == "roles" and len(loc) >= 2:
-        return "role", f"role '{loc[1]}'", loc[2:]
+        return "role", f"role '{loc[1]}'", f"peran '{loc[1]}'", loc[2:]
     if head in ("source", "dates") and len(loc) >= 2:
-        return str(head), str(head), loc[1:]
-    return "model", "the model", loc
+        return str(head), str(head), str(head), loc[1:]
+    return "model", "the model", "model", loc
 
 
 _ENTRY_CLASS: dict[str, type[BaseModel]] = {"model": SopModel, "step": Step, "flow": FlowEdge, "sla": Sla,
@@ -573,49 +629,68 @@ def suggest_field(kind: str, name: str) -> str | None:
     return close[0] if close else None
 
 
+# what a value must be, per pydantic error type: (English, Indonesian)
+_SHAPES = {"list_type": ("a list, e.g. [a, b]", "daftar, mis. [a, b]"),
+           "dict_type": ("a mapping of 'key: value' lines", "pemetaan baris 'kunci: nilai'"),
+           "model_type": ("a mapping of 'field: value' lines", "pemetaan baris 'isian: nilai'")}
+_STEP_ID = ("a step or rule id: lower-case letters, digits and '_', starting with a letter, e.g. s1, s4b",
+            "id langkah atau aturan: huruf kecil, angka dan '_', diawali huruf, mis. s1, s4b")
+_MODEL_ID = ("a model id '<institution>/<name>' in lower-case letters, digits, '-' and '.', "
+             "e.g. smpn2-ngawi/bk001-prosedur",
+             "id model '<lembaga>/<nama>' dari huruf kecil, angka, '-' dan '.', mis. smpn2-ngawi/bk001-prosedur")
+
+
 def _schema_problem(shown: str, data: Any, node: yaml.Node | None, err: Any) -> Problem:
     """One pydantic error as a problem: where (entry and field), what was expected, how to fix it."""
     loc = tuple(err["loc"])
-    kind, entry, rest = _entry_of(data, loc)
+    kind, entry, nama, rest = _entry_of(data, loc)
     name = ".".join(str(p) for p in rest).replace("from_", "from")
     where = entry if not name else (name if kind == "model" else f"{entry}, {name}")
+    di = nama if not name else (name if kind == "model" else f"{nama}, {name}")
     line, step = _node_line(node, loc), _step_of(data, loc)
     fields = ", ".join(entry_fields(kind))
     kind_name = {"model": "the model", "flow": "a flow entry", "sla": "an sla", "source": "source",
                  "dates": "dates"}.get(kind, f"a {kind}")
     etype = err["type"]
+    field_name = str(loc[-1]) if loc else ""
+    place, tempat = ("", "") if kind == "model" else (f" in {entry}", f" pada {nama}")
     if etype == "extra_forbidden":
-        field_name = str(loc[-1])
         meant = suggest_field(kind, field_name)
-        place = "" if kind == "model" else f" in {entry}"
-        guess = f" (did you mean '{meant}'?)" if meant else ""
+        guess, tebakan = (f" (did you mean '{meant}'?)", f" (maksud Anda '{meant}'?)") if meant else ("", "")
         fix = ("remove the field or correct its spelling: "
                + (f"rename '{field_name}' to '{meant}'; " if meant else "")
                + f"the fields of {kind_name} are {fields} ({FIELDS_HELP})")
-        return Problem(shown, f"unknown field '{field_name}'{place}{guess}", fix, line, step)
+        perbaikan = ("hapus isian ini atau perbaiki ejaannya: "
+                     + (f"ganti nama '{field_name}' menjadi '{meant}'; " if meant else "")
+                     + f"isian {_KIND_ID[kind]} adalah {fields} ({BANTUAN_ISIAN})")
+        return Problem(shown, f"unknown field '{field_name}'{place}{guess}", fix, line, step,
+                       pesan=f"isian '{field_name}'{tempat} tidak dikenal{tebakan}", perbaikan=perbaikan)
     if etype == "missing":
-        field_name = str(loc[-1]).replace("from_", "from")
-        place = "" if kind == "model" else f" in {entry}"
-        return Problem(shown, f"missing field '{field_name}'{place}",
-                       f"add '{field_name}: ...' ({FIELDS_HELP})", line, step)
+        field_name = field_name.replace("from_", "from")
+        return Problem(shown, f"missing field '{field_name}'{place}", f"add '{field_name}: ...' ({FIELDS_HELP})",
+                       line, step, pesan=f"isian wajib '{field_name}'{tempat} belum ada",
+                       perbaikan=f"tambahkan '{field_name}: ...' ({BANTUAN_ISIAN})")
     got = err.get("input")
-    got_text = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    shown_value = not isinstance(got, dict | list)
+    got_text, tertulis = (f" (got {got!r})", f" (tertulis {got!r})") if shown_value else ("", "")
     if etype == "string_pattern_mismatch":
-        what = ("a step or rule id: lower-case letters, digits and '_', starting with a letter, e.g. s1, s4b"
-                if rest and rest[-1] == "id" and kind != "model"
-                else "a model id '<institution>/<name>' in lower-case letters, digits, '-' and '.', "
-                     "e.g. smpn2-ngawi/bk001-prosedur")
-        return Problem(shown, f"{where}: not {what}{got_text}", f"write {what}", line, step)
+        what, apa = _STEP_ID if rest and rest[-1] == "id" and kind != "model" else _MODEL_ID
+        return Problem(shown, f"{where}: not {what}{got_text}", f"write {what}", line, step,
+                       pesan=f"{di}: bukan {apa}{tertulis}", perbaikan=f"tulis {apa}")
     if etype == "literal_error":
         expected = (err.get("ctx") or {}).get("expected", "")
-        return Problem(shown, f"{where}: expected {expected}{got_text}", f"write one of {expected}", line, step)
+        return Problem(shown, f"{where}: expected {expected}{got_text}", f"write one of {expected}", line, step,
+                       pesan=f"{di}: seharusnya {pilihan(expected)}{tertulis}",
+                       perbaikan=f"tulis salah satu dari {pilihan(expected)}")
     if etype == "bool_type" or etype == "bool_parsing":
-        return Problem(shown, f"{where}: expected true or false{got_text}", "write true or false", line, step)
-    if etype in {"list_type", "dict_type", "model_type"}:
-        shape = {"list_type": "a list, e.g. [a, b]", "dict_type": "a mapping of 'key: value' lines",
-                 "model_type": "a mapping of 'field: value' lines"}[etype]
-        return Problem(shown, f"{where}: expected {shape}{got_text}", f"write {shape} ({FIELDS_HELP})", line, step)
-    return Problem(shown, f"{where}: {err['msg']}{got_text}", f"correct the value ({FIELDS_HELP})", line, step)
+        return Problem(shown, f"{where}: expected true or false{got_text}", "write true or false", line, step,
+                       pesan=f"{di}: seharusnya true atau false{tertulis}", perbaikan="tulis true atau false")
+    if etype in _SHAPES:
+        shape, bentuk = _SHAPES[etype]
+        return Problem(shown, f"{where}: expected {shape}{got_text}", f"write {shape} ({FIELDS_HELP})", line, step,
+                       pesan=f"{di}: seharusnya {bentuk}{tertulis}", perbaikan=f"tulis {bentuk} ({BANTUAN_ISIAN})")
+    return Problem(shown, f"{where}: {err['msg']}{got_text}", f"correct the value ({FIELDS_HELP})", line, step,
+                   pesan=f"{di}: {pydantic_pesan(err)}{tertulis}", perbaikan=f"perbaiki nilainya ({BANTUAN_ISIAN})")
 
 
 def load_model_file(path: Path, root: Path | None = None,
@@ -630,14 +705,21 @@ def load_model_file(path: Path, root: Path | None = None,
         text = path.read_text(encoding="utf-8")
         node, data = read_yaml_with_nodes(text)
     except (OSError, UnicodeDecodeError) as exc:
-        return LoadedModel(path, None, [Problem(shown, f"cannot read the file ({exc})", "save it as UTF-8 text")])
+        why = os_reason(exc) if isinstance(exc, OSError) else "bukan teks UTF-8"
+        return LoadedModel(path, None, [Problem(shown, f"cannot read the file ({exc})", "save it as UTF-8 text",
+                                                pesan=f"berkas tidak dapat dibaca ({why})",
+                                                perbaikan="simpan sebagai teks UTF-8")])
     except yaml.YAMLError as exc:
-        line, found = yaml_problem(exc)
+        line, found, ditemukan = yaml_problem(exc)
         return LoadedModel(path, None, [Problem(shown, f"not valid YAML ({found})",
-                                                "check indentation and quoting; a ':' inside text needs quotes",
-                                                line)])
+                                                "check indentation and quoting; a ':' inside text needs quotes", line,
+                                                pesan=f"bukan YAML yang valid ({ditemukan})",
+                                                perbaikan="periksa indentasi dan tanda kutip; teks yang memuat ':' "
+                                                          "harus diberi tanda kutip")])
     if not isinstance(data, dict):
-        return LoadedModel(path, None, [Problem(shown, "the file is not a YAML mapping", "start with 'id: ...'")])
+        return LoadedModel(path, None, [Problem(shown, "the file is not a YAML mapping", "start with 'id: ...'",
+                                                pesan="isi berkas bukan pemetaan YAML",
+                                                perbaikan="awali berkas dengan 'id: ...'")])
     declared = data.get("id") if isinstance(data.get("id"), str) else None
     try:
         model = SopModel.model_validate(data)
@@ -654,29 +736,47 @@ def _institution_problems(model: SopModel, shown: str, node: yaml.Node | None,
     prefix = model.id.split("/", 1)[0]
     id_line, inst_line = _node_line(node, ["id"]), _node_line(node, ["institution"])
     if institutions is not None and model.institution not in institutions:
-        known = ", ".join(sorted(institutions)) or "none"
+        known = ", ".join(sorted(institutions))
+        unknown = (f"institution '{model.institution}' is not in institutions.yaml (known: {known or 'none'})",
+                   f"lembaga '{model.institution}' tidak ada di institutions.yaml "
+                   f"(yang dikenal: {known or 'tidak ada'})")
         if prefix in institutions:
-            return [Problem(shown, f"institution '{model.institution}' is not in institutions.yaml (known: {known}), "
-                                   f"but the id's prefix '{prefix}' is",
-                            f"correct the line to 'institution: {prefix}'", inst_line)]
+            return [Problem(shown, f"{unknown[0]}, but the id's prefix '{prefix}' is",
+                            f"correct the line to 'institution: {prefix}'", inst_line,
+                            pesan=f"{unknown[1]}, padahal awalan id '{prefix}' ada",
+                            perbaikan=f"ubah barisnya menjadi 'institution: {prefix}'")]
         close = difflib.get_close_matches(model.institution, list(institutions), n=1, cutoff=0.6)
-        guess = f" (did you mean '{close[0]}'?)" if close else ""
-        fix = (f"write 'institution: {close[0]}' and start the id with '{close[0]}/'" if close else
-               "use the id of an institution in institutions.yaml (in 'institution:' and as the id's prefix), "
-               "or add the institution to institutions.yaml")
+        guess, tebakan = (f" (did you mean '{close[0]}'?)", f" (maksud Anda '{close[0]}'?)") if close else ("", "")
+        if close:
+            fix = f"write 'institution: {close[0]}' and start the id with '{close[0]}/'"
+            perbaikan = f"tulis 'institution: {close[0]}' dan awali id dengan '{close[0]}/'"
+        else:
+            fix = ("use the id of an institution in institutions.yaml (in 'institution:' and as the id's prefix), "
+                   "or add the institution to institutions.yaml")
+            perbaikan = ("pakai id lembaga yang ada di institutions.yaml (di 'institution:' dan sebagai awalan id), "
+                         "atau tambahkan lembaga itu ke institutions.yaml")
         if prefix != model.institution:
             fix += f" (the id's prefix '{prefix}' is not known either)"
-        return [Problem(shown, f"institution '{model.institution}' is not in institutions.yaml "
-                               f"(known: {known}){guess}", fix, inst_line)]
+            perbaikan += f" (awalan id '{prefix}' juga tidak dikenal)"
+        return [Problem(shown, unknown[0] + guess, fix, inst_line, pesan=unknown[1] + tebakan, perbaikan=perbaikan)]
     if prefix != model.institution:
+        renamed = f"'{model.institution}/{model.id.split('/', 1)[-1]}'"
         return [Problem(shown, f"id '{model.id}' does not start with its institution '{model.institution}/'",
-                        f"rename the id to '{model.institution}/{model.id.split('/', 1)[-1]}'", id_line)]
+                        f"rename the id to {renamed}", id_line,
+                        pesan=f"id '{model.id}' tidak diawali lembaganya '{model.institution}/'",
+                        perbaikan=f"ganti id menjadi {renamed}")]
     return []
 
 
-def _hours_warning(standard: TimeStandard | None, where: str, day_minutes: float | None,
-                   institution: str) -> tuple[str, str] | None:
-    """A working-hours standard of a working day or more ("24 jam" is 24 *working* hours): (message, fix)."""
+def _angka(value: float) -> str:
+    """A number as Indonesian prose writes it: a decimal comma (5,9 jam)."""
+    return _fmt(value).replace(".", ",")
+
+
+def _hours_warning(standard: TimeStandard | None, where: tuple[str, str], day_minutes: float | None,
+                   institution: str, shown: str, line: int | None, step: str | None) -> Problem | None:
+    """A working-hours standard of a working day or more ("24 jam" is 24 *working* hours) as a warning;
+    ``where`` names the field (English, Indonesian)."""
     if standard is None or standard.measure != "working_minutes":
         return None
     day = day_minutes or DEFAULT_DAY_MINUTES
@@ -684,18 +784,26 @@ def _hours_warning(standard: TimeStandard | None, where: str, day_minutes: float
         return None
     hours = standard.maximum / 60
     days = standard.maximum / day
-    on = (f"on {institution}'s calendar ({_fmt(round(day / 60, 1))} working hours a day)" if day_minutes
-          else f"at {_fmt(DEFAULT_DAY_MINUTES / 60)} working hours a day")
-    message = (f"{where} '{standard.raw}' counts {_fmt(round(hours, 2))} working hours, about "
-               f"{_fmt(round(days, 1))} working day(s) {on}")
-    n_days = max(1, round(days))
-    if hours % 24 == 0:
-        fix = (f"if a day and a night is meant, write '{_fmt(hours / 24)} x 24 jam' (elapsed time); "
-               f"if working days are meant, write '{n_days} hari'; keep it if {_fmt(hours)} working hours is meant")
+    if day_minutes:
+        on = f"on {institution}'s calendar ({_fmt(round(day / 60, 1))} working hours a day)"
+        menurut = f"menurut kalender {institution} ({_angka(round(day / 60, 1))} jam kerja sehari)"
     else:
-        fix = (f"if working days are meant, write '{n_days} hari'; keep it if {_fmt(round(hours, 2))} "
-               "working hours is meant")
-    return message, fix
+        on = f"at {_fmt(DEFAULT_DAY_MINUTES / 60)} working hours a day"
+        menurut = f"dengan {_angka(DEFAULT_DAY_MINUTES / 60)} jam kerja sehari"
+    message = (f"{where[0]} '{standard.raw}' counts {_fmt(round(hours, 2))} working hours, about "
+               f"{_fmt(round(days, 1))} working day(s) {on}")
+    pesan = (f"{where[1]} '{standard.raw}' terhitung {_angka(round(hours, 2))} jam kerja, kira-kira "
+             f"{_angka(round(days, 1))} hari kerja {menurut}")
+    n_days = max(1, round(days))
+    fix = (f"if working days are meant, write '{n_days} hari'; keep it if {_fmt(round(hours, 2))} "
+           "working hours is meant")
+    perbaikan = (f"jika yang dimaksud hari kerja, tulis '{n_days} hari'; biarkan jika memang "
+                 f"{_angka(round(hours, 2))} jam kerja")
+    if hours % 24 == 0:
+        fix = f"if a day and a night is meant, write '{_fmt(hours / 24)} x 24 jam' (elapsed time); {fix}"
+        perbaikan = (f"jika yang dimaksud sehari semalam, tulis '{_fmt(hours / 24)} x 24 jam' (waktu kalender); "
+                     f"{perbaikan}")
+    return Problem(shown, message, fix, line, step, "warning", pesan=pesan, perbaikan=perbaikan)
 
 
 DEFAULT_DAY_MINUTES = 360.0  # a working day when the institution's calendar is not known (6 hours)
@@ -714,25 +822,32 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
 
     day_minutes = institutions.get(model.institution) if institutions is not None else None
 
-    def time_problems(raw: str | None, where: str, line: int | None, step: str | None) -> None:
+    def time_problems(raw: str | None, where: tuple[str, str], line: int | None, step: str | None) -> None:
+        """A time standard that cannot be read (an error) or may not mean what it says (a warning); ``where``
+        names the field, in English and in Indonesian."""
         try:
             standard = parse_time(raw, model.clock)
         except TimeParseError as exc:
-            problems.append(Problem(shown, f"{where}: {exc}", exc.fix, line, step))
+            problems.append(Problem(shown, f"{where[0]}: {exc}", exc.fix, line, step,
+                                    pesan=f"{where[1]}: {exc.pesan}", perbaikan=exc.perbaikan))
             return
-        warned = _hours_warning(standard, where, day_minutes, model.institution)
+        warned = _hours_warning(standard, where, day_minutes, model.institution, shown, line, step)
         if warned:
-            problems.append(Problem(shown, warned[0], warned[1], line, step, "warning"))
+            problems.append(warned)
 
     problems.extend(_institution_problems(model, shown, node, institutions))
     if model.kind == "rules":
         if not model.rules:
-            problems.append(Problem(shown, "a rules model has no rules", "add 'rules:' entries or use kind: procedure"))
+            problems.append(Problem(shown, "a rules model has no rules", "add 'rules:' entries or use kind: procedure",
+                                    pesan="model aturan ini tidak punya aturan",
+                                    perbaikan="tambahkan entri 'rules:' atau pakai kind: procedure"))
         return problems
     if not model.steps:
-        problems.append(Problem(shown, "the model has no steps", "copy the step table into 'steps:'"))
+        problems.append(Problem(shown, "the model has no steps", "copy the step table into 'steps:'",
+                                pesan="model ini tidak punya langkah", perbaikan="salin tabel langkah ke 'steps:'"))
         return problems
 
+    some_ids = f"{', '.join(model.step_ids[:6])}, ..."
     seen_ids: dict[str, int] = {}
     seen_no: dict[str, str] = {}
     role_names = _role_names(model)
@@ -740,24 +855,38 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
         if step.id in seen_ids:
             problems.append(Problem(shown, f"duplicate step id '{step.id}' (also step #{seen_ids[step.id] + 1})",
                                     "give every step its own id, e.g. s4b for a repeated number",
-                                    step_line(i, "id"), step.id))
+                                    step_line(i, "id"), step.id,
+                                    pesan=f"id langkah '{step.id}' ganda (juga langkah ke-{seen_ids[step.id] + 1})",
+                                    perbaikan="beri setiap langkah id sendiri, mis. s4b untuk nomor yang berulang"))
         seen_ids.setdefault(step.id, i)
         for key, role in [("role", step.role), *(("co_roles", r) for r in step.co_roles)]:
             if role is not None and role not in model.roles:
-                known = ", ".join(sorted(model.roles)) or "none defined"
+                known = ", ".join(sorted(model.roles))
                 meant = _suggest_role(role, role_names)
-                guess = f" (did you mean '{meant}'?)" if meant else ""
-                fix = (f"write '{key}: {meant}', or add '{role}' under 'roles:'" if meant
-                       else f"add it under 'roles:' (e.g. '{role}: {{label: ...}}') or use one of the known role keys")
-                problems.append(Problem(shown, f"{key}: unknown role '{role}' (known: {known}){guess}", fix,
-                                        step_line(i, key), step.id))
-        time_problems(step.time, "time", step_line(i, "time"), step.id)
+                guess, tebakan = (f" (did you mean '{meant}'?)", f" (maksud Anda '{meant}'?)") if meant else ("", "")
+                if meant:
+                    fix = f"write '{key}: {meant}', or add '{role}' under 'roles:'"
+                    perbaikan = f"tulis '{key}: {meant}', atau tambahkan '{role}' di bawah 'roles:'"
+                else:
+                    fix = f"add it under 'roles:' (e.g. '{role}: {{label: ...}}') or use one of the known role keys"
+                    perbaikan = (f"tambahkan di bawah 'roles:' (mis. '{role}: {{label: ...}}') atau pakai salah satu "
+                                 "kunci peran yang dikenal")
+                problems.append(Problem(shown, f"{key}: unknown role '{role}' (known: {known or 'none defined'})"
+                                               f"{guess}", fix, step_line(i, key), step.id,
+                                        pesan=f"{key}: peran '{role}' tidak dikenal (yang dikenal: "
+                                              f"{known or 'belum ada yang didefinisikan'}){tebakan}",
+                                        perbaikan=perbaikan))
+        time_problems(step.time, ("time", "time"), step_line(i, "time"), step.id)
         if step.no:
             if step.no in seen_no:
-                twice = f"number '{step.no}' is used twice (steps {seen_no[step.no]} and {step.id})"
-                problems.append(Problem(shown, twice,
+                problems.append(Problem(shown, f"number '{step.no}' is used twice (steps {seen_no[step.no]} and "
+                                               f"{step.id})",
                                         "fine when the original repeats it; keep 'no' as printed",
-                                        step_line(i, "no"), step.id, "warning"))
+                                        step_line(i, "no"), step.id, "warning",
+                                        pesan=f"nomor '{step.no}' dipakai dua kali (langkah {seen_no[step.no]} dan "
+                                              f"{step.id})",
+                                        perbaikan="tidak apa-apa jika dokumen aslinya memang begitu; tulis 'no' "
+                                                  "seperti yang tercetak"))
             seen_no.setdefault(step.no, step.id)
 
     ids = set(seen_ids)
@@ -768,23 +897,35 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
         for target in [edge.from_, *edge.to]:
             if target != END and target not in ids:
                 close = difflib.get_close_matches(target, sorted(ids), n=1, cutoff=0.6)
-                guess = f" (did you mean '{close[0]}'?)" if close else ""
+                guess, tebakan = (f" (did you mean '{close[0]}'?)", f" (maksud Anda '{close[0]}'?)") if close \
+                    else ("", "")
                 problems.append(Problem(shown, f"flow edge {j + 1} names step '{target}', which does not exist{guess}",
-                                        f"use an existing step id ({', '.join(model.step_ids[:6])}, ...) or '{END}'",
-                                        line, edge.from_))
+                                        f"use an existing step id ({some_ids}) or '{END}'", line, edge.from_,
+                                        pesan=f"entri flow ke-{j + 1} menyebut langkah '{target}', yang tidak ada"
+                                              f"{tebakan}",
+                                        perbaikan=f"pakai id langkah yang ada ({some_ids}) atau '{END}'"))
         if edge.from_ == END:
-            problems.append(Problem(shown, "a flow edge starts at 'end'", "start edges at a step", line))
+            problems.append(Problem(shown, "a flow edge starts at 'end'", "start edges at a step", line,
+                                    pesan="sebuah entri flow berawal di 'end'",
+                                    perbaikan="awali entri flow dari sebuah langkah"))
         if not edge.to:
             problems.append(Problem(shown, f"flow edge {j + 1} (from '{edge.from_}') has no target",
                                     f"list where the case goes next: 'to: [<step id>, ...]' or 'to: {END}'",
-                                    line, edge.from_))
+                                    line, edge.from_,
+                                    pesan=f"entri flow ke-{j + 1} (dari '{edge.from_}') tidak punya tujuan",
+                                    perbaikan=f"tulis ke mana kasus berlanjut: 'to: [<id langkah>, ...]' atau "
+                                              f"'to: {END}'"))
         if edge.from_ in flow_from:
             first = flow_from[edge.from_]
-            merged = list(dict.fromkeys([*model.flow[first].to, *edge.to]))
+            dropped = ", ".join(model.flow[first].to)
+            merged = f"'- {{from: {edge.from_}, to: [{', '.join(dict.fromkeys([*model.flow[first].to, *edge.to]))}]}}'"
             problems.append(Problem(
                 shown, f"flow edges {first + 1} and {j + 1} both start at '{edge.from_}': only one can count, so "
-                       f"edge {first + 1}'s targets ({', '.join(model.flow[first].to)}) would be dropped",
-                f"merge them into one entry: '- {{from: {edge.from_}, to: [{', '.join(merged)}]}}'", line, edge.from_))
+                       f"edge {first + 1}'s targets ({dropped}) would be dropped",
+                f"merge them into one entry: {merged}", line, edge.from_,
+                pesan=f"entri flow ke-{first + 1} dan ke-{j + 1} sama-sama berawal di '{edge.from_}': hanya satu yang "
+                      f"dapat berlaku, sehingga tujuan entri ke-{first + 1} ({dropped}) akan terbuang",
+                perbaikan=f"gabungkan keduanya menjadi satu entri: {merged}"))
         flow_from.setdefault(edge.from_, j)
     seen_sla: dict[str, int] = {}
     for k, sla in enumerate(model.slas):
@@ -792,24 +933,39 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
         for key, target in (("from", sla.from_), ("to", sla.to)):
             if target not in ids:
                 problems.append(Problem(shown, f"sla '{sla.id}', {key}: step '{target}' does not exist",
-                                        f"use an existing step id ({', '.join(model.step_ids[:6])}, ...)",
-                                        _node_line(node, ["slas", k, key]) or line))
+                                        f"use an existing step id ({some_ids})",
+                                        _node_line(node, ["slas", k, key]) or line,
+                                        pesan=f"sla '{sla.id}', {key}: langkah '{target}' tidak ada",
+                                        perbaikan=f"pakai id langkah yang ada ({some_ids})"))
         if sla.id in seen_sla:
             problems.append(Problem(shown, f"sla id '{sla.id}' is used twice (slas entries {seen_sla[sla.id] + 1} "
                                            f"and {k + 1})",
                                     "give every sla its own id (deviations name it)",
-                                    _node_line(node, ["slas", k, "id"])))
+                                    _node_line(node, ["slas", k, "id"]),
+                                    pesan=f"id sla '{sla.id}' dipakai dua kali (entri slas ke-{seen_sla[sla.id] + 1} "
+                                          f"dan ke-{k + 1})",
+                                    perbaikan="beri setiap sla id sendiri (penyimpangan menyebut id itu)"))
         seen_sla.setdefault(sla.id, k)
         if sla.from_ == sla.to and sla.from_ in ids:
             problems.append(Problem(shown, f"sla '{sla.id}' goes from step '{sla.from_}' to itself",
                                     "an sla runs between two steps (the earlier one in 'from'); a step's own "
-                                    "duration belongs in its 'time:'", line))
+                                    "duration belongs in its 'time:'", line,
+                                    pesan=f"sla '{sla.id}' berawal dan berakhir di langkah yang sama, '{sla.from_}'",
+                                    perbaikan="sla berlaku antara dua langkah (yang lebih awal di 'from'); lama satu "
+                                              "langkah ditulis di 'time:' langkah itu"))
         elif sla.from_ in index and sla.to in index and index[sla.to] < index[sla.from_]:
-            problems.append(Problem(shown, f"sla '{sla.id}' runs from step '{sla.from_}' (row {index[sla.from_] + 1}) "
-                                           f"back to the earlier step '{sla.to}' (row {index[sla.to] + 1})",
-                                    f"put the earlier step in 'from': 'from: {sla.to}, to: {sla.from_}'", line))
-        time_problems(sla.time, f"sla '{sla.id}' time", _node_line(node, ["slas", k, "time"]), None)
-    time_problems(model.case_time, "case_time", _node_line(node, ["case_time"]), None)
+            row_from, row_to = index[sla.from_] + 1, index[sla.to] + 1
+            problems.append(Problem(shown, f"sla '{sla.id}' runs from step '{sla.from_}' (row {row_from}) "
+                                           f"back to the earlier step '{sla.to}' (row {row_to})",
+                                    f"put the earlier step in 'from': 'from: {sla.to}, to: {sla.from_}'", line,
+                                    pesan=f"sla '{sla.id}' berjalan dari langkah '{sla.from_}' (baris tabel "
+                                          f"{row_from}) mundur ke langkah '{sla.to}' yang lebih awal (baris tabel "
+                                          f"{row_to})",
+                                    perbaikan=f"tulis langkah yang lebih awal di 'from': "
+                                              f"'from: {sla.to}, to: {sla.from_}'"))
+        time_problems(sla.time, (f"sla '{sla.id}' time", f"sla '{sla.id}', time"),
+                      _node_line(node, ["slas", k, "time"]), None)
+    time_problems(model.case_time, ("case_time", "case_time"), _node_line(node, ["case_time"]), None)
     if any(p.level == "error" for p in problems):
         return problems
 
@@ -818,7 +974,9 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
     for i, step in enumerate(model.steps):
         if step.id not in reachable:
             problems.append(Problem(shown, f"step '{step.id}' can never be reached from the first step",
-                                    "add a flow edge into it, or remove it", step_line(i), step.id))
+                                    "add a flow edge into it, or remove it", step_line(i), step.id,
+                                    pesan=f"langkah '{step.id}' tidak pernah dapat dicapai dari langkah pertama",
+                                    perbaikan="tambahkan entri flow yang menuju langkah ini, atau hapus langkahnya"))
     reverse: dict[str, list[str]] = {}
     for src, targets in succ.items():
         for t in targets:
@@ -830,21 +988,31 @@ def check_model(model: SopModel, shown: str, node: yaml.Node | None = None,
         if edge.from_ not in stuck:
             continue
         # this edge replaced its step's way on (the next row, or the end) with targets that never get out
-        inside = sorted(_reachable(edge.from_, succ, None) & stuck, key=index.__getitem__)
-        explained.update(inside)
+        loop = sorted(_reachable(edge.from_, succ, None) & stuck, key=index.__getitem__)
+        explained.update(loop)
+        inside = ", ".join(loop)
         i = index[edge.from_]
         default_next = model.step_ids[i + 1] if i + 1 < len(model.steps) else END
+        way_out = f"'- {{from: {edge.from_}, to: [{', '.join([*edge.to, default_next])}]}}'"
         problems.append(Problem(
             shown, f"flow edge {j + 1} (from {edge.from_} to {', '.join(edge.to)}) closes a loop with no way out: "
-                   f"step(s) {', '.join(inside)} can never reach the end",
-            f"give the loop a way out, e.g. '- {{from: {edge.from_}, to: [{', '.join([*edge.to, default_next])}]}}' "
-            "(or mark a step that is repeated in place 'repeat: true' instead of a flow edge back)",
-            _node_line(node, ["flow", j]), edge.from_))
+                   f"step(s) {inside} can never reach the end",
+            f"give the loop a way out, e.g. {way_out} (or mark a step that is repeated in place 'repeat: true' "
+            "instead of a flow edge back)",
+            _node_line(node, ["flow", j]), edge.from_,
+            pesan=f"entri flow ke-{j + 1} (dari {edge.from_} ke {', '.join(edge.to)}) membentuk putaran tanpa jalan "
+                  f"keluar: langkah {inside} tidak pernah dapat mencapai akhir",
+            perbaikan=f"beri putaran itu jalan keluar, mis. {way_out} (atau, untuk langkah yang diulang di tempat, "
+                      "tandai langkahnya 'repeat: true' alih-alih memakai entri flow yang kembali)"))
     for i, step in enumerate(model.steps):
         if step.id in stuck and step.id not in explained and not any(e.from_ in stuck for e in model.flow):
             problems.append(Problem(shown, f"step '{step.id}' can never reach the end (a loop with no way out)",
                                     "give the loop a flow edge that leaves it, e.g. to the next step or 'end'",
-                                    step_line(i), step.id))
+                                    step_line(i), step.id,
+                                    pesan=f"langkah '{step.id}' tidak pernah dapat mencapai akhir (putaran tanpa "
+                                          "jalan keluar)",
+                                    perbaikan="beri putaran itu entri flow yang keluar darinya, mis. ke langkah "
+                                              "berikutnya atau ke 'end'"))
     return problems
 
 
@@ -968,14 +1136,20 @@ def load_catalogue(root: Path, paths: Iterable[Path] | None = None,
             continue
         model = loaded.model
         if model.id in models:
-            problems.append(Problem(shown, f"model id '{model.id}' is also used by {shown_path(files[model.id], root)}",
+            other = shown_path(files[model.id], root)
+            problems.append(Problem(shown, f"model id '{model.id}' is also used by {other}",
                                     "give every model its own id (the file's path under the catalogue folder, "
-                                    "without .yaml)"))
+                                    "without .yaml)",
+                                    pesan=f"id model '{model.id}' juga dipakai oleh {other}",
+                                    perbaikan="beri setiap model id sendiri (jalur berkasnya di bawah folder katalog, "
+                                              "tanpa .yaml)"))
             continue
         expected = Path(*model.id.split("/")).with_suffix(".yaml")
         if paths is None and shown != str(expected):
             problems.append(Problem(shown, f"model '{model.id}' should live in {expected}",
-                                    "rename the file to match its id", level="warning"))
+                                    "rename the file to match its id", level="warning",
+                                    pesan=f"model '{model.id}' seharusnya berada di {expected}",
+                                    perbaikan="ganti nama berkasnya agar sesuai dengan id-nya"))
         models[model.id] = model
         files[model.id] = path
     for sop_id in models:

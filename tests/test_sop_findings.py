@@ -93,7 +93,12 @@ def line_of(text: str, fragment: str, nth: int = 1) -> int:
 
 
 def lines_with(output: str, fragment: str) -> list[str]:
-    return [line for line in output.splitlines() if fragment in line]
+    """The lines holding ``fragment``; of a validation problem only its English line (the Indonesian one above
+    it, ``...: galat: ...`` or ``...: peringatan: ...``, names the same ids and fields: tests/test_sop_i18n.py)."""
+    return [line for line in output.splitlines() if fragment in line and not INDONESIAN_PROBLEM.search(line)]
+
+
+INDONESIAN_PROBLEM = re.compile(r"^\S+(?: \[langkah [^\]]+\])?: (?:galat|peringatan): ")
 
 
 def the_error(proc: subprocess.CompletedProcess[str], fragment: str) -> str:
