@@ -266,6 +266,9 @@ def app_client(pub: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     (reports / "smpn2-ngawi" / "2026-01.html").write_text("<h1>laporan smpn2</h1>")
     (reports / "rppsa-mataram_2026-01.pdf").write_bytes(b"%PDF-1.4 rppsa")
     (reports / "index.html").write_text("<h1>index</h1>")
+    # QA: a copy of Ngawi's report kept for the Mataram home, in a folder named after the recipient
+    (reports / "salinan-untuk-rppsa-mataram").mkdir()
+    (reports / "salinan-untuk-rppsa-mataram" / "smpn2-ngawi_2026-01.html").write_text("<h1>salinan</h1>")
     app = create_app(pub, users, secret_key=b"k" * 32)
     yield app, users
 
@@ -385,7 +388,9 @@ def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path
     os.utime(pub.parent / "reports" / "smpn2-ngawi" / "2026-01.html", (written, written))
     page = post_callback(client, app, ["laporan-body"], [{"id": "laporan-ctx", "property": "data", "value": {}}])
     text = json.dumps(page.get_json())
-    assert "smpn2-ngawi/2026-01.html" in text and "rppsa" not in text and "index.html" not in text
+    assert "smpn2-ngawi/2026-01.html" in text and "rppsa-mataram_2026" not in text and "index.html" not in text
+    # a report's owner is the id its file name starts with, not an id somewhere in a folder's name
+    assert "salinan-untuk-rppsa-mataram/smpn2-ngawi_2026-01.html" in text
     assert "1 Feb 2026 00:30 WIB" in text  # when it was written, as the report itself says it (local time)
     own = client.get("/laporan/unduh/smpn2-ngawi/2026-01.html")
     assert own.status_code == 200 and "sandbox" in own.headers["Content-Security-Policy"]
@@ -394,6 +399,10 @@ def test_reports_are_listed_and_downloaded_per_grant(app_client: tuple[Any, Path
     qa = app.server.test_client()
     login(qa, "qa")
     assert qa.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 200
+    kepala = app.server.test_client()
+    login(kepala, "kepala-rppsa")
+    assert kepala.get("/laporan/unduh/salinan-untuk-rppsa-mataram/smpn2-ngawi_2026-01.html").status_code == 404
+    assert kepala.get("/laporan/unduh/rppsa-mataram_2026-01.pdf").status_code == 200
 
 
 def test_an_institution_the_user_may_not_see_reads_as_not_available(app_client: tuple[Any, Path]) -> None:

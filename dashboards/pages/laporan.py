@@ -27,10 +27,13 @@ SUFFIXES = (".pdf", ".html", ".htm", ".csv")
 
 
 def owner(rel: Path, institution_ids: list[str]) -> str | None:
-    """The institution a report file belongs to (the longest id in its path), or None."""
-    text = rel.as_posix().lower()
-    found = [i for i in institution_ids if i.lower() in text]
-    return max(found, key=len) if found else None
+    """The institution a report file belongs to, or None (a file only QA sees): the id that starts its name as
+    ``patuh report`` writes it (``<institution>_<period>.<ext>``), else the nearest folder named exactly as an
+    id (``smpn2-ngawi/2026-01.html``). An id inside a longer name does not count: a folder named after a
+    recipient (``salinan-untuk-ipdn-jatinangor/``) must not hand another institution's reports to it."""
+    ids = {i.lower(): i for i in institution_ids}
+    names = [rel.name.partition("_")[0], *reversed(rel.parent.parts)]
+    return next((ids[n.lower()] for n in names if n.lower() in ids), None)
 
 
 def visible_reports(reports_dir: Path, src: queries.Source, grants: queries.Grants) -> list[dict[str, Any]]:
