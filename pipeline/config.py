@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A text outside the SOP (an activity, a role) goes into results and messages only when at least this many
+# cases (at ingest: rows) use it: that common, it names a kind of work; a rarer one may be a note about a person
+PUBLIC_LABEL_CASES = 5
 
 
 def _env_path(name: str, default: Path) -> Path:

@@ -39,6 +39,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.calendars import ZONE_WORDS
+from pipeline.config import PUBLIC_LABEL_CASES
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.mapping import TIME_OF_DAY, Mapping, load_mapping, resolve_columns
@@ -334,17 +335,24 @@ def role_labels(model: SopModel | None, mapping: Mapping | None) -> dict[str, st
 
 def _unknown_roles_note(conn: duckdb.DuckDBPyConnection, batch_id: int, model: SopModel) -> list[str]:
     """A note naming the role texts of this batch that name no role of the SOP (the run flags their events
-    ``wrong_role``), with how to teach them to Patuh."""
+    ``wrong_role``), with how to teach them to Patuh. A text in fewer than ``PUBLIC_LABEL_CASES`` rows is
+    counted, not shown: it may be a person's name typed into the role column, and the note reaches logs."""
     rows = conn.execute(
         f"SELECT role, count(*) FROM events WHERE batch_id = {batch_id} AND role IS NOT NULL "
         "AND NOT list_contains(?, role) GROUP BY role ORDER BY 2 DESC, 1", [list(model.roles)]).fetchall()
     if not rows:
         return []
-    shown = ", ".join(f"{text!r} ({n} row{'s' if n != 1 else ''})" for text, n in rows[:5])
-    shown += f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    common = [(text, n) for text, n in rows if n >= PUBLIC_LABEL_CASES]
+    shown = ", ".join(f"{text!r} ({n} rows)" for text, n in common[:5])
+    shown += f" and {len(common) - 5} more" if len(common) > 5 else ""
+    rare = len(rows) - len(common)
+    if rare:
+        shown += (" and " if shown else "") + (f"{rare} text(s) in fewer than {PUBLIC_LABEL_CASES} rows each (not "
+                                               "shown: they may name a person; see the export's role column)")
+    example = repr(common[0][0]) if common else "'TEXT'"
     return [f"role values that name no role of {model.id}: {shown}; their events count as wrong_role. If they are "
             "the SOP's roles, add them to the role's aliases in the SOP file (then run again; no reload needed) or "
-            f"to the mapping (roles: {{{rows[0][0]!r}: ROLE}} and ingest --replace); the roles (ROLE) are: "
+            f"to the mapping (roles: {{{example}: ROLE}} and ingest --replace); the roles (ROLE) are: "
             f"{', '.join(model.roles)}"]
 
 

@@ -20,6 +20,7 @@ from pipeline.config import get_settings
 from pipeline.db import connect
 from pipeline.errors import UserError
 from pipeline.ingest import ingest_file
+from pipeline.rules import OTHER_ROLE
 from pipeline.run import run_compliance
 from pipeline.sop import Catalogue, load_catalogue
 from tests.engine_fixtures import BASE, NGAWI, PROSEDUR, add_batch, add_case, new_db
@@ -595,8 +596,8 @@ def test_role_texts_of_an_export_are_named_at_ingest_and_an_alias_added_later_co
     shutil.copytree(get_settings().catalogue_dir, catalogue_dir)
     export = tmp_path / "ekspor.csv"
     rows = ["case_id,activity,timestamp,role"]
-    for k in range(6):
-        performer = "Satpam" if k < 2 else "Petugas Lain"  # "Petugas Lain": a part of piket's label
+    for k in range(9):  # "Petugas Lain": a part of piket's label; "Bu Ani Zqx": a name typed into one row
+        performer = "Satpam" if k < 5 else "Bu Ani Zqx" if k == 8 else "Petugas Lain"
         rows += [f"K{k},s1,2026-03-02 08:{10 + k}:00,{performer}", f"K{k},s2,2026-03-02 09:{10 + k}:00,wali kelas"]
     export.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
@@ -613,12 +614,13 @@ def test_role_texts_of_an_export_are_named_at_ingest_and_an_alias_added_later_co
     loaded = ingest_file(conn, export, institution_id=NGAWI, sop_id=PROSEDUR, catalogue=catalogue,
                          calendars=load_institutions(catalogue_dir / "institutions.yaml"), key=b"k" * 32)
     (note,) = [n for n in loaded.notes if n.startswith("role values")]
-    assert "'satpam' (2 rows)" in note and "aliases" in note and "petugas lain" not in note
-    assert run(conn) == [("wrong_role", "s1", "satpam")] * 2
+    assert "'satpam' (5 rows)" in note and "aliases" in note and "petugas lain" not in note
+    assert "1 text(s) in fewer than 5 rows" in note and "zqx" not in note.lower()  # it may be a name
+    assert run(conn) == [("wrong_role", "s1", OTHER_ROLE)] + [("wrong_role", "s1", "satpam")] * 5
     model = catalogue_dir / "smpn2-ngawi" / "bk001-prosedur.yaml"
     text = model.read_text(encoding="utf-8")
     model.write_text(text.replace("aliases: [guru piket,", "aliases: [satpam, guru piket,"), encoding="utf-8")
-    assert run(conn) == []
+    assert run(conn) == [("wrong_role", "s1", OTHER_ROLE)]
     conn.close()
 
 
@@ -707,3 +709,41 @@ def test_an_institution_with_a_broken_sop_file_keeps_its_results_while_the_other
     assert said.index("Peringatan: lembaga bontang-bk tidak diperiksa") < said.index(
         "Warning: institution bontang-bk was not checked") and "Traceback" not in said
     assert "Diterbitkan / published" in done.stdout
+
+
+def test_rare_texts_outside_the_sop_are_not_copied_into_results(tmp_path: Path, catalogue: Catalogue) -> None:
+    """QA (privacy): a note typed into the activity, role or documents column ("Konseling lanjutan dgn <a
+    child's name> (hamil)") was published in deviations and variants and printed in the report. A text outside
+    the SOP is written into results only when at least 5 cases of the institution use it (then it names a
+    kind of work); a rarer one, or a recorded document that is no kelengkapan, is replaced."""
+    from pipeline.conformance import OTHER_ACTIVITY
+    from pipeline.rules import OTHER_DOCUMENT
+
+    conn = new_db(tmp_path / "patuh.duckdb")
+    add_batch(conn, 1, BASE)
+    note = "Konseling lanjutan dgn Siti Zqx (hamil)"
+    for i in range(5):
+        add_case(conn, catalogue, f"rapat-{i}", ["s1", "s2", "s3", "Rapat koordinasi", "s6"])
+    for i in range(2):
+        add_case(conn, catalogue, f"note-{i}", ["s1", "s2", "s3", note, "s6"])
+    add_case(conn, catalogue, "role", ["s1", "s2", "s3", "s6"], role="bu rahayu zqx (guru bk)")
+    add_case(conn, catalogue, "siswa", ["s1", "s2", "s3", "s6"], role="siswa")
+    add_case(conn, catalogue, "docs", ["s1", "s2", "s3", "s6"], documents=True)
+    conn.execute("UPDATE events SET documents = ['Laporan dr ortu Siti Zqx'] WHERE case_id = 'docs' AND step_id = 's1'")
+    published = tmp_path / "published"
+    _run(conn, catalogue, published_dir=published)
+    rows = conn.execute("SELECT case_id, kind, activity, observed, detail->>'role' FROM deviations "
+                        "WHERE kind IN ('unexpected_step', 'wrong_role', 'missing_document') "
+                        "ORDER BY case_id, kind").fetchall()
+    by_case = {(r[0], r[1]): r[2:] for r in rows}
+    assert by_case[("rapat-0", "unexpected_step")][:2] == ("Rapat koordinasi", "Rapat koordinasi")
+    assert by_case[("note-0", "unexpected_step")][:2] == (OTHER_ACTIVITY, OTHER_ACTIVITY)
+    assert by_case[("role", "wrong_role")][1:] == (OTHER_ROLE, OTHER_ROLE)
+    assert by_case[("siswa", "wrong_role")][1] == "siswa"  # another role of the SOP is named
+    assert by_case[("docs", "missing_document")][1] == OTHER_DOCUMENT
+    steps = {tuple(r[0]) for r in conn.execute("SELECT steps FROM variants").fetchall()}
+    assert ("s1", "s2", "s3", "?" + OTHER_ACTIVITY, "s6") in steps
+    assert ("s1", "s2", "s3", "?Rapat koordinasi", "s6") in steps
+    conn.close()
+    for path in [*published.glob("*.duckdb"), *published.glob(".*spare")]:
+        assert b"Zqx" not in path.read_bytes() and b"zqx" not in path.read_bytes(), path
