@@ -56,9 +56,10 @@ def require_batch(conn: duckdb.DuckDBPyConnection, batch_id: int) -> None:
                         pesan=f"batch {batch_id} tidak ada ({petunjuk}); daftarnya ada di 'patuh batches'")
 
 
-def zone_changes(conn: duckdb.DuckDBPyConnection, zones: dict[str, str]) -> list[str]:
-    """Warnings for batches read in an institution's time zone that institutions.yaml no longer gives it (the
-    zone was corrected after loading): their events stay where the old zone put them until loaded again."""
+def zone_changes(conn: duckdb.DuckDBPyConnection, zones: dict[str, str]) -> list[tuple[str, str]]:
+    """Warnings (Indonesian, English) for batches read in an institution's time zone that institutions.yaml no
+    longer gives it (the zone was corrected after loading): their events stay where the old zone put them until
+    loaded again."""
     rows = conn.execute(
         "SELECT institution_id, mapping->>'timezone' AS zone, list(batch_id ORDER BY batch_id) FROM batches "
         "WHERE mapping->>'timezone' IS NOT NULL AND coalesce(mapping->>'timezone_of', 'institution') = 'institution' "
@@ -68,7 +69,11 @@ def zone_changes(conn: duckdb.DuckDBPyConnection, zones: dict[str, str]) -> list
         now = zones.get(institution)
         if now is not None and now != zone:
             shown = ", ".join(map(str, batch_ids[:10])) + (", ..." if len(batch_ids) > 10 else "")
-            out.append(f"{institution}: {len(batch_ids)} loaded file(s) (batches {shown}) were read with times in "
-                       f"{zone}, but institutions.yaml now gives {now}: their times stay as {zone} read them. If the "
-                       "zone was corrected, load those files again (patuh ingest FILE --replace)")
+            out.append((f"{institution}: {len(batch_ids)} berkas yang dimuat (batch {shown}) dibaca dengan waktu "
+                        f"{zone}, tetapi institutions.yaml sekarang menyebut {now}: waktunya tetap seperti dibaca "
+                        f"dengan {zone}. Jika zona waktunya diperbaiki, muat berkas itu lagi "
+                        "(patuh ingest BERKAS --replace)",
+                        f"{institution}: {len(batch_ids)} loaded file(s) (batches {shown}) were read with times in "
+                        f"{zone}, but institutions.yaml now gives {now}: their times stay as {zone} read them. If the "
+                        "zone was corrected, load those files again (patuh ingest FILE --replace)"))
     return out

@@ -8,10 +8,12 @@ English second (``Galat: ...`` then ``Error: ...``).
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -179,6 +181,8 @@ def sop_show(sop_id: SopIdArgument, sop_dir: SopDirOption = None) -> None:
 
 
 def _parse_as_of(value: str | None) -> datetime.datetime | None:
+    """``--as-of`` as written: with its offset, or naive (local time, see :func:`_local_as_of`). A date alone
+    means the end of that day ("as of 31 October"): 00:00 of the next day."""
     if value is None:
         return None
     try:
@@ -187,7 +191,36 @@ def _parse_as_of(value: str | None) -> datetime.datetime | None:
         raise UserError(f"--as-of {value!r} is not a date-time; write e.g. 2026-10-31T17:00+08:00",
                         pesan=f"--as-of {value!r} bukan tanggal dan waktu; tulis misalnya "
                               "2026-10-31T17:00+08:00") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        parsed += datetime.timedelta(days=1)
+    return parsed
+
+
+def _local_as_of(as_of: datetime.datetime, zones: set[str]) -> datetime.datetime:
+    """A naive ``--as-of`` read in the institutions' own zone (every other time in Patuh is local); refused when
+    the institutions in scope are in different zones, and when it lies in the future (open cases would be
+    judged stalled for time that has not passed)."""
+    from pipeline.calendars import ZONE_WORD_OF
+
+    if as_of.tzinfo is None:
+        if len(zones) != 1:
+            words = ", ".join(sorted(ZONE_WORD_OF.get(z, z) for z in zones))
+            raise UserError(
+                f"--as-of {as_of:%Y-%m-%dT%H:%M} has no time zone and the institutions in the run are in several "
+                f"({words}); add the offset, e.g. {as_of:%Y-%m-%dT%H:%M}+07:00 for WIB, or run one institution "
+                "(--institution)",
+                pesan=f"--as-of {as_of:%Y-%m-%dT%H:%M} tidak menyebut zona waktu, sedangkan lembaga dalam "
+                      f"pemeriksaan ini berada di beberapa zona ({words}); tambahkan selisihnya, mis. "
+                      f"{as_of:%Y-%m-%dT%H:%M}+07:00 untuk WIB, atau periksa satu lembaga (--institution)")
+        as_of = as_of.replace(tzinfo=ZoneInfo(next(iter(zones))))
+    now = datetime.datetime.now(datetime.UTC)
+    if as_of > now + datetime.timedelta(minutes=5):
+        raise UserError(
+            f"--as-of {as_of.isoformat(timespec='minutes')} is in the future; open cases would be judged for time "
+            "that has not passed yet; give a time up to now (or leave --as-of out for now)",
+            pesan=f"--as-of {as_of.isoformat(timespec='minutes')} ada di masa depan; kasus terbuka akan dinilai "
+                  "untuk waktu yang belum berlalu; berikan waktu sampai sekarang (atau tanpa --as-of untuk saat ini)")
+    return as_of
 
 
 def _print_run_summary(summary: RunSummary) -> None:
@@ -226,9 +259,10 @@ def _print_run_summary(summary: RunSummary) -> None:
 
 
 def as_of_warning(conn: Any, as_of: datetime.datetime, *, institution: str | None = None,
-                  sop: str | None = None) -> str | None:
-    """What is wrong with ``--as-of`` for the events in scope (one cheap aggregate): events after it, which
-    the run would judge as if they had happened by then; None when every event is before it."""
+                  sop: str | None = None) -> tuple[str, str] | None:
+    """What is wrong with ``--as-of`` for the events in scope (one cheap aggregate), in Indonesian and English:
+    events after it, which the run would judge as if they had happened by then; None when every event is
+    before it."""
     where = ["ts_end IS NOT NULL"]
     params: dict[str, Any] = {"as_of": as_of}
     if institution:
@@ -244,13 +278,19 @@ def as_of_warning(conn: Any, as_of: datetime.datetime, *, institution: str | Non
         return None
     at = f"{as_of.astimezone(datetime.UTC):%Y-%m-%d %H:%M} UTC"
     span = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
-    scope = " ".join(filter(None, [institution, sop])) or "the database"
+    rentang = f"{first:%Y-%m-%d %H:%M} sampai {last:%Y-%m-%d %H:%M} UTC"
+    scope = " ".join(filter(None, [institution, sop]))
     if after == total:
-        return (f"--as-of {at} is before every event of {scope} ({total} events, {span}): open cases are judged "
-                "at a time before anything happened; give an --as-of after the last event, e.g. the end of the "
-                "period you report on")
-    return (f"{after} of {total} events of {scope} are after --as-of {at} (events {span}): they are judged as if "
-            "they had happened by then; give an --as-of after the last event")
+        return (f"--as-of {at} lebih awal daripada semua peristiwa {scope or 'basis data'} ({total} peristiwa, "
+                f"{rentang}): kasus terbuka dinilai pada waktu sebelum apa pun terjadi; berikan --as-of setelah "
+                "peristiwa terakhir, mis. akhir periode yang dilaporkan",
+                f"--as-of {at} is before every event of {scope or 'the database'} ({total} events, {span}): open "
+                "cases are judged at a time before anything happened; give an --as-of after the last event, e.g. "
+                "the end of the period you report on")
+    return (f"{after} dari {total} peristiwa {scope or 'basis data'} terjadi setelah --as-of {at} (peristiwa "
+            f"{rentang}): semuanya dinilai seolah sudah terjadi saat itu; berikan --as-of setelah peristiwa terakhir",
+            f"{after} of {total} events of {scope or 'the database'} are after --as-of {at} (events {span}): they "
+            "are judged as if they had happened by then; give an --as-of after the last event")
 
 
 def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = None,
@@ -269,14 +309,19 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     catalogue = load_catalogue(settings.catalogue_dir)
     institutions = load_institutions(settings.institutions_file)
     calendars = load_calendars(settings.institutions_file)
+    if as_of is not None:
+        wanted = institution or (sop.partition("/")[0] if sop else None)
+        as_of = _local_as_of(as_of, {str(i.timezone) for k, i in institutions.items() if wanted in (None, k)})
     conn = connect(db)
     try:
         warnings = zone_changes(conn, {k: str(i.timezone) for k, i in institutions.items()
                                        if institution is None or k == institution})
         if as_of is not None:
-            warnings.append(as_of_warning(conn, as_of, institution=institution, sop=sop) or "")
-        for warning in filter(None, warnings):
-            err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
+            warnings.append(as_of_warning(conn, as_of, institution=institution, sop=sop) or ("", ""))
+        for pesan, message in warnings:
+            if message:
+                err_console.print(f"Peringatan: {pesan}\nWarning: {message}", style="yellow", markup=False,
+                                  highlight=False)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err_console, transient=True) as bar:
             task = bar.add_task("run", total=None)
@@ -295,8 +340,9 @@ def run_cmd(
     institution: InstitutionFilterOption = None,
     sop: Annotated[str | None, typer.Option(help="Hanya SOP ini (id) / Only this SOP id")] = None,
     as_of: Annotated[str | None, typer.Option(
-        "--as-of", help="Nilai kasus terbuka pada waktu ini (ISO) / "
-                        "Judge open cases at this time (ISO)")] = None,
+        "--as-of", help="Nilai kasus terbuka pada waktu ini (ISO; tanpa zona: waktu setempat lembaga; tanggal saja: "
+                        "akhir hari itu) / Judge open cases at this time (ISO; without a zone: the institution's "
+                        "local time; a date alone: the end of that day)")] = None,
     full: Annotated[bool, typer.Option(
         help="Periksa ulang semua kasus (tanpa hasil lama) / "
              "Check every case again (no incremental carry-over)")] = False,

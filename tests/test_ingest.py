@@ -1100,8 +1100,9 @@ def test_steps_over_several_days_with_an_end_date_column(tmp_path: Path) -> None
 
 
 def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
-    """An --as-of before the events of the scope is said (stalls would be judged before anything happened);
-    one after them is not."""
+    """An --as-of before the events of the scope is said, in Indonesian then English (stalls would be judged
+    before anything happened); one after them is not. Without an offset it is the institution's local time (a
+    date alone: the end of that day); across zones it needs one; one in the future is refused."""
     db = tmp_path / "t.duckdb"
     assert _cli("ingest", str(MESSY / "kasus_bk.csv"), "--institution", "smpn2-ngawi", "--sop",
                 "smpn2-ngawi/bk001-prosedur", "--mapping", str(MESSY / "kasus_bk.mapping.yaml"),
@@ -1109,9 +1110,16 @@ def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
     early = _cli("run", "--as-of", "2019-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
     assert early.returncode == 0, early.stderr
     said = " ".join(early.stderr.split())
-    assert ("Warning: --as-of 2019-01-01 00:00 UTC is before every event of smpn2-ngawi (8 events, "
+    # the end of 1 January in Ngawi (WIB): 17:00 UTC
+    assert ("Warning: --as-of 2019-01-01 17:00 UTC is before every event of smpn2-ngawi (8 events, "
             "2020-01-16 01:30 to 2021-12-10 04:00 UTC)") in said
-    middle = _cli("run", "--as-of", "2021-01-01", "--db", str(db))
+    assert said.index("Peringatan: --as-of 2019-01-01 17:00 UTC lebih awal daripada semua peristiwa") < said.index(
+        "Warning: --as-of")
+    middle = _cli("run", "--as-of", "2021-01-01T07:00+07:00", "--db", str(db))
     assert "4 of 8 events of the database are after --as-of 2021-01-01 00:00 UTC" in " ".join(middle.stderr.split())
+    several = _cli("run", "--as-of", "2021-01-01T07:00", "--db", str(db))
+    assert several.returncode == 1 and "has no time zone" in " ".join(several.stderr.split())
+    future = _cli("run", "--as-of", "2099-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
+    assert future.returncode == 1 and "is in the future" in " ".join(future.stderr.split())
     late = _cli("run", "--as-of", "2026-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
     assert late.returncode == 0 and "Warning" not in late.stderr, late.stderr
