@@ -196,10 +196,10 @@ def _parse_as_of(value: str | None) -> datetime.datetime | None:
     return parsed
 
 
-def _local_as_of(as_of: datetime.datetime, zones: set[str]) -> datetime.datetime:
+def _local_as_of(as_of: datetime.datetime, zones: set[str], *, future: bool = False) -> datetime.datetime:
     """A naive ``--as-of`` read in the institutions' own zone (every other time in Patuh is local); refused when
     the institutions in scope are in different zones, and when it lies in the future (open cases would be
-    judged stalled for time that has not passed)."""
+    judged stalled for time that has not passed) unless ``future`` (the demo's fixed export date)."""
     from pipeline.calendars import ZONE_WORD_OF
 
     if as_of.tzinfo is None:
@@ -213,8 +213,7 @@ def _local_as_of(as_of: datetime.datetime, zones: set[str]) -> datetime.datetime
                       f"pemeriksaan ini berada di beberapa zona ({words}); tambahkan selisihnya, mis. "
                       f"{as_of:%Y-%m-%dT%H:%M}+07:00 untuk WIB, atau periksa satu lembaga (--institution)")
         as_of = as_of.replace(tzinfo=ZoneInfo(next(iter(zones))))
-    now = datetime.datetime.now(datetime.UTC)
-    if as_of > now + datetime.timedelta(minutes=5):
+    if not future and as_of > datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5):
         raise UserError(
             f"--as-of {as_of.isoformat(timespec='minutes')} is in the future; open cases would be judged for time "
             "that has not passed yet; give a time up to now (or leave --as-of out for now)",
@@ -294,8 +293,10 @@ def as_of_warning(conn: Any, as_of: datetime.datetime, *, institution: str | Non
 
 
 def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = None,
-               as_of: datetime.datetime | None = None, full: bool = False, workers: int = 2) -> RunSummary:
-    """Load the catalogue and calendars, run the compliance check on ``db`` and publish the results."""
+               as_of: datetime.datetime | None = None, full: bool = False, workers: int = 2,
+               future_as_of: bool = False) -> RunSummary:
+    """Load the catalogue and calendars, run the compliance check on ``db`` and publish the results
+    (``future_as_of``: accept an as-of after now, as the demo's fixed export date may be on a slow clock)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from pipeline.batches import zone_changes
@@ -311,7 +312,8 @@ def run_for_db(db: Path, *, institution: str | None = None, sop: str | None = No
     calendars = load_calendars(settings.institutions_file)
     if as_of is not None:
         wanted = institution or (sop.partition("/")[0] if sop else None)
-        as_of = _local_as_of(as_of, {str(i.timezone) for k, i in institutions.items() if wanted in (None, k)})
+        as_of = _local_as_of(as_of, {str(i.timezone) for k, i in institutions.items() if wanted in (None, k)},
+                             future=future_as_of)
     conn = connect(db)
     try:
         warnings = zone_changes(conn, {k: str(i.timezone) for k, i in institutions.items()

@@ -116,7 +116,7 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
                 [(inst, *map(str, counts)) for inst, counts in sorted(totals.items())])
 
     console.rule("[bold]3. Pemeriksaan kepatuhan / compliance run")
-    summary = run_for_db(db, as_of=synth.as_of)
+    summary = run_for_db(db, as_of=synth.as_of, future_as_of=True)
     _print_run_summary(summary)
 
     console.rule("[bold]4. Laporan / reports")
