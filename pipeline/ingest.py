@@ -1087,7 +1087,11 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
         DELETE FROM cases c WHERE c.institution_id = {inst} AND c.sop_id = {sop_sql}
         AND c.case_id IN (SELECT case_id FROM {affected})""").fetchall()[0][0])
     ends = _list(end_steps(model)) if model else "[]"
-    rule = (f"CASE WHEN list_contains({ends}, last_step) THEN 'closed' ELSE 'open' END" if model else "'closed'")
+    # without a recorded status, a case whose last SOP step may end it is closed: activities outside the SOP
+    # after it (a follow-up, a note) do not reopen it, else it stayed open for ever and, waiting for nothing
+    # but closure, was never judged stalled either
+    rule = (f"CASE WHEN list_contains({ends}, last_mapped_step) THEN 'closed' ELSE 'open' END"
+            if model else "'closed'")
     # the last event (by time, then batch and row) gives the step; the last recorded status wins.
     # One HUGEINT orders them (time in the high 64 bits; batch ids < 2^24, rows < 2^40): cheaper than a struct
     last = ("((epoch_us(x.ts_end)::HUGEINT << 64) + (x.batch_id::HUGEINT << 40) + x.source_row)")
@@ -1096,8 +1100,7 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
                            last_step_id)
         WITH agg AS (
             SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
-                   count(*) AS n, arg_max_null(x.step_id, {last}) AS last_step,
-                   arg_max(x.step_id, {last}) AS last_mapped_step, arg_max(x.status, {last}) AS last_status
+                   count(*) AS n, arg_max(x.step_id, {last}) AS last_mapped_step, arg_max(x.status, {last}) AS last_status
             FROM events x SEMI JOIN {affected} a ON a.case_id = x.case_id
             WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
             GROUP BY x.case_id)

@@ -1123,3 +1123,21 @@ def test_run_warns_when_as_of_is_before_the_events(tmp_path: Path) -> None:
     assert future.returncode == 1 and "is in the future" in " ".join(future.stderr.split())
     late = _cli("run", "--as-of", "2026-01-01", "--institution", "smpn2-ngawi", "--db", str(db))
     assert late.returncode == 0 and "Warning" not in late.stderr, late.stderr
+
+
+def test_a_case_whose_last_sop_step_ends_it_is_closed_whatever_follows_outside_the_sop(tmp_path: Path) -> None:
+    """QA: without a status column, a case that reached its SOP's last step and then had an activity outside
+    the SOP (a follow-up) stayed open for ever, and was never judged stalled either (it waited for nothing but
+    closure). A case whose last step is not an end stays open."""
+    export = tmp_path / "ekspor.csv"
+    export.write_text(
+        "case_id,activity,timestamp\n"
+        "A,s1,2026-03-02 08:00\nA,s2,2026-03-02 09:00\nA,s3,2026-03-02 10:00\nA,s6,2026-03-02 11:00\n"
+        "A,Rapat koordinasi,2026-03-02 12:00\n"
+        "B,s1,2026-03-02 08:00\nB,s2,2026-03-02 09:00\nB,Rapat koordinasi,2026-03-02 12:00\n", encoding="utf-8")
+    conn = connect(tmp_path / "t.duckdb")
+    ingest_file(conn, export, institution_id="smpn2-ngawi", sop_id="smpn2-ngawi/bk001-prosedur")
+    rows = conn.execute("SELECT case_id, status, last_step_id, closed_at IS NOT NULL FROM cases ORDER BY opened_at, "
+                        "last_step_id DESC").fetchall()
+    assert sorted(r[1:] for r in rows) == [("closed", "s6", True), ("open", "s2", False)]
+    conn.close()
