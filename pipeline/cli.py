@@ -829,10 +829,14 @@ def report_cmd(
                         "(or 'patuh demo') first",
                         pesan=f"{db_path.parent / 'published'}: belum ada hasil yang diterbitkan; "
                               "jalankan dulu 'patuh run' (atau 'patuh demo')")
+    warnings: list[str] = []
     paths = write_reports(published, period=period, institutions=None if all_ else list(institution or []),
-                          formats=set(fmt.split(",")), out_dir=out or db_path.parent / "reports", lang=lang)
+                          formats=set(fmt.split(",")), out_dir=out or db_path.parent / "reports", lang=lang,
+                          warnings=warnings)
     for path in paths:
         console.print(f"ditulis / written: {path}")
+    for warning in warnings:  # a period without data: written (exit 0), but not a month without incidents
+        err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
 
 
 # --- sop render ---

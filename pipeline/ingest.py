@@ -1100,7 +1100,8 @@ def _rebuild_cases(conn: duckdb.DuckDBPyConnection, institution_id: str, sop_id:
                            last_step_id)
         WITH agg AS (
             SELECT x.case_id, min(coalesce(x.ts_start, x.ts_end)) AS opened_at, max(x.ts_end) AS last_at,
-                   count(*) AS n, arg_max(x.step_id, {last}) AS last_mapped_step, arg_max(x.status, {last}) AS last_status
+                   count(*) AS n, arg_max(x.step_id, {last}) AS last_mapped_step,
+                   arg_max(x.status, {last}) AS last_status
             FROM events x SEMI JOIN {affected} a ON a.case_id = x.case_id
             WHERE x.institution_id = {inst} AND coalesce(x.sop_id, '') = {sop_sql}
             GROUP BY x.case_id)
