@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 DEFAULT_CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results"
-SECRET = "patuh-bench-not-a-real-secret"  # pseudonyms of synthetic data only
+SECRET = "patuh-bench-not-a-real-secret-synthetic-data-only"  # pseudonyms of synthetic data only (>= 32 bytes)
 DEMO_INSTITUTIONS = ("smpn2-ngawi", "bontang-bk", "rppsa-mataram", "ipdn-jatinangor")
 EVENTS_PER_CASE = 7.2  # the seed SOPs' synthetic cases, measured; used only to size generated logs
 

@@ -19,7 +19,7 @@ from typing import Any
 sys._pm4py_welcome_shown = True  # type: ignore[attr-defined]
 os.environ.setdefault("PM4PY_SHOW_PROGRESS_BAR", "False")
 
-from bench.common import DEMO_INSTITUTIONS, peak_rss_mib, size_label, summarize, synth_log  # noqa: E402
+from bench.common import DEMO_INSTITUTIONS, SECRET, peak_rss_mib, size_label, summarize, synth_log  # noqa: E402
 
 ORIGIN = {"Origin": "http://localhost"}
 
@@ -503,7 +503,7 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def main() -> None:
     task, args = sys.argv[1], json.loads(sys.argv[2])
-    os.environ.setdefault("PATUH_SECRET", "patuh-bench-not-a-real-secret")
+    os.environ.setdefault("PATUH_SECRET", SECRET)
     result = TASKS[task](**args)
     result.update(peak_rss_mib())
     print(json.dumps(result, default=str), flush=True)

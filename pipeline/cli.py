@@ -8,6 +8,7 @@ English second (``Galat: ...`` then ``Error: ...``).
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import sys
 from collections.abc import Collection
@@ -422,7 +423,7 @@ def sop_export(
 
 
 def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: Path | None) -> None:
-    from pipeline.config import get_settings, load_secret
+    from pipeline.config import get_settings, load_key
     from pipeline.db import connect
     from pipeline.rule_inputs import INPUTS, load_rule_input, unchecked_warning
     from pipeline.sop import load_catalogue
@@ -434,10 +435,11 @@ def _load_rule_inputs(files: list[Path], input_name: str, institution: str, db: 
     warning = unchecked_warning(load_catalogue(get_settings().catalogue_dir).models.values(), input_name, institution)
     if warning:  # loaded all the same (the model may come later), but the user is told
         err_console.print(f"Peringatan / Warning: {warning}", style="yellow", markup=False, highlight=False)
+    secret = load_key()  # a key that is refused (too short, a key file others can write) is said before the database
     conn = connect(_db(db))
     try:
         for path in files:
-            res = load_rule_input(conn, path, input_name=input_name, institution_id=institution, key=load_secret(),
+            res = load_rule_input(conn, path, input_name=input_name, institution_id=institution, key=secret,
                                   timezone=institutions[institution].timezone)
             if res.skipped:
                 console.print(f"{path.name}: sudah dimuat / already loaded as batch {res.batch_id} (same sha256) "
@@ -585,12 +587,14 @@ def ingest_cmd(
     / Load event logs into the database: one batch per file, bad rows quarantined, ids pseudonymised."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from pipeline.config import load_key
     from pipeline.db import connect
     from pipeline.ingest import expand_inputs, ingest_file
     from pipeline.mapping import load_mapping
 
     loaded_mapping = load_mapping(mapping) if mapping else None
     files = expand_inputs(files)
+    secret = load_key()  # a key that is refused (too short, a key file others can write) is said before the database
     conn = connect(_db(db))
     results = []
     try:
@@ -602,8 +606,8 @@ def ingest_cmd(
                 def report(stage: str, frac: float, task: Any = task, name: str = f.name) -> None:
                     bar.update(task, completed=frac, description=f"{name}: {stage}")
 
-                results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop,
-                                           mapping=loaded_mapping, sheet=sheet, progress=report, replace=replace))
+                results.append(ingest_file(conn, f, institution_id=institution, sop_id=sop, mapping=loaded_mapping,
+                                           sheet=sheet, progress=report, replace=replace, key=secret))
     finally:
         try:  # the files loaded before one that failed are reported in full too
             first_messages = {r.batch_id: _first_messages(conn, r.batch_id) for r in results
@@ -948,6 +952,11 @@ def print_error(pesan: str, message: str) -> None:
 
 def main() -> None:
     """Entry point: run the app and turn a user's mistake into a message and exit code."""
+    # Everything Patuh writes describes children (databases, published files, reports, quarantine CSVs with raw
+    # rows, demo logs, the users file): owner only (files 0600, folders 0700), whatever the shell's umask
+    # (usually 022: readable by every user of the machine). Set here, the one entry point of every command
+    # (demo and serve included), before anything is written.
+    os.umask(0o077)
     try:
         # without standalone mode click returns a command's typer.Exit code instead of exiting with it
         code = app(standalone_mode=False, prog_name="patuh")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from rich.console import Console
 
-from pipeline.config import get_settings
+from pipeline.config import get_settings, load_key
 from pipeline.errors import UserError
 from pipeline.tables import Column, print_table
 
@@ -60,6 +60,7 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
         raise UserError(f"the SOP catalogue has {len(catalogue.errors)} error(s); run 'patuh sop validate'",
                         pesan=f"katalog SOP berisi {len(catalogue.errors)} galat; jalankan 'patuh sop validate'")
     institutions = load_institutions(settings.institutions_file)
+    key = load_key()  # a key that is refused is said now, not after a minute of work
     out_dir = db.parent / "demo"
     if serve:  # a port in use is said now, not after a minute of work
         import importlib
@@ -78,9 +79,9 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
     try:
         for f in synth.files:
             _tally(totals, f.institution_id, ingest_file(conn, f.path, institution_id=f.institution_id,
-                                                         sop_id=f.sop_id, catalogue=catalogue, calendars=institutions))
+                                                         sop_id=f.sop_id, catalogue=catalogue, calendars=institutions,
+                                                         key=key))
         from pipeline.calendars import load_calendars
-        from pipeline.config import load_secret
         from pipeline.rule_inputs import generate_attendance, generate_escalations, generate_scores, load_rule_input
 
         petasia = "smkn1-petasia"
@@ -103,7 +104,6 @@ def run_demo(db: Path, *, cases: int, seed: int, console: Console, serve: bool =
             ("scores", generate_scores(folder / "nilai.csv", students=students, subjects=4, start=year_start,
                                        end=as_of_day, seed=seed)),
         ]
-        key = load_secret()
         for input_name, path in inputs:
             _tally(totals, petasia, load_rule_input(conn, path, input_name=input_name, institution_id=petasia,
                                                     key=key, timezone=institutions[petasia].timezone))

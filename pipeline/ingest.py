@@ -39,7 +39,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.calendars import ZONE_WORDS
-from pipeline.config import PUBLIC_LABEL_CASES
+from pipeline.config import PUBLIC_LABEL_CASES, Secret, load_key
 from pipeline.db import sql_literal, transaction, vacuuming
 from pipeline.errors import UserError
 from pipeline.mapping import TIME_OF_DAY, Mapping, load_mapping, resolve_columns
@@ -139,6 +139,54 @@ class RemovedBatch:
 def pseudonym(raw: str, key: bytes) -> str:
     """HMAC-SHA256 of an identifier, 16 hex characters (64 bits: no collisions at school scale)."""
     return hmac.new(key, raw.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+# HMAC(key, KEY_CHECK): the key's fingerprint kept in the database (key_check). It tells whether a later load uses
+# the same key and reveals nothing of the key or of any identifier.
+KEY_CHECK = b"patuh-key-check"
+
+
+def key_fingerprint(key: bytes) -> str:
+    return hmac.new(key, KEY_CHECK, hashlib.sha256).hexdigest()
+
+
+def resolve_key(key: bytes | Secret | None) -> Secret:
+    """The key to pseudonymise with: the installation's (:func:`pipeline.config.load_key`) when None."""
+    if key is None:
+        return load_key()
+    if isinstance(key, Secret):
+        return key
+    return Secret(key, "the key given by the caller", "kunci yang diberikan pemanggil")
+
+
+def check_key(conn: duckdb.DuckDBPyConnection, secret: Secret, *, record: bool = False) -> None:
+    """Refuse ``secret`` when the database's identifiers were pseudonymised with another key: the same students
+    and cases would get new pseudonyms and every case would be split in two. With ``record`` (inside the
+    transaction of a load), a database without a fingerprint gets this key's."""
+    fingerprint = key_fingerprint(secret.key)
+    known = [str(r[0]) for r in conn.execute("SELECT fingerprint FROM key_check").fetchall()]
+    if any(f != fingerprint for f in known):
+        where = conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+                             ).fetchall()[0][0] or "the database"
+        made, dibuat = "", ""
+        if secret.created:  # e.g. another Unix user's first load: its own new key file
+            made = (f", which did not exist and was made just now with a new key (delete {secret.key_file} once the "
+                    "key of the earlier loads is given)")
+            dibuat = (f", yang belum ada dan baru saja dibuat dengan kunci baru (hapus {secret.key_file} setelah kunci "
+                      "pemuatan sebelumnya diberikan)")
+        raise UserError(
+            f"{where}: the data in this database was pseudonymised with another key than the one from "
+            f"{secret.source}{made}: loading with it would give the same students and cases new pseudonyms and "
+            "split every case in two. Nothing was loaded. Give the key used before: PATUH_SECRET=<that key>, or "
+            "PATUH_KEY_FILE=<the file holding it> (by default ~/.config/patuh/secret.key of the user who loaded "
+            "the earlier files)",
+            pesan=f"{where}: data di basis data ini dipseudonimkan dengan kunci lain, bukan kunci dari "
+                  f"{secret.sumber}{dibuat}: memuat dengan kunci ini akan memberi siswa dan kasus yang sama "
+                  "pseudonim baru dan memecah setiap kasus menjadi dua. Tidak ada yang dimuat. Berikan kunci yang "
+                  "dipakai sebelumnya: PATUH_SECRET=<kunci itu>, atau PATUH_KEY_FILE=<berkas yang memuatnya> "
+                  "(bawaan ~/.config/patuh/secret.key milik pengguna yang memuat berkas sebelumnya)")
+    if record and not known:
+        conn.execute("INSERT INTO key_check VALUES (?, now())", [fingerprint])
 
 
 def pseudonym_sql(expr: str, key: bytes) -> str:
@@ -451,7 +499,7 @@ def ingest_file(
     calendars: Any = None,
     progress: Progress | None = None,
     sheet: str | None = None,
-    key: bytes | None = None,
+    key: bytes | Secret | None = None,
     replace: bool = False,
 ) -> IngestResult:
     """Load one export as one batch (see the module docstring).
@@ -463,7 +511,8 @@ def ingest_file(
     suspend, ...) are not loaded and are counted in ``rows_lifecycle``. A log with no timestamp at all
     (pm4py's a12 test logs) keeps its order: ``ts_end`` is 1970-01-01 plus the event number in seconds.
     With ``replace``, a file loaded before (same sha256) is loaded again: its old batch is removed in the same
-    transaction (see :func:`remove_batch`), e.g. after correcting the mapping.
+    transaction (see :func:`remove_batch`), e.g. after correcting the mapping. ``key`` (the installation's
+    when None) must be the key the database was loaded with before (:func:`check_key`).
     """
     t0 = time.perf_counter()
     path = Path(path)
@@ -494,10 +543,9 @@ def ingest_file(
         return IngestResult(path.name, sha, str(done[1]), int(done[0]), skipped=True, rows_in=int(done[2]),
                             rows_loaded=int(done[3]), rows_quarantined=int(done[4]), rows_duplicate=int(done[5]),
                             rows_unknown_activity=int(done[6]), rows_lifecycle=int(done[7]), notes=[note])
-    if key is None:
-        from pipeline.config import load_secret
-
-        key = load_secret()
+    secret = resolve_key(key)
+    key = secret.key
+    check_key(conn, secret)  # before anything is read (a large file) or written
 
     wanted = set(mapping.columns.mapped().values()) if mapping else set()
     accept: Callable[[list[str]], bool] = (
@@ -524,6 +572,7 @@ def ingest_file(
         while True:
             try:
                 with vacuuming(conn, INGEST_TABLES), transaction(conn):
+                    check_key(conn, secret, record=True)
                     if replaced is not None:
                         _remove_batch(conn, replaced, catalogue)
                     result = _load(conn, path, source, cols, institution_id, model, mapping, tz, key, sha, progress)

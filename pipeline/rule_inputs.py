@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
+from pipeline.config import Secret
 from pipeline.db import sql_literal, transaction
 from pipeline.errors import UserError
 from pipeline.readers import Reject, quarantine_rejects
@@ -246,9 +247,10 @@ def _value_sql(column: Column, raw: str, key: bytes, tz: str) -> str:
 
 
 def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: str, institution_id: str,
-                    key: bytes, timezone: str = "Asia/Jakarta") -> RuleInputResult:
-    """Load one export of ``input_name`` (see :data:`INPUTS`) as one batch; a file already loaded is a no-op."""
-    from pipeline.ingest import batch_origin, file_sha256
+                    key: bytes | Secret | None = None, timezone: str = "Asia/Jakarta") -> RuleInputResult:
+    """Load one export of ``input_name`` (see :data:`INPUTS`) as one batch; a file already loaded is a no-op.
+    ``key`` (the installation's when None) must be the key the database was loaded with before."""
+    from pipeline.ingest import batch_origin, check_key, file_sha256, resolve_key
 
     if input_name not in INPUTS:
         raise UserError(f"unknown rule input '{input_name}'; known: {', '.join(INPUTS)}",
@@ -266,6 +268,9 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
         batch_id, rows_in, rows_loaded, rows_quarantined, inst, sop_id, fmt, loaded_at = done[0]
         return RuleInputResult(path.name, input_name, int(batch_id), True, int(rows_in), int(rows_loaded),
                                int(rows_quarantined), batch_origin(str(inst), sop_id, str(fmt), loaded_at))
+    secret = resolve_key(key)
+    check_key(conn, secret)  # before the file is read
+    key = secret.key
     read = _read(conn, path)
     frame = read.frame
     headers = [str(c) for c in frame.columns]
@@ -307,6 +312,7 @@ def load_rule_input(conn: duckdb.DuckDBPyConnection, path: Path, *, input_name: 
     out = ", ".join(spec.derived.get(name, name) for name in columns)
     try:
         with transaction(conn):
+            check_key(conn, secret, record=True)
             batch_id = int(conn.execute("SELECT nextval('batch_seq')").fetchall()[0][0])
             conn.register("rule_input_raw", staged)
             conn.execute(f"CREATE OR REPLACE TEMP TABLE rule_input_typed AS SELECT *, {values} FROM rule_input_raw")

@@ -85,6 +85,15 @@ CREATE TABLE IF NOT EXISTS batch_removals (
     removed_at     TIMESTAMPTZ NOT NULL
 );
 
+-- The fingerprint of the key the identifiers were pseudonymised with: HMAC-SHA256(key, 'patuh-key-check') in hex,
+-- which reveals nothing of the key or of any identifier (ingest.check_key). The first load (or rule input)
+-- writes it; a later one with another key (another Unix user's key file, a cron job's PATUH_SECRET, a lost key
+-- file) is refused instead of giving the same students new pseudonyms. One row. Not published.
+CREATE TABLE IF NOT EXISTS key_check (
+    fingerprint VARCHAR NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL
+);
+
 -- Daily attendance, the input of the SMK N 1 Petasia attendance rules (rules.py).
 CREATE TABLE IF NOT EXISTS attendance (
     institution_id VARCHAR NOT NULL,

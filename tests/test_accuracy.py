@@ -18,7 +18,7 @@ from pipeline.synth import generate
 
 
 def test_precision_and_recall_on_synthetic_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATUH_SECRET", "accuracy-test-secret")
+    monkeypatch.setenv("PATUH_SECRET", "accuracy-test-secret-not-a-real-key")
     settings = get_settings()
     result = generate(tmp_path / "synth", institutions=["smpn2-ngawi", "bontang-bk", "ipdn-jatinangor"],
                       cases=400, deviation_rate=0.35, seed=11, months=6)

@@ -22,7 +22,7 @@ def test_sizes_and_statistics() -> None:
 
 
 def test_a_tiny_run_writes_the_json_and_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATUH_SECRET", "bench-test")
+    monkeypatch.setenv("PATUH_SECRET", "bench-test-secret-not-a-real-key-0000")
     readme_before = (ROOT / "README.md").read_bytes()
     out = tmp_path / "results"
     code = bench_run.main(["--sizes", "2k", "--quick", "--no-pm4py-sample", "--in-process", "--calls", "3",

@@ -193,8 +193,8 @@ def test_the_catalogue_reads_whole_in_an_80_column_terminal() -> None:
     as it is and no word of a step is cut off with an ellipsis (before: "bontang-bk/konse…", "berkoordi…")."""
     from tests.cli_process import patuh
 
-    listed = patuh("sop", "list", secret="x", columns=80)
-    shown = patuh("sop", "show", "smpn2-ngawi/bk001-prosedur", secret="x", columns=80)
+    listed = patuh("sop", "list", secret="x" * 32, columns=80)
+    shown = patuh("sop", "show", "smpn2-ngawi/bk001-prosedur", secret="x" * 32, columns=80)
     assert listed.returncode == 0 and shown.returncode == 0, listed.stderr + shown.stderr
     for out in (listed.stdout, shown.stdout):
         assert "…" not in out and max(len(line) for line in out.splitlines()) <= 80

@@ -105,7 +105,7 @@ def test_a_usage_mistake_is_a_short_message_not_a_traceback(args: tuple[str, ...
     error with exit 2. Typer's own copy of click raised its errors past the handler as a traceback before."""
     from tests.cli_process import patuh
 
-    out = patuh(*args, secret="x")
+    out = patuh(*args, secret="x" * 32)
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert f"Usage: patuh {args[0]}" in out.stderr
 
@@ -116,8 +116,8 @@ def test_a_folder_that_cannot_be_written_or_found_is_a_message(tmp_path: Path) -
 
     blocker = tmp_path / "a-file"
     blocker.write_text("", encoding="utf-8")
-    rendered = patuh("sop", "render", "smpn2-ngawi/bk001-prosedur", "--out", str(blocker / "alur.svg"), secret="x")
-    missing = patuh("sop", "list", "--sop-dir", str(tmp_path / "tidak-ada"), secret="x")
+    rendered = patuh("sop", "render", "smpn2-ngawi/bk001-prosedur", "--out", str(blocker / "alur.svg"), secret="x" * 32)
+    missing = patuh("sop", "list", "--sop-dir", str(tmp_path / "tidak-ada"), secret="x" * 32)
     for out in (rendered, missing):
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         said = " ".join(out.stderr.split())  # Bahasa Indonesia first, English second
@@ -130,10 +130,10 @@ def test_sop_list_refuses_an_unknown_institution() -> None:
     """A typo in --institution is an error naming the known ones, not an empty table with exit 0."""
     from tests.cli_process import patuh
 
-    out = patuh("sop", "list", "--institution", "nope", secret="x")
+    out = patuh("sop", "list", "--institution", "nope", secret="x" * 32)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "unknown institution 'nope'; known: bontang-bk" in " ".join(out.stderr.split())
-    known = patuh("sop", "list", "--institution", "smpn2-ngawi", secret="x")
+    known = patuh("sop", "list", "--institution", "smpn2-ngawi", secret="x" * 32)
     assert known.returncode == 0 and "smpn2-ngawi/bk001-prosedur" in known.stdout
 
 

@@ -25,7 +25,7 @@ needs_reference = pytest.mark.skipif(not REFERENCE.exists(), reason=f"reference 
 
 
 def conform(log: Path, model: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return patuh("conform", "--log", str(log), "--model", str(model), "--out", str(out), secret="x")
+    return patuh("conform", "--log", str(log), "--model", str(model), "--out", str(out), secret="x" * 32)
 
 
 def said(result: subprocess.CompletedProcess[str]) -> str:
@@ -72,7 +72,7 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`patuh synth --format csv` of bk001-prosedur (columns case_id, activity, ts_start, ts_end, ...)."""
     folder = tmp_path_factory.mktemp("synth")
     made = patuh("synth", "--out", str(folder), "--sop", "smpn2-ngawi/bk001-prosedur", "--cases", "60",
-                 "--deviation-rate", "0.4", "--format", "csv", secret="x")
+                 "--deviation-rate", "0.4", "--format", "csv", secret="x" * 32)
     assert made.returncode == 0, made.stderr
     return folder / "smpn2-ngawi" / "bk001-prosedur.csv"
 
@@ -139,7 +139,7 @@ def test_an_exported_pnml_gives_the_results_of_the_sop_yaml(tmp_path: Path, synt
     pnml, bpmn = tmp_path / "bk001.pnml", tmp_path / "bk001.bpmn"
     for args in (("smpn2-ngawi/bk001-prosedur", "--out", str(pnml)),
                  (str(SOP), "--format", "bpmn", "--out", str(bpmn))):
-        exported = patuh("sop", "export", *args, secret="x")
+        exported = patuh("sop", "export", *args, secret="x" * 32)
         assert exported.returncode == 0, exported.stderr
     assert "<pnml" in pnml.read_text(encoding="utf-8") and "Wali kelas berkoordinasi" in pnml.read_text("utf-8")
     for model, out in ((SOP, "yaml.csv"), (pnml, "pnml.csv"), (bpmn, "bpmn.csv")):
@@ -155,10 +155,10 @@ def test_an_exported_pnml_gives_the_results_of_the_sop_yaml(tmp_path: Path, synt
 
 def test_sop_export_mistakes_are_messages(tmp_path: Path) -> None:
     assert_refused(patuh("sop", "export", "smpn2-ngawi/bk001-prosedur", "--format", "bpmn", "--out",
-                         str(tmp_path / "x.pnml"), secret="x"), "must end in .bpmn")
+                         str(tmp_path / "x.pnml"), secret="x" * 32), "must end in .bpmn")
     assert_refused(patuh("sop", "export", "smpn2-ngawi/bk001-prosedur", "--out", str(tmp_path / "x.txt"),
-                         secret="x"), "use pnml or bpmn")
-    assert_refused(patuh("sop", "export", "smpn2-ngawi/nope", "--out", str(tmp_path / "x.pnml"), secret="x"),
+                         secret="x" * 32), "use pnml or bpmn")
+    assert_refused(patuh("sop", "export", "smpn2-ngawi/nope", "--out", str(tmp_path / "x.pnml"), secret="x" * 32),
                    "no SOP model 'smpn2-ngawi/nope'")
 
 
@@ -226,7 +226,7 @@ def test_an_xes_with_a_doctype_is_refused_as_ingest_refuses_it(tmp_path: Path) -
 def test_a_rules_model_says_it_has_no_process_and_names_procedures(tmp_path: Path) -> None:
     for result in (conform(REFERENCE / "running-example.xes", RULES, tmp_path / "out.csv"),
                    patuh("sop", "export", "smkn1-petasia/peraturan-akademik", "--out", str(tmp_path / "x.pnml"),
-                         secret="x")):
+                         secret="x" * 32)):
         assert_refused(result, "smkn1-petasia/peraturan-akademik is a rules model (kind: rules)",
                        "no process of steps", "use a procedure SOP instead, e.g. bontang-bk/",
                        "'patuh sop list' shows each SOP's kind")

@@ -85,7 +85,8 @@ def test_an_unreadable_memory_limit_is_a_message_not_a_traceback(tmp_path: Path,
 
     monkeypatch.setenv("PATUH_MEMORY_LIMIT", "banyak")
     db = str(tmp_path / "patuh.duckdb")
-    for out in (patuh("run", "--db", db, secret="x"), patuh("serve", "--db", db, "--port", "8159", secret="x")):
+    for out in (patuh("run", "--db", db, secret="x" * 32),
+                patuh("serve", "--db", db, "--port", "8159", secret="x" * 32)):
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         message = " ".join(out.stderr.split())
         assert "PATUH_MEMORY_LIMIT='banyak' is not a memory size" in message and "'4GB'" in message

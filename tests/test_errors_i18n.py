@@ -30,7 +30,7 @@ def _said(stderr: str) -> tuple[str, str]:
 
 
 def test_cli_tells_an_unknown_institution_in_both_languages() -> None:
-    out = patuh("sop", "list", "--institution", "smpn2-ngawai", secret="x")
+    out = patuh("sop", "list", "--institution", "smpn2-ngawai", secret="x" * 32)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     galat, error = _said(out.stderr)
     assert galat.startswith("lembaga 'smpn2-ngawai' tidak dikenal; yang dikenal: ") and "smpn2-ngawi" in galat
@@ -40,7 +40,8 @@ def test_cli_tells_an_unknown_institution_in_both_languages() -> None:
 def test_cli_tells_an_unsupported_file_type_in_both_languages(tmp_path: Path) -> None:
     memo = tmp_path / "memo.docx"
     memo.write_text("bukan log", encoding="utf-8")
-    out = patuh("ingest", str(memo), "--institution", "smpn2-ngawi", "--db", str(tmp_path / "t.duckdb"), secret="x")
+    out = patuh("ingest", str(memo), "--institution", "smpn2-ngawi", "--db", str(tmp_path / "t.duckdb"),
+                secret="x" * 32)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     galat, error = _said(out.stderr)
     assert galat.startswith("memo.docx: jenis berkas .docx tidak didukung; yang didukung: .csv, ")
@@ -52,7 +53,7 @@ def test_cli_tells_a_csv_without_the_needed_columns_in_both_languages(tmp_path: 
     export = tmp_path / "ekspor.csv"
     export.write_text("nomor,kegiatan\n1,Konseling\n", encoding="utf-8")
     out = patuh("ingest", str(export), "--institution", "smpn2-ngawi", "--db", str(tmp_path / "t.duckdb"),
-                secret="x")
+                secret="x" * 32)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     galat, error = _said(out.stderr)
     assert galat.startswith("ekspor.csv: kolom case_id atau activity tidak ditemukan (kolom: 'nomor', 'kegiatan')")
@@ -64,7 +65,7 @@ def test_cli_tells_a_bad_report_period_in_both_languages(tmp_path: Path) -> None
     from tests.fixtures_published import RUN_ID, build_published_db
 
     build_published_db(tmp_path / "published" / f"{RUN_ID}.duckdb", cases_per_sop=5)
-    out = patuh("report", "--all", "--period", "2026-13", "--db", str(tmp_path / "patuh.duckdb"), secret="x")
+    out = patuh("report", "--all", "--period", "2026-13", "--db", str(tmp_path / "patuh.duckdb"), secret="x" * 32)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     galat, error = _said(out.stderr)
     assert galat == ("--period '2026-13' bukan periode: tulis bulan (2026-10), triwulan (2026-Q3), "

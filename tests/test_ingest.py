@@ -26,7 +26,7 @@ from tests.cli_process import patuh
 MESSY = Path(__file__).parent / "fixtures" / "messy"
 EXPECTED: dict[str, dict[str, Any]] = yaml.safe_load((MESSY / "expected.yaml").read_text(encoding="utf-8"))
 REFERENCE = Path("/work/shared/reference/pm4py-tests")
-KEY = b"test-secret-for-ingest"
+KEY = b"test-secret-for-ingest-not-a-real-key"
 
 
 @pytest.fixture(autouse=True)
@@ -214,7 +214,7 @@ def test_a_killed_load_leaves_no_half_batch(tmp_path: Path) -> None:
                    f"TIMESTAMP '2024-01-01' + to_seconds(i) AS timestamp FROM range(1000000) t(i)) TO '{big}'")
     db = tmp_path / "t.duckdb"
     connect(db).close()
-    code = ("import os, sys; os.environ['PATUH_SECRET']='k'; from pipeline.db import connect; "
+    code = ("import os, sys; os.environ['PATUH_SECRET']='k' * 32; from pipeline.db import connect; "
             "from pipeline.ingest import ingest_file; c = connect(sys.argv[1]); "
             "ingest_file(c, sys.argv[2], institution_id='smpn2-ngawi', "
             "progress=lambda stage, frac: print(stage, flush=True))")
@@ -803,7 +803,7 @@ def test_cli_unload(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "no batch 2 (batches are 3..3)" in unknown.stderr
     assert "Traceback" not in unknown.stderr
     asked = subprocess.run([sys.executable, "-m", "pipeline.cli", "unload", "--batch", "3", "--db", str(db)],
-                           input="n\n", capture_output=True, text=True, env={**os.environ, "PATUH_SECRET": "x"},
+                           input="n\n", capture_output=True, text=True, env={**os.environ, "PATUH_SECRET": "x" * 32},
                            cwd=Path(__file__).parent.parent, check=False)
     assert asked.returncode == 1 and "batch 3: kasus_bk.csv" in asked.stdout
     assert "kasus_bk.csv" in _cli("batches", "--db", str(db)).stdout  # answered no: still loaded

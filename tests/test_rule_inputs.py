@@ -20,7 +20,7 @@ from pipeline.run import run_compliance
 from pipeline.sop import load_catalogue
 from tests.cli_process import patuh
 
-KEY = b"attendance-test"
+KEY = b"attendance-test-secret-not-a-real-key"
 
 
 def _write(path: Path, rows: list[tuple[str, str, str]]) -> Path:

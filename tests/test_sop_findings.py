@@ -78,7 +78,7 @@ def catalogue(tmp_path: Path, institutions: str = NGAWI + MAKASSAR, model: str |
 
 def patuh(*args: str, sop_dir: Path | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """The real ``patuh`` command, as a user runs it (a wide terminal, so no message is wrapped)."""
-    env = {**os.environ, "COLUMNS": "400", "PATUH_SECRET": "findings-test"}
+    env = {**os.environ, "COLUMNS": "400", "PATUH_SECRET": "findings-test-secret-not-a-real-key"}
     if sop_dir is not None:
         env["PATUH_SOP_DIR"] = str(sop_dir)
     env["PYTHONPATH"] = str(REPO)
