@@ -33,6 +33,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from dashboards import i18n
 from dashboards.queries import Grants
+from pipeline.config import MIN_SECRET_BYTES, NEW_KEY_COMMAND
 from pipeline.errors import UserError, read_text_file, yaml_error
 from pipeline.sop import read_yaml
 
@@ -194,21 +195,35 @@ def authenticate(path: Path, name: str, password: str) -> User | None:
 
 
 def session_secret(users_file: Path) -> bytes:
-    """``PATUH_SESSION_SECRET``, or a 0600 key file next to the users file (created on first use)."""
+    """``PATUH_SESSION_SECRET``, or a 0600 key file next to the users file (created on first use). A key shorter
+    than the pseudonymisation key's minimum is refused: whoever guesses it can sign a session cookie with any
+    user's grants."""
     env = os.environ.get("PATUH_SESSION_SECRET")
     if env:
-        return env.encode("utf-8")
+        return _long_enough(env.strip().encode("utf-8"), "PATUH_SESSION_SECRET", "PATUH_SESSION_SECRET")
     key_file = users_file.with_name("session.key")
     if key_file.exists():
-        return key_file.read_bytes().strip()
+        return _long_enough(key_file.read_bytes().strip(), f"{key_file}", f"{key_file}")
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode("ascii")
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     except FileExistsError:
-        return key_file.read_bytes().strip()
+        return _long_enough(key_file.read_bytes().strip(), f"{key_file}", f"{key_file}")
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
+    return key
+
+
+def _long_enough(key: bytes, source: str, sumber: str) -> bytes:
+    if len(key) < MIN_SECRET_BYTES:
+        raise UserError(
+            f"{source}: the dashboard's session key is too short ({len(key)} bytes; at least {MIN_SECRET_BYTES} "
+            f"are needed): whoever guesses it can sign in as any user. Use a long random key ({NEW_KEY_COMMAND}), "
+            "or delete the key file so that a new one is made (everyone logs in again)",
+            pesan=f"{sumber}: kunci sesi dasbor terlalu pendek ({len(key)} byte; minimal {MIN_SECRET_BYTES}): "
+                  f"siapa pun yang menebaknya dapat masuk sebagai pengguna mana pun. Pakai kunci acak yang panjang "
+                  f"({NEW_KEY_COMMAND}), atau hapus berkas kuncinya agar dibuat yang baru (semua pengguna masuk lagi)")
     return key
 
 

@@ -253,8 +253,16 @@ def test_demo_users_and_session_secret_are_private_files(tmp_path: Path, monkeyp
     key = auth.session_secret(users_file)
     assert stat.S_IMODE((tmp_path / "session.key").stat().st_mode) == 0o600
     assert auth.session_secret(users_file) == key
+    monkeypatch.setenv("PATUH_SESSION_SECRET", "from-env-" + "s" * 32)
+    assert auth.session_secret(users_file) == b"from-env-" + b"s" * 32
+    # a short key lets anyone sign a session cookie with any user's grants
     monkeypatch.setenv("PATUH_SESSION_SECRET", "from-env")
-    assert auth.session_secret(users_file) == b"from-env"
+    with pytest.raises(UserError, match="session key is too short"):
+        auth.session_secret(users_file)
+    monkeypatch.delenv("PATUH_SESSION_SECRET")
+    (tmp_path / "session.key").write_text("")
+    with pytest.raises(UserError, match="delete the key file"):
+        auth.session_secret(users_file)
 
 
 @pytest.fixture(scope="module")
