@@ -5,7 +5,6 @@ Every :class:`UserError` carries both texts: ``str(exc)`` is the English one, ``
 
 from __future__ import annotations
 
-import ast
 import errno
 import pickle
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline.errors import NotFoundError, UserError, os_reason, read_text_file, validation_errors, yaml_error
 from tests.cli_process import patuh
+from tests.source_calls import calls_to, is_empty
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,18 +88,10 @@ def test_every_user_error_has_an_indonesian_text() -> None:
     object, ``raise exc``, is no call and needs none)."""
     names = _user_error_names()
     calls, missing = 0, []
-    for path in sorted([*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("dashboards/**/*.py")]):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name not in names:
-                continue
-            calls += 1
-            pesan = next((k.value for k in node.keywords if k.arg == "pesan"), None)
-            if pesan is None or (isinstance(pesan, ast.Constant) and not pesan.value):
-                missing.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    for where, _node, given in calls_to(names):
+        calls += 1
+        if is_empty(given.get("pesan")):
+            missing.append(where)
     assert calls > 90  # the scan found the calls
     assert not missing, f"UserError without pesan= (an Indonesian text): {missing}"
 

@@ -7,7 +7,6 @@ Each :class:`~pipeline.sop.Problem` carries ``pesan`` and ``perbaikan`` (Indones
 
 from __future__ import annotations
 
-import ast
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +18,7 @@ from pipeline.calendars import load_institutions
 from pipeline.errors import UserError, pilihan, pydantic_pesan
 from pipeline.pm4py_adapter import load_sop_file
 from pipeline.sop import Problem, TimeParseError, parse_time
+from tests.source_calls import calls_to, is_empty
 from tests.test_sop_findings import MAKASSAR, MODEL, MODEL_FILE, NGAWI, catalogue, patuh
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,20 +173,9 @@ def test_every_problem_is_built_with_its_indonesian_text() -> None:
     """Each ``Problem(...)`` in pipeline/ passes a non-empty ``pesan=`` and ``perbaikan=`` (the dataclass
     requires them too: this names the line before anything runs)."""
     calls, missing = 0, []
-    for path in sorted([*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("dashboards/**/*.py")]):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.Call):
-                continue
-            func = node.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if name != "Problem":
-                continue
-            calls += 1
-            given = {k.arg: k.value for k in node.keywords}
-            for arg in ("pesan", "perbaikan"):
-                value = given.get(arg)
-                if value is None or (isinstance(value, ast.Constant) and not value.value):
-                    missing.append(f"{path.relative_to(ROOT)}:{node.lineno} ({arg}=)")
+    for where, _node, given in calls_to({"Problem"}):
+        calls += 1
+        missing += [f"{where} ({arg}=)" for arg in ("pesan", "perbaikan") if is_empty(given.get(arg))]
     assert calls > 40  # the scan found the calls
     assert not missing, f"Problem without its Indonesian text: {missing}"
 
