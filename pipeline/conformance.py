@@ -28,17 +28,13 @@ import duckdb
 import pandas as pd
 
 from pipeline import pm4py_adapter
-from pipeline.config import PUBLIC_LABEL_CASES
 from pipeline.net_align import NetAligner
 from pipeline.pm4py_adapter import SKIP, AlignmentResult, ProcessModel
+from pipeline.public_texts import OTHER_ACTIVITY, rare_texts
 from pipeline.sop import SopModel
 
 ALIGNER_VERSION = "sm1"
 UNKNOWN_PREFIX = "?"
-# An activity outside the SOP is written into results (deviations, variants) by its label only when at least
-# PUBLIC_LABEL_CASES cases of the institution use it; a rarer one may be a note typed into the activity column
-# ("Konseling lanjutan dgn <a child's name> (hamil)"), and is replaced.
-OTHER_ACTIVITY = "(kegiatan lain / other activity)"
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -200,22 +196,6 @@ class ConformanceStats:
     fitting_variants: int = 0
 
 
-def _public_labels(conn: duckdb.DuckDBPyConnection, case_filter: str, events: str) -> list[str]:
-    """``institution_id || chr(31) || activity`` of the activities outside the SOPs that the checked cases
-    use and that at least :data:`PUBLIC_LABEL_CASES` cases of their institution use (counted over every
-    loaded event, so an incremental run judges a label as a full run would)."""
-    rows = conn.execute(
-        f"""
-        SELECT e.institution_id || chr(31) || e.activity FROM events e
-        SEMI JOIN (SELECT DISTINCT institution_id, activity FROM {events} e
-                   WHERE step_id IS NULL AND sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}) c
-            ON c.institution_id = e.institution_id AND c.activity = e.activity
-        WHERE e.step_id IS NULL
-        GROUP BY e.institution_id, e.activity HAVING count(DISTINCT (e.sop_id, e.case_id)) >= {PUBLIC_LABEL_CASES}
-        """).fetchall()
-    return [str(r[0]) for r in rows]
-
-
 def check_conformance(
     conn: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -234,7 +214,10 @@ def check_conformance(
     (case -> variant, fitness, cost) for the later stages.
     """
     stats = ConformanceStats()
-    public = _public_labels(conn, case_filter, events)
+    # an activity outside the SOP that may be a note about a person is not named (public_texts.py)
+    rare = rare_texts(conn, "activity", f"SELECT institution_id, activity AS text FROM {events} e "
+                                        f"WHERE step_id IS NULL AND sop_id IN (SELECT sop_id FROM run_models) "
+                                        f"AND {case_filter}")
     # one statement: the traces are not stored on their own (a temp table of lists costs its writing).
     # An open case is aligned as a prefix, so it is a different variant from the same closed sequence.
     # Every activity outside the model is a log move whatever its label, so replacing a rare label changes
@@ -247,15 +230,15 @@ def check_conformance(
                            || CASE WHEN c.status = 'open' THEN chr(30) || 'open' ELSE '' END), 1, 16) AS variant_hash
         FROM (SELECT institution_id, sop_id, case_id,
                      list(CASE WHEN step_id IS NOT NULL THEN step_id
-                               WHEN list_contains($public, institution_id || chr(31) || activity)
-                               THEN '{UNKNOWN_PREFIX}' || activity
-                               ELSE '{UNKNOWN_PREFIX}{OTHER_ACTIVITY}' END ORDER BY ts_end, source_row) AS trace,
+                               WHEN list_contains($rare, institution_id || chr(31) || activity)
+                               THEN '{UNKNOWN_PREFIX}{OTHER_ACTIVITY}'
+                               ELSE '{UNKNOWN_PREFIX}' || activity END ORDER BY ts_end, source_row) AS trace,
                      list(ts_end ORDER BY ts_end, source_row) AS times
               FROM {events} e
               WHERE sop_id IN (SELECT sop_id FROM run_models) AND {case_filter}
               GROUP BY ALL) t
         LEFT JOIN cases c USING (institution_id, sop_id, case_id)
-        """, {"public": public}
+        """, {"rare": rare}
     )
     distinct = conn.execute(
         "SELECT v.sop_id, m.model_hash, v.variant_hash, any_value(v.trace) AS trace, count(*) AS n, "

@@ -9,10 +9,9 @@
   docs/rules-input.md); a breach is a ``rule_breach`` deviation whose ``step_id`` is the rule id and whose
   ``case_id`` is the student's pseudonym.
 
-Texts the SOP does not know are not copied into results when they may be notes about a person: a role text
-that names no role of the SOP is written as :data:`OTHER_ROLE` unless at least ``PUBLIC_LABEL_CASES`` cases of
-the institution record it, and a recorded document that is no kelengkapan of the SOP as :data:`OTHER_DOCUMENT`
-(what is missing is told by the required ones).
+Texts the SOP does not know are not copied into results when they may be notes about a person
+(public_texts.py): a rare role text that names no role is written as ``OTHER_ROLE``, and a recorded document
+that is no kelengkapan of the SOP as ``OTHER_DOCUMENT`` (what is missing is told by the required ones).
 """
 
 from __future__ import annotations
@@ -22,11 +21,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipeline.config import PUBLIC_LABEL_CASES
+from pipeline.public_texts import OTHER_DOCUMENT, OTHER_ROLE, rare_texts
 from pipeline.sop import Rule, SopModel, parse_time
-
-OTHER_ROLE = "(peran lain / other role)"
-OTHER_DOCUMENT = "(dokumen lain / other document)"
 
 
 @dataclass
@@ -96,39 +92,16 @@ def check_roles_and_documents(conn: duckdb.DuckDBPyConnection, *, case_filter: s
     return stats
 
 
-def rare_role_texts(conn: duckdb.DuckDBPyConnection, texts_sql: str) -> int:
-    """Temp table ``run_rare_roles(institution_id, role)``: the role texts of ``texts_sql`` (a query of
-    ``institution_id, sop_id, role``) that name no role of their SOP (no key, label or alias of a step's
-    role) and that fewer than ``PUBLIC_LABEL_CASES`` cases of the institution record. Returns their number."""
-    conn.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE run_rare_roles AS
-        SELECT DISTINCT t.institution_id, t.role FROM ({texts_sql}) t
-        WHERE t.role IS NOT NULL AND NOT coalesce(list_contains(
-            (SELECT flatten(list(accepted_roles)) FROM run_steps s WHERE s.sop_id = t.sop_id), t.role), FALSE)
-        """)
-    if not conn.execute("SELECT count(*) FROM run_rare_roles").fetchall()[0][0]:
-        return 0  # every role text names a role (the usual case): the events are not read
-    conn.execute(
-        f"""
-        DELETE FROM run_rare_roles r USING (
-            SELECT e.institution_id, e.role FROM events e SEMI JOIN run_rare_roles USING (institution_id, role)
-            GROUP BY ALL HAVING count(DISTINCT (e.sop_id, e.case_id)) >= {PUBLIC_LABEL_CASES}) c
-        WHERE r.institution_id = c.institution_id AND r.role = c.role
-        """)
-    return int(conn.execute("SELECT count(*) FROM run_rare_roles").fetchall()[0][0])
-
-
 def _mask_rare_roles(conn: duckdb.DuckDBPyConnection) -> None:
-    """Replace the role text of ``wrong_role`` deviations that may be a note about a person (rare_role_texts)."""
-    if rare_role_texts(conn, "SELECT institution_id, sop_id, observed AS role FROM run_deviations "
-                             "WHERE kind = 'wrong_role'"):
+    """Replace the role text of ``wrong_role`` deviations that may be a note about a person (public_texts.py)."""
+    if rare_texts(conn, "role",
+                  "SELECT institution_id, observed AS text FROM run_deviations WHERE kind = 'wrong_role'"):
         conn.execute(
             f"""
             UPDATE run_deviations d SET observed = '{OTHER_ROLE}',
                    detail = json_object('allowed', d.detail->'allowed', 'role', '{OTHER_ROLE}')
-            FROM run_rare_roles r
-            WHERE d.kind = 'wrong_role' AND d.institution_id = r.institution_id AND d.observed = r.role
+            FROM run_rare_texts r
+            WHERE d.kind = 'wrong_role' AND d.institution_id = r.institution_id AND d.observed = r.text
             """)
 
 

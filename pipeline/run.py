@@ -175,12 +175,17 @@ def _prepare_temp_tables(conn: duckdb.DuckDBPyConnection, models: dict[str, SopM
                          step.severity or model.severity))
     steps = pd.DataFrame(rows, columns=["sop_id", "step_id", "activity", "role", "allowed_roles", "allowed_labels",
                                         "accepted_roles", "documents", "time_raw", "severity"])
+    # role texts that name a role of one of the institution's SOPs: results may always name them (public_texts.py)
+    known_roles = pd.DataFrame(sorted({(m.institution, text) for m in models.values()
+                                       for text in [*m.roles, *role_labels(m, None)]}),
+                               columns=["institution_id", "text"])
     conn.execute(
         "CREATE OR REPLACE TEMP TABLE run_steps (sop_id VARCHAR, step_id VARCHAR, activity VARCHAR, role VARCHAR,"
         " allowed_roles VARCHAR[], allowed_labels VARCHAR[], accepted_roles VARCHAR[], documents VARCHAR[],"
         " time_raw VARCHAR, severity VARCHAR)"
     )
-    for table, frame in (("run_models", procedures), ("run_steps", steps)):
+    conn.execute("CREATE OR REPLACE TEMP TABLE run_known_roles (institution_id VARCHAR, text VARCHAR)")
+    for table, frame in (("run_models", procedures), ("run_steps", steps), ("run_known_roles", known_roles)):
         if len(frame):
             conn.register("prep_df", frame)
             conn.execute(f"INSERT INTO {table} SELECT * FROM prep_df")
@@ -337,6 +342,8 @@ def run_compliance(
                 stall_filter = scope_filter + _in_table("run_touched")
         with _stage(summary, "scope", progress):
             _clear_checked_rows(conn, incremental, scope_filter, models)
+            if not incremental:  # counted again: an unloaded batch may have made a common text rare
+                conn.execute(f"DELETE FROM public_texts e WHERE {_scope_sql('e', institution, None, skipped)}")
         with _stage(summary, "conformance", progress):
             conf = check_conformance(conn, run_id, models, case_filter=case_filter, executor=executor,
                                      events=events)

@@ -252,6 +252,16 @@ CREATE TABLE IF NOT EXISTS alignment_cache (
     PRIMARY KEY (model_hash, variant_hash)
 );
 
+-- Texts outside the SOPs (an activity with no step, a role text that names no role) that at least 5 cases of
+-- an institution use, so that results may name them (pipeline/public_texts.py); a rarer one may be a note about
+-- a person and is replaced. A cache that only grows between full runs (counts only grow as events arrive); a
+-- full run clears its institutions' rows. Not published.
+CREATE TABLE IF NOT EXISTS public_texts (
+    institution_id VARCHAR NOT NULL,
+    kind           VARCHAR NOT NULL,          -- activity | role
+    text           VARCHAR NOT NULL
+);
+
 -- The case keys the last two incremental runs changed (run.py). Publishing replays both runs' changes onto
 -- the published file of the run before the previous one instead of copying the current file whole
 -- (publish.py). Not a result table: no run_id column, not published.

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.calendars import WorkingCalendar
-from pipeline.rules import OTHER_ROLE, rare_role_texts
+from pipeline.public_texts import OTHER_ROLE, rare_texts
 from pipeline.sop import END, SopModel, TimeStandard, parse_time
 
 DEFAULT_STALL = TimeStandard("5 hari kerja (bawaan / default)", "working_days", None, 5.0, "day")
@@ -171,14 +171,14 @@ def compute_timing(
 
 
 def _mask_rare_roles(conn: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """The role texts of this run's event_timing rows that may be notes about a person (rules.rare_role_texts)
-    become ``OTHER_ROLE``: the bottleneck tables group by role and are published."""
-    if rare_role_texts(conn, "SELECT DISTINCT institution_id, sop_id, role FROM timing_src UNION "
-                             "SELECT DISTINCT institution_id, sop_id, prev_role FROM timing_src"):
+    """The role texts of this run's event_timing rows that may be notes about a person (public_texts.py) become
+    ``OTHER_ROLE``: the bottleneck tables group by role and are published."""
+    if rare_texts(conn, "role", "SELECT DISTINCT institution_id, role AS text FROM timing_src UNION "
+                                "SELECT DISTINCT institution_id, prev_role FROM timing_src"):
         for column in ("role", "prev_role"):
             conn.execute(
-                f"""UPDATE event_timing t SET {column} = ? FROM run_rare_roles r
-                    WHERE t.run_id = ? AND t.institution_id = r.institution_id AND t.{column} = r.role""",
+                f"""UPDATE event_timing t SET {column} = ? FROM run_rare_texts r
+                    WHERE t.run_id = ? AND t.institution_id = r.institution_id AND t.{column} = r.text""",
                 [OTHER_ROLE, run_id])
 
 

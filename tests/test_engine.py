@@ -20,7 +20,7 @@ from pipeline.config import get_settings
 from pipeline.db import connect
 from pipeline.errors import UserError
 from pipeline.ingest import ingest_file
-from pipeline.rules import OTHER_ROLE
+from pipeline.public_texts import OTHER_ROLE
 from pipeline.run import run_compliance
 from pipeline.sop import Catalogue, load_catalogue
 from tests.engine_fixtures import BASE, NGAWI, PROSEDUR, add_batch, add_case, new_db
@@ -716,8 +716,7 @@ def test_rare_texts_outside_the_sop_are_not_copied_into_results(tmp_path: Path, 
     child's name> (hamil)") was published in deviations and variants and printed in the report. A text outside
     the SOP is written into results only when at least 5 cases of the institution use it (then it names a
     kind of work); a rarer one, or a recorded document that is no kelengkapan, is replaced."""
-    from pipeline.conformance import OTHER_ACTIVITY
-    from pipeline.rules import OTHER_DOCUMENT
+    from pipeline.public_texts import OTHER_ACTIVITY, OTHER_DOCUMENT
 
     conn = new_db(tmp_path / "patuh.duckdb")
     add_batch(conn, 1, BASE)
@@ -744,6 +743,19 @@ def test_rare_texts_outside_the_sop_are_not_copied_into_results(tmp_path: Path, 
     steps = {tuple(r[0]) for r in conn.execute("SELECT steps FROM variants").fetchall()}
     assert ("s1", "s2", "s3", "?" + OTHER_ACTIVITY, "s6") in steps
     assert ("s1", "s2", "s3", "?Rapat koordinasi", "s6") in steps
+    # a label used by a fifth case, loaded later, is named from then on; counted once, then kept as common
+    for i in range(4):
+        add_case(conn, catalogue, f"wali-{i}", ["s1", "s2", "s3", "Rapat wali murid", "s6"])
+    later = dt.datetime.now(dt.UTC)
+    _run(conn, catalogue, published_dir=published, full=True)
+    add_batch(conn, 2, later + dt.timedelta(seconds=1))
+    add_case(conn, catalogue, "wali-4", ["s1", "s2", "s3", "Rapat wali murid", "s6"], batch_id=2)
+    conn.execute("UPDATE batches SET loaded_at = ? WHERE batch_id = 2", [later + dt.timedelta(seconds=1)])
+    assert _run(conn, catalogue, published_dir=published).mode == "incremental"
+    named = dict(conn.execute("SELECT case_id, activity FROM deviations WHERE case_id LIKE 'wali-%' "
+                              "AND kind = 'unexpected_step'").fetchall())
+    assert named["wali-4"] == "Rapat wali murid" and named["wali-0"] == OTHER_ACTIVITY  # kept until a full run
+    assert conn.execute("SELECT count(*) FROM public_texts WHERE text = 'Rapat wali murid'").fetchall() == [(1,)]
     conn.close()
     for path in [*published.glob("*.duckdb"), *published.glob(".*spare")]:
         assert b"Zqx" not in path.read_bytes() and b"zqx" not in path.read_bytes(), path
