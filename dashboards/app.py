@@ -99,7 +99,8 @@ def create_app(published_dir: Path, users_file: Path, *, secret_key: bytes | Non
         page = by_path.get(path)
         ctx = ui.PageContext(env, user, filters, lang, path, ui.parse_status(search), ui.period_reversed(search))
         body = page.layout(ctx) if page is not None else _not_found(lang)
-        return [_header(ctx), html.Main([ui.reversed_note(ctx), body], className="page", id="page"), _footer(ctx)]
+        notes = [ui.reversed_note(ctx), ui.held_note(ctx) if page is not None else None]
+        return [_header(ctx), html.Main([*notes, body], className="page", id="page"), _footer(ctx)]
 
     @app.callback(
         Output("url", "search"),

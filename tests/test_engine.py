@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -691,6 +692,21 @@ def test_an_institution_with_a_broken_sop_file_keeps_its_results_while_the_other
     src = queries.source(published)
     assert list(queries.held_institutions(src, queries.ALL, queries.Filters())["institution_id"]) == ["bontang-bk"]
     assert queries.held_institutions(src, queries.Grants.only([NGAWI]), queries.Filters()).empty
+    # every page says so, to the users who may see that institution
+    from dashboards import auth
+    from dashboards.app import create_app
+    from tests.test_dashboard import login, post_callback
+
+    users = tmp_path / "users.yaml"
+    auth.ensure_demo_users(users)
+    app = create_app(published, users, secret_key=b"k" * 32)
+    for user, sees in (("pengawas", True), ("kepala-rppsa", False)):
+        client = app.server.test_client()
+        login(client, user)
+        page = json.dumps(post_callback(client, app, ["app-root"], [
+            {"id": "url", "property": "pathname", "value": "/penyimpangan"},
+            {"id": "url", "property": "search", "value": ""}]).get_json())
+        assert ("tidak diperiksa pada analisis terakhir" in page and "konseling-individu.yaml" in page) is sees, user
 
     with pytest.raises(UserError, match="in bontang-bk's models"):
         run_compliance(conn, broken, insts, cals, institution="bontang-bk")

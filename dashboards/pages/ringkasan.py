@@ -21,7 +21,6 @@ def layout(ctx: ui.PageContext) -> Any:
         dcc.Store(id=f"{P}-ctx", data=ctx.store_data()),
         ui.filter_bar(ctx),
         ui.period_note(ctx),
-        ui.held_note(ctx),
         dcc.Loading(html.Div(id=f"{P}-kpis", className="kpi-row"), type="dot", color="#1f5f8b"),
         html.P(t("click_hint", lang), className="hint"),
         html.Div(className="grid-2", children=[
