@@ -355,10 +355,23 @@ def duration_cell(minutes: float | None, n: int | None, lang: str, day: float) -
 # Queries (all against the published file)
 # ---------------------------------------------------------------------------------------------------
 
-_PERIOD_CASES = """
+# a rules document's breach belongs to the period it happened in (local time; undated: every period)
+_LOCAL_TZ = "(SELECT coalesce(any_value(timezone), 'UTC') FROM institutions WHERE institution_id = $inst)"
+_IN_PERIOD = f"""(d.occurred_at IS NULL OR (timezone({_LOCAL_TZ}, d.occurred_at) >= $start
+                                      AND timezone({_LOCAL_TZ}, d.occurred_at) < $end))"""
+
+_PERIOD_CASES = f"""
 period_cases AS (
-    SELECT r.*, timezone(coalesce(i.timezone, 'UTC'), r.opened_at) AS opened_local
+    -- a student under a rules document counts the breaches that happened in the period (not all so far)
+    SELECT r.* REPLACE (CASE WHEN k.kind = 'rules' THEN coalesce(rb.n, 0) ELSE r.n_deviations END AS n_deviations,
+                        CASE WHEN k.kind = 'rules' THEN coalesce(rb.n, 0) = 0 ELSE r.compliant END AS compliant),
+           coalesce(k.kind = 'rules', FALSE) AS is_rules,
+           timezone(coalesce(i.timezone, 'UTC'), r.opened_at) AS opened_local
     FROM case_results r LEFT JOIN institutions i ON i.institution_id = r.institution_id
+         LEFT JOIN sops k ON k.sop_id = r.sop_id
+         LEFT JOIN (SELECT d.sop_id, d.case_id, count(*) AS n FROM deviations d
+                    WHERE d.institution_id = $inst AND d.kind = 'rule_breach' AND {_IN_PERIOD}
+                    GROUP BY ALL) rb ON rb.sop_id = r.sop_id AND rb.case_id = r.case_id
     WHERE r.institution_id = $inst
       AND CASE WHEN r.sop_id IN (SELECT sop_id FROM sops WHERE kind = 'rules')
                -- a student under a rules document: every period with input (attendance, scores, ...)
@@ -398,6 +411,7 @@ SELECT d.sop_id, d.kind, d.step_id, any_value(d.activity) AS activity, any_value
        any_value(d.expected) AS expected, count(DISTINCT d.case_id) AS n_cases, count(*) AS n
 FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
      LEFT JOIN sop_steps st ON st.sop_id = d.sop_id AND st.step_id = d.step_id
+WHERE NOT c.is_rules OR {_IN_PERIOD}
 GROUP BY d.sop_id, d.kind, d.step_id
 QUALIFY row_number() OVER (PARTITION BY d.sop_id ORDER BY count(DISTINCT d.case_id) DESC, d.kind, d.step_id)
         <= {TOP_DEVIATIONS}
@@ -438,6 +452,7 @@ dv AS (
            max(CASE d.severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END) AS worst,
            bool_or(d.kind = 'stalled_case') AS stalled
     FROM deviations d JOIN period_cases c ON c.sop_id = d.sop_id AND c.case_id = d.case_id
+    WHERE NOT c.is_rules OR {_IN_PERIOD}
     GROUP BY ALL),
 flagged AS (
     SELECT c.case_id, c.sop_id, c.opened_local, c.status, c.n_deviations, dv.kinds, dv.worst, dv.stalled,

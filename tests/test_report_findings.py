@@ -278,3 +278,40 @@ def test_typography(published: Path, tmp_path: Path) -> None:
     assert 'sebagai "&lt;&nbsp;5"' in html  # the PDF's introduction no longer breaks between "<" and "5"
     for el in _doc(path).xpath("//*[@data-value='suppressed']"):
         assert "< 5" not in el.text_content()  # always "<\xa05"
+
+
+def test_a_rules_document_counts_the_breaches_of_its_period(published: Path, tmp_path: Path) -> None:
+    """QA 12: a rules document's report (SMK N 1 Petasia) counted every breach so far in every period, so February
+    listed October's breaches and each month read the same. A breach now belongs to the period it happened in;
+    the process sections (bottlenecks, step times) are left out for rules."""
+    copy = _copy(published, tmp_path)
+    conn = duckdb.connect(str(copy))
+    conn.execute("INSERT INTO institutions VALUES ('smkn1-petasia', 'SMK Negeri 1 Petasia', 'school', "
+                 "'Morowali Utara', 'Asia/Makassar')")
+    conn.execute("INSERT INTO sops VALUES ('smkn1-petasia/aturan', 'smkn1-petasia', NULL, 'Peraturan Akademik', "
+                 "'rules', 2, NULL, 'h', '{}')")
+    for k in range(8):  # students with input from January to June
+        conn.execute("INSERT INTO case_results (run_id, institution_id, sop_id, case_id, opened_at, closed_at, "
+                     "compliant, n_deviations, status) VALUES (?, 'smkn1-petasia', 'smkn1-petasia/aturan', ?, "
+                     "'2026-01-05 01:00+00', '2026-06-26 01:00+00', ?, ?, 'closed')",
+                     [RUN_ID, f"siswa-{k}", k >= 6, 0 if k >= 6 else 1])
+    for k in range(6):  # one breach each: five in February, one in May
+        conn.execute("INSERT INTO deviations (run_id, institution_id, sop_id, case_id, kind, step_id, activity, "
+                     "expected, observed, severity, occurred_at) VALUES (?, 'smkn1-petasia', 'smkn1-petasia/aturan', "
+                     "?, 'rule_breach', 'hadir', 'Kehadiran', 'Pasal 5', '70%', 'medium', ?)",
+                     [RUN_ID, f"siswa-{k}", "2026-05-20 02:00+00" if k == 5 else "2026-02-10 02:00+00"])
+    conn.close()
+    pub = duckdb.connect(str(copy), read_only=True)
+    february = institution_report(pub, "smkn1-petasia", parse_period("2026-02"), "id")
+    may = institution_report(pub, "smkn1-petasia", parse_period("2026-05"), "id")
+    half = institution_report(pub, "smkn1-petasia", parse_period("2026-S1"), "id")
+    pub.close()
+    assert february["summary"]["n_cases"].value == may["summary"]["n_cases"].value == 8
+    assert february["summary"]["n_deviations"].value == 5  # May's breach is not February's
+    assert may["summary"]["n_deviations"].text == "<\u00a05" and half["summary"]["n_deviations"].value == 6
+    (sop,) = february["sops"]
+    assert [(d["n_cases"].value, d["kind"]) for d in sop["deviations"]] == [(5, "Pelanggaran aturan")]
+    out = tmp_path / "reports"
+    write_reports(copy, period="2026-02", institutions=["smkn1-petasia"], formats={"html"}, out_dir=out)
+    text = _text(_doc(out / "smkn1-petasia_2026-02.html"))
+    assert "Hambatan utama" not in text and "pelanggaran dihitung menurut tanggal terjadinya" in text
