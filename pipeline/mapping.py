@@ -26,6 +26,7 @@ import duckdb
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.config import PUBLIC_LABEL_CASES
 from pipeline.errors import UserError, read_text_file, validation_errors, yaml_error
 from pipeline.sop import SopModel, read_yaml
 
@@ -463,16 +464,20 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
             notes = source.notes + notes  # e.g. the title rows above an XLSX sheet's header
             labels: list[str] = []
             role_texts: list[str] = []
+            counts: dict[tuple[str, str], int] = {}  # (activity | role, text) -> rows
             if "role" in roles and sop is not None:
                 col = '"' + roles["role"].replace('"', '""') + '"'
-                role_texts = [str(r[0]) for r in conn.execute(
-                    f"SELECT DISTINCT trim({col}::VARCHAR) AS r FROM {source.sql} WHERE trim({col}::VARCHAR) <> '' "
-                    "ORDER BY r LIMIT 100").fetchall()]
+                role_rows = conn.execute(
+                    f"SELECT trim({col}::VARCHAR) AS r, count(*) FROM {source.sql} WHERE trim({col}::VARCHAR) <> '' "
+                    "GROUP BY r ORDER BY r LIMIT 100").fetchall()
+                role_texts = [str(r[0]) for r in role_rows]
+                counts.update({("role", str(r[0])): int(r[1]) for r in role_rows})
             if "activity" in roles:
                 col = '"' + roles["activity"].replace('"', '""') + '"'
                 rows = conn.execute(f"SELECT trim({col}) AS a, count(*) FROM {source.sql} WHERE trim({col}) <> '' "
                                     "GROUP BY a ORDER BY 2 DESC, 1 LIMIT 500").fetchall()
                 labels = [str(r[0]) for r in rows]
+                counts.update({("activity", str(r[0])): int(r[1]) for r in rows})
         finally:
             source.close(conn)
     finally:
@@ -480,4 +485,15 @@ def suggest_for_file(path: Path, sop: SopModel | None, *, sheet: str | None = No
     activities = suggest_activities(labels, sop) if sop else {}
     unmatched = [label for label in labels if label not in activities] if sop else []
     role_values = suggest_roles(role_texts, sop) if sop else {}
+    # a text that matches nothing and fills fewer than 5 rows may be a note about a person typed into the
+    # column: the mapping file is kept and shared, so it is counted, not copied
+    rare = {kind: sorted(t for t in texts if counts.get((kind, t), 0) < PUBLIC_LABEL_CASES)
+            for kind, texts in (("activity", unmatched), ("role", [k for k, v in role_values.items() if not v]))}
+    unmatched = [u for u in unmatched if u not in rare["activity"]]
+    role_values = {k: v for k, v in role_values.items() if k not in rare["role"]}
+    for kind, texts in rare.items():
+        if texts:
+            notes.append(f"{len(texts)} {kind} value(s) in fewer than {PUBLIC_LABEL_CASES} rows each match nothing and "
+                         "are not listed here (they may be notes about a person); map them by hand if they are "
+                         f"{'activities' if kind == 'activity' else 'roles'}")
     return suggestion_yaml(roles, drop, unmapped, activities, unmatched, sheet, notes, role_values, sop)

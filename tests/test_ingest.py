@@ -370,18 +370,22 @@ def test_map_suggest_reads_indonesian_headers(tmp_path: Path) -> None:
 
 def test_map_suggest_lists_role_texts_the_sop_does_not_name_and_the_mapping_loads(tmp_path: Path) -> None:
     """An export's own role words: the ones the SOP names (key, label, a part of it, an alias) need no line; a
-    near spelling is suggested, the rest are left for the user; an all-commented table still loads."""
+    near spelling is suggested, the rest are left for the user, except a value of 1-4 rows that matches nothing
+    (it may be a person's name typed into the column: counted, not copied into the kept file); an all-commented
+    table still loads."""
     export = tmp_path / "ekspor.csv"
     export.write_text("No Registrasi,Kegiatan,Waktu Selesai,Jabatan\n"
                       "K1,Penggalian data,03/10/2025 08:00,Petugas Lain\n"
                       "K1,Wali kelas berkoordinasi,03/10/2025 09:00,Walikelas\n"
-                      "K1,Konseling,03/10/2025 10:00,Satpam\n", encoding="utf-8")
+                      + "".join(f"K{k},Konseling,03/10/2025 10:00,Satpam\n" for k in range(5))
+                      + "K9,Konseling dgn Siti Zqx,03/10/2025 11:00,Bu Ani Zqx\n", encoding="utf-8")
     out = _cli("map", "suggest", str(export), "--sop", "smpn2-ngawi/bk001-prosedur")
     assert out.returncode == 0, out.stderr
     suggestion = yaml.safe_load(out.stdout)
     assert suggestion["columns"]["case_id"] == "No Registrasi" and suggestion["columns"]["role"] == "Jabatan"
     assert suggestion["roles"] == {"Walikelas": "wali_kelas"}
     assert "# Satpam: ???" in out.stdout and "Petugas Lain" not in out.stdout.split("roles:")[1]
+    assert "Zqx" not in out.stdout and "1 role value(s) in fewer than 5 rows" in out.stdout
     mapping = tmp_path / "map.yaml"
     mapping.write_text(out.stdout.replace("  Walikelas: wali_kelas\n", ""), encoding="utf-8")
     from pipeline.mapping import load_mapping
