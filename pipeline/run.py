@@ -46,7 +46,8 @@ from pipeline.timing import compute_timing
 # 2: run_dirty_known holds every dirty case with events loaded before, also those no run checked.
 # 3: the per-month step rows carry how many values their percentiles come from (n_wait, n_proc).
 # 4: an event's role text is matched again at run time with the SOP's role names (kept wrong_role rows are stale).
-STATE_REVISION = 4
+# 5: rare texts outside the SOPs are not named in results (public_texts.py): kept rows may still name them.
+STATE_REVISION = 5
 RUN_CHANGES = Changes(dirty="run_dirty", dirty_known="run_dirty_known", restated="run_open",
                       rejudged="run_rejudged")
 # the tables whose rows a run deletes in part: its commit packs them when enough piled up (db.vacuuming)
